@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Brenda's AWS clients. No bpy module use; the only place that imports boto3 (lazily)."""

@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""S3 transfers through s3transfer: parallel multipart, progress, cancel. No bpy module use.
+
+A cancelled or failed upload leaves no object (s3transfer aborts the multipart upload); a
+cancelled or failed download leaves no file (s3transfer writes to a temporary name first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..progress import Progress
+from .session import error_code
+
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    """The ETag without quotes; changes whenever the object's content changes."""
+    modified: datetime
+
+
+def transfer_config(*, concurrency: int = 10, threshold: int = MULTIPART_THRESHOLD) -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(
+        multipart_threshold=threshold,
+        multipart_chunksize=threshold,
+        max_concurrency=concurrency,
+        use_threads=True,
+    )
+
+
+def _callback(progress: Progress) -> Any:
+    def on_bytes(amount: int) -> None:
+        progress.advance(amount)
+        progress.check()
+
+    return on_bytes
+
+
+def upload_file(
+    client: Any,
+    path: Path,
+    bucket: str,
+    key: str,
+    progress: Progress | None = None,
+    *,
+    concurrency: int = 10,
+    threshold: int = MULTIPART_THRESHOLD,
+    content_type: str | None = None,
+) -> None:
+    """Upload ``path`` to ``s3://bucket/key``; ``progress`` counts bytes and can cancel."""
+    progress = progress or Progress()
+    progress.start(f"Uploading {path.name}", path.stat().st_size)
+    extra = {"ContentType": content_type} if content_type else None
+    client.upload_file(
+        str(path),
+        bucket,
+        key,
+        ExtraArgs=extra,
+        Callback=_callback(progress),
+        Config=transfer_config(concurrency=concurrency, threshold=threshold),
+    )
+
+
+def download_file(
+    client: Any,
+    bucket: str,
+    key: str,
+    path: Path,
+    progress: Progress | None = None,
+    *,
+    concurrency: int = 10,
+    threshold: int = MULTIPART_THRESHOLD,
+    size: int | None = None,
+) -> None:
+    """Download ``s3://bucket/key`` to ``path``, which appears only once complete."""
+    progress = progress or Progress()
+    progress.start(f"Downloading {Path(key).name}", size)
+    client.download_file(
+        bucket,
+        key,
+        str(path),
+        Callback=_callback(progress),
+        Config=transfer_config(concurrency=concurrency, threshold=threshold),
+    )
+
+
+def head(client: Any, bucket: str, key: str) -> ObjectInfo | None:
+    """The object's size and ETag, or None if it does not exist."""
+    try:
+        response = client.head_object(Bucket=bucket, Key=key)
+    except Exception as error:
+        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return ObjectInfo(
+        key=key,
+        size=int(response["ContentLength"]),
+        etag=str(response["ETag"]).strip('"'),
+        modified=response["LastModified"],
+    )
+
+
+def list_objects(client: Any, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+    """Every object under ``prefix``, in key order."""
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield ObjectInfo(
+                key=item["Key"],
+                size=int(item["Size"]),
+                etag=str(item["ETag"]).strip('"'),
+                modified=item["LastModified"],
+            )
+
+
+def ensure_bucket(client: Any, bucket: str, region: str) -> None:
+    """Create a private bucket if it does not exist yet (public access blocked)."""
+    try:
+        client.head_bucket(Bucket=bucket)
+        return
+    except Exception as error:
+        if error_code(error) not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    arguments: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        arguments["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    client.create_bucket(**arguments)
+    client.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )

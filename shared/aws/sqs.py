@@ -1,0 +1,304 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The work queue on SQS: a queue with a dead-letter queue, batched sends, leases.
+
+No bpy module use. Every call goes through a boto3 SQS client; callers wrap calls in
+``cloud_errors`` to turn failures into sentences.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import BrendaError, Cancelled, CloudError
+from ..progress import Progress
+from .session import cloud_errors, error_code
+
+MAX_BATCH_ENTRIES = 10
+MAX_BATCH_BYTES = 262_144
+DEAD_LETTER_SUFFIX = "-dead"
+MAX_QUEUE_NAME = 80
+SEND_ATTEMPTS = 4
+SENDS_IN_FLIGHT = 8
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    pending: int
+    """Tasks waiting to be taken."""
+    in_flight: int
+    """Tasks a node holds right now."""
+    delayed: int
+    dead: int | None
+    """Tasks moved to the dead-letter queue after too many failures; None without one."""
+
+
+@dataclass(frozen=True)
+class Message:
+    body: str
+    receipt: str
+    message_id: str
+    receive_count: int
+
+
+def batches(bodies: Sequence[str]) -> Iterator[list[tuple[int, str]]]:
+    """Group ``(index, body)`` into SendMessageBatch requests: 10 entries, 256 KiB at most."""
+    batch: list[tuple[int, str]] = []
+    size = 0
+    for index, body in enumerate(bodies):
+        body_size = len(body.encode())
+        if batch and (len(batch) == MAX_BATCH_ENTRIES or size + body_size > MAX_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append((index, body))
+        size += body_size
+    if batch:
+        yield batch
+
+
+class WorkQueue:
+    """One SQS queue (and its dead-letter queue) reached through a boto3 client."""
+
+    def __init__(self, client: Any, name: str, url: str, dead_letter_url: str | None) -> None:
+        self.client = client
+        self.name = name
+        self.url = url
+        self.dead_letter_url = dead_letter_url
+
+    @classmethod
+    def open(cls, client: Any, name: str) -> WorkQueue | None:
+        """The existing queue named ``name``, or None if there is none."""
+        url = _queue_url(client, name)
+        if url is None:
+            return None
+        attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
+        policy = attributes.get("Attributes", {}).get("RedrivePolicy")
+        dead_letter_url = None
+        if policy:
+            dead_letter_name = json.loads(policy)["deadLetterTargetArn"].rsplit(":", 1)[-1]
+            dead_letter_url = _queue_url(client, dead_letter_name)
+        return cls(client, name, url, dead_letter_url)
+
+    @classmethod
+    def ensure(
+        cls,
+        client: Any,
+        name: str,
+        *,
+        visibility_timeout: int,
+        max_receive_count: int,
+        retention: int,
+    ) -> WorkQueue:
+        """Create the queue and its dead-letter queue, or bring existing ones up to date."""
+        dead_letter_name = name + DEAD_LETTER_SUFFIX
+        if len(dead_letter_name) > MAX_QUEUE_NAME:
+            raise CloudError(
+                f"Queue name '{name}' is too long: Brenda adds '{DEAD_LETTER_SUFFIX}' for its "
+                f"dead-letter queue and SQS allows {MAX_QUEUE_NAME} characters; use a shorter "
+                "WORK_QUEUE."
+            )
+        retention_attributes = {"MessageRetentionPeriod": str(retention)}
+        dead_letter_url = _create_or_update(client, dead_letter_name, retention_attributes)
+        dead_letter_arn = client.get_queue_attributes(
+            QueueUrl=dead_letter_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        attributes = {
+            "VisibilityTimeout": str(visibility_timeout),
+            "MessageRetentionPeriod": str(retention),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": str(max_receive_count)}
+            ),
+        }
+        url = _create_or_update(client, name, attributes)
+        return cls(client, name, url, dead_letter_url)
+
+    # --- sending --------------------------------------------------------------------------
+
+    def send_all(
+        self,
+        bodies: Sequence[str],
+        progress: Progress | None = None,
+        *,
+        in_flight: int = SENDS_IN_FLIGHT,
+    ) -> int:
+        """Send every body, 10 to a request with ``in_flight`` requests at a time.
+
+        Returns the number sent. On failure raises CloudError saying how many were sent.
+        """
+        progress = progress or Progress()
+        progress.start(f"Pushing to sqs://{self.name}", len(bodies))
+        sent = 0
+        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="brenda-send") as pool:
+            futures: set[Future[int]] = {
+                pool.submit(self._send_batch, batch, progress) for batch in batches(bodies)
+            }
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in pending:
+                future.cancel()
+            done |= set(wait(pending).done)
+            failure: BaseException | None = None
+            for future in done:
+                if future.cancelled():
+                    continue
+                error = future.exception()
+                if error is None:
+                    sent += future.result()
+                else:
+                    failure = failure or error
+                    sent += getattr(error, "sent", 0)
+        if failure is None:
+            return sent
+        if not isinstance(failure, BrendaError):
+            raise failure
+        note = (
+            f" {sent} of {len(bodies)} tasks were already pushed: run 'brenda-work reset' "
+            "before pushing again."
+            if sent
+            else ""
+        )
+        error_type = Cancelled if isinstance(failure, Cancelled) else CloudError
+        raise error_type(f"{failure}{note}") from failure
+
+    def _send_batch(self, batch: list[tuple[int, str]], progress: Progress) -> int:
+        progress.check()
+        with cloud_errors(f"pushing tasks to sqs://{self.name}"):
+            return self._send_batch_entries(batch, progress)
+
+    def _send_batch_entries(self, batch: list[tuple[int, str]], progress: Progress) -> int:
+        remaining = {str(index): body for index, body in batch}
+        sent = 0
+        for attempt in range(SEND_ATTEMPTS):
+            response = self.client.send_message_batch(
+                QueueUrl=self.url,
+                Entries=[{"Id": key, "MessageBody": body} for key, body in remaining.items()],
+            )
+            succeeded = [entry["Id"] for entry in response.get("Successful", [])]
+            for key in succeeded:
+                del remaining[key]
+            sent += len(succeeded)
+            progress.advance(len(succeeded))
+            failed = response.get("Failed", [])
+            if not remaining:
+                return sent
+            if any(entry.get("SenderFault") for entry in failed):
+                first = next(entry for entry in failed if entry.get("SenderFault"))
+                raise _PartialSendError(
+                    f"SQS refused a task ({first.get('Code')}: {first.get('Message')}).", sent
+                )
+            time.sleep(0.2 * 2**attempt)
+        raise _PartialSendError(f"SQS kept failing to accept {len(remaining)} tasks.", sent)
+
+    # --- the node's side ------------------------------------------------------------------
+
+    def receive(
+        self, *, wait_seconds: int = 20, visibility_timeout: int | None = None
+    ) -> Message | None:
+        """Take one task (long polling up to ``wait_seconds``), or None if none came."""
+        request: dict[str, Any] = {
+            "QueueUrl": self.url,
+            "MaxNumberOfMessages": 1,
+            "WaitTimeSeconds": wait_seconds,
+            "MessageSystemAttributeNames": ["ApproximateReceiveCount"],
+        }
+        if visibility_timeout is not None:
+            request["VisibilityTimeout"] = visibility_timeout
+        messages = self.client.receive_message(**request).get("Messages", [])
+        if not messages:
+            return None
+        raw = messages[0]
+        return Message(
+            body=raw["Body"],
+            receipt=raw["ReceiptHandle"],
+            message_id=raw["MessageId"],
+            receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+        )
+
+    def extend(self, message: Message, seconds: int) -> None:
+        """Keep ``message`` hidden from other nodes for ``seconds`` from now."""
+        self.client.change_message_visibility(
+            QueueUrl=self.url, ReceiptHandle=message.receipt, VisibilityTimeout=seconds
+        )
+
+    def release(self, message: Message) -> None:
+        """Give ``message`` back to the queue at once."""
+        self.extend(message, 0)
+
+    def delete(self, message: Message) -> None:
+        self.client.delete_message(QueueUrl=self.url, ReceiptHandle=message.receipt)
+
+    # --- the operator's side --------------------------------------------------------------
+
+    def counts(self) -> QueueCounts:
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        attributes = self.client.get_queue_attributes(QueueUrl=self.url, AttributeNames=names)[
+            "Attributes"
+        ]
+        dead = None
+        if self.dead_letter_url is not None:
+            dead_attributes = self.client.get_queue_attributes(
+                QueueUrl=self.dead_letter_url, AttributeNames=names[:2]
+            )["Attributes"]
+            dead = int(dead_attributes.get(names[0], 0)) + int(dead_attributes.get(names[1], 0))
+        return QueueCounts(
+            pending=int(attributes.get(names[0], 0)),
+            in_flight=int(attributes.get(names[1], 0)),
+            delayed=int(attributes.get(names[2], 0)),
+            dead=dead,
+        )
+
+    def purge(self) -> None:
+        """Empty the queue and its dead-letter queue (tasks held by nodes included)."""
+        for url in (self.url, self.dead_letter_url):
+            if url is None:
+                continue
+            try:
+                self.client.purge_queue(QueueUrl=url)
+            except Exception as error:
+                if error_code(error) != "AWS.SimpleQueueService.PurgeQueueInProgress":
+                    raise
+                raise CloudError(
+                    f"SQS is still emptying sqs://{self.name} from an earlier reset; SQS allows "
+                    "one purge a minute, so try again in a minute."
+                ) from error
+
+    def delete_queues(self) -> None:
+        """Delete the queue and its dead-letter queue."""
+        self.client.delete_queue(QueueUrl=self.url)
+        if self.dead_letter_url is not None:
+            self.client.delete_queue(QueueUrl=self.dead_letter_url)
+
+
+class _PartialSendError(CloudError):
+    """A send failure that knows how many tasks went out before it."""
+
+    def __init__(self, message: str, sent: int) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+def _queue_url(client: Any, name: str) -> str | None:
+    try:
+        return str(client.get_queue_url(QueueName=name)["QueueUrl"])
+    except Exception as error:
+        if error_code(error) in (
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "QueueDoesNotExist",
+        ):
+            return None
+        raise
+
+
+def _create_or_update(client: Any, name: str, attributes: dict[str, str]) -> str:
+    url = _queue_url(client, name)
+    if url is None:
+        return str(client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+    client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    return url

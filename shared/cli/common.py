@@ -1,0 +1,114 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What every Brenda command shares: argument errors, error printing, logging, progress bars.
+
+No bpy module use. A BrendaError is printed as one line and exits 1; argument mistakes exit 2;
+Ctrl-C exits 130. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import NoReturn
+
+from .. import __version__
+from ..errors import BrendaError
+from ..progress import Progress
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+OUR_LOGGERS = ("shared", "brenda_node")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with Brenda's one-line usage errors (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (run '{self.prog} -h' for usage)\n")
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="configuration file (default: $BRENDA_CONFIG, else ~/.brenda.conf)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log what Brenda does, step by step"
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+
+
+class _PrefixedFormatter(logging.Formatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__()
+        self.prog = prog
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        return f"{self.prog}: {level}{record.getMessage()}"
+
+
+def configure_logging(prog: str, *, verbose: bool) -> None:
+    """Send our loggers (only ours) to stderr as ``prog: warning: ...`` lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PrefixedFormatter(prog))
+    for name in OUR_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.setLevel(logging.INFO if verbose else logging.WARNING)
+        logger.propagate = False
+
+
+def run_command(prog: str, main: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:
+    """Run ``main`` with Brenda's error handling; returns the exit status."""
+    configure_logging(prog, verbose=False)
+    try:
+        return main(argv)
+    except BrendaError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+@contextmanager
+def progress_bar(unit: str = "tasks") -> Iterator[Progress]:
+    """A Progress shown as a rich bar on stderr when it is a terminal."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as RichProgress
+
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+    )
+    with RichProgress(*columns, console=console, disable=not console.is_terminal) as bar:
+        bar_task = bar.add_task("", total=None)
+
+        def show(progress: Progress) -> None:
+            bar.update(
+                bar_task,
+                description=progress.description,
+                total=progress.total,
+                completed=progress.done,
+            )
+
+        yield Progress(on_change=show)

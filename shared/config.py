@@ -1,0 +1,392 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Brenda's settings: one table, read from ``~/.brenda.conf``, ``BRENDA_*`` and flags.
+
+No bpy module use.
+
+The file format is the original Brenda's: ``KEY=VALUE`` lines; a value wrapped in matching quotes
+loses them; single-quoted values are literal, others expand ``$NAME`` and ``${NAME}`` from keys
+read earlier in the file, then from the environment. Precedence: command-line flag, then the
+environment variable ``BRENDA_<KEY>``, then the file, then the default.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from .errors import ConfigError
+from .urls import BrendaUrl, EbsUrl, parse_url
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "BRENDA_"
+CONFIG_PATH_ENV = "BRENDA_CONFIG"
+DEFAULT_CONFIG_PATH = Path("~/.brenda.conf")
+
+_LINE = re.compile(r"^([A-Za-z0-9_]+)=(.*)$")
+_REFERENCE = re.compile(r"\$\{([A-Za-z0-9_]+)\}|\$([A-Za-z0-9_]+)")
+_ADDITIONAL_EBS = re.compile(r"^ADDITIONAL_EBS_(\d+)$")
+MAX_ADDITIONAL_EBS = 65
+
+Value = str | int | float | bool | BrendaUrl
+Parser = Callable[[str], Value]
+T = TypeVar("T")
+
+
+class _BadValueError(ValueError):
+    """A parser's complaint, completed into a sentence with the key and its origin."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    parse: Parser
+    default: Value | None
+    description: str
+
+    @property
+    def env_name(self) -> str:
+        return ENV_PREFIX + self.key
+
+
+def _text(value: str) -> str:
+    if not value:
+        raise _BadValueError("must not be empty")
+    return value
+
+
+def _count(minimum: int, maximum: int | None = None) -> Parser:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise _BadValueError(f"must be a whole number, not '{value}'") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise _BadValueError(f"must be at least {minimum}{upper}, not {number}")
+        return number
+
+    return parse
+
+
+def _price(value: str) -> float:
+    try:
+        price = float(value)
+    except ValueError:
+        raise _BadValueError(f"must be a price in US$ per hour like 0.25, not '{value}'") from None
+    if not price > 0 or price == float("inf"):
+        raise _BadValueError(f"must be a positive price in US$ per hour, not '{value}'")
+    return price
+
+
+def _flag(value: str) -> bool:
+    if value in ("0", "1"):
+        return value == "1"
+    raise _BadValueError(f"must be 0 or 1, not '{value}'")
+
+
+def _choice(*choices: str) -> Parser:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise _BadValueError(f"must be one of {', '.join(choices)}, not '{value}'")
+        return value
+
+    return parse
+
+
+def _url(*schemes: str) -> Parser:
+    def parse(value: str) -> BrendaUrl:
+        try:
+            return parse_url(value, allowed=schemes)
+        except ConfigError as error:
+            raise _BadValueError(f"is wrong: {str(error).rstrip('.')}") from error
+
+    return parse
+
+
+def _mounted_snapshot(value: str) -> BrendaUrl:
+    url = _url("ebs")(value)
+    if not isinstance(url, EbsUrl) or url.directory is None:
+        raise _BadValueError(f"must be ebs://SNAPSHOT,FOLDER (the folder is missing in '{value}')")
+    return url
+
+
+def _legacy(value: str) -> str:
+    return value
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # Credentials: the standard AWS chain is preferred (profiles, SSO, instance roles).
+    Setting("AWS_PROFILE", _text, None, "AWS profile from ~/.aws/config to use."),
+    Setting("AWS_ACCESS_KEY", _text, None, "Access key id (legacy; prefer an AWS profile)."),
+    Setting("AWS_SECRET_KEY", _text, None, "Secret access key (legacy; prefer an AWS profile)."),
+    # The job.
+    Setting(
+        "BLENDER_PROJECT", _url("s3", "file", "ebs"), None, "The project: s3://, file://, ebs://."
+    ),
+    Setting("WORK_QUEUE", _url("sqs"), None, "The work queue: sqs://NAME."),
+    Setting("RENDER_OUTPUT", _url("s3", "file"), None, "Where frames go: s3://BUCKET[/PREFIX]."),
+    Setting("S3_REGION", _text, None, "Region of the S3 buckets (default: the AWS region)."),
+    Setting("SQS_REGION", _text, None, "Region of the work queue (default: the AWS region)."),
+    Setting("EC2_REGION", _text, None, "Region for EC2 nodes (default: the AWS region)."),
+    # The queue and the node.
+    Setting(
+        "VISIBILITY_TIMEOUT",
+        _count(1, 43200),
+        120,
+        "Seconds a taken task stays hidden from other nodes unless its lease is renewed.",
+    ),
+    Setting(
+        "VISIBILITY_TIMEOUT_REASSERT",
+        _count(1, 43200),
+        30,
+        "Seconds between lease renewals while a task runs.",
+    ),
+    Setting(
+        "MAX_RECEIVE_COUNT",
+        _count(1, 1000),
+        3,
+        "Tries before a failing task moves to the dead-letter queue.",
+    ),
+    Setting(
+        "QUEUE_RETENTION",
+        _count(60, 1209600),
+        1209600,
+        "Seconds SQS keeps a task that nobody finishes (at most 14 days).",
+    ),
+    Setting("N_RETRIES", _count(1), 5, "Node retries of transient errors per RESET_PERIOD."),
+    Setting("ERROR_PAUSE", _count(0), 30, "Seconds a node waits before retrying."),
+    Setting("RESET_PERIOD", _count(1), 3600, "Seconds after which the retry count resets."),
+    Setting("CURL_MAX_THREADS", _count(1, 256), 16, "Parallel connections per S3 transfer."),
+    Setting("CURL_N_RETRIES", _legacy, None, "Legacy paracurl setting; accepted, no effect."),
+    Setting("CURL_DEBUG", _legacy, None, "Legacy paracurl setting; accepted, no effect."),
+    Setting(
+        "BLENDER_PROJECT_ALWAYS_REFETCH",
+        _flag,
+        False,
+        "1: download the project again even when its ETag is unchanged.",
+    ),
+    Setting("WORK_DIR", _text, ".", "Node work folder (project, outputs, temporary files)."),
+    Setting("DONE", _choice("exit", "shutdown", "poll"), None, "What a node does when idle."),
+    Setting("SHUTDOWN", _flag, False, "Legacy: 1 means DONE=shutdown when DONE is unset."),
+    Setting("RUNNING_ON_EC2", _flag, True, "0: the node skips EC2 metadata (local testing)."),
+    # The fleet.
+    Setting("AMI_ID", _text, None, "Node image; '*' matches every image in status and stop."),
+    Setting("INSTANCE_TYPE", _text, "c7i.2xlarge", "EC2 instance type for nodes."),
+    Setting("BID_PRICE", _price, None, "Spot maximum price in US$ per hour."),
+    Setting("USE_ISTORE", _flag, None, "1: nodes work on the instance store."),
+    Setting("NO_EBS", _flag, False, "1: launch with no block-device mapping."),
+    Setting("SSH_KEY_NAME", _text, "brenda", "EC2 key pair name."),
+    Setting("SECURITY_GROUP", _text, "brenda", "EC2 security group name."),
+    Setting("SSH_PUBKEY", _text, "~/.ssh/id_rsa.pub", "Public key imported by brenda-run init."),
+    Setting("SSH_IDENTITY", _text, "~/.ssh/id_rsa", "Private key for brenda-tool."),
+    Setting("AWS_USER", _text, "ubuntu", "SSH login user on nodes."),
+    Setting("TOOL_THREADS", _count(1, 1024), 64, "Parallel ssh/rsync sessions of brenda-tool."),
+    Setting("REMOTE_PIDFILE", _text, "brenda.pid", "Node pid file checked by prune."),
+    Setting("EBS_MANAGE_INSTANCE_TYPE", _text, "t3.micro", "Instance type for brenda-ebs."),
+    Setting("EBS_MANAGE_AVAILABILITY_ZONE", _text, None, "Availability zone for brenda-ebs."),
+)
+
+SETTINGS_BY_KEY: dict[str, Setting] = {setting.key: setting for setting in SETTINGS}
+
+
+def _setting_for(key: str) -> Setting | None:
+    if key in SETTINGS_BY_KEY:
+        return SETTINGS_BY_KEY[key]
+    match = _ADDITIONAL_EBS.match(key)
+    if match and int(match.group(1)) < MAX_ADDITIONAL_EBS:
+        return Setting(key, _mounted_snapshot, None, "An extra snapshot: ebs://SNAPSHOT,FOLDER.")
+    return None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Parsed settings and where each one came from (for error messages)."""
+
+    values: Mapping[str, Value]
+    origins: Mapping[str, str]
+    file: Path | None
+    """The configuration file that was read, if any."""
+
+    def get(self, key: str) -> Value | None:
+        if key in self.values:
+            return self.values[key]
+        setting = _setting_for(key)
+        if setting is None:
+            raise KeyError(key)
+        return setting.default
+
+    def _typed(self, key: str, kind: type[T]) -> T | None:
+        value = self.get(key)
+        if value is None or isinstance(value, kind):
+            return value
+        raise TypeError(f"setting {key} is a {type(value).__name__}, not {kind.__name__}")
+
+    def text(self, key: str) -> str | None:
+        return self._typed(key, str)
+
+    def integer(self, key: str) -> int:
+        value = self._typed(key, int)
+        if value is None:
+            raise self.missing(key)
+        return value
+
+    def flag(self, key: str) -> bool | None:
+        return self._typed(key, bool)
+
+    def number(self, key: str) -> float | None:
+        return self._typed(key, float)
+
+    def url(self, key: str, kind: type[T]) -> T | None:
+        return self._typed(key, kind)
+
+    def require_url(self, key: str, kind: type[T]) -> T:
+        value = self.url(key, kind)
+        if value is None:
+            raise self.missing(key)
+        return value
+
+    def require_text(self, key: str) -> str:
+        value = self.text(key)
+        if value is None:
+            raise self.missing(key)
+        return value
+
+    def done_mode(self) -> str:
+        """The node's idle policy: DONE, else the legacy SHUTDOWN flag."""
+        done = self.text("DONE")
+        if done is not None:
+            return done
+        return "shutdown" if self.flag("SHUTDOWN") else "exit"
+
+    def additional_ebs(self) -> list[EbsUrl]:
+        """ADDITIONAL_EBS_<n> snapshots in index order."""
+        keyed: list[tuple[int, EbsUrl]] = []
+        for key, value in self.values.items():
+            match = _ADDITIONAL_EBS.match(key)
+            if match and isinstance(value, EbsUrl):
+                keyed.append((int(match.group(1)), value))
+        return [url for _, url in sorted(keyed, key=lambda pair: pair[0])]
+
+    def missing(self, key: str) -> ConfigError:
+        setting = _setting_for(key)
+        where = self.file or DEFAULT_CONFIG_PATH
+        what = ""
+        if setting is not None:
+            description = setting.description.rstrip(".")
+            what = f" ({description[0].lower()}{description[1:]})"
+        return ConfigError(
+            f"{key} is not set: add {key}=... to {where} or set {ENV_PREFIX}{key}{what}."
+        )
+
+
+def resolve_config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The file to read: ``-c FILE``, else ``$BRENDA_CONFIG``, else ``~/.brenda.conf`` if present.
+
+    A file that was named explicitly (flag or variable) must exist.
+    """
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"Configuration file {path} (given with -c) does not exist.")
+        return path
+    from_env = environ.get(CONFIG_PATH_ENV)
+    if from_env:
+        path = Path(from_env).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"Configuration file {path} (from ${CONFIG_PATH_ENV}) does not exist."
+            )
+        return path
+    default = Path(environ.get("HOME", "~")) / ".brenda.conf"
+    default = default.expanduser()
+    return default if default.is_file() else None
+
+
+def read_config_file(path: Path, environ: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """Return ``(key, raw value, origin)`` for each setting line of a Brenda config file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"Configuration file {path} is not UTF-8 text.") from error
+    except OSError as error:
+        raise ConfigError(
+            f"Configuration file {path} cannot be read: {error.strerror or error}."
+        ) from error
+    entries: list[tuple[str, str, str]] = []
+    earlier: dict[str, str] = {}
+    for number, raw_line in enumerate(text.splitlines(), start=1):
+        line = raw_line.strip()
+        origin = f"{path}, line {number}"
+        if not line or line.startswith("#"):
+            continue
+        match = _LINE.match(line)
+        if not match:
+            log.warning("%s: ignored, not a KEY=VALUE line: %s", origin, line)
+            continue
+        key, value = match.groups()
+        value = _unquote_and_expand(value, earlier, environ)
+        earlier[key] = value
+        entries.append((key, value, origin))
+    return entries
+
+
+def _unquote_and_expand(value: str, earlier: Mapping[str, str], environ: Mapping[str, str]) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        if value[0] == "'":
+            return value[1:-1]
+        value = value[1:-1]
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name in earlier:
+            return earlier[name]
+        return environ.get(name, "")
+
+    return _REFERENCE.sub(substitute, value)
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, tuple[str, str]] | None = None,
+) -> Config:
+    """Read settings with precedence flags > ``BRENDA_*`` environment > file > defaults.
+
+    ``path`` is the ``-c`` argument (None: ``$BRENDA_CONFIG`` or ``~/.brenda.conf``);
+    ``overrides`` maps a key to ``(raw value, origin)``, the origin naming the flag.
+    """
+    environ = os.environ if environ is None else environ
+    file = resolve_config_path(path, environ)
+    layers: list[tuple[str, str, str]] = []
+    if file is not None:
+        layers.extend(read_config_file(file, environ))
+    for name, value in sorted(environ.items()):
+        if name.startswith(ENV_PREFIX) and name != CONFIG_PATH_ENV:
+            layers.append((name[len(ENV_PREFIX) :], value, f"environment variable {name}"))
+    for key, (value, origin) in (overrides or {}).items():
+        layers.append((key, value, origin))
+
+    winners: dict[str, tuple[Setting, str, str]] = {}
+    for key, raw, origin in layers:
+        setting = _setting_for(key)
+        if setting is None:
+            log.warning("%s: unknown setting %s ignored; check its spelling.", origin, key)
+            continue
+        winners[key] = (setting, raw, origin)
+
+    values: dict[str, Value] = {}
+    origins: dict[str, str] = {}
+    for key, (setting, raw, origin) in winners.items():
+        try:
+            values[key] = setting.parse(raw)
+        except _BadValueError as problem:
+            raise ConfigError(f"{origin}: {key} {problem}.") from None
+        origins[key] = origin
+    return Config(values=values, origins=origins, file=file)

@@ -1,0 +1,28 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Brenda's error types. No bpy module use.
+
+Every message is one sentence a user can act on; the command-line tools print it verbatim and the
+add-on shows it in one report line. Low-level exceptions are chained with ``from``.
+"""
+
+from __future__ import annotations
+
+
+class BrendaError(Exception):
+    """An error whose message is a complete, user-facing sentence."""
+
+
+class ConfigError(BrendaError):
+    """A setting is missing, unknown or has a bad value."""
+
+
+class TaskError(BrendaError):
+    """A task template, frame range or task description cannot produce valid tasks."""
+
+
+class CloudError(BrendaError):
+    """An AWS call failed (credentials, network, permissions, missing resources)."""
+
+
+class Cancelled(BrendaError):
+    """The user cancelled a long operation."""

@@ -1,0 +1,435 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Task generation: frame ranges and lists, multiframe chunks, subframe tiles. No bpy module use.
+
+Pure functions. The arithmetic follows the original Brenda exactly (chunk-major, then tile x,
+then tile y; tile bounds ``x * (1.0 / X)`` printed like Python 2's ``str(float)``) so that the
+scripts and output file names it produces are the ones Brenda users know. Two task forms exist:
+
+* script tasks: a shell template with ``$START $END $STEP $FRAME $SF_MIN_X ...`` substituted;
+* render tasks: a structured description (frames, tile, format, scene) that the node renders
+  without a shell, which is what the add-on generates from scene settings.
+
+Both travel as one JSON document per SQS message (see ``encode_task``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .errors import TaskError
+
+TASK_FORMAT_VERSION = 1
+MAX_MESSAGE_BYTES = 262_144
+"""SQS's message size limit that every region accepts."""
+
+BUILTIN_TEMPLATES = ("frame", "subframe")
+TILE_VARIABLES = ("$SF_MIN_X", "$SF_MAX_X", "$SF_MIN_Y", "$SF_MAX_Y")
+FRAME_VARIABLES = ("$FRAME", "$START", "$END")
+
+IMAGE_FORMATS = (
+    "PNG",
+    "JPEG",
+    "OPEN_EXR",
+    "OPEN_EXR_MULTILAYER",
+    "TIFF",
+    "BMP",
+    "TARGA",
+    "TARGA_RAW",
+    "JPEG2000",
+    "WEBP",
+    "HDR",
+    "DPX",
+    "CINEON",
+    "IRIS",
+)
+MAX_SCENE_NAME_BYTES = 63
+DEFAULT_OUTPUT_NAME = "frame_######"
+
+_FRAME_ITEM = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
+
+
+def brenda_float(value: float) -> str:
+    """Format like Python 2's ``str(float)``: 12 significant digits, ``.0`` on whole numbers."""
+    text = format(value, ".12g")
+    if not any(mark in text for mark in (".", "e", "inf", "nan")):
+        text += ".0"
+    return text
+
+
+def _range_text(start: int, end: int, step: int) -> str:
+    if start == end:
+        return str(start)
+    return f"{start}-{end}:{step}" if step != 1 else f"{start}-{end}"
+
+
+@dataclass(frozen=True)
+class FrameRange:
+    """Frames ``start, start + step, ...`` up to and including ``end`` where it is on the step."""
+
+    start: int
+    end: int
+    step: int = 1
+
+    def __post_init__(self) -> None:
+        if self.start < 0:
+            raise TaskError(f"Frame {self.start} is negative; frames start at 0.")
+        if self.step < 1:
+            raise TaskError(f"Frame step {self.step} must be 1 or more.")
+        if self.end < self.start:
+            raise TaskError(f"End frame {self.end} is before start frame {self.start}.")
+
+    def frames(self) -> range:
+        return range(self.start, self.end + 1, self.step)
+
+    def __str__(self) -> str:
+        return _range_text(self.start, self.end, self.step)
+
+
+@dataclass(frozen=True)
+class FrameChunk:
+    """The frames of one task: what ``$START``, ``$END`` and ``$STEP`` become."""
+
+    start: int
+    end: int
+    step: int
+
+    def frames(self) -> range:
+        return range(self.start, self.end + 1, self.step)
+
+    def __str__(self) -> str:
+        return _range_text(self.start, self.end, self.step)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A border-render region as fractions of the frame, in Blender's convention."""
+
+    min_x: float
+    max_x: float
+    min_y: float
+    max_y: float
+
+    def bounds_text(self) -> tuple[str, str, str, str]:
+        return (
+            brenda_float(self.min_x),
+            brenda_float(self.max_x),
+            brenda_float(self.min_y),
+            brenda_float(self.max_y),
+        )
+
+    def name_suffix(self) -> str:
+        """The part the subframe template appends to output names: ``_X-0.0-0.5-Y-0.5-1.0``."""
+        min_x, max_x, min_y, max_y = self.bounds_text()
+        return f"_X-{min_x}-{max_x}-Y-{min_y}-{max_y}"
+
+
+def parse_frame_list(text: str) -> tuple[FrameRange, ...]:
+    """Parse a frame list such as ``1-10,15,20-40:2`` (ranges inclusive, ``:N`` is a step).
+
+    Frames may be listed in any order but only once.
+    """
+    ranges: list[FrameRange] = []
+    seen: dict[int, str] = {}
+    items = [item.strip() for item in text.split(",")]
+    if not any(items):
+        raise TaskError("The frame list is empty: give frames like 1-10,15,20-40:2.")
+    for item in items:
+        match = _FRAME_ITEM.match(item)
+        if not match:
+            raise TaskError(
+                f"Frame list item '{item}' is not a frame (15), a range (1-10) or a range with "
+                "a step (20-40:2)."
+            )
+        start = int(match.group(1))
+        end = int(match.group(2)) if match.group(2) is not None else start
+        step = int(match.group(3)) if match.group(3) is not None else 1
+        frame_range = FrameRange(start, end, step)
+        for frame in frame_range.frames():
+            if frame in seen:
+                raise TaskError(
+                    f"Frame {frame} appears twice in the frame list (in '{seen[frame]}' and "
+                    f"'{item}')."
+                )
+            seen[frame] = item
+        ranges.append(frame_range)
+    return tuple(ranges)
+
+
+def chunk_frames(ranges: Iterable[FrameRange], task_size: int) -> list[FrameChunk]:
+    """Split each range into tasks of ``task_size`` frames (Brenda's ``-S``)."""
+    if task_size < 1:
+        raise TaskError(f"Frames per task (-S) must be 1 or more, not {task_size}.")
+    chunks: list[FrameChunk] = []
+    for frame_range in ranges:
+        frames = frame_range.frames()
+        for first in range(0, len(frames), task_size):
+            last = min(first + task_size, len(frames)) - 1
+            chunks.append(FrameChunk(frames[first], frames[last], frame_range.step))
+    return chunks
+
+
+def tile_grid(tiles_x: int, tiles_y: int) -> list[Tile] | None:
+    """Brenda's subframe grid, x outer and y inner; None when tiling is off (both 0)."""
+    if tiles_x < 0 or tiles_y < 0:
+        raise TaskError(f"Tile counts (-X {tiles_x} -Y {tiles_y}) must not be negative.")
+    if tiles_x == 0 and tiles_y == 0:
+        return None
+    if tiles_x == 0 or tiles_y == 0:
+        raise TaskError(
+            f"Subframe tiles need both -X and -Y above 0 (got -X {tiles_x} -Y {tiles_y})."
+        )
+    width = 1.0 / tiles_x
+    height = 1.0 / tiles_y
+    return [
+        Tile(x * width, (x + 1) * width, y * height, (y + 1) * height)
+        for x in range(tiles_x)
+        for y in range(tiles_y)
+    ]
+
+
+@dataclass(frozen=True)
+class ScriptTask:
+    """A shell task: the template with every push-time variable substituted."""
+
+    chunk: FrameChunk
+    tile: Tile | None
+    script: str
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """What a structured render task renders, besides its frames and tile."""
+
+    file_format: str = "PNG"
+    scene: str | None = None
+    """Scene name; None renders the file's active scene."""
+    blend: str | None = None
+    """The .blend file, relative to the project; None for the one .blend at its top level."""
+    output_name: str = DEFAULT_OUTPUT_NAME
+    """Output file name with ``#`` marks for the frame number."""
+
+    def __post_init__(self) -> None:
+        validate_render_settings(self)
+
+
+@dataclass(frozen=True)
+class RenderTask:
+    """A structured task the node renders without a shell."""
+
+    chunk: FrameChunk
+    tile: Tile | None
+    settings: RenderSettings
+
+    @property
+    def output_name(self) -> str:
+        suffix = self.tile.name_suffix() if self.tile else ""
+        return self.settings.output_name + suffix
+
+
+Task = ScriptTask | RenderTask
+
+
+def validate_render_settings(settings: RenderSettings) -> None:
+    if settings.file_format not in IMAGE_FORMATS:
+        raise TaskError(
+            f"Output format '{settings.file_format}' is not an image format Blender writes; "
+            f"use one of {', '.join(IMAGE_FORMATS)}."
+        )
+    if settings.scene is not None and (
+        not settings.scene
+        or "\0" in settings.scene
+        or len(settings.scene.encode()) > MAX_SCENE_NAME_BYTES
+    ):
+        raise TaskError(
+            f"Scene name '{settings.scene}' is not a Blender scene name "
+            f"(1 to {MAX_SCENE_NAME_BYTES} bytes)."
+        )
+    if settings.blend is not None:
+        path = PurePosixPath(settings.blend)
+        if path.is_absolute() or ".." in path.parts or path.suffix != ".blend":
+            raise TaskError(
+                f"Blend file '{settings.blend}' must be a .blend path inside the project, "
+                "like shots/shot1.blend."
+            )
+    name = settings.output_name
+    if "#" not in name or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
+        raise TaskError(
+            f"Output name '{name}' must be a file name with # marks for the frame number, "
+            "like frame_######."
+        )
+
+
+def substitute(template: str, chunk: FrameChunk, tile: Tile | None) -> str:
+    """Brenda's push-time substitution, in the original's order (literal text replacement)."""
+    script = template.replace("$FRAME", f"-s {chunk.start} -e {chunk.end} -j {chunk.step}")
+    script = script.replace("$START", str(chunk.start))
+    script = script.replace("$END", str(chunk.end))
+    script = script.replace("$STEP", str(chunk.step))
+    if tile is not None:
+        for variable, value in zip(TILE_VARIABLES, tile.bounds_text(), strict=True):
+            script = script.replace(variable, value)
+    return script
+
+
+def check_template(template: str, *, origin: str, tiled: bool) -> None:
+    """Refuse templates that would make every task the same."""
+    if not template.strip():
+        raise TaskError(f"Task template {origin} is empty.")
+    if not any(variable in template for variable in FRAME_VARIABLES):
+        raise TaskError(
+            f"Task template {origin} uses none of $START, $END or $FRAME, so every task would "
+            "render the same frames."
+        )
+    if tiled and not all(variable in template for variable in TILE_VARIABLES):
+        raise TaskError(
+            f"Task template {origin} lacks some of {' '.join(TILE_VARIABLES)}, so its tiles "
+            "would not differ; use a subframe template (-T subframe)."
+        )
+
+
+def load_template(name_or_path: str) -> tuple[str, str]:
+    """Return ``(template text, origin)`` for a template file, or a built-in template's name."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except (OSError, UnicodeDecodeError) as error:
+            raise TaskError(f"Task template {path} cannot be read as UTF-8 text.") from error
+    if name_or_path in BUILTIN_TEMPLATES:
+        text = resources.files(__package__).joinpath("task_scripts", name_or_path).read_text()
+        return text, f"'{name_or_path}' (built in)"
+    raise TaskError(
+        f"Task template '{name_or_path}' does not exist: give a file, or one of the built-in "
+        f"templates {', '.join(BUILTIN_TEMPLATES)}."
+    )
+
+
+def _ordered(
+    chunks: Sequence[FrameChunk], tiles: Sequence[Tile] | None
+) -> list[tuple[FrameChunk, Tile | None]]:
+    if tiles is None:
+        return [(chunk, None) for chunk in chunks]
+    return [(chunk, tile) for chunk in chunks for tile in tiles]
+
+
+def script_tasks(
+    template: str,
+    chunks: Sequence[FrameChunk],
+    tiles: Sequence[Tile] | None,
+    *,
+    origin: str = "",
+) -> list[ScriptTask]:
+    check_template(template, origin=origin or "(given)", tiled=tiles is not None)
+    return [
+        ScriptTask(chunk, tile, substitute(template, chunk, tile))
+        for chunk, tile in _ordered(chunks, tiles)
+    ]
+
+
+def render_tasks(
+    settings: RenderSettings, chunks: Sequence[FrameChunk], tiles: Sequence[Tile] | None
+) -> list[RenderTask]:
+    return [RenderTask(chunk, tile, settings) for chunk, tile in _ordered(chunks, tiles)]
+
+
+def shuffled(tasks: Sequence[Task], seed: int | None = None) -> list[Task]:
+    """Brenda's ``-r``: the same tasks in random order (reproducible with a seed)."""
+    result = list(tasks)
+    random.Random(seed).shuffle(result)
+    return result
+
+
+# --- The wire format -------------------------------------------------------------------------
+
+
+def _tile_json(tile: Tile | None) -> dict[str, float] | None:
+    if tile is None:
+        return None
+    return {"min_x": tile.min_x, "max_x": tile.max_x, "min_y": tile.min_y, "max_y": tile.max_y}
+
+
+def encode_task(task: Task) -> str:
+    """One SQS message body (JSON) for a task; raises TaskError when it is over SQS's limit."""
+    document: dict[str, Any] = {
+        "brenda": TASK_FORMAT_VERSION,
+        "frames": {"start": task.chunk.start, "end": task.chunk.end, "step": task.chunk.step},
+        "tile": _tile_json(task.tile),
+    }
+    if isinstance(task, ScriptTask):
+        document["kind"] = "script"
+        document["script"] = task.script
+    else:
+        document["kind"] = "render"
+        document["format"] = task.settings.file_format
+        document["scene"] = task.settings.scene
+        document["blend"] = task.settings.blend
+        document["output"] = task.settings.output_name
+    body = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    size = len(body.encode())
+    if size > MAX_MESSAGE_BYTES:
+        raise TaskError(
+            f"The task for frames {task.chunk} is {size} bytes, over SQS's limit of "
+            f"{MAX_MESSAGE_BYTES}; shorten the task template."
+        )
+    return body
+
+
+def decode_task(body: str) -> Task:
+    """Parse a message body written by ``encode_task``; TaskError names what is wrong."""
+    try:
+        document = json.loads(body)
+        if not isinstance(document, dict):
+            raise TypeError("not an object")
+        version = document["brenda"]
+        if version != TASK_FORMAT_VERSION:
+            raise TaskError(
+                f"The task is in format version {version}; this Brenda reads version "
+                f"{TASK_FORMAT_VERSION}. Update Brenda on the nodes."
+            )
+        frames = document["frames"]
+        chunk = FrameChunk(int(frames["start"]), int(frames["end"]), int(frames["step"]))
+        FrameRange(chunk.start, chunk.end, chunk.step)
+        tile_data = document["tile"]
+        tile = (
+            None
+            if tile_data is None
+            else Tile(
+                float(tile_data["min_x"]),
+                float(tile_data["max_x"]),
+                float(tile_data["min_y"]),
+                float(tile_data["max_y"]),
+            )
+        )
+        kind = document["kind"]
+        if kind == "script":
+            script = document["script"]
+            if not isinstance(script, str):
+                raise TypeError("script is not text")
+            return ScriptTask(chunk, tile, script)
+        if kind == "render":
+            settings = RenderSettings(
+                file_format=str(document["format"]),
+                scene=document["scene"],
+                blend=document["blend"],
+                output_name=str(document["output"]),
+            )
+            return RenderTask(chunk, tile, settings)
+        raise TaskError(f"The task is of unknown kind '{kind}'.")
+    except TaskError:
+        raise
+    except (ValueError, KeyError, TypeError) as error:
+        raise TaskError(f"The message is not a Brenda task ({error}).") from error
+
+
+def describe(task: Task) -> str:
+    """What ``--dry-run`` prints: the script text, or the render task as one JSON line."""
+    if isinstance(task, ScriptTask):
+        return task.script
+    return encode_task(task) + "\n"
