@@ -46,6 +46,10 @@ class Progress:
     def cancel(self) -> None:
         self._cancelled.set()
 
+    def wait_for_cancel(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; True as soon as the operation is cancelled."""
+        return self._cancelled.wait(timeout)
+
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()

@@ -13,10 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import Cancelled
 from ..progress import Progress
 from .session import error_code
 
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
+CANCEL_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,38 @@ def transfer_config(*, concurrency: int = 10, threshold: int = MULTIPART_THRESHO
     )
 
 
-def _callback(progress: Progress) -> Any:
-    def on_bytes(amount: int) -> None:
-        progress.advance(amount)
-        progress.check()
+def _transfer(
+    client: Any,
+    progress: Progress,
+    submit: Any,
+    *,
+    concurrency: int,
+    threshold: int,
+) -> None:
+    """Run one s3transfer transfer, reporting bytes and cancelling it when asked.
 
-    return on_bytes
+    Cancelling goes through s3transfer's own future, which lets parts in flight finish and then
+    cleans up (aborts the multipart upload, deletes the temporary download file).
+    """
+    from boto3.s3.transfer import create_transfer_manager
+    from s3transfer.exceptions import CancelledError
+    from s3transfer.subscribers import BaseSubscriber
+
+    class ReportBytes(BaseSubscriber):  # type: ignore[misc]
+        def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:
+            progress.advance(bytes_transferred)
+
+    config = transfer_config(concurrency=concurrency, threshold=threshold)
+    with create_transfer_manager(client, config) as manager:
+        future = submit(manager, [ReportBytes()])
+        while not future.done():
+            if progress.wait_for_cancel(CANCEL_POLL_SECONDS):
+                future.cancel()
+                break
+        try:
+            future.result()
+        except CancelledError as error:
+            raise Cancelled(f"{progress.description} was cancelled.") from error
 
 
 def upload_file(
@@ -62,14 +90,11 @@ def upload_file(
     progress = progress or Progress()
     progress.start(f"Uploading {path.name}", path.stat().st_size)
     extra = {"ContentType": content_type} if content_type else None
-    client.upload_file(
-        str(path),
-        bucket,
-        key,
-        ExtraArgs=extra,
-        Callback=_callback(progress),
-        Config=transfer_config(concurrency=concurrency, threshold=threshold),
-    )
+
+    def submit(manager: Any, subscribers: list[Any]) -> Any:
+        return manager.upload(str(path), bucket, key, extra_args=extra, subscribers=subscribers)
+
+    _transfer(client, progress, submit, concurrency=concurrency, threshold=threshold)
 
 
 def download_file(
@@ -86,13 +111,11 @@ def download_file(
     """Download ``s3://bucket/key`` to ``path``, which appears only once complete."""
     progress = progress or Progress()
     progress.start(f"Downloading {Path(key).name}", size)
-    client.download_file(
-        bucket,
-        key,
-        str(path),
-        Callback=_callback(progress),
-        Config=transfer_config(concurrency=concurrency, threshold=threshold),
-    )
+
+    def submit(manager: Any, subscribers: list[Any]) -> Any:
+        return manager.download(bucket, key, str(path), subscribers=subscribers)
+
+    _transfer(client, progress, submit, concurrency=concurrency, threshold=threshold)
 
 
 def head(client: Any, bucket: str, key: str) -> ObjectInfo | None:

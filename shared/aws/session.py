@@ -51,7 +51,7 @@ def make_client(service: str, config: Config, *, session: Any = None, pool: int 
 
     session = session or make_session(config)
     settings = BotoConfig(
-        retries={"mode": "standard", "max_attempts": 5},
+        retries={"mode": "standard"},
         max_pool_connections=pool,
         connect_timeout=10,
         read_timeout=70,

@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Test fixtures: an isolated home and environment, and moto's server on loopback.
+
+No test reaches the internet or reads the machine's AWS credentials: HOME, the AWS config files
+and every BRENDA_* variable are replaced for each test, and AWS calls go to moto's server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.cli.common import OUR_LOGGERS
+from shared.local import local_endpoint, local_environment
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh HOME and no AWS or Brenda settings from the machine."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in list(os.environ):
+        if name.startswith(("BRENDA_", "AWS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return home
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Undo what a command run in-process did to our loggers (handlers bound to captured
+    streams), so that caplog sees every record."""
+    yield
+    for name in OUR_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server, started once per test session on a free loopback port."""
+    saved: dict[str, str] = {}
+    with local_endpoint(saved) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty AWS (moto's state reset) that boto3 reaches through AWS_ENDPOINT_URL."""
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    for name, value in local_environment(moto_endpoint).items():
+        monkeypatch.setenv(name, value)
+    return moto_endpoint
+
+
+@pytest.fixture
+def boto_client(aws: str) -> Any:
+    """A plain boto3 client factory, to look at AWS independently of Brenda's code."""
+    import boto3
+
+    def make(service: str) -> Any:
+        return boto3.client(service, region_name="us-east-1", endpoint_url=aws)
+
+    return make

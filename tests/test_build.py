@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""build.py stages the add-on with the shared core and zips it without stray files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_build_makes_a_clean_extension_zip() -> None:
+    (ROOT / "shared" / "__pycache__").mkdir(exist_ok=True)
+    result = subprocess.run(
+        [sys.executable, "build.py"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = tomllib.loads((ROOT / "blender_manifest.toml").read_text())
+    archive = ROOT / "dist" / f"brenda-{manifest['version']}.zip"
+    assert result.stdout.strip() == f"Built dist/{archive.name}"
+    with zipfile.ZipFile(archive) as bundle:
+        names = bundle.namelist()
+        staged = tomllib.loads(bundle.read("blender_manifest.toml").decode())
+    assert staged["id"] == "brenda"
+    assert staged["blender_version_min"] >= "4.2.0"
+    assert set(staged["permissions"]) == {"network", "files"}
+    assert "__init__.py" in names
+    assert "shared/tasks.py" in names and "shared/task_scripts/frame" in names
+    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+    assert not [name for name in names if name.startswith("tests/")]
