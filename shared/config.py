@@ -175,6 +175,33 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DONE", _choice("exit", "shutdown", "poll"), None, "What a node does when idle."),
     Setting("SHUTDOWN", _flag, False, "Legacy: 1 means DONE=shutdown when DONE is unset."),
     Setting("RUNNING_ON_EC2", _flag, True, "0: the node skips EC2 metadata (local testing)."),
+    Setting(
+        "BLENDER", _text, None, "Blender executable for nodes (default: blender on PATH, else bpy)."
+    ),
+    Setting(
+        "RECEIVE_WAIT",
+        _count(0, 20),
+        10,
+        "Seconds a node's request for a task waits for one to arrive (SQS long polling).",
+    ),
+    Setting(
+        "POLL_PAUSE", _count(0), 15, "Seconds an idle node with DONE=poll waits between polls."
+    ),
+    Setting(
+        "SHUTDOWN_COMMAND",
+        _text,
+        "shutdown -h now",
+        "Command a node with DONE=shutdown runs to power its machine off.",
+    ),
+    Setting(
+        "METADATA_URL",
+        _text,
+        "http://169.254.169.254",
+        "EC2 instance metadata endpoint the node watches for spot interruption notices.",
+    ),
+    Setting(
+        "METADATA_POLL", _count(1, 120), 5, "Seconds between a node's spot interruption checks."
+    ),
     # The fleet.
     Setting("AMI_ID", _text, None, "Node image; '*' matches every image in status and stop."),
     Setting("INSTANCE_TYPE", _text, "c7i.2xlarge", "EC2 instance type for nodes."),

@@ -428,6 +428,12 @@ def decode_task(body: str) -> Task:
         raise TaskError(f"The message is not a Brenda task ({error}).") from error
 
 
+def title(task: Task) -> str:
+    """A task in a few words for logs and status: ``frames 1-10``, ``frames 3 tile X-0.0-...``."""
+    frames = f"frames {task.chunk}"
+    return f"{frames} tile {task.tile.name_suffix()[1:]}" if task.tile else frames
+
+
 def describe(task: Task) -> str:
     """What ``--dry-run`` prints: the script text, or the render task as one JSON line."""
     if isinstance(task, ScriptTask):

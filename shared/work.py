@@ -15,8 +15,9 @@ from typing import Any
 from .aws.session import cloud_errors, make_client
 from .aws.sqs import QueueCounts, WorkQueue
 from .config import Config
+from .errors import TaskError
 from .progress import Progress
-from .tasks import Task, encode_task
+from .tasks import Task, decode_task, encode_task, title
 from .urls import SqsUrl
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,35 @@ def status(config: Config) -> QueueCounts | None:
         return None
     with cloud_errors(f"reading sqs://{queue.name}"):
         return queue.counts()
+
+
+@dataclass(frozen=True)
+class DeadTask:
+    what: str
+    """The task's frames (and tile), or why its message is not a task."""
+    error: str | None
+    """The last error a node recorded for it; None where none is known."""
+
+
+def dead_letters(config: Config, limit: int = 10) -> list[DeadTask]:
+    """Up to ``limit`` dead-lettered tasks with the last error recorded for each."""
+    from .store import failure_name, open_store
+
+    queue = open_queue(config)
+    if queue is None:
+        return []
+    with cloud_errors(f"reading the dead-letter queue of sqs://{queue.name}"):
+        messages = queue.peek_dead_letters(limit)
+    store = open_store(config) if messages and config.get("RENDER_OUTPUT") else None
+    dead = []
+    for message in messages:
+        try:
+            what = title(decode_task(message.body))
+        except TaskError:
+            what = f"message {message.message_id} (not a Brenda task)"
+        error = store.get_text(failure_name(message.message_id)) if store else None
+        dead.append(DeadTask(what, error.strip().splitlines()[0] if error else None))
+    return dead
 
 
 def reset(config: Config, *, hard: bool) -> bool:

@@ -134,6 +134,23 @@ def head(client: Any, bucket: str, key: str) -> ObjectInfo | None:
     )
 
 
+def write_text(client: Any, bucket: str, key: str, text: str) -> None:
+    client.put_object(
+        Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType="text/plain; charset=utf-8"
+    )
+
+
+def read_text(client: Any, bucket: str, key: str) -> str | None:
+    """The object's text, or None if it does not exist."""
+    try:
+        response = client.get_object(Bucket=bucket, Key=key)
+    except Exception as error:
+        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return str(response["Body"].read().decode("utf-8"))
+
+
 def list_objects(client: Any, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
     """Every object under ``prefix``, in key order."""
     paginator = client.get_paginator("list_objects_v2")

@@ -209,13 +209,7 @@ class WorkQueue:
         messages = self.client.receive_message(**request).get("Messages", [])
         if not messages:
             return None
-        raw = messages[0]
-        return Message(
-            body=raw["Body"],
-            receipt=raw["ReceiptHandle"],
-            message_id=raw["MessageId"],
-            receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
-        )
+        return _message(messages[0])
 
     def extend(self, message: Message, seconds: int) -> None:
         """Keep ``message`` hidden from other nodes for ``seconds`` from now."""
@@ -254,6 +248,19 @@ class WorkQueue:
             dead=dead,
         )
 
+    def peek_dead_letters(self, limit: int = 10) -> list[Message]:
+        """Up to ``limit`` (at most 10) dead-lettered tasks, left in the dead-letter queue."""
+        if self.dead_letter_url is None:
+            return []
+        response = self.client.receive_message(
+            QueueUrl=self.dead_letter_url,
+            MaxNumberOfMessages=min(limit, MAX_BATCH_ENTRIES),
+            VisibilityTimeout=0,
+            WaitTimeSeconds=0,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        return [_message(raw) for raw in response.get("Messages", [])]
+
     def purge(self) -> None:
         """Empty the queue and its dead-letter queue (tasks held by nodes included)."""
         for url in (self.url, self.dead_letter_url):
@@ -282,6 +289,15 @@ class _PartialSendError(CloudError):
     def __init__(self, message: str, sent: int) -> None:
         super().__init__(message)
         self.sent = sent
+
+
+def _message(raw: dict[str, Any]) -> Message:
+    return Message(
+        body=raw["Body"],
+        receipt=raw["ReceiptHandle"],
+        message_id=raw["MessageId"],
+        receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+    )
 
 
 def _queue_url(client: Any, name: str) -> str | None:

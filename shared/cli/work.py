@@ -207,6 +207,10 @@ def cmd_status(config: Config) -> int:
         print(f"  delayed        {counts.delayed:>8}")
     dead = "(no dead-letter queue)" if counts.dead is None else f"{counts.dead:>8}"
     print(f"  dead-lettered  {dead}")
+    if counts.dead:
+        print("Dead-lettered tasks (they failed on every try; fix them and push again):")
+        for task in work.dead_letters(config):
+            print(f"  {task.what}: {task.error or 'no error recorded in RENDER_OUTPUT'}")
     return 0
 
 

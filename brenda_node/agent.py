@@ -1,0 +1,420 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The node's loop: take a task, keep its lease, render, store the outputs, then delete it.
+
+No bpy module use. Nothing is lost: a message is deleted only after every output of its task is
+stored (and, for the last tile of a frame, the frame assembled); a task that fails, or that is
+running when the node is told to stop, goes back to the queue at once with its error recorded
+beside the outputs. Outputs of one task upload while the next task renders, as in the original.
+SQS moves a task that failed ``MAX_RECEIVE_COUNT`` times to the dead-letter queue.
+
+The node decides the queue is empty only when a long poll brings nothing and no task is pending
+or held by another node, since a task held by a node that dies comes back when its lease ends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.aws.session import cloud_errors, make_client
+from shared.aws.sqs import Message, WorkQueue
+from shared.config import Config
+from shared.errors import BrendaError, Cancelled, CloudError, TaskError
+from shared.progress import Progress
+from shared.store import OutputStore, failure_name, open_store
+from shared.tasks import RenderTask, Task, decode_task, title
+from shared.urls import SqsUrl
+
+from .blender import BlenderLine, RunResult, TaskRunner, blender_command, write_launcher
+from .lease import Lease
+from .project import fetch_project
+from .spot import watch_for_interruption
+from .tiles import assemble, complete_frames, parse_tile_name, tile_prefix
+
+log = logging.getLogger(__name__)
+blender_log = logging.getLogger("brenda_node.blender.output")
+
+DONE_MODES = ("exit", "shutdown", "poll")
+STATUS_INTERVAL = 0.5
+
+
+def write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+class Stopper:
+    """Why the node must stop now (a signal, a spot notice), shared by every thread."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason: str | None = None
+
+    def stop(self, reason: str) -> None:
+        if not self.event.is_set():
+            self.reason = reason
+            log.warning("stopping: %s", reason)
+            self.event.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self.event.is_set()
+
+
+@dataclass
+class NodeState:
+    """The node's files in its work folder, as the original kept them: ``DONE`` (read again at
+    every idle decision, so it can be changed live), ``task_count``, ``task_last``; plus
+    ``status.json`` with what the node is doing, for progress displays."""
+
+    folder: Path
+    tasks_done: int = 0
+    render_seconds: float = 0.0
+    activity: dict[str, Any] = field(default_factory=dict)
+    _written: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def begin(self, done_mode: str) -> None:
+        for name in ("task_count", "task_last"):
+            (self.folder / name).unlink(missing_ok=True)
+        write_atomically(self.folder / "DONE", done_mode + "\n")
+        self.show(state="starting")
+
+    def done_mode(self) -> str:
+        try:
+            mode = (self.folder / "DONE").read_text(encoding="utf-8").strip()
+        except OSError:
+            return "exit"
+        if mode not in DONE_MODES:
+            log.warning("DONE file says '%s', not one of %s: exiting", mode, ", ".join(DONE_MODES))
+            return "exit"
+        return mode
+
+    def task_stored(self, render_seconds: float) -> None:
+        with self._lock:
+            self.tasks_done += 1
+            self.render_seconds += render_seconds
+            write_atomically(self.folder / "task_count", f"{self.tasks_done}\n")
+            write_atomically(self.folder / "task_last", f"{int(time.time())}\n")
+        self.show(force=True)
+
+    def show(self, *, force: bool = True, **activity: Any) -> None:
+        """Record what the node does now; writes at most every STATUS_INTERVAL unless forced."""
+        with self._lock:
+            self.activity.update(activity)
+            now = time.monotonic()
+            if not force and now - self._written < STATUS_INTERVAL:
+                return
+            self._written = now
+            status = {
+                **self.activity,
+                "pid": os.getpid(),
+                "tasks_done": self.tasks_done,
+                "render_seconds": round(self.render_seconds, 3),
+            }
+            write_atomically(self.folder / "status.json", json.dumps(status))
+
+
+@dataclass
+class StoredTask:
+    """A rendered task whose outputs are waiting to be stored."""
+
+    lease: Lease
+    what: str
+    outdir: Path
+    outputs: list[Path]
+    render_seconds: float
+    progress: Progress = field(default_factory=Progress)
+
+
+class Uploader:
+    """Stores one task's outputs in the background while the next task renders."""
+
+    def __init__(
+        self, store: OutputStore, record_failure: Callable[[Lease, str], None], state: NodeState
+    ) -> None:
+        self.store = store
+        self.record_failure = record_failure
+        self.state = state
+        self._thread: threading.Thread | None = None
+        self._current: StoredTask | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def cancel(self) -> None:
+        """Stop the upload in flight (its task goes back to the queue) and wait for it."""
+        if self._current is not None:
+            self._current.progress.cancel()
+        self.wait()
+
+    def submit(self, task: StoredTask) -> None:
+        """Store ``task``'s outputs in the background, once the previous upload is done."""
+        self.wait()
+        self._current = task
+        self._thread = threading.Thread(
+            target=self._store, args=(task,), name="brenda-upload", daemon=True
+        )
+        self._thread.start()
+
+    def _store(self, task: StoredTask) -> None:
+        try:
+            names = []
+            for path in task.outputs:
+                name = path.relative_to(task.outdir).as_posix()
+                task.progress.check()
+                self.store.put(path, name, task.progress)
+                log.info("stored %s in %s", name, self.store)
+                names.append(name)
+            self._assemble_tiles(names, task.progress)
+        except Cancelled:
+            log.warning("upload of %s stopped; the task goes back to the queue", task.what)
+            task.lease.give_back()
+        except BrendaError as error:
+            self.record_failure(task.lease, f"Storing {task.what} failed: {error}")
+        else:
+            task.lease.complete()
+            self.state.task_stored(task.render_seconds)
+            log.info("task %s done", task.what)
+        finally:
+            shutil.rmtree(task.outdir, ignore_errors=True)
+
+    def _assemble_tiles(self, names: list[str], progress: Progress) -> None:
+        for name in names:
+            tile = parse_tile_name(name)
+            if tile is None:
+                continue
+            complete = complete_frames(self.store.names(tile_prefix(tile)))
+            tiles = complete.get(tile.frame_name)
+            if tiles is None:
+                continue
+            progress.check()
+            with tempfile.TemporaryDirectory(prefix="brenda-assemble-") as scratch:
+                local = []
+                for index, part in enumerate(tiles):
+                    path = Path(scratch) / f"{index}{Path(part.name).suffix}"
+                    self.store.get(part.name, path)
+                    local.append((part, path))
+                frame = Path(scratch) / ("frame" + Path(tile.frame_name).suffix)
+                assemble(local, frame)
+                self.store.put(frame, tile.frame_name)
+            log.info("assembled %s from %d tiles", tile.frame_name, len(tiles))
+
+
+class RetryBudget:
+    """The original's retry rule: N_RETRIES transient errors per RESET_PERIOD, ERROR_PAUSE apart."""
+
+    def __init__(self, config: Config, stopper: Stopper) -> None:
+        self.limit = config.integer("N_RETRIES")
+        self.pause = config.integer("ERROR_PAUSE")
+        self.period = config.integer("RESET_PERIOD")
+        self.stopper = stopper
+        self.count = 0
+        self.since = time.monotonic()
+
+    def failed(self, error: BrendaError) -> None:
+        """Count a transient failure and pause; raise once the budget is spent."""
+        now = time.monotonic()
+        if now - self.since > self.period:
+            self.count, self.since = 0, now
+        self.count += 1
+        if self.count >= self.limit:
+            raise BrendaError(f"Giving up after {self.count} failures in a row: {error}")
+        log.warning("retry %d/%d in %d s: %s", self.count, self.limit, self.pause, error)
+        self.stopper.event.wait(self.pause)
+
+
+def node_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def open_work_queue(config: Config) -> WorkQueue:
+    url = config.require_url("WORK_QUEUE", SqsUrl)
+    with cloud_errors(f"opening {url}"):
+        client = make_client("sqs", config)
+        queue = WorkQueue.open(client, url.queue)
+    if queue is None:
+        raise BrendaError(f"The work queue {url} does not exist yet: push tasks with brenda-work.")
+    return queue
+
+
+class Node:
+    def __init__(self, config: Config, work: Path, stopper: Stopper) -> None:
+        self.config = config
+        self.work = work
+        self.stopper = stopper
+        self.state = NodeState(work)
+        self.name = node_name()
+
+    def run(self, *, dry_run: bool = False) -> str:
+        """Work until the queue is done or the node is stopped; returns why it ended."""
+        config = self.config
+        self.state.begin(config.done_mode())
+        self.state.show(state="fetching project")
+        project = fetch_project(config, self.work)
+        log.info("project folder: %s", project)
+        if dry_run:
+            return "dry run: the project is ready"
+        launcher_folder = self.work / "bin"
+        write_launcher(launcher_folder, blender_command(config.text("BLENDER")))
+        runner = TaskRunner(project, launcher_folder, self.work / "tmp")
+        queue = open_work_queue(config)
+        store = open_store(config, concurrency=config.integer("CURL_MAX_THREADS"))
+        uploader = Uploader(store, self._recorder(store), self.state)
+        if config.flag("RUNNING_ON_EC2"):
+            watch_for_interruption(
+                str(config.text("METADATA_URL")),
+                config.integer("METADATA_POLL"),
+                self.stopper.event,
+                self.stopper.stop,
+            )
+        try:
+            return self._loop(queue, runner, uploader, self._recorder(store))
+        finally:
+            if self.stopper.stopped:
+                uploader.cancel()
+            else:
+                uploader.wait()
+            self.state.show(state="stopped")
+
+    def _recorder(self, store: OutputStore) -> Callable[[Lease, str], None]:
+        def record(lease: Lease, error: str) -> None:
+            log.error("%s", error)
+            lease.give_back()
+            note = f"{error}\n(node {self.name}, try {lease.message.receive_count})\n"
+            try:
+                store.put_text(failure_name(lease.message.message_id), note)
+            except BrendaError as problem:
+                log.warning("could not record the failure: %s", problem)
+
+        return record
+
+    def _loop(
+        self,
+        queue: WorkQueue,
+        runner: TaskRunner,
+        uploader: Uploader,
+        record_failure: Callable[[Lease, str], None],
+    ) -> str:
+        config = self.config
+        wait = config.integer("RECEIVE_WAIT")
+        retries = RetryBudget(config, self.stopper)
+        number = 0
+        while not self.stopper.stopped:
+            self.state.show(state="waiting for a task", task=None, frame=None, sample=None)
+            try:
+                with cloud_errors(f"taking a task from sqs://{queue.name}"):
+                    message = queue.receive(wait_seconds=wait)
+                    idle = message is None and not uploader.busy and self._queue_done(queue)
+            except CloudError as error:
+                retries.failed(error)
+                continue
+            if message is None:
+                if not idle:
+                    continue
+                mode = self.state.done_mode()
+                if mode != "poll":
+                    return mode
+                self.state.show(state="polling")
+                self.stopper.event.wait(config.integer("POLL_PAUSE"))
+                continue
+            lease = Lease(
+                queue,
+                message,
+                timeout=config.integer("VISIBILITY_TIMEOUT"),
+                period=config.integer("VISIBILITY_TIMEOUT_REASSERT"),
+            )
+            if self.stopper.stopped:
+                lease.give_back()
+                break
+            number += 1
+            self._render(lease, number, runner, uploader, record_failure)
+        return f"stopped: {self.stopper.reason}"
+
+    def _queue_done(self, queue: WorkQueue) -> bool:
+        counts = queue.counts()
+        return counts.pending + counts.in_flight + counts.delayed == 0
+
+    def _render(
+        self,
+        lease: Lease,
+        number: int,
+        runner: TaskRunner,
+        uploader: Uploader,
+        record_failure: Callable[[Lease, str], None],
+    ) -> None:
+        message: Message = lease.message
+        try:
+            task = decode_task(message.body)
+        except TaskError as error:
+            record_failure(lease, f"Message {message.message_id} is not a task: {error}")
+            return
+        what = title(task)
+        log.info("task %d: %s (try %d)", number, what, message.receive_count)
+        self.state.show(state="rendering", task=what, frame=None, sample=None)
+
+        def on_line(line: BlenderLine) -> None:
+            blender_log.info("| %s", line.text)
+            if line.frame is not None or line.sample is not None:
+                self.state.show(
+                    force=False,
+                    frame=line.frame,
+                    sample=f"{line.sample[0]}/{line.sample[1]}" if line.sample else None,
+                )
+
+        outdir = self.work / f"outdir{number}"
+        try:
+            result = runner.run(task, outdir, stop=self.stopper.event, on_line=on_line)
+        except BrendaError as error:
+            record_failure(lease, f"Task {what} could not start: {error}")
+            return
+        problem = result.failure() or _missing_frames(task, result)
+        if result.exit_code is None:
+            log.warning("task %s stopped; it goes back to the queue", what)
+            lease.give_back()
+        elif problem is not None:
+            record_failure(lease, f"Task {what} failed: {problem}")
+        else:
+            log.info("task %s rendered in %.1f s", what, result.seconds)
+            self.state.show(state="waiting for the previous upload")
+            uploader.submit(StoredTask(lease, what, outdir, result.outputs, result.seconds))
+            return
+        shutil.rmtree(outdir, ignore_errors=True)
+
+
+def _missing_frames(task: Task, result: RunResult) -> str | None:
+    if not isinstance(task, RenderTask):
+        return None
+    expected = len(task.chunk.frames())
+    if len(result.reported) < expected:
+        return f"Blender wrote {len(result.reported)} of {expected} frames ({result.last_error})"
+    return None
+
+
+def shut_down(config: Config) -> None:
+    """Power the machine off (DONE=shutdown)."""
+    command = shlex.split(str(config.text("SHUTDOWN_COMMAND")))
+    log.warning("shutting down: %s", " ".join(command))
+    try:
+        subprocess.run(command, check=True)
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise BrendaError(f"The shutdown command {command[0]} failed: {error}.") from error

@@ -1,0 +1,272 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Find Blender, run a task with it, and read what it prints. No bpy module use.
+
+Blender is the ``blender`` executable (the ``BLENDER`` setting, else ``PATH``) or, where only the
+``bpy`` wheel is installed, ``python -m brenda_node.bpy_host``, which accepts the same command-line
+flags. Either way the node writes a ``blender`` launcher into its work folder and puts it first on
+the task's ``PATH``, so that task templates saying ``blender -b *.blend ...`` work unchanged.
+
+Every task runs in its own process group, so stopping a task stops Blender and anything the task
+script started, not only the shell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.errors import BrendaError
+from shared.tasks import RenderTask, ScriptTask, Task
+
+from . import render_script
+from .render_script import OUTPUT_MARK
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 5.0
+POLL_SECONDS = 0.02
+ERROR_LINES_KEPT = 40
+RENDER_SCRIPT = Path(render_script.__file__)
+
+_FRAME = re.compile(r"^Fra:(\d+)\b")
+_SAMPLE = re.compile(r"\bSample (\d+)/(\d+)")
+_SAVED = re.compile(r"^Saved: '(.*)'")
+_ERROR = re.compile(r"^(Error|ERROR|Traceback|.*Error:|.*failed|Blender quit)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class BlenderLine:
+    """What one line of Blender's output says, for progress and logs."""
+
+    text: str
+    frame: int | None = None
+    sample: tuple[int, int] | None = None
+    saved: str | None = None
+    output: str | None = None
+    error: bool = False
+
+
+def parse_line(text: str) -> BlenderLine:
+    """Recognise Blender's frame and sample progress, saved files, and error lines."""
+    frame = _FRAME.match(text)
+    sample = _SAMPLE.search(text)
+    saved = _SAVED.match(text)
+    return BlenderLine(
+        text=text,
+        frame=int(frame.group(1)) if frame else None,
+        sample=(int(sample.group(1)), int(sample.group(2))) if sample else None,
+        saved=saved.group(1) if saved else None,
+        output=text[len(OUTPUT_MARK) :] if text.startswith(OUTPUT_MARK) else None,
+        error=bool(_ERROR.match(text)) and not frame,
+    )
+
+
+def blender_command(configured: str | None) -> list[str]:
+    """The command that starts Blender on this machine."""
+    if configured:
+        found = shutil.which(configured)
+        if found is None:
+            raise BrendaError(f"BLENDER={configured} is not an executable program.")
+        return [found]
+    found = shutil.which("blender")
+    if found is not None:
+        return [found]
+    if importlib.util.find_spec("bpy") is not None:
+        return [sys.executable, "-m", "brenda_node.bpy_host"]
+    raise BrendaError(
+        "Blender was not found: install it and put 'blender' on PATH, set BLENDER=/path/to/"
+        "blender, or pip install 'bpy==4.5.*' (Python 3.11)."
+    )
+
+
+def write_launcher(folder: Path, command: Sequence[str]) -> Path:
+    """A ``blender`` program in ``folder`` that runs ``command`` with the given arguments."""
+    folder.mkdir(parents=True, exist_ok=True)
+    launcher = folder / "blender"
+    quoted = " ".join(shlex.quote(part) for part in command)
+    launcher.write_text(f'#!/bin/sh\nexec {quoted} "$@"\n', encoding="utf-8")
+    launcher.chmod(0o755)
+    return launcher
+
+
+@dataclass
+class RunResult:
+    exit_code: int | None
+    """None when the task was stopped before it ended."""
+    seconds: float
+    outputs: list[Path]
+    reported: list[str] = field(default_factory=list)
+    """Files the render script reported as written (structured tasks)."""
+    last_lines: list[str] = field(default_factory=list)
+    last_error: str | None = None
+
+    def failure(self) -> str | None:
+        """Why this run counts as failed, or None if it succeeded."""
+        if self.exit_code is None:
+            return "the task was stopped"
+        tail = self.last_error or (self.last_lines[-1] if self.last_lines else "no output")
+        if self.exit_code != 0:
+            return f"the task exited with status {self.exit_code} ({tail})"
+        if not self.outputs:
+            return f"the task exited 0 but wrote no output ({tail})"
+        return None
+
+
+@dataclass
+class TaskRunner:
+    """Runs tasks in a project folder with a given Blender launcher folder on PATH."""
+
+    project: Path
+    launcher_folder: Path
+    temp_folder: Path
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def command_for(self, task: Task, outdir: Path, script_path: Path) -> list[str]:
+        if isinstance(task, ScriptTask):
+            script_path.write_text(task.script, encoding="utf-8")
+            return ["/bin/bash", str(script_path)]
+        return render_command(task, self.project, outdir, self.launcher_folder / "blender")
+
+    def run(
+        self,
+        task: Task,
+        outdir: Path,
+        *,
+        stop: threading.Event,
+        on_line: Callable[[BlenderLine], None] = lambda line: None,
+    ) -> RunResult:
+        """Run ``task`` writing into ``outdir``; stops it (whole process group) when ``stop`` is
+        set. Returns what happened; never raises for a failing task."""
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        outdir.mkdir(parents=True)
+        script = outdir.with_suffix(".sh")
+        command = self.command_for(task, outdir, script)
+        environ = dict(self.environ)
+        environ.update(
+            OUTDIR=str(outdir),
+            TMP=str(self.temp_folder),
+            TMPDIR=str(self.temp_folder),
+            PATH=f"{self.launcher_folder}{os.pathsep}{environ.get('PATH', os.defpath)}",
+            PYTHONUNBUFFERED="1",
+        )
+        self.temp_folder.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=self.project,
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as error:
+            raise BrendaError(f"Could not start {command[0]}: {error.strerror}.") from error
+        lines: deque[str] = deque(maxlen=ERROR_LINES_KEPT)
+        reported: list[str] = []
+        last_error: list[str] = []
+
+        def read() -> None:
+            assert process.stdout is not None
+            for raw in process.stdout:
+                text = raw.decode("utf-8", "replace").rstrip()
+                line = parse_line(text)
+                lines.append(text)
+                if line.error:
+                    last_error[:] = [text]
+                if line.output is not None:
+                    reported.append(line.output)
+                log.debug("| %s", text)
+                on_line(line)
+
+        reader = threading.Thread(target=read, name="brenda-blender-output", daemon=True)
+        reader.start()
+        stopped = False
+        while process.poll() is None:
+            if stop.wait(POLL_SECONDS):
+                stop_process_group(process)
+                stopped = True
+                break
+        # Anything the task left running in the background dies with it.
+        kill_group(process.pid, signal.SIGKILL)
+        reader.join(timeout=STOP_GRACE_SECONDS)
+        script.unlink(missing_ok=True)
+        outputs = sorted(path for path in outdir.rglob("*") if path.is_file())
+        return RunResult(
+            exit_code=None if stopped else process.returncode,
+            seconds=time.monotonic() - started,
+            outputs=outputs,
+            reported=reported,
+            last_lines=list(lines),
+            last_error=last_error[0] if last_error else None,
+        )
+
+
+def render_command(task: RenderTask, project: Path, outdir: Path, blender: Path) -> list[str]:
+    """Blender's command line for a structured task: the render script does the work."""
+    blend = project / task.settings.blend if task.settings.blend else find_blend(project)
+    arguments = {
+        "frames": [task.chunk.start, task.chunk.end, task.chunk.step],
+        "tile": None
+        if task.tile is None
+        else [task.tile.min_x, task.tile.max_x, task.tile.min_y, task.tile.max_y],
+        "format": task.settings.file_format,
+        "scene": task.settings.scene,
+        "output": str(outdir / task.output_name),
+    }
+    return [
+        str(blender),
+        "-b",
+        str(blend),
+        "--python-exit-code",
+        "1",
+        "-P",
+        str(RENDER_SCRIPT),
+        "--",
+        json.dumps(arguments),
+    ]
+
+
+def find_blend(project: Path) -> Path:
+    """The one .blend file at the top of the project."""
+    blends = sorted(path for path in project.glob("*.blend") if path.is_file())
+    if len(blends) == 1:
+        return blends[0]
+    if not blends:
+        raise BrendaError(f"The project {project} has no .blend file at its top level.")
+    names = ", ".join(path.name for path in blends)
+    raise BrendaError(
+        f"The project {project} has several .blend files ({names}): name one in the task."
+    )
+
+
+def kill_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the task's whole process group, then SIGKILL what is left after a grace."""
+    kill_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        kill_group(process.pid, signal.SIGKILL)
+        process.wait()

@@ -1,0 +1,207 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``python -m brenda_node.bpy_host ARGS``: Blender's command line, run by the ``bpy`` wheel.
+
+Runs in its own process, never inside the node: this module imports bpy only when run. It reads
+the Blender flags Brenda's task templates use, in order, as Blender does: ``-b``, a ``.blend``
+file, ``-P/--python``, ``--python-expr``, ``--python-exit-code``, ``-S/--scene``, ``-E/--engine``,
+``-F/--render-format``, ``-o/--render-output``, ``-x/--use-extension``, ``-t/--threads``,
+``-s``, ``-e``, ``-j``, ``-f/--render-frame``, ``-a/--render-anim``; ``--`` ends them and leaves
+the rest to scripts. Like Blender it prints ``Fra:`` progress and ``Saved:`` lines.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+IGNORED_FLAGS = {"-b", "--background", "-noaudio", "--noaudio", "-y", "--enable-autoexec"}
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class Host:
+    """Applies Blender's command-line flags one after another to the loaded file."""
+
+    def __init__(self, bpy: Any) -> None:
+        self.bpy = bpy
+        self.scene_name: str | None = None
+        self.script_exit_code = 0
+
+    @property
+    def scene(self) -> Any:
+        if self.scene_name is None:
+            return self.bpy.context.scene
+        return self.bpy.data.scenes[self.scene_name]
+
+    def open(self, path: str) -> None:
+        self.bpy.ops.wm.open_mainfile(filepath=path)
+        self.scene_name = None
+
+    def run_python(self, run: Callable[[], object]) -> None:
+        try:
+            run()
+        except SystemExit:
+            raise
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            if self.script_exit_code:
+                sys.exit(self.script_exit_code)
+
+    def render(self, frames: Sequence[int] | None) -> None:
+        """Render the scene's frame range (``frames`` None) or the listed frames."""
+        scene = self.scene
+        if frames is None:
+            self.bpy.ops.render.render(animation=True, scene=scene.name)
+            return
+        saved = (scene.frame_start, scene.frame_end, scene.frame_step)
+        try:
+            for frame in frames:
+                scene.frame_start = scene.frame_end = frame
+                scene.frame_step = 1
+                self.bpy.ops.render.render(animation=True, scene=scene.name)
+        finally:
+            scene.frame_start, scene.frame_end, scene.frame_step = saved
+
+
+def parse_frames(text: str, scene: Any) -> list[int]:
+    """Blender's ``-f`` syntax: ``N``, ``N..M`` and comma lists of both."""
+    frames: list[int] = []
+    for item in text.split(","):
+        first, dots, last = item.partition("..")
+        try:
+            start = int(first) if first else scene.frame_start
+            end = (int(last) if last else scene.frame_end) if dots else start
+        except ValueError:
+            raise UsageError(f"-f {text}: frames must be numbers like 5, 1..10 or 1,3,5") from None
+        frames.extend(range(start, end + 1))
+    return frames
+
+
+class Arguments:
+    """Blender's arguments, read one at a time."""
+
+    def __init__(self, arguments: Sequence[str]) -> None:
+        self._values = iter(arguments)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._values
+
+    def value(self, flag: str) -> str:
+        try:
+            return next(self._values)
+        except StopIteration:
+            raise UsageError(f"{flag} needs a value") from None
+
+    def number(self, flag: str) -> int:
+        text = self.value(flag)
+        try:
+            return int(text)
+        except ValueError:
+            raise UsageError(f"{flag} needs a whole number, not '{text}'") from None
+
+
+def _python_file(host: Host, path: str) -> None:
+    host.run_python(lambda: runpy.run_path(path, run_name="__main__"))
+
+
+def _python_expression(host: Host, expression: str) -> None:
+    host.run_python(lambda: exec(expression, {"__name__": "__main__"}))
+
+
+def _scene(host: Host, name: str) -> None:
+    if name not in host.bpy.data.scenes:
+        raise UsageError(f"there is no scene named '{name}' in the file")
+    host.scene_name = name
+
+
+def _threads(host: Host, threads: int) -> None:
+    render = host.scene.render
+    render.threads_mode = "AUTO" if threads == 0 else "FIXED"
+    if threads:
+        render.threads = threads
+
+
+def _setter(*attributes: str) -> Callable[[Host, Any], None]:
+    """Set ``scene.<attributes...>`` to the flag's value."""
+
+    def apply(host: Host, value: Any) -> None:
+        target = host.scene
+        for name in attributes[:-1]:
+            target = getattr(target, name)
+        setattr(target, attributes[-1], value)
+
+    return apply
+
+
+TEXT_FLAGS: dict[tuple[str, ...], Callable[[Host, str], None]] = {
+    ("-P", "--python"): _python_file,
+    ("--python-expr",): _python_expression,
+    ("-S", "--scene"): _scene,
+    ("-E", "--engine"): _setter("render", "engine"),
+    ("-F", "--render-format"): _setter("render", "image_settings", "file_format"),
+    ("-o", "--render-output"): _setter("render", "filepath"),
+    ("-f", "--render-frame"): lambda host, text: host.render(parse_frames(text, host.scene)),
+}
+NUMBER_FLAGS: dict[tuple[str, ...], Callable[[Host, int], None]] = {
+    ("--python-exit-code",): lambda host, code: setattr(host, "script_exit_code", code),
+    ("-x", "--use-extension"): lambda host, flag: _setter("render", "use_file_extension")(
+        host, flag != 0
+    ),
+    ("-t", "--threads"): _threads,
+    ("-s", "--frame-start"): _setter("frame_start"),
+    ("-e", "--frame-end"): _setter("frame_end"),
+    ("-j", "--frame-jump"): _setter("frame_step"),
+}
+TEXT_BY_FLAG = {flag: apply for flags, apply in TEXT_FLAGS.items() for flag in flags}
+NUMBER_BY_FLAG = {flag: apply for flags, apply in NUMBER_FLAGS.items() for flag in flags}
+
+
+def execute(host: Host, arguments: Sequence[str]) -> None:
+    """Apply ``arguments`` in order, like Blender's own command line."""
+    values = Arguments(arguments)
+    for argument in values:
+        if argument == "--":
+            return
+        if argument in IGNORED_FLAGS:
+            continue
+        if argument == "--factory-startup":
+            host.bpy.ops.wm.read_factory_settings(use_empty=False)
+        elif argument in ("-a", "--render-anim"):
+            host.render(None)
+        elif argument in TEXT_BY_FLAG:
+            TEXT_BY_FLAG[argument](host, values.value(argument))
+        elif argument in NUMBER_BY_FLAG:
+            NUMBER_BY_FLAG[argument](host, values.number(argument))
+        elif argument.startswith("-"):
+            raise UsageError(f"the Blender option {argument} is not supported by the bpy host")
+        else:
+            host.open(argument)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # Scripts run by -P read sys.argv as Blender sets it: the program, then every argument.
+    sys.argv = ["blender", *arguments]
+    import bpy
+
+    try:
+        execute(Host(bpy), arguments)
+    except UsageError as error:
+        print(f"blender (bpy host): {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except RuntimeError as error:
+        # bpy operators raise RuntimeError for what Blender reports as "Error: ...".
+        print(f"Error: {str(error).strip()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

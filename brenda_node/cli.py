@@ -1,0 +1,100 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``brenda-node``: the worker. Takes tasks from the work queue and renders them until the queue
+is done (``DONE=exit``), forever (``DONE=poll``), or then powers the machine off
+(``DONE=shutdown``). SIGTERM, SIGINT and spot interruption notices stop it cleanly: Blender is
+stopped and the task goes back to the queue at once."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared.cli.common import ArgumentParser, add_common_options, run_command
+from shared.config import load_config
+from shared.errors import BrendaError
+
+from .agent import Node, Stopper, shut_down
+
+PROG = "brenda-node"
+
+EPILOG = """\
+settings (configuration file or BRENDA_* environment): WORK_QUEUE, BLENDER_PROJECT,
+RENDER_OUTPUT (required); WORK_DIR, DONE, BLENDER, VISIBILITY_TIMEOUT,
+VISIBILITY_TIMEOUT_REASSERT, RECEIVE_WAIT, POLL_PAUSE, SHUTDOWN_COMMAND, RUNNING_ON_EC2,
+METADATA_URL, METADATA_POLL, N_RETRIES, ERROR_PAUSE, RESET_PERIOD.
+
+files in WORK_DIR: DONE (change it to steer a running node), task_count, task_last, log,
+status.json, brenda.pid.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog=PROG,
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common_options(parser)
+    parser.add_argument(
+        "-S", "--shutdown", action="store_true", help="power the machine off when done"
+    )
+    parser.add_argument("-d", "--dry-run", action="store_true", help="fetch the project, then stop")
+    parser.add_argument("-l", "--log", metavar="FILE", help="log file (default: WORK_DIR/log)")
+    parser.add_argument(
+        "-p", "--pidfile", metavar="FILE", help="pid file (default: WORK_DIR/brenda.pid)"
+    )
+    return parser
+
+
+def configure_node_logging(log_file: Path) -> None:
+    formatter = logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers.append(logging.FileHandler(log_file, mode="w", encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    for name in ("shared", "brenda_node"):
+        logger = logging.getLogger(name)
+        logger.handlers = list(handlers)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def run(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {"DONE": ("shutdown", "-S")} if args.shutdown else None
+    config = load_config(args.config, overrides=overrides)
+    work = Path(str(config.text("WORK_DIR"))).expanduser().resolve()
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BrendaError(f"WORK_DIR {work} cannot be created: {error.strerror}.") from error
+    configure_node_logging(Path(args.log) if args.log else work / "log")
+    pidfile = Path(args.pidfile) if args.pidfile else work / "brenda.pid"
+    if pidfile.exists():
+        raise BrendaError(
+            f"The pid file {pidfile} exists: is another node running in {work}? Remove it if not."
+        )
+    pidfile.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    stopper = Stopper()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, frame: stopper.stop(signal.Signals(number).name))
+    log = logging.getLogger("brenda_node")
+    try:
+        node = Node(config, work, stopper)
+        outcome = node.run(dry_run=args.dry_run)
+        log.info("done (%d tasks completed): %s", node.state.tasks_done, outcome)
+        if outcome == "shutdown":
+            shut_down(config)
+    finally:
+        pidfile.unlink(missing_ok=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(PROG, run, sys.argv[1:] if argv is None else argv)

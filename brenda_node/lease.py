@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Keep a taken task hidden from other nodes until it is stored, or give it back. No bpy module use.
+
+A lease renews the message's visibility every ``VISIBILITY_TIMEOUT_REASSERT`` seconds to
+``VISIBILITY_TIMEOUT`` from now, from the moment the task is taken until its outputs are stored
+and the message is deleted, including while a finished render waits for the previous upload (the
+original Brenda let the lease lapse there). Giving a task back makes it visible at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from shared.aws.session import cloud_errors
+from shared.aws.sqs import Message, WorkQueue
+from shared.errors import CloudError
+
+log = logging.getLogger(__name__)
+
+
+class Lease:
+    def __init__(self, queue: WorkQueue, message: Message, *, timeout: int, period: float) -> None:
+        self.queue = queue
+        self.message = message
+        self.timeout = timeout
+        self.period = period
+        self._ended = threading.Event()
+        self._thread = threading.Thread(
+            target=self._keep, name=f"brenda-lease-{message.message_id[:8]}", daemon=True
+        )
+        self._thread.start()
+
+    def _keep(self) -> None:
+        while not self._ended.wait(self.period):
+            try:
+                with cloud_errors("renewing a task's lease"):
+                    self.queue.extend(self.message, self.timeout)
+            except CloudError as error:
+                # Transient: the next renewal may succeed well before the lease runs out.
+                log.warning("%s", error)
+
+    def _end(self) -> None:
+        self._ended.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    def complete(self) -> None:
+        """The task's outputs are stored: delete the message."""
+        self._end()
+        try:
+            with cloud_errors("deleting a finished task from the queue"):
+                self.queue.delete(self.message)
+        except CloudError as error:
+            # The outputs are stored; at worst another node renders the task again.
+            log.warning("%s", error)
+
+    def give_back(self) -> None:
+        """Return the task to the queue at once, for this or another node to try again."""
+        self._end()
+        try:
+            with cloud_errors("giving a task back to the queue"):
+                self.queue.release(self.message)
+        except CloudError as error:
+            log.warning("%s; it returns when its lease runs out.", error)

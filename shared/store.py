@@ -1,0 +1,181 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Where rendered frames are stored (``RENDER_OUTPUT``): an S3 prefix or a local folder.
+
+No bpy module use. Names are relative POSIX paths (``frame_000001.png``, ``shot/frame.exr``).
+A stored file appears whole or not at all: S3 objects are atomic, and the folder store writes a
+hidden temporary file and renames it into place. Brenda's own records (the last error of a task)
+live under ``.brenda/`` and are not listed as outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+from .aws.session import cloud_errors, make_client
+from .config import Config
+from .errors import BrendaError
+from .progress import Progress
+from .urls import FileUrl, S3Url
+
+RECORDS = ".brenda/"
+FAILURES = RECORDS + "failures/"
+
+
+class OutputStore(Protocol):
+    def put(self, path: Path, name: str, progress: Progress | None = None) -> None:
+        """Store the file ``path`` as ``name``."""
+
+    def get(self, name: str, path: Path) -> None:
+        """Copy the stored ``name`` to ``path``."""
+
+    def names(self, prefix: str = "") -> list[str]:
+        """Stored outputs whose names start with ``prefix``, sorted; records are left out."""
+
+    def put_text(self, name: str, text: str) -> None: ...
+
+    def get_text(self, name: str) -> str | None:
+        """The text stored as ``name``, or None if there is none."""
+
+
+def check_name(name: str) -> str:
+    path = PurePosixPath(name)
+    if not name or path.is_absolute() or ".." in path.parts or "\\" in name:
+        raise BrendaError(f"'{name}' is not a file name inside the render output.")
+    return path.as_posix()
+
+
+class FolderStore:
+    """Outputs in a local folder (``file:///path``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __str__(self) -> str:
+        return f"file://{self.root}"
+
+    def _target(self, name: str) -> Path:
+        return self.root / check_name(name)
+
+    def put(self, path: Path, name: str, progress: Progress | None = None) -> None:
+        target = self._target(name)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(prefix=".partial-", dir=target.parent)
+            os.close(handle)
+            try:
+                shutil.copyfile(path, temporary)
+                os.replace(temporary, target)
+            finally:
+                Path(temporary).unlink(missing_ok=True)
+        except OSError as error:
+            raise BrendaError(
+                f"Could not store {name} in {self}: {error.strerror or error}."
+            ) from error
+        if progress is not None:
+            progress.advance(target.stat().st_size)
+
+    def get(self, name: str, path: Path) -> None:
+        shutil.copyfile(self._target(name), path)
+
+    def names(self, prefix: str = "") -> list[str]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in self.root.rglob("*"):
+            name = path.relative_to(self.root).as_posix()
+            if (
+                path.is_file()
+                and name.startswith(prefix)
+                and not name.startswith(RECORDS)
+                and not path.name.startswith(".partial-")
+            ):
+                found.append(name)
+        return sorted(found)
+
+    def put_text(self, name: str, text: str) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            source = Path(scratch) / "text"
+            source.write_text(text, encoding="utf-8")
+            self.put(source, name)
+
+    def get_text(self, name: str) -> str | None:
+        target = self._target(name)
+        return target.read_text(encoding="utf-8") if target.is_file() else None
+
+
+class S3Store:
+    """Outputs under an S3 prefix (``s3://bucket/prefix``)."""
+
+    def __init__(self, client: Any, url: S3Url, *, concurrency: int = 10) -> None:
+        self.client = client
+        self.url = url
+        self.concurrency = concurrency
+
+    def __str__(self) -> str:
+        return str(self.url)
+
+    def put(self, path: Path, name: str, progress: Progress | None = None) -> None:
+        from .aws import s3
+
+        key = self.url.key(check_name(name))
+        with cloud_errors(f"storing {name} in {self.url}"):
+            s3.upload_file(
+                self.client, path, self.url.bucket, key, progress, concurrency=self.concurrency
+            )
+
+    def get(self, name: str, path: Path) -> None:
+        from .aws import s3
+
+        with cloud_errors(f"fetching {name} from {self.url}"):
+            s3.download_file(
+                self.client,
+                self.url.bucket,
+                self.url.key(check_name(name)),
+                path,
+                concurrency=self.concurrency,
+            )
+
+    def names(self, prefix: str = "") -> list[str]:
+        from .aws import s3
+
+        start = len(self.url.prefix)
+        with cloud_errors(f"listing {self.url}"):
+            keys = [
+                item.key[start:]
+                for item in s3.list_objects(self.client, self.url.bucket, self.url.key(prefix))
+            ]
+        return sorted(key for key in keys if not key.startswith(RECORDS))
+
+    def put_text(self, name: str, text: str) -> None:
+        from .aws import s3
+
+        with cloud_errors(f"storing {name} in {self.url}"):
+            s3.write_text(self.client, self.url.bucket, self.url.key(check_name(name)), text)
+
+    def get_text(self, name: str) -> str | None:
+        from .aws import s3
+
+        with cloud_errors(f"reading {name} from {self.url}"):
+            return s3.read_text(self.client, self.url.bucket, self.url.key(check_name(name)))
+
+
+def open_store(config: Config, *, concurrency: int = 10) -> FolderStore | S3Store:
+    """The configured RENDER_OUTPUT."""
+    url = config.get("RENDER_OUTPUT")
+    if url is None:
+        raise config.missing("RENDER_OUTPUT")
+    if isinstance(url, FileUrl):
+        return FolderStore(url.path)
+    if not isinstance(url, S3Url):
+        raise config.missing("RENDER_OUTPUT")
+    with cloud_errors("connecting to S3"):
+        client = make_client("s3", config, pool=max(10, concurrency))
+    return S3Store(client, url, concurrency=concurrency)
+
+
+def failure_name(message_id: str) -> str:
+    return f"{FAILURES}{message_id}.txt"

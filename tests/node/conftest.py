@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A local farm for node tests: real ``brenda-node`` processes against moto's server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import work
+from shared.config import Config, load_config
+from shared.tasks import FrameChunk, ScriptTask, Task, Tile
+
+
+@dataclass
+class Farm:
+    """Settings shared by the test's nodes, and the nodes it started."""
+
+    root: Path
+    settings: dict[str, str]
+    nodes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def config(self) -> Config:
+        environ = {**os.environ, **{f"BRENDA_{k}": v for k, v in self.settings.items()}}
+        return load_config(environ=environ)
+
+    def push(self, tasks: Sequence[Task]) -> None:
+        work.push(self.config(), tasks)
+
+    def work_dir(self, name: str) -> Path:
+        return self.root / "nodes" / name
+
+    def start_node(self, name: str, **settings: str) -> subprocess.Popen[bytes]:
+        folder = self.work_dir(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        environ = dict(os.environ)
+        for key, value in {**self.settings, "WORK_DIR": str(folder), **settings}.items():
+            environ[f"BRENDA_{key}"] = value
+        with (folder / "console").open("wb") as console:
+            node = subprocess.Popen(
+                [sys.executable, "-m", "brenda_node"],
+                env=environ,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                cwd=folder,
+            )
+        self.nodes.append(node)
+        return node
+
+    def console(self, name: str) -> str:
+        return (self.work_dir(name) / "console").read_text(errors="replace")
+
+    def status(self, name: str) -> dict[str, Any]:
+        path = self.work_dir(name) / "status.json"
+        return dict(json.loads(path.read_text())) if path.exists() else {}
+
+    def counts(self) -> Any:
+        return work.status(self.config())
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def script_tasks(script: str, frames: range) -> list[Task]:
+    return [ScriptTask(FrameChunk(f, f, 1), None, script.replace("$START", str(f))) for f in frames]
+
+
+def tile_task(frame: int, tile: Tile, script: str) -> Task:
+    return ScriptTask(FrameChunk(frame, frame, 1), tile, script)
+
+
+@pytest.fixture
+def farm(aws: str, tmp_path: Path) -> Iterator[Farm]:
+    project = tmp_path / "project"
+    project.mkdir()
+    output = tmp_path / "output"
+    farm = Farm(
+        root=tmp_path,
+        settings={
+            "WORK_QUEUE": "sqs://jobs",
+            "BLENDER_PROJECT": f"file://{project}",
+            "RENDER_OUTPUT": f"file://{output}",
+            "RUNNING_ON_EC2": "0",
+            "RECEIVE_WAIT": "1",
+            "ERROR_PAUSE": "0",
+            "VISIBILITY_TIMEOUT": "30",
+            "VISIBILITY_TIMEOUT_REASSERT": "5",
+        },
+    )
+    yield farm
+    for node in farm.nodes:
+        if node.poll() is None:
+            node.kill()
+        node.wait()
