@@ -17,5 +17,5 @@ def test_two_nodes_store_every_output_and_exit_when_the_queue_is_done(farm: Farm
     assert (output / "frame_3.txt").read_text() == "frame 3\n"
     counts = farm.counts()
     assert (counts.pending, counts.in_flight, counts.dead) == (0, 0, 0)
-    done = [int((farm.work_dir(n) / "task_count").read_text()) for n in "ab"]
-    assert sum(done) == 6
+    counted = [farm.work_dir(name) / "task_count" for name in "ab"]
+    assert sum(int(path.read_text()) for path in counted if path.exists()) == 6

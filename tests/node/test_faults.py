@@ -1,0 +1,188 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Nothing is lost: killed nodes, signals, spot notices, poison tasks, lapsing leases."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.cli.work import main as brenda_work
+from shared.store import FolderStore
+from tests.node.conftest import Farm, script_tasks, wait_for
+
+SLOW_TASK = 'sleep 30; echo "frame $START" > "$OUTDIR/frame_$START.txt"\n'
+
+
+def output_names(farm: Farm) -> list[str]:
+    return FolderStore(Path(farm.settings["RENDER_OUTPUT"].removeprefix("file://"))).names()
+
+
+def rendering(farm: Farm, name: str) -> bool:
+    return farm.status(name).get("state") == "rendering"
+
+
+def sleeping_tasks() -> list[str]:
+    result = subprocess.run(
+        ["pgrep", "-f", "sleep 30"], check=False, capture_output=True, text=True
+    )
+    return result.stdout.split()
+
+
+@pytest.mark.parametrize(
+    ("script", "error"),
+    [
+        (
+            'echo "Error: the scene is broken" >&2; exit 3\n',
+            "the task exited with status 3 (Error: the scene is broken)",
+        ),
+        ("echo rendering nothing\n", "the task exited 0 but wrote no output (rendering nothing)"),
+    ],
+    ids=["exit status", "no output"],
+)
+def test_poison_task_is_dead_lettered_after_three_tries_with_its_error(
+    farm: Farm,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    script: str,
+    error: str,
+) -> None:
+    farm.push(script_tasks(script, range(5, 6)))
+    node = farm.start_node("a")
+    assert node.wait(timeout=60) == 0
+    assert farm.console("a").count(f"Task frames 5 failed: {error}") == 3
+    assert output_names(farm) == []
+    for key, value in farm.settings.items():
+        monkeypatch.setenv(f"BRENDA_{key}", value)
+    assert brenda_work(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "  pending               0\n" in out
+    assert "  dead-lettered         1\n" in out
+    assert f"  frames 5: Task frames 5 failed: {error}\n" in out
+
+
+def test_sigterm_gives_the_task_back_within_five_seconds_and_stops_blender(farm: Farm) -> None:
+    farm.push(script_tasks(SLOW_TASK, range(1, 2)))
+    node = farm.start_node("a")
+    wait_for(lambda: rendering(farm, "a") and sleeping_tasks(), 30, "the task to start")
+    node.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    wait_for(lambda: farm.counts().pending == 1, 5, "the task to return to the queue")
+    assert time.monotonic() - signalled < 5
+    assert node.wait(timeout=10) == 0
+    assert sleeping_tasks() == []
+    assert "stopping: SIGTERM" in farm.console("a")
+
+
+class MetadataServer(http.server.ThreadingHTTPServer):
+    """EC2 instance metadata (IMDSv2) with a spot notice that the test switches on."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), MetadataHandler)
+        self.notice: str | None = None
+        self.token_requests = 0
+
+
+class MetadataHandler(http.server.BaseHTTPRequestHandler):
+    server: MetadataServer
+
+    def do_PUT(self) -> None:
+        if self.path == "/latest/api/token":
+            self.server.token_requests += 1
+            self._reply(200, "token-1")
+        else:
+            self._reply(404, "")
+
+    def do_GET(self) -> None:
+        if self.headers.get("X-aws-ec2-metadata-token") != "token-1":
+            self._reply(401, "")
+        elif self.path == "/latest/meta-data/spot/instance-action" and self.server.notice:
+            self._reply(200, self.server.notice)
+        else:
+            self._reply(404, "")
+
+    def _reply(self, status: int, body: str) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def metadata() -> Iterator[MetadataServer]:
+    server = MetadataServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+def test_spot_interruption_notice_gives_the_task_back(farm: Farm, metadata: MetadataServer) -> None:
+    farm.push(script_tasks(SLOW_TASK, range(1, 2)))
+    host, port = metadata.server_address[:2]
+    node = farm.start_node(
+        "a", RUNNING_ON_EC2="1", METADATA_URL=f"http://{host}:{port}", METADATA_POLL="1"
+    )
+    wait_for(lambda: rendering(farm, "a") and sleeping_tasks(), 30, "the task to start")
+    metadata.notice = '{"action": "terminate", "time": "2026-11-25T10:00:00Z"}'
+    noticed = time.monotonic()
+    wait_for(lambda: farm.counts().pending == 1, 5, "the task to return to the queue")
+    assert time.monotonic() - noticed < 5
+    assert node.wait(timeout=10) == 0
+    assert metadata.token_requests == 1
+    assert "stopping: a spot interruption notice" in farm.console("a")
+    assert sleeping_tasks() == []
+
+
+def test_a_node_killed_mid_task_loses_nothing(farm: Farm) -> None:
+    farm.settings.update(VISIBILITY_TIMEOUT="3", VISIBILITY_TIMEOUT_REASSERT="1")
+    farm.push(script_tasks('sleep 1; echo "$START" > "$OUTDIR/frame_$START.txt"\n', range(1, 5)))
+    doomed = farm.start_node("doomed")
+    wait_for(lambda: rendering(farm, "doomed"), 30, "the first task to start")
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait()
+    survivor = farm.start_node("survivor")
+    assert survivor.wait(timeout=60) == 0, farm.console("survivor")
+    assert output_names(farm) == [f"frame_{n}.txt" for n in range(1, 5)]
+    assert int((farm.work_dir("survivor") / "task_count").read_text()) == 4
+    counts = farm.counts()
+    assert (counts.pending, counts.in_flight, counts.dead) == (0, 0, 0)
+
+
+def test_the_lease_outlives_the_visibility_timeout_while_the_task_runs(
+    farm: Farm, tmp_path: Path
+) -> None:
+    farm.settings.update(VISIBILITY_TIMEOUT="2", VISIBILITY_TIMEOUT_REASSERT="1")
+    runs = tmp_path / "runs"
+    script = f'echo run >> {runs}; sleep 5; echo done > "$OUTDIR/frame_$START.txt"\n'
+    farm.push(script_tasks(script, range(1, 2)))
+    nodes = [farm.start_node("a"), farm.start_node("b")]
+    assert [node.wait(timeout=60) for node in nodes] == [0, 0]
+    assert runs.read_text() == "run\n"
+    assert output_names(farm) == ["frame_1.txt"]
+
+
+def test_done_poll_waits_until_the_done_file_says_shutdown(farm: Farm, tmp_path: Path) -> None:
+    powered_off = tmp_path / "powered-off"
+    farm.push(script_tasks('echo > "$OUTDIR/frame_$START.txt"\n', range(1, 2)))
+    node = farm.start_node(
+        "a", DONE="poll", POLL_PAUSE="1", SHUTDOWN_COMMAND=f"touch {powered_off}"
+    )
+    wait_for(lambda: farm.status("a").get("state") == "polling", 30, "the node to poll")
+    time.sleep(1.5)
+    assert node.poll() is None
+    (farm.work_dir("a") / "DONE").write_text("shutdown\n")
+    assert node.wait(timeout=10) == 0
+    assert powered_off.exists()
+    assert output_names(farm) == ["frame_1.txt"]
