@@ -166,15 +166,16 @@ def fetch_s3(url: S3Url, work: Path, config: Config, *, always: bool) -> Path:
 
     key = url.prefix.rstrip("/")
     name = PurePosixPath(key).name
+    origin = f"s3://{url.bucket}/{key}"
     if not key or not is_archive(name):
         raise ProjectError(
-            f"BLENDER_PROJECT {url} must name a tarball or zip, like s3://bucket/project.tar.gz."
+            f"BLENDER_PROJECT {origin} must name a tarball or zip, like s3://bucket/project.tar.gz."
         )
-    with cloud_errors(f"fetching the project {url}"):
+    with cloud_errors(f"fetching the project {origin}"):
         client = make_client("s3", config, pool=config.integer("CURL_MAX_THREADS"))
         info = s3.head(client, url.bucket, key)
         if info is None:
-            raise ProjectError(f"The project {url} does not exist.")
+            raise ProjectError(f"The project {origin} does not exist.")
         if not always:
             cached = _cached(work, info.etag)
             if cached is not None:
@@ -193,7 +194,7 @@ def fetch_s3(url: S3Url, work: Path, config: Config, *, always: bool) -> Path:
             size=info.size,
         )
     try:
-        return _unpack(download, work, str(url), info.etag)
+        return _unpack(download, work, origin, info.etag)
     finally:
         shutil.rmtree(download.parent, ignore_errors=True)
 
