@@ -1,0 +1,338 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``brenda demo``: a whole render farm on this machine, with no AWS account.
+
+Starts an AWS-compatible endpoint on loopback (moto's server), makes a small sample scene with
+Blender (or takes ``--blend FILE``), packs and uploads it to S3 there, pushes its frames to a work
+queue, starts local ``brenda-node`` processes, shows their progress, then downloads the frames
+(tiles assembled by the nodes), writes a contact sheet and prints a summary. Brenda's code does
+not know the endpoint is not AWS: this is the farm that runs on EC2, on one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared import __version__, work
+from shared.aws import s3
+from shared.aws.session import cloud_errors, make_client
+from shared.cli.common import ArgumentParser, configure_logging, run_command
+from shared.config import Config, load_config
+from shared.errors import BrendaError, TaskError
+from shared.local import LOCAL_REGION, local_endpoint
+from shared.store import open_store
+from shared.tasks import (
+    RenderSettings,
+    RenderTask,
+    chunk_frames,
+    parse_frame_list,
+    render_tasks,
+    tile_grid,
+)
+
+from . import sample_scene
+from .blender import blender_command
+
+PROG = "brenda"
+BUCKET = "brenda-demo"
+PROJECT_KEY = "project.tar.gz"
+QUEUE = "brenda-demo"
+REFRESH_SECONDS = 0.5
+THUMBNAIL_WIDTH = 160
+SHEET_COLUMNS = 6
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog=PROG,
+        description="Brenda, a render farm for Blender on AWS.",
+        epilog="Other commands: brenda-work (the work queue), brenda-node (a worker).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log what Brenda does, step by step"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="demo")
+    demo = commands.add_parser(
+        "demo",
+        help="run a render farm on this machine (no AWS account needed)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument(
+        "--frames", default="1-24", metavar="LIST", help="frames to render (default 1-24)"
+    )
+    demo.add_argument("--chunk", type=int, default=1, metavar="N", help="frames per task")
+    demo.add_argument(
+        "--tiles", default="0x0", metavar="XxY", help="render each frame in tiles, like 2x2"
+    )
+    demo.add_argument(
+        "--nodes",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="local nodes (default: one per CPU)",
+    )
+    demo.add_argument("--blend", type=Path, metavar="FILE", help="render this .blend instead")
+    demo.add_argument(
+        "--size", default="320x180", metavar="WxH", help="sample scene size (default 320x180)"
+    )
+    demo.add_argument(
+        "--samples", type=int, default=16, metavar="N", help="sample scene Cycles samples"
+    )
+    demo.add_argument(
+        "--output",
+        type=Path,
+        default=Path("brenda-demo"),
+        metavar="DIR",
+        help="where frames, the contact sheet and node logs go (default ./brenda-demo)",
+    )
+    return parser
+
+
+def parse_pair(text: str, what: str, example: str) -> tuple[int, int]:
+    first, _, second = text.lower().partition("x")
+    if not (first.isdigit() and second.isdigit()):
+        raise TaskError(f"{what} '{text}' must be written as two numbers like {example}.")
+    return int(first), int(second)
+
+
+@dataclass(frozen=True)
+class Job:
+    tasks: list[RenderTask]
+    frames: list[str]
+    """The names of the frames the job stores (assembled frames for tiles)."""
+    last_frame: int
+
+
+def plan(args: argparse.Namespace) -> Job:
+    if args.nodes < 1:
+        raise TaskError(f"--nodes must be 1 or more, not {args.nodes}.")
+    tiles = tile_grid(*parse_pair(args.tiles, "Tiles", "2x2 (across x down)"))
+    chunks = chunk_frames(parse_frame_list(args.frames), args.chunk)
+    settings = RenderSettings()
+    tasks = render_tasks(settings, chunks, tiles)
+    digits = settings.output_name.count("#")
+    numbers = {frame for chunk in chunks for frame in chunk.frames()}
+    return Job(tasks, sorted(f"frame_{frame:0{digits}d}.png" for frame in numbers), max(numbers))
+
+
+def farm_settings() -> dict[str, str]:
+    return {
+        "WORK_QUEUE": f"sqs://{QUEUE}",
+        "BLENDER_PROJECT": f"s3://{BUCKET}/{PROJECT_KEY}",
+        "RENDER_OUTPUT": f"s3://{BUCKET}/frames",
+        "RUNNING_ON_EC2": "0",
+        "RECEIVE_WAIT": "1",
+        "DONE": "exit",
+        "ERROR_PAUSE": "1",
+    }
+
+
+def make_project(args: argparse.Namespace, job: Job, folder: Path) -> Path:
+    """The project folder with its .blend: the sample scene, or a copy of ``--blend``."""
+    project = folder / "project"
+    project.mkdir(parents=True)
+    if args.blend is not None:
+        if not args.blend.is_file() or args.blend.suffix != ".blend":
+            raise BrendaError(f"--blend {args.blend} is not a .blend file.")
+        shutil.copy2(args.blend, project / args.blend.name)
+        return project
+    width, height = parse_pair(args.size, "Size", "320x180")
+    settings = {
+        "output": str(project / "sample.blend"),
+        "width": width,
+        "height": height,
+        "samples": args.samples,
+        "frames": max(1, job.last_frame),
+    }
+    command = [
+        *blender_command(None),
+        "-b",
+        "--python",
+        str(sample_scene.__file__),
+        "--",
+        json.dumps(settings),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not (project / "sample.blend").is_file():
+        tail = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
+        raise BrendaError(f"Blender could not make the sample scene: {tail[0]}")
+    return project
+
+
+def upload_project(project: Path, config: Config, folder: Path) -> None:
+    archive = folder / PROJECT_KEY
+    with tarfile.open(archive, "w:gz") as bundle:
+        bundle.add(project, arcname="project")
+    with cloud_errors("uploading the project"):
+        client = make_client("s3", config)
+        s3.ensure_bucket(client, BUCKET, LOCAL_REGION)
+        s3.upload_file(client, archive, BUCKET, PROJECT_KEY)
+
+
+def start_nodes(count: int, folder: Path, config_file: Path) -> list[subprocess.Popen[bytes]]:
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("BRENDA_")}
+    nodes = []
+    for number in range(1, count + 1):
+        work_dir = folder / f"node-{number}"
+        work_dir.mkdir()
+        node_environ = {**environ, "BRENDA_WORK_DIR": str(work_dir)}
+        with (work_dir / "console").open("wb") as console:
+            nodes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "brenda_node", "-c", str(config_file)],
+                    env=node_environ,
+                    stdout=console,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    return nodes
+
+
+def node_status(folder: Path, number: int) -> dict[str, Any]:
+    try:
+        return dict(json.loads((folder / f"node-{number}" / "status.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def watch(
+    job: Job, config: Config, nodes: list[subprocess.Popen[bytes]], folder: Path
+) -> list[dict[str, Any]]:
+    """Show progress until every frame is stored and the nodes have exited."""
+    from rich.console import Group
+    from rich.live import Live
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.table import Table
+
+    store = open_store(config)
+    wanted = set(job.frames)
+    bar = Progress("Frames stored", BarColumn(), MofNCompleteColumn(), "ETA", TimeRemainingColumn())
+    bar_task = bar.add_task("frames", total=len(wanted))
+
+    def table() -> Table:
+        nodes_table = Table("node", "state", "task", "frame", "sample", "tasks done")
+        for number, node in enumerate(nodes, start=1):
+            status = node_status(folder, number)
+            state = status.get("state", "starting") if node.poll() is None else "exited"
+            nodes_table.add_row(
+                str(number),
+                state,
+                str(status.get("task") or ""),
+                str(status.get("frame") or ""),
+                str(status.get("sample") or ""),
+                str(status.get("tasks_done", 0)),
+            )
+        return nodes_table
+
+    with Live(Group(bar, table()), refresh_per_second=4, transient=False) as live:
+        while True:
+            stored = wanted.intersection(store.names())
+            bar.update(bar_task, completed=len(stored))
+            live.update(Group(bar, table()))
+            if all(node.poll() is not None for node in nodes):
+                break
+            time.sleep(REFRESH_SECONDS)
+    print()
+    missing = sorted(wanted - set(store.names()))
+    if missing:
+        dead = work.dead_letters(config)
+        reasons = "; ".join(f"{task.what}: {task.error}" for task in dead[:3]) or "see the logs"
+        raise BrendaError(f"{len(missing)} of {len(wanted)} frames were not rendered ({reasons}).")
+    return [node_status(folder, number) for number in range(1, len(nodes) + 1)]
+
+
+def contact_sheet(frames: list[Path], target: Path) -> None:
+    from OpenImageIO import ROI, ImageBuf, ImageBufAlgo, ImageSpec
+
+    images = [ImageBuf(str(path)) for path in frames]
+    first = images[0].spec()
+    width = min(THUMBNAIL_WIDTH, first.width)
+    height = max(1, round(first.height * width / first.width))
+    columns = min(SHEET_COLUMNS, len(images))
+    rows = -(-len(images) // columns)
+    sheet = ImageBuf(ImageSpec(columns * width, rows * height, 3, "uint8"))
+    for index, image in enumerate(images):
+        thumbnail = ImageBufAlgo.resize(image, roi=ROI(0, width, 0, height, 0, 1, 0, 3))
+        column, row = index % columns, index // columns
+        ImageBufAlgo.paste(sheet, column * width, row * height, 0, 0, thumbnail)
+    if not sheet.write(str(target)):
+        raise BrendaError(f"Could not write the contact sheet {target}: {sheet.geterror()}.")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    job = plan(args)
+    output = args.output.resolve()
+    frames_folder = output / "frames"
+    with tempfile.TemporaryDirectory(prefix="brenda-demo-") as scratch, local_endpoint() as url:
+        folder = Path(scratch)
+        print(f"Local AWS-compatible endpoint: {url}")
+        config_file = folder / "brenda.conf"
+        settings = farm_settings()
+        config_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("BRENDA_")}
+        config = load_config(config_file, environ=environ)
+        project = make_project(args, job, folder)
+        blend = next(project.glob("*.blend")).name
+        upload_project(project, config, folder)
+        result = work.push(config, job.tasks)
+        print(
+            f"Project {blend} uploaded; {result.count} tasks for {len(job.frames)} frames pushed "
+            f"to {result.queue}; starting {args.nodes} nodes."
+        )
+        started = time.monotonic()
+        nodes = start_nodes(args.nodes, folder, config_file)
+        try:
+            statuses = watch(job, config, nodes, folder)
+        finally:
+            for node in nodes:
+                if node.poll() is None:
+                    node.terminate()
+                node.wait()
+            keep_logs(folder, output, len(nodes))
+        wall = time.monotonic() - started
+        frames_folder.mkdir(parents=True, exist_ok=True)
+        store = open_store(config)
+        local = []
+        for name in job.frames:
+            store.get(name, frames_folder / name)
+            local.append(frames_folder / name)
+        contact_sheet(local, output / "contact-sheet.png")
+    render_seconds = sum(float(status.get("render_seconds", 0)) for status in statuses)
+    print(f"Frames:           {len(job.frames)} in {frames_folder}")
+    print(f"Contact sheet:    {output / 'contact-sheet.png'}")
+    print(f"Wall time:        {wall:.1f} s on {len(nodes)} nodes")
+    print(f"Render time:      {render_seconds / len(job.frames):.2f} s per frame (mean)")
+    print(f"Farm efficiency:  {render_seconds / (len(nodes) * wall):.0%}")
+    return 0
+
+
+def keep_logs(folder: Path, output: Path, count: int) -> None:
+    logs = output / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    for number in range(1, count + 1):
+        console = folder / f"node-{number}" / "console"
+        if console.exists():
+            shutil.copyfile(console, logs / f"node-{number}.log")
+
+
+def run(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(PROG, verbose=args.verbose)
+    return run_demo(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(PROG, run, sys.argv[1:] if argv is None else argv)
