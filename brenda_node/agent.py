@@ -394,7 +394,7 @@ class Node:
         elif problem is not None:
             record_failure(lease, f"Task {what} failed: {problem}")
         else:
-            log.info("task %s rendered in %.1f s", what, result.seconds)
+            log.info("task %s rendered in %.3f s", what, result.seconds)
             self.state.show(state="waiting for the previous upload")
             uploader.submit(StoredTask(lease, what, outdir, result.outputs, result.seconds))
             return

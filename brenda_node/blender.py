@@ -39,7 +39,7 @@ from .render_script import OUTPUT_MARK
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 5.0
-POLL_SECONDS = 0.02
+POLL_SECONDS = 0.005
 ERROR_LINES_KEPT = 40
 RENDER_SCRIPT = Path(render_script.__file__)
 
