@@ -110,9 +110,12 @@ def assemble(tiles: list[tuple[TileName, Path]], target: Path) -> None:
     """Write the frame made of ``tiles`` (name and local file of each) to ``target``."""
     from OpenImageIO import ROI, ImageBuf, ImageSpec
 
+    # Keep colours as stored (PNG's alpha is not premultiplied), so they pass through unchanged.
+    raw = ImageSpec()
+    raw.attribute("oiio:UnassociatedAlpha", 1)
     images = []
     for tile, path in tiles:
-        image = ImageBuf(str(path))
+        image = ImageBuf(str(path), 0, 0, raw)
         if image.has_error:
             raise BrendaError(f"Tile {tile.name} cannot be read: {image.geterror()}.")
         images.append((tile, image))

@@ -18,7 +18,9 @@ from shared.cli.work import main as brenda_work
 from shared.store import FolderStore
 from tests.node.conftest import Farm, script_tasks, wait_for
 
-SLOW_TASK = 'sleep 30; echo "frame $START" > "$OUTDIR/frame_$START.txt"\n'
+# A task that sleeps for a length of its own, so that pgrep finds this test's sleep only.
+SLOW_SECONDS = f"30.{os.getpid()}"
+SLOW_TASK = f'sleep {SLOW_SECONDS}; echo "frame $START" > "$OUTDIR/frame_$START.txt"\n'
 
 
 def output_names(farm: Farm) -> list[str]:
@@ -31,7 +33,7 @@ def rendering(farm: Farm, name: str) -> bool:
 
 def sleeping_tasks() -> list[str]:
     result = subprocess.run(
-        ["pgrep", "-f", "sleep 30"], check=False, capture_output=True, text=True
+        ["pgrep", "-f", f"sleep {SLOW_SECONDS}"], check=False, capture_output=True, text=True
     )
     return result.stdout.split()
 
@@ -86,7 +88,7 @@ class MetadataServer(http.server.ThreadingHTTPServer):
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), MetadataHandler)
-        self.notice: str | None = None
+        self.notices: dict[str, str] = {}
         self.token_requests = 0
 
 
@@ -103,8 +105,8 @@ class MetadataHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.headers.get("X-aws-ec2-metadata-token") != "token-1":
             self._reply(401, "")
-        elif self.path == "/latest/meta-data/spot/instance-action" and self.server.notice:
-            self._reply(200, self.server.notice)
+        elif self.path in self.server.notices:
+            self._reply(200, self.server.notices[self.path])
         else:
             self._reply(404, "")
 
@@ -128,20 +130,38 @@ def metadata() -> Iterator[MetadataServer]:
     server.shutdown()
 
 
-def test_spot_interruption_notice_gives_the_task_back(farm: Farm, metadata: MetadataServer) -> None:
+@pytest.mark.parametrize(
+    ("path", "body", "notice"),
+    [
+        (
+            "/latest/meta-data/spot/instance-action",
+            '{"action": "terminate", "time": "2026-11-25T10:00:00Z"}',
+            "a spot interruption notice",
+        ),
+        (
+            "/latest/meta-data/events/recommendations/rebalance",
+            '{"noticeTime": "2026-11-25T10:00:00Z"}',
+            "a spot rebalance recommendation",
+        ),
+    ],
+    ids=["interruption", "rebalance"],
+)
+def test_spot_notice_gives_the_task_back(
+    farm: Farm, metadata: MetadataServer, path: str, body: str, notice: str
+) -> None:
     farm.push(script_tasks(SLOW_TASK, range(1, 2)))
     host, port = metadata.server_address[:2]
     node = farm.start_node(
         "a", RUNNING_ON_EC2="1", METADATA_URL=f"http://{host}:{port}", METADATA_POLL="1"
     )
     wait_for(lambda: rendering(farm, "a") and sleeping_tasks(), 30, "the task to start")
-    metadata.notice = '{"action": "terminate", "time": "2026-11-25T10:00:00Z"}'
+    metadata.notices[path] = body
     noticed = time.monotonic()
     wait_for(lambda: farm.counts().pending == 1, 5, "the task to return to the queue")
     assert time.monotonic() - noticed < 5
     assert node.wait(timeout=10) == 0
     assert metadata.token_requests == 1
-    assert "stopping: a spot interruption notice" in farm.console("a")
+    assert f"stopping: {notice} ({body})" in farm.console("a")
     assert sleeping_tasks() == []
 
 
