@@ -118,14 +118,24 @@ def download_file(
     _transfer(client, progress, submit, concurrency=concurrency, threshold=threshold)
 
 
-def head(client: Any, bucket: str, key: str) -> ObjectInfo | None:
-    """The object's size and ETag, or None if it does not exist."""
+MISSING = ("404", "NoSuchKey", "NotFound")
+
+
+def _unless_missing(call: Any, **arguments: Any) -> Any:
+    """``call(**arguments)``, or None where the object does not exist."""
     try:
-        response = client.head_object(Bucket=bucket, Key=key)
+        return call(**arguments)
     except Exception as error:
-        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+        if error_code(error) in MISSING:
             return None
         raise
+
+
+def head(client: Any, bucket: str, key: str) -> ObjectInfo | None:
+    """The object's size and ETag, or None if it does not exist."""
+    response = _unless_missing(client.head_object, Bucket=bucket, Key=key)
+    if response is None:
+        return None
     return ObjectInfo(
         key=key,
         size=int(response["ContentLength"]),
@@ -142,12 +152,9 @@ def write_text(client: Any, bucket: str, key: str, text: str) -> None:
 
 def read_text(client: Any, bucket: str, key: str) -> str | None:
     """The object's text, or None if it does not exist."""
-    try:
-        response = client.get_object(Bucket=bucket, Key=key)
-    except Exception as error:
-        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
+    response = _unless_missing(client.get_object, Bucket=bucket, Key=key)
+    if response is None:
+        return None
     return str(response["Body"].read().decode("utf-8"))
 
 
