@@ -203,7 +203,20 @@ SETTINGS: tuple[Setting, ...] = (
         "METADATA_POLL", _count(1, 120), 5, "Seconds between a node's spot interruption checks."
     ),
     # The fleet.
-    Setting("AMI_ID", _text, None, "Node image; '*' matches every image in status and stop."),
+    Setting("FARM", _text, "brenda", "Farm name: the tag on everything brenda-run creates."),
+    Setting("AMI_ID", _text, None, "Node image (see deploy/build-node-image.sh)."),
+    Setting(
+        "SSH_FROM",
+        _text,
+        None,
+        "Address range (CIDR) admitted to the nodes' SSH (default: this machine's address).",
+    ),
+    Setting(
+        "CHECKIP_URL",
+        _text,
+        "https://checkip.amazonaws.com",
+        "Service that tells brenda-run init this machine's public address.",
+    ),
     Setting("INSTANCE_TYPE", _text, "c7i.2xlarge", "EC2 instance type for nodes."),
     Setting("BID_PRICE", _price, None, "Spot maximum price in US$ per hour."),
     Setting("USE_ISTORE", _flag, None, "1: nodes work on the instance store."),

@@ -1,0 +1,181 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``brenda-run``: rent the render nodes (spot or on-demand EC2) and watch or stop them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from .. import fleet
+from ..config import Config, load_config
+from .common import ArgumentParser, add_common_options, configure_logging, run_command
+
+PROG = "brenda-run"
+COMMANDS = ("init", "spot", "demand", "price", "status", "stop", "cancel", "script")
+
+DESCRIPTION = """\
+Launch and manage the farm's EC2 nodes. Everything is tagged brenda:farm=FARM (default
+"brenda"); status, stop and cancel act on that farm only.
+
+commands:
+  init     one-time set-up: key pair, security group admitting SSH from your address only,
+           the nodes' IAM role (least privilege; no AWS keys on nodes)
+  spot     launch spot nodes (-N count, -p max price, -P persistent, -i type, -a AMI, -z zone)
+  demand   launch on-demand nodes (they terminate when they shut down)
+  price    current spot price per availability zone
+  status   the farm's nodes (uptime, address) and spot requests
+  stop     terminate the farm's nodes with -T (cancelling their spot requests first)
+  cancel   cancel the farm's open spot requests
+  script   print the user data a node boots with
+"""
+
+EPILOG = """\
+examples:
+  brenda-run init
+  brenda-run price
+  brenda-run -N 20 -p 0.25 -d spot       show what would be launched, launch nothing
+  brenda-run -N 20 -p 0.25 -z us-east-1b spot
+  brenda-run status
+  brenda-run -T stop
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=COMMANDS, metavar="|".join(COMMANDS))
+    add_common_options(parser)
+    parser.add_argument("-a", "--ami", metavar="AMI", help="node image (default AMI_ID)")
+    parser.add_argument(
+        "-N", "--n-instances", type=int, default=1, metavar="N", help="number of nodes"
+    )
+    parser.add_argument(
+        "-i", "--instance-type", metavar="TYPE", help="instance type (default INSTANCE_TYPE)"
+    )
+    parser.add_argument(
+        "-p", "--price", metavar="US$", help="spot: max price per hour (default BID_PRICE)"
+    )
+    parser.add_argument("-P", "--persistent", action="store_true", help="spot: persistent request")
+    parser.add_argument(
+        "-z", "--zone", metavar="ZONE|SUBNET", help="availability zone or subnet id"
+    )
+    parser.add_argument("-T", "--terminate", action="store_true", help="stop: terminate the nodes")
+    parser.add_argument(
+        "-d", "--dry-run", action="store_true", help="print what would happen; spend nothing"
+    )
+    parser.add_argument("--no-ssh-keys", action="store_true", help="init: skip the key pair")
+    parser.add_argument(
+        "--no-security-group", action="store_true", help="init: skip the security group"
+    )
+    return parser
+
+
+def uptime(delta: timedelta) -> str:
+    return str(timedelta(seconds=int(delta.total_seconds())))
+
+
+def cmd_launch(args: argparse.Namespace, config: Config) -> int:
+    plan = fleet.plan_launch(
+        config,
+        spot=args.command == "spot",
+        count=args.n_instances,
+        instance_type=args.instance_type,
+        image=args.ami,
+        price=args.price,
+        persistent=args.persistent,
+        placement=args.zone,
+    )
+    for line in plan.summary():
+        print(line)
+    if args.dry_run:
+        print("Startup script:")
+        print(plan.user_data, end="")
+        print("Dry run: nothing was launched.")
+        return 0
+    ids = fleet.launch(config, plan)
+    what = "spot requests" if plan.persistent else "nodes"
+    print(f"Launched {len(ids)} {what}: {' '.join(ids)}")
+    return 0
+
+
+def cmd_status(config: Config) -> int:
+    nodes, requests = fleet.farm_state(config)
+    now = datetime.now(UTC)
+    farm = config.text("FARM")
+    if not nodes and not requests:
+        print(f"Farm {farm} has no nodes and no spot requests.")
+        return 0
+    if nodes:
+        print(f"Nodes of farm {farm}:")
+        for node in nodes:
+            market = "spot" if node.spot else "on-demand"
+            print(
+                f"  {node.id}  {node.type:<12} {market:<9} {node.state:<8} "
+                f"up {uptime(node.uptime(now)):>10}  {node.address}"
+            )
+    if requests:
+        print(f"Spot requests of farm {farm}:")
+        for request in requests:
+            price = f"US$ {request.price}" if request.price else "-"
+            print(
+                f"  {request.id}  {request.kind:<10} {request.state:<9} {price:<10} "
+                f"{request.status}  {request.instance or ''}".rstrip()
+            )
+    return 0
+
+
+def cmd_price(args: argparse.Namespace, config: Config) -> int:
+    instance_type = args.instance_type or str(config.text("INSTANCE_TYPE"))
+    prices = fleet.spot_prices(config, instance_type)
+    print(f"Spot price of {instance_type}:")
+    for zone, (price, stamp) in prices.items():
+        print(f"  {zone:<16} US$ {price:.4f}/hour  ({stamp:%Y-%m-%d %H:%M} UTC)")
+    return 0
+
+
+def run(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(PROG, verbose=args.verbose)
+    config = load_config(args.config)
+    command = args.command
+    if command in ("spot", "demand"):
+        return cmd_launch(args, config)
+    if command == "script":
+        print(fleet.user_data(config), end="")
+        return 0
+    if command == "status":
+        return cmd_status(config)
+    if command == "price":
+        return cmd_price(args, config)
+    if command == "stop":
+        ids = fleet.stop(config, terminate=args.terminate, dry_run=args.dry_run)
+        verb = "TERMINATE" if args.terminate else "STOP"
+        print(
+            f"{verb} {' '.join(ids) if ids else '(no nodes)'}"
+            + (" (dry run)" if args.dry_run else "")
+        )
+        return 0
+    if command == "cancel":
+        ids = fleet.cancel(config, dry_run=args.dry_run)
+        print(
+            f"CANCEL {' '.join(ids) if ids else '(no open requests)'}"
+            + (" (dry run)" if args.dry_run else "")
+        )
+        return 0
+    result = fleet.init(
+        config, key_pair=not args.no_ssh_keys, security_group=not args.no_security_group
+    )
+    print(f"Key pair:          {result.key}")
+    print(f"Security group:    {result.security_group} (SSH from {result.ssh_from} only)")
+    print(f"Instance profile:  {result.profile}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(PROG, run, sys.argv[1:] if argv is None else argv)
