@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Turn a stock Ubuntu 24.04 LTS EC2 instance into a Brenda node image.
+#
+# Run as root on the instance, from a folder holding this script, brenda-node.service,
+# brenda-sudoers and the Brenda wheel or source folder to install:
+#   sudo ./build-node-image.sh ./brenda-0.1.0-py3-none-any.whl
+# Then make the image (from your machine): aws ec2 create-image --instance-id i-... --name brenda-node
+# and put its id in AMI_ID. The image starts nothing by itself: a node's user data writes
+# /etc/brenda/node.env and starts brenda-node.service.
+set -euo pipefail
+
+BLENDER_VERSION="${BLENDER_VERSION:-4.5.5}"
+BLENDER_SERIES="${BLENDER_VERSION%.*}"
+BLENDER_URL="https://download.blender.org/release/Blender${BLENDER_SERIES}/blender-${BLENDER_VERSION}-linux-x64.tar.xz"
+BLENDER_SHA256="${BLENDER_SHA256:-}"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+if [[ $# -ne 1 ]]; then
+    echo "usage: $0 BRENDA_WHEEL_OR_SOURCE" >&2
+    exit 2
+fi
+package="$1"
+if [[ $(id -u) -ne 0 ]]; then
+    echo "$0: run as root (sudo)" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+    python3 python3-venv ca-certificates curl xz-utils rsync \
+    libxi6 libxxf86vm1 libxfixes3 libxrender1 libxkbcommon0 libsm6 libgl1 libegl1
+
+echo "Installing Blender ${BLENDER_VERSION}"
+archive="$(mktemp --suffix=.tar.xz)"
+curl -fsSL --retry 3 -o "$archive" "$BLENDER_URL"
+if [[ -n "$BLENDER_SHA256" ]]; then
+    echo "${BLENDER_SHA256}  ${archive}" | sha256sum --check --quiet
+fi
+rm -rf /opt/blender
+mkdir -p /opt/blender
+tar -xJf "$archive" -C /opt/blender --strip-components=1
+rm -f "$archive"
+ln -sf /opt/blender/blender /usr/local/bin/blender
+blender --version | head -n 1
+
+echo "Installing Brenda"
+id -u brenda >/dev/null 2>&1 || useradd --system --home-dir /var/lib/brenda --shell /usr/sbin/nologin brenda
+python3 -m venv /opt/brenda/venv
+/opt/brenda/venv/bin/pip install --quiet --upgrade pip
+/opt/brenda/venv/bin/pip install --quiet "$package"
+install -m 0644 "$HERE/brenda-node.service" /etc/systemd/system/brenda-node.service
+install -m 0440 "$HERE/brenda-sudoers" /etc/sudoers.d/brenda
+visudo -cf /etc/sudoers.d/brenda
+install -d -m 0755 /etc/brenda
+systemctl daemon-reload
+
+echo "Cleaning up for imaging"
+apt-get clean
+rm -rf /var/lib/apt/lists/* /tmp/* /root/.cache
+rm -f /etc/ssh/ssh_host_*
+truncate -s 0 /var/log/*.log 2>/dev/null || true
+cloud-init clean --logs
+echo "Done: stop this instance and create an image from it."

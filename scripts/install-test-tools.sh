@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the system programs the tests drive: OpenSSH's sshd (brenda-tool's nodes), rsync,
+# shellcheck (the node image script). Does nothing where they are already present.
+set -euo pipefail
+missing=()
+command -v sshd >/dev/null 2>&1 || [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+command -v rsync >/dev/null 2>&1 || missing+=(rsync)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+if ((${#missing[@]})); then
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+        "${missing[@]}"
+fi
