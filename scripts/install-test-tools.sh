@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the system programs the tests drive: OpenSSH's sshd (brenda-tool's nodes), rsync,
-# shellcheck (the node image script). Does nothing where they are already present.
+# Installs the system programs the tests drive: OpenSSH's sshd for brenda-tool's nodes, rsync,
+# and the shell linter that checks the node image script. Does nothing where they are present.
 set -euo pipefail
 missing=()
 command -v sshd >/dev/null 2>&1 || [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
