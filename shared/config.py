@@ -228,6 +228,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AWS_USER", _text, "ubuntu", "SSH login user on nodes."),
     Setting("TOOL_THREADS", _count(1, 1024), 64, "Parallel ssh/rsync sessions of brenda-tool."),
     Setting("REMOTE_PIDFILE", _text, "brenda.pid", "Node pid file checked by prune."),
+    Setting(
+        "REMOTE_WORK_DIR",
+        _text,
+        "/var/lib/brenda",
+        "The nodes' work folder, where prune and perf read task_count and task_last.",
+    ),
     Setting("EBS_MANAGE_INSTANCE_TYPE", _text, "t3.micro", "Instance type for brenda-ebs."),
     Setting("EBS_MANAGE_AVAILABILITY_ZONE", _text, None, "Availability zone for brenda-ebs."),
 )

@@ -269,11 +269,22 @@ def stop(config: Config, *, terminate: bool, dry_run: bool) -> list[str]:
     """Terminate (or stop) the farm's instances, cancelling their spot requests first."""
     client = ec2_client(config)
     farm = str(config.text("FARM"))
-    with cloud_errors(f"stopping the nodes of farm {farm}"):
+    with cloud_errors(f"listing the nodes of farm {farm}"):
         nodes = [node for node in ec2.instances(client, farm) if node.state != "stopped"]
-        ids = [node.id for node in nodes]
-        if dry_run or not ids:
-            return ids
+    if not dry_run:
+        shut_down(config, nodes, terminate=terminate, client=client)
+    return [node.id for node in nodes]
+
+
+def shut_down(
+    config: Config, nodes: list[ec2.Instance], *, terminate: bool, client: Any = None
+) -> None:
+    """Terminate ``nodes`` (their spot requests cancelled first), or stop on-demand ones."""
+    if not nodes:
+        return
+    client = client or ec2_client(config)
+    ids = [node.id for node in nodes]
+    with cloud_errors(f"shutting down {', '.join(ids)}"):
         if not terminate:
             spot = [node.id for node in nodes if node.spot]
             if spot:
@@ -281,12 +292,11 @@ def stop(config: Config, *, terminate: bool, dry_run: bool) -> list[str]:
                     f"Spot nodes cannot be stopped, only terminated ({', '.join(spot)}): use -T."
                 )
             client.stop_instances(InstanceIds=ids)
-            return ids
+            return
         requests = sorted({node.spot_request for node in nodes if node.spot_request})
         if requests:
             client.cancel_spot_instance_requests(SpotInstanceRequestIds=requests)
         client.terminate_instances(InstanceIds=ids)
-    return ids
 
 
 def cancel(config: Config, *, dry_run: bool) -> list[str]:
