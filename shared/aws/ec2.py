@@ -8,7 +8,6 @@ spot request in the account). Callers wrap calls in ``cloud_errors``.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -116,10 +115,6 @@ def instances(client: Any, farm: str, *, states: Sequence[str] = LIVE_STATES) ->
     return sorted(listed, key=lambda instance: (instance.launched, instance.address, instance.id))
 
 
-def user_data_text(encoded: str) -> str:
-    return base64.b64decode(encoded).decode("utf-8")
-
-
 def latest_spot_prices(client: Any, instance_type: str) -> dict[str, tuple[float, datetime]]:
     """The most recent spot price per availability zone over the last day."""
     paginator = client.get_paginator("describe_spot_price_history")
@@ -151,3 +146,27 @@ def key_pair_exists(client: Any, name: str) -> bool:
             return False
         raise
     return True
+
+
+def spot_request_of(client: Any, instance_id: str) -> str | None:
+    """The spot request that launched ``instance_id``, if any."""
+    for item in _described(client, InstanceIds=[instance_id]):
+        if item.get("SpotInstanceRequestId"):
+            return str(item["SpotInstanceRequestId"])
+    requests = client.describe_spot_instance_requests().get("SpotInstanceRequests", [])
+    for request in requests:
+        if request.get("InstanceId") == instance_id:
+            return str(request["SpotInstanceRequestId"])
+    return None
+
+
+def find_snapshot(client: Any, name_or_id: str) -> str:
+    """A snapshot id from an id or the Name tag of one of the account's own snapshots."""
+    if name_or_id.startswith("snap-"):
+        return name_or_id
+    found = client.describe_snapshots(
+        OwnerIds=["self"], Filters=[{"Name": "tag:Name", "Values": [name_or_id]}]
+    ).get("Snapshots", [])
+    if not found:
+        raise LookupError(name_or_id)
+    return str(max(found, key=lambda snapshot: snapshot["StartTime"])["SnapshotId"])

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from tests.node.conftest import Farm, script_tasks, wait_for
 
 # A task that sleeps for a length of its own, so that pgrep finds this test's sleep only.
 SLOW_SECONDS = f"30.{os.getpid()}"
+AMI = "ami-12c6146b"
 SLOW_TASK = f'sleep {SLOW_SECONDS}; echo "frame $START" > "$OUTDIR/frame_$START.txt"\n'
 
 
@@ -206,3 +208,36 @@ def test_done_poll_waits_until_the_done_file_says_shutdown(farm: Farm, tmp_path:
     assert node.wait(timeout=10) == 0
     assert powered_off.exists()
     assert output_names(farm) == ["frame_1.txt"]
+
+
+def test_done_shutdown_cancels_the_nodes_own_persistent_spot_request(
+    farm: Farm, metadata: MetadataServer, boto_client: Any, tmp_path: Path
+) -> None:
+    ec2 = boto_client("ec2")
+    requests = ec2.request_spot_instances(
+        SpotPrice="0.2", InstanceCount=2, Type="persistent", LaunchSpecification={"ImageId": AMI}
+    )["SpotInstanceRequests"]
+    mine, other = (request["SpotInstanceRequestId"] for request in requests)
+    own_instance = ec2.describe_spot_instance_requests(SpotInstanceRequestIds=[mine])[
+        "SpotInstanceRequests"
+    ][0]["InstanceId"]
+    metadata.notices["/latest/meta-data/instance-id"] = own_instance
+    powered_off = tmp_path / "powered-off"
+    farm.push(script_tasks('echo > "$OUTDIR/frame_$START.txt"\n', range(1, 2)))
+    host, port = metadata.server_address[:2]
+    node = farm.start_node(
+        "a",
+        DONE="shutdown",
+        RUNNING_ON_EC2="1",
+        METADATA_URL=f"http://{host}:{port}",
+        SHUTDOWN_COMMAND=f"touch {powered_off}",
+    )
+    assert node.wait(timeout=60) == 0, farm.console("a")
+    assert powered_off.exists()
+    assert f"cancelled this node's spot request {mine}" in farm.console("a")
+    left = {
+        request["SpotInstanceRequestId"]: request["State"]
+        for request in ec2.describe_spot_instance_requests()["SpotInstanceRequests"]
+    }
+    assert left.get(mine, "cancelled") == "cancelled"
+    assert left[other] == "active"
