@@ -38,6 +38,7 @@ from shared.tasks import RenderTask, Task, decode_task, title
 from shared.urls import SqsUrl
 
 from .blender import BlenderLine, RunResult, TaskRunner, blender_command, write_launcher
+from .ebs import EbsVolumes, LinuxBlockDevices, mount_additional
 from .lease import Lease
 from .project import fetch_project
 from .spot import watch_for_interruption
@@ -270,16 +271,26 @@ class Node:
         config = self.config
         self.state.begin(config.done_mode())
         self.state.show(state="fetching project")
-        project = fetch_project(config, self.work)
-        log.info("project folder: %s", project)
-        if dry_run:
-            return "dry run: the project is ready"
+        volumes = EbsVolumes(config, LinuxBlockDevices())
+        try:
+            project = fetch_project(config, self.work, volumes)
+            mount_additional(volumes, project)
+            log.info("project folder: %s", project)
+            if dry_run:
+                return "dry run: the project is ready"
+            return self._work(project)
+        finally:
+            volumes.release()
+
+    def _work(self, project: Path) -> str:
+        config = self.config
         launcher_folder = self.work / "bin"
         write_launcher(launcher_folder, blender_command(config.text("BLENDER")))
         runner = TaskRunner(project, launcher_folder, self.work / "tmp")
         queue = open_work_queue(config)
         store = open_store(config, concurrency=config.integer("CURL_MAX_THREADS"))
-        uploader = Uploader(store, self._recorder(store), self.state)
+        record_failure = self._recorder(store)
+        uploader = Uploader(store, record_failure, self.state)
         if config.flag("RUNNING_ON_EC2"):
             watch_for_interruption(
                 str(config.text("METADATA_URL")),
@@ -288,7 +299,7 @@ class Node:
                 self.stopper.stop,
             )
         try:
-            return self._loop(queue, runner, uploader, self._recorder(store))
+            return self._loop(queue, runner, uploader, record_failure)
         finally:
             if self.stopper.stopped:
                 uploader.cancel()

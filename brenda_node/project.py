@@ -3,7 +3,7 @@
 
 ``s3://bucket/key``  a tarball or zip, downloaded once per ETag and extracted;
 ``file:///path``     a folder used where it is, or a tarball or zip extracted like an S3 one;
-``ebs://snapshot``   an EBS volume, which needs an EC2 node (see ``attach_snapshot``).
+``ebs://snapshot``   an EBS volume made from the snapshot, mounted read-only (see ``ebs``).
 
 Archives are checked before anything is written: members with absolute paths, ``..`` parts,
 links that point outside the project, or device files are refused, and a damaged or truncated
@@ -26,9 +26,12 @@ from shared.config import Config
 from shared.errors import BrendaError
 from shared.urls import EbsUrl, FileUrl, S3Url
 
+from .ebs import EbsVolumes
+
 log = logging.getLogger(__name__)
 
 PROJECT_FOLDER = "project"
+EBS_PROJECT_FOLDER = "project-ebs"
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
 IGNORED_AT_TOP = ("lost+found",)
 
@@ -199,15 +202,7 @@ def fetch_s3(url: S3Url, work: Path, config: Config, *, always: bool) -> Path:
         shutil.rmtree(download.parent, ignore_errors=True)
 
 
-def attach_snapshot(url: EbsUrl, work: Path) -> Path:
-    """EBS projects: create, attach and mount a volume from the snapshot (EC2 nodes only)."""
-    raise ProjectError(
-        f"BLENDER_PROJECT {url} is an EBS snapshot, which only an EC2 node can mount; use an "
-        "s3:// or file:// project here."
-    )
-
-
-def fetch_project(config: Config, work: Path) -> Path:
+def fetch_project(config: Config, work: Path, volumes: EbsVolumes | None = None) -> Path:
     """The local folder of the configured project, fetched if needed."""
     url = config.get("BLENDER_PROJECT")
     if url is None:
@@ -218,5 +213,7 @@ def fetch_project(config: Config, work: Path) -> Path:
         always = bool(config.flag("BLENDER_PROJECT_ALWAYS_REFETCH"))
         return fetch_s3(url, work, config, always=always)
     if isinstance(url, EbsUrl):
-        return attach_snapshot(url, work)
+        if volumes is None:
+            raise ProjectError(f"BLENDER_PROJECT {url} is an EBS snapshot: only a node mounts it.")
+        return descend(volumes.mount(url, work / EBS_PROJECT_FOLDER))
     raise config.missing("BLENDER_PROJECT")
