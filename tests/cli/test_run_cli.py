@@ -183,10 +183,18 @@ def test_spot_nodes_boot_the_service_without_secrets_and_show_in_status(
     assert sum(" spot " in line and "running" in line for line in lines) == 2
 
 
-def test_script_prints_the_user_data(initialised: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_script_prints_the_user_data(
+    initialised: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     code, out, _ = run(capsys, "script")
     assert code == 0 and out.startswith("#!/bin/bash\n")
     assert 'BRENDA_DONE="exit"' in out
+    script = tmp_path / "user-data.sh"
+    script.write_text(out)
+    result = subprocess.run(
+        ["shellcheck", str(script)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
 
 
 def test_persistent_spot_requests_and_cancel_touches_only_this_farm(
