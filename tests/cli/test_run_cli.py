@@ -273,3 +273,22 @@ def test_launch_errors_are_one_line(
     code, _, err = run(capsys, *argv)
     assert code == 1
     assert err == f"brenda-run: {message}\n"
+
+
+def test_image_type_and_subnet_options(
+    initialised: Path, capsys: pytest.CaptureFixture[str], boto_client: Any
+) -> None:
+    ec2 = boto_client("ec2")
+    subnet = ec2.describe_subnets()["Subnets"][0]
+    code, _, _ = run(
+        capsys, "-a", "ami-1e749f67", "-i", "m7i.large", "-z", subnet["SubnetId"], "demand"
+    )
+    assert code == 0
+    [node] = instances(boto_client)
+    assert (node["ImageId"], node["InstanceType"], node["SubnetId"]) == (
+        "ami-1e749f67",
+        "m7i.large",
+        subnet["SubnetId"],
+    )
+    profile = node["IamInstanceProfile"]["Arn"]
+    assert profile.endswith("instance-profile/brenda-node-test-farm")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,10 +99,14 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_ssh_on_every_node_reports_the_one_that_is_down(
     nodes: Nodes, tool_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(capsys, "-H", str(tool_env), "ssh", "echo", "up", "$((6*7))")
+    code, out, err = run(capsys, "-H", str(tool_env), "ssh", "uptime")
     assert code == 1
     down = nodes.addresses[2]
-    assert sorted(out.splitlines()) == sorted(f"[{a}] up 42" for a in nodes.addresses[:2])
+    lines = out.splitlines()
+    assert sorted(line.split()[0] for line in lines) == sorted(
+        f"[{a}]" for a in nodes.addresses[:2]
+    )
+    assert all("load average" in line for line in lines)
     port = down.split(":")[1]
     assert f"brenda-tool: {down}: cannot connect: Unable to connect to port {port}" in err
     assert err.endswith("brenda-tool: 1 of 3 nodes failed.\n")
@@ -172,3 +177,32 @@ def test_prune_needs_a_count(tool_env: Path, capsys: pytest.CaptureFixture[str])
     assert (
         err == "brenda-tool: prune needs the number of nodes to keep, like: brenda-tool prune 10.\n"
     )
+
+
+def test_shell_syntax_reaches_the_remote_shell(
+    nodes: Nodes, tool_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "-n", nodes.addresses[1], "ssh", "echo", "up", "$((6*7))")
+    assert code == 0 and out == f"[{nodes.addresses[1]}] up 42\n"
+
+
+def test_instances_lists_the_farms_running_nodes_and_honours_the_threshold(
+    aws: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, boto_client: Any
+) -> None:
+    monkeypatch.setenv("BRENDA_FARM", "listed")
+    ec2 = boto_client("ec2")
+    tags = [{"ResourceType": "instance", "Tags": [{"Key": "brenda:farm", "Value": "listed"}]}]
+    ec2.run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=2,
+        MaxCount=2,
+        InstanceType="c7i.large",
+        TagSpecifications=tags,
+    )
+    ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)
+    code, out, _ = run(capsys, "instances")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 2 and all(line.endswith("c7i.large") for line in lines)
+    assert run(capsys, "--imatch", "m7i.large", "i")[1] == ""
+    assert run(capsys, "-t", "59", "instances")[1] == ""
