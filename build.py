@@ -2,15 +2,20 @@
 """Build the Blender extension zip: ``python build.py`` writes ``dist/brenda-<version>.zip``.
 
 Standard library only. Stages ``brenda_addon/`` as the extension's root and ``shared/`` as its
-``shared`` subpackage, copies ``blender_manifest.toml``, zips the stage and checks the zip.
+``shared`` subpackage, bundles boto3 and the pure-Python packages it needs as wheels (the exact
+versions installed here, repacked from this environment, so the build needs no network),
+writes the wheel list into the staged copy of ``blender_manifest.toml`` only, zips the stage and
+checks the zip. Packages Blender ships itself (urllib3 and the like) are not bundled.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import tomllib
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -19,6 +24,8 @@ DIST = ROOT / "dist"
 MANIFEST = "blender_manifest.toml"
 SKIPPED_PARTS = ("__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", "tests")
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
+BUNDLED_ROOTS = ("boto3",)
+SHIPPED_WITH_BLENDER = {"urllib3", "numpy", "requests", "certifi", "idna", "charset-normalizer"}
 
 
 class BuildError(Exception):
@@ -54,8 +61,64 @@ def stage() -> Path:
                 destination = target / relative
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, destination)
-    shutil.copy2(ROOT / MANIFEST, STAGE / MANIFEST)
+    write_staged_manifest(STAGE, bundle_wheels(STAGE))
     return STAGE
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def dependency_closure(roots: tuple[str, ...]) -> list[metadata.Distribution]:
+    """The installed distributions ``roots`` need (no extras), less what Blender ships."""
+    found: dict[str, metadata.Distribution] = {}
+    pending = list(roots)
+    while pending:
+        name = _canonical(pending.pop())
+        if name in found or name in SHIPPED_WITH_BLENDER:
+            continue
+        try:
+            distribution = metadata.distribution(name)
+        except metadata.PackageNotFoundError as error:
+            raise BuildError(f"{name} is not installed: pip install -e '.[test]' first.") from error
+        found[name] = distribution
+        for requirement in distribution.requires or []:
+            if "extra ==" in requirement:
+                continue
+            pending.append(re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0])
+    return sorted(found.values(), key=lambda item: _canonical(item.metadata["Name"]))
+
+
+def repack_wheel(distribution: metadata.Distribution, folder: Path) -> Path:
+    """A wheel of an installed pure-Python distribution, made from its installed files."""
+    name = re.sub(r"[-.]+", "_", distribution.metadata["Name"])
+    wheel = folder / f"{name}-{distribution.version}-py3-none-any.whl"
+    files = [item for item in distribution.files or [] if not str(item).startswith("..")]
+    info = next((item for item in files if item.name == "WHEEL"), None)
+    if info is None or "Root-Is-Purelib: true" not in (info.read_text() or ""):
+        raise BuildError(f"{name} is not a pure-Python package and cannot be bundled.")
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        for item in files:
+            if "__pycache__" not in item.parts:
+                bundle.write(item.locate(), item.as_posix())
+    return wheel
+
+
+def bundle_wheels(staged: Path) -> list[str]:
+    folder = staged / "wheels"
+    folder.mkdir()
+    return [
+        f"./wheels/{repack_wheel(item, folder).name}" for item in dependency_closure(BUNDLED_ROOTS)
+    ]
+
+
+def write_staged_manifest(staged: Path, wheels: list[str]) -> None:
+    """The manifest with the wheel list, placed before the first table so it stays top-level."""
+    lines = (ROOT / MANIFEST).read_text(encoding="utf-8").splitlines()
+    first_table = next(index for index, line in enumerate(lines) if line.startswith("["))
+    listed = "wheels = [\n" + "".join(f'    "{wheel}",\n' for wheel in wheels) + "]\n"
+    lines.insert(first_table, listed)
+    (staged / MANIFEST).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def make_zip(staged: Path, version: str) -> Path:
@@ -74,7 +137,10 @@ def check_zip(archive: Path) -> list[str]:
         names = bundle.namelist()
         if MANIFEST not in names or "__init__.py" not in names:
             raise BuildError(f"{archive} lacks {MANIFEST} or __init__.py at its top level.")
-        tomllib.loads(bundle.read(MANIFEST).decode("utf-8"))
+        manifest = tomllib.loads(bundle.read(MANIFEST).decode("utf-8"))
+        absent = [wheel for wheel in manifest.get("wheels", []) if wheel[2:] not in names]
+        if absent:
+            raise BuildError(f"{archive} lists wheels it does not hold: {', '.join(absent)}")
     stray = [name for name in names if not _wanted(Path(name))]
     if stray:
         raise BuildError(f"{archive} holds files that must not ship: {', '.join(stray)}")

@@ -7,8 +7,16 @@ which build.py vendors into the extension as ``<extension>/shared``.
 
 from __future__ import annotations
 
-import bpy
+from . import operators, panels, preferences, props
 
-classes: tuple[type, ...] = ()
+MODULES = (preferences, props, operators, panels)
 
-register, unregister = bpy.utils.register_classes_factory(classes)
+
+def register() -> None:
+    for module in MODULES:
+        module.register()
+
+
+def unregister() -> None:
+    for module in reversed(MODULES):
+        module.unregister()

@@ -131,6 +131,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("WORK_QUEUE", _url("sqs"), None, "The work queue: sqs://NAME."),
     Setting("RENDER_OUTPUT", _url("s3", "file"), None, "Where frames go: s3://BUCKET[/PREFIX]."),
+    Setting(
+        "ENDPOINT_URL",
+        _text,
+        None,
+        "Another AWS-compatible endpoint for every call (default: AWS_ENDPOINT_URL, else AWS).",
+    ),
     Setting("S3_REGION", _text, None, "Region of the S3 buckets (default: the AWS region)."),
     Setting("SQS_REGION", _text, None, "Region of the work queue (default: the AWS region)."),
     Setting("EC2_REGION", _text, None, "Region for EC2 nodes (default: the AWS region)."),

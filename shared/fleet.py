@@ -215,6 +215,11 @@ def launch(config: Config, plan: LaunchPlan) -> list[str]:
     """Start the nodes; returns instance ids, or spot request ids for persistent requests."""
     client = ec2_client(config)
     with cloud_errors(f"launching {plan.count} {plan.instance_type} nodes"):
+        if not iam.profile_exists(make_client("iam", config), plan.profile):
+            raise BrendaError(
+                f"The nodes' instance profile {plan.profile} does not exist: run "
+                "'brenda-run init' first."
+            )
         network = _network(client, plan)
         common: dict[str, Any] = {
             "ImageId": plan.image,

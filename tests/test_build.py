@@ -31,3 +31,10 @@ def test_build_makes_a_clean_extension_zip() -> None:
     assert "shared/tasks.py" in names and "shared/task_scripts/frame" in names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
     assert not [name for name in names if name.startswith("tests/")]
+    wheels = staged["wheels"]
+    assert any(wheel.startswith("./wheels/boto3-") for wheel in wheels)
+    assert any(wheel.startswith("./wheels/botocore-") for wheel in wheels)
+    assert all(wheel.endswith("-py3-none-any.whl") and wheel[2:] in names for wheel in wheels)
+    assert not any("urllib3" in wheel or "numpy" in wheel for wheel in wheels)
+    assert "operators.py" in names and "shared/job.py" in names
+    assert "wheels" not in tomllib.loads((ROOT / "blender_manifest.toml").read_text())

@@ -135,3 +135,13 @@ def ensure_node_profile(client: Any, farm: str, policy: dict[str, Any]) -> str:
         if error_code(error) != "EntityAlreadyExists":
             raise
     return name
+
+
+def profile_exists(client: Any, name: str) -> bool:
+    try:
+        client.get_instance_profile(InstanceProfileName=name)
+    except Exception as error:
+        if error_code(error) == "NoSuchEntity":
+            return False
+        raise
+    return True

@@ -57,7 +57,10 @@ def make_client(service: str, config: Config, *, session: Any = None, pool: int 
         read_timeout=70,
     )
     return session.client(
-        service, region_name=region_for(service, config, session), config=settings
+        service,
+        region_name=region_for(service, config, session),
+        config=settings,
+        endpoint_url=config.text("ENDPOINT_URL"),
     )
 
 

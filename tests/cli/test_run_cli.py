@@ -263,7 +263,11 @@ def test_price_lists_every_zone(farm_env: Path, capsys: pytest.CaptureFixture[st
         (["-N", "0", "spot"], "The number of nodes (-N) must be 1 or more, not 0."),
         (["-p", "cheap", "spot"], "Price -p cheap is not a number of US$ per hour."),
         (["-P", "demand"], "-P (persistent) applies to spot nodes only."),
-        (["spot"], "Security group 'brenda' does not exist: run 'brenda-run init' first."),
+        (
+            ["spot"],
+            "The nodes' instance profile brenda-node-test-farm does not exist: run "
+            "'brenda-run init' first.",
+        ),
     ],
     ids=["count", "price", "persistent demand", "no init"],
 )

@@ -1,0 +1,359 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Brenda's operators (F3 search: "Brenda: ..."), each scriptable as ``bpy.ops.brenda.*``.
+
+Thin glue: copy the scene and preferences into ``shared`` dataclasses, call ``shared``, turn a
+``BrendaError`` into one report sentence. ``execute`` is the blocking path (scripts, ``blender
+-b``); uploads and downloads run in a thread from ``invoke``, with progress and Esc to cancel.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import bpy
+
+from . import scene_info
+from .jobs import BackgroundWork
+from .shared import fleet, work
+from .shared.errors import BrendaError
+from .shared.job import (
+    FarmSettings,
+    JobSettings,
+    ensure_output_bucket,
+    farm_config,
+    pack_project,
+)
+from .shared.progress import Progress
+from .shared.store import open_store
+
+FRAMES_FOLDER = "//brenda_frames"
+
+
+def archive_path(job: JobSettings) -> Path:
+    return Path(bpy.app.tempdir or tempfile.gettempdir()) / "brenda" / f"{job.job_name}.tar.gz"
+
+
+def why_not_ready(context: bpy.types.Context, *, online: bool = True) -> str | None:
+    if not bpy.data.filepath:
+        return "Save the .blend file first"
+    if online and not bpy.app.online_access:
+        return "Allow online access in Preferences > System to reach AWS"
+    missing = scene_info.farm_settings(context).missing()
+    if online and missing:
+        return f"Set the {', '.join(missing)} in Brenda's add-on preferences"
+    return None
+
+
+class _BrendaOperator:
+    """Shared behaviour: poll explains itself, errors become one report sentence."""
+
+    online: ClassVar[bool] = True
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        reason = why_not_ready(context, online=cls.online)
+        if reason is not None:
+            cls.poll_message_set(reason)  # type: ignore[attr-defined]
+            return False
+        return True
+
+    def run(self, context: bpy.types.Context, action: Callable[[], str]) -> set[str]:
+        state = context.window_manager.brenda
+        try:
+            message = action()
+        except BrendaError as error:
+            state.last_error = str(error)
+            self.report({"ERROR"}, str(error))  # type: ignore[attr-defined]
+            return {"CANCELLED"}
+        self.report({"INFO"}, message)  # type: ignore[attr-defined]
+        return {"FINISHED"}
+
+
+def pack(context: bpy.types.Context) -> tuple[Path, str]:
+    job = scene_info.job_settings(context)
+    images, missing = scene_info.external_images()
+    with tempfile.TemporaryDirectory(prefix="brenda-pack-") as folder:
+        copy = scene_info.save_project_copy(Path(folder), images)
+        report = pack_project(
+            copy, [dependency for _, dependency in images], archive_path(job), missing=missing
+        )
+    outside = f" ({len(report.outside)} copied in from absolute paths)" if report.outside else ""
+    return report.archive, f"Packed {report.files} files{outside} into {report.archive.name}."
+
+
+class BRENDA_OT_pack_project(_BrendaOperator, bpy.types.Operator):
+    """Pack the .blend and every image it uses into one project archive"""
+
+    bl_idname = "brenda.pack_project"
+    bl_label = "Brenda: Pack Project"
+    online = False
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        return self.run(context, lambda: pack(context)[1])
+
+
+def upload(farm: FarmSettings, job: JobSettings, archive: Path, progress: Progress) -> str:
+    from .shared.aws import s3
+    from .shared.aws.session import cloud_errors, make_client, make_session, region_for
+
+    config = farm_config(farm, job)
+    with cloud_errors(f"uploading the project to s3://{farm.project_bucket}"):
+        client = make_client("s3", config)
+        s3.ensure_bucket(
+            client, farm.project_bucket, region_for("s3", config, make_session(config))
+        )
+        s3.upload_file(client, archive, farm.project_bucket, job.project_key(), progress)
+    return job.project_key()
+
+
+class _ModalWork(_BrendaOperator):
+    """Runs ``start_work`` in a thread from ``invoke``, showing progress; Esc cancels."""
+
+    _work: BackgroundWork | None = None
+    _timer: Any = None
+
+    def start_work(self, context: bpy.types.Context) -> BackgroundWork:
+        raise NotImplementedError
+
+    def finish(self, context: bpy.types.Context, result: Any) -> str:
+        raise NotImplementedError
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        def blocking() -> str:
+            background = self.start_work(context)
+            return self.finish(context, background.work(background.progress))
+
+        return self.run(context, blocking)
+
+    def invoke(self, context: bpy.types.Context, event: Any) -> set[str]:
+        try:
+            self._work = self.start_work(context)
+        except BrendaError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self._work.start()
+        state = context.window_manager.brenda
+        state.busy, state.progress = self.bl_label, 0.0  # type: ignore[attr-defined]
+        self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: Any) -> set[str]:
+        assert self._work is not None
+        state = context.window_manager.brenda
+        if event.type == "ESC":
+            self._work.progress.cancel()
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        state.progress = self._work.fraction
+        for area in context.screen.areas if context.screen else ():
+            area.tag_redraw()
+        if not self._work.done:
+            return {"RUNNING_MODAL"}
+        context.window_manager.event_timer_remove(self._timer)
+        state.busy = ""
+        if self._work.error is not None:
+            state.last_error = str(self._work.error)
+            self.report({"ERROR"}, str(self._work.error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, self.finish(context, self._work.result))
+        return {"FINISHED"}
+
+
+class BRENDA_OT_upload_project(_ModalWork, bpy.types.Operator):
+    """Pack the project and upload it to the project bucket (Esc cancels)"""
+
+    bl_idname = "brenda.upload_project"
+    bl_label = "Brenda: Upload Project"
+
+    def start_work(self, context: bpy.types.Context) -> BackgroundWork:
+        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
+        archive, _ = pack(context)
+        return BackgroundWork(lambda progress: upload(farm, job, archive, progress))
+
+    def finish(self, context: bpy.types.Context, result: Any) -> str:
+        context.window_manager.brenda.uploaded_key = str(result)
+        return f"Uploaded the project to {result}."
+
+
+class BRENDA_OT_push_tasks(_BrendaOperator, bpy.types.Operator):
+    """Queue the scene's frames (chunks and tiles as set in the Brenda panel)"""
+
+    bl_idname = "brenda.push_tasks"
+    bl_label = "Brenda: Push Tasks"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
+
+        def push() -> str:
+            tasks = job.tasks()
+            config = farm_config(farm, job)
+            ensure_output_bucket(farm, config)
+            result = work.push(config, tasks)
+            state = context.window_manager.brenda
+            state.frames_total = len(job.frame_names())
+            return f"Pushed {result.count} tasks for {state.frames_total} frames to {result.queue}."
+
+        return self.run(context, push)
+
+
+class BRENDA_OT_launch_nodes(_BrendaOperator, bpy.types.Operator):
+    """Launch the render nodes (spot or on-demand, as set in the Brenda panel)"""
+
+    bl_idname = "brenda.launch_nodes"
+    bl_label = "Brenda: Launch Nodes"
+
+    spot_prices: ClassVar[str] = ""
+
+    def invoke(self, context: bpy.types.Context, event: Any) -> set[str]:
+        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
+        try:
+            prices = fleet.spot_prices(farm_config(farm, job), farm.instance_type or "c7i.2xlarge")
+        except BrendaError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        cheapest = min(prices.values(), default=None)
+        type(self).spot_prices = (
+            f"Spot price now: US$ {cheapest[0]:.4f}/hour" if cheapest else "No spot price known"
+        )
+        return context.window_manager.invoke_props_dialog(self)
+
+    def draw(self, context: bpy.types.Context) -> None:
+        job = context.scene.brenda
+        self.layout.label(text=self.spot_prices)
+        market = "spot" if job.use_spot else "on-demand"
+        self.layout.label(text=f"Launch {job.node_count} {market} nodes?")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
+
+        def launch() -> str:
+            config = farm_config(farm, job)
+            plan = fleet.plan_launch(
+                config,
+                spot=job.spot,
+                count=job.node_count,
+                instance_type=farm.instance_type or None,
+                image=farm.ami or None,
+                price=str(job.spot_price) if job.spot and job.spot_price > 0 else None,
+                persistent=False,
+                placement=None,
+            )
+            ids = fleet.launch(config, plan)
+            state = context.window_manager.brenda
+            state.price = job.spot_price
+            return f"Launched {len(ids)} nodes."
+
+        return self.run(context, launch)
+
+
+def refresh(context: bpy.types.Context, farm: FarmSettings, job: JobSettings) -> str:
+    config = farm_config(farm, job)
+    state = context.window_manager.brenda
+    counts = work.status(config)
+    nodes, _ = fleet.farm_state(config)
+    wanted = set(job.frame_names())
+    stored = wanted.intersection(open_store(config).names())
+    now = datetime.now(UTC)
+    state.frames_total = len(wanted)
+    state.frames_stored = len(stored)
+    state.pending = counts.pending if counts else 0
+    state.in_flight = counts.in_flight if counts else 0
+    state.dead = (counts.dead or 0) if counts else 0
+    state.nodes_running = sum(node.state == "running" for node in nodes)
+    state.node_hours = sum(node.uptime(now).total_seconds() for node in nodes) / 3600
+    state.progress = len(stored) / len(wanted) if wanted else 0.0
+    if state.dead:
+        errors = [task.error for task in work.dead_letters(config) if task.error]
+        state.last_error = errors[0] if errors else f"{state.dead} tasks failed"
+    state.refreshed = True
+    return (
+        f"{len(stored)} of {len(wanted)} frames stored; {state.pending} tasks pending, "
+        f"{state.in_flight} rendering, {state.dead} failed; {state.nodes_running} nodes."
+    )
+
+
+class BRENDA_OT_refresh_status(_BrendaOperator, bpy.types.Operator):
+    """Read the queue, the nodes and the stored frames"""
+
+    bl_idname = "brenda.refresh_status"
+    bl_label = "Brenda: Refresh Status"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
+        return self.run(context, lambda: refresh(context, farm, job))
+
+
+def download(farm: FarmSettings, job: JobSettings, folder: Path, progress: Progress) -> list[Path]:
+    store = open_store(farm_config(farm, job))
+    names = sorted(set(job.frame_names()).intersection(store.names()))
+    progress.start("Downloading frames", len(names))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in names:
+        progress.check()
+        store.get(name, folder / name)
+        paths.append(folder / name)
+        progress.advance()
+    return paths
+
+
+class BRENDA_OT_download_frames(_ModalWork, bpy.types.Operator):
+    """Download the stored frames next to the .blend and show the latest one"""
+
+    bl_idname = "brenda.download_frames"
+    bl_label = "Brenda: Download Frames"
+
+    def start_work(self, context: bpy.types.Context) -> BackgroundWork:
+        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
+        folder = Path(bpy.path.abspath(FRAMES_FOLDER)) / job.job_name
+        return BackgroundWork(lambda progress: download(farm, job, folder, progress))
+
+    def finish(self, context: bpy.types.Context, result: Any) -> str:
+        paths: list[Path] = result
+        if not paths:
+            return "No frames are stored yet."
+        image = bpy.data.images.load(str(paths[-1]), check_existing=True)
+        image.reload()
+        for area in context.screen.areas if context.screen else ():
+            if area.type == "IMAGE_EDITOR":
+                area.spaces.active.image = image
+        return f"Downloaded {len(paths)} frames to {paths[-1].parent}."
+
+
+class BRENDA_OT_stop_farm(_BrendaOperator, bpy.types.Operator):
+    """Terminate the farm's nodes, cancel its spot requests and empty its queue"""
+
+    bl_idname = "brenda.stop_farm"
+    bl_label = "Brenda: Stop Farm"
+
+    def invoke(self, context: bpy.types.Context, event: Any) -> set[str]:
+        return context.window_manager.invoke_confirm(self, event)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
+
+        def stop() -> str:
+            config = farm_config(farm, job)
+            stopped = fleet.stop(config, terminate=True, dry_run=False)
+            cancelled = fleet.cancel(config, dry_run=False)
+            work.reset(config, hard=False)
+            return f"Terminated {len(stopped)} nodes, cancelled {len(cancelled)} spot requests."
+
+        return self.run(context, stop)
+
+
+classes = (
+    BRENDA_OT_pack_project,
+    BRENDA_OT_upload_project,
+    BRENDA_OT_push_tasks,
+    BRENDA_OT_launch_nodes,
+    BRENDA_OT_refresh_status,
+    BRENDA_OT_download_frames,
+    BRENDA_OT_stop_farm,
+)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Brenda's add-on preferences: where the farm lives. Secret keys are never stored here (nor in
+the .blend): AWS credentials come from the standard chain (profile, SSO, environment)."""
+
+from __future__ import annotations
+
+import bpy
+
+from .shared.config import load_config
+from .shared.errors import BrendaError
+from .shared.urls import S3Url, SqsUrl
+
+
+def defaults_from_brenda_conf() -> dict[str, str]:
+    """Values from ~/.brenda.conf, where there is one, to start the preferences with."""
+    try:
+        config = load_config()
+    except BrendaError:
+        return {}
+    found: dict[str, str] = {}
+    project, output, queue = (
+        config.get(key) for key in ("BLENDER_PROJECT", "RENDER_OUTPUT", "WORK_QUEUE")
+    )
+    if isinstance(project, S3Url):
+        found["project_bucket"] = project.bucket
+    if isinstance(output, S3Url):
+        found["output_bucket"] = output.bucket
+    if isinstance(queue, SqsUrl):
+        found["queue"] = queue.queue
+    for key, name in (
+        ("AWS_PROFILE", "profile"),
+        ("EC2_REGION", "region"),
+        ("INSTANCE_TYPE", "instance_type"),
+        ("AMI_ID", "ami"),
+        ("SSH_KEY_NAME", "key_name"),
+    ):
+        value = config.text(key)
+        if value:
+            found[name] = value
+    return found
+
+
+class BRENDA_AP_preferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    profile: bpy.props.StringProperty(name="AWS Profile", description="Profile in ~/.aws/config")
+    region: bpy.props.StringProperty(name="Region", description="AWS region, like us-east-1")
+    endpoint_url: bpy.props.StringProperty(
+        name="Endpoint URL", description="Another AWS-compatible endpoint (leave empty for AWS)"
+    )
+    project_bucket: bpy.props.StringProperty(
+        name="Project Bucket", description="S3 bucket the packed project is uploaded to"
+    )
+    output_bucket: bpy.props.StringProperty(
+        name="Output Bucket", description="S3 bucket the nodes store frames in"
+    )
+    queue: bpy.props.StringProperty(name="Queue", description="SQS work queue name")
+    instance_type: bpy.props.StringProperty(name="Instance Type", default="c7i.2xlarge")
+    ami: bpy.props.StringProperty(name="Node Image (AMI)")
+    key_name: bpy.props.StringProperty(name="Key Pair", default="brenda")
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.use_property_split = True
+        for name in ("profile", "region", "endpoint_url"):
+            layout.prop(self, name)
+        layout.separator()
+        for name in ("project_bucket", "output_bucket", "queue"):
+            layout.prop(self, name)
+        layout.separator()
+        for name in ("instance_type", "ami", "key_name"):
+            layout.prop(self, name)
+
+
+def preferences(context: bpy.types.Context) -> BRENDA_AP_preferences:
+    return context.preferences.addons[__package__].preferences
+
+
+classes = (BRENDA_AP_preferences,)
+_register, _unregister = bpy.utils.register_classes_factory(classes)
+
+
+def register() -> None:
+    _register()
+    prefs = bpy.context.preferences.addons[__package__].preferences
+    for name, value in defaults_from_brenda_conf().items():
+        if not getattr(prefs, name):
+            setattr(prefs, name, value)
+
+
+def unregister() -> None:
+    _unregister()

@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The job's settings on the scene (``Scene.brenda``) and the farm's state on the window manager
+(``WindowManager.brenda``), which is runtime only and never saved in the .blend."""
+
+from __future__ import annotations
+
+import bpy
+
+FORMATS = [
+    ("PNG", "PNG", "8 or 16 bit PNG"),
+    ("OPEN_EXR", "OpenEXR", "Floating-point OpenEXR"),
+    ("JPEG", "JPEG", "JPEG"),
+    ("TIFF", "TIFF", "TIFF"),
+]
+DONE_POLICIES = [
+    ("shutdown", "Shut Down", "Nodes power off when the queue is done (no idle cost)"),
+    ("exit", "Stay Up", "Nodes stop working but keep running (and billing)"),
+    ("poll", "Keep Polling", "Nodes wait for more work"),
+]
+
+
+class BRENDA_PG_job(bpy.types.PropertyGroup):
+    use_scene_range: bpy.props.BoolProperty(
+        name="Scene Frame Range", default=True, description="Render the scene's frame range"
+    )
+    frame_start: bpy.props.IntProperty(name="Start", default=1, min=0)
+    frame_end: bpy.props.IntProperty(name="End", default=250, min=0)
+    frame_step: bpy.props.IntProperty(name="Step", default=1, min=1)
+    frames_per_task: bpy.props.IntProperty(
+        name="Frames per Task", default=1, min=1, description="Multiframe: frames each task renders"
+    )
+    tiles_x: bpy.props.IntProperty(name="Tiles X", default=0, min=0, description="0: no tiles")
+    tiles_y: bpy.props.IntProperty(name="Tiles Y", default=0, min=0, description="0: no tiles")
+    randomize: bpy.props.BoolProperty(name="Random Order", default=False)
+    file_format: bpy.props.EnumProperty(name="Format", items=FORMATS, default="PNG")
+    node_count: bpy.props.IntProperty(name="Nodes", default=4, min=1, max=1000)
+    use_spot: bpy.props.BoolProperty(name="Spot", default=True, description="Cheap spot nodes")
+    spot_price: bpy.props.FloatProperty(
+        name="Max Price",
+        default=0.0,
+        min=0.0,
+        precision=3,
+        description="US$ per node-hour; 0: up to the on-demand price",
+    )
+    done: bpy.props.EnumProperty(name="When Done", items=DONE_POLICIES, default="shutdown")
+
+
+class BRENDA_PG_state(bpy.types.PropertyGroup):
+    busy: bpy.props.StringProperty(name="Working On")
+    progress: bpy.props.FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
+    uploaded_key: bpy.props.StringProperty(name="Uploaded Project")
+    frames_total: bpy.props.IntProperty(name="Frames")
+    frames_stored: bpy.props.IntProperty(name="Frames Stored")
+    pending: bpy.props.IntProperty(name="Pending")
+    in_flight: bpy.props.IntProperty(name="In Flight")
+    dead: bpy.props.IntProperty(name="Failed")
+    nodes_running: bpy.props.IntProperty(name="Nodes")
+    node_hours: bpy.props.FloatProperty(name="Node Hours")
+    price: bpy.props.FloatProperty(name="Price per Node Hour")
+    last_error: bpy.props.StringProperty(name="Last Error")
+    refreshed: bpy.props.BoolProperty(name="Refreshed")
+
+
+classes = (BRENDA_PG_job, BRENDA_PG_state)
+_register, _unregister = bpy.utils.register_classes_factory(classes)
+
+
+def register() -> None:
+    _register()
+    bpy.types.Scene.brenda = bpy.props.PointerProperty(type=BRENDA_PG_job)
+    bpy.types.WindowManager.brenda = bpy.props.PointerProperty(type=BRENDA_PG_state)
+
+
+def unregister() -> None:
+    del bpy.types.WindowManager.brenda
+    del bpy.types.Scene.brenda
+    _unregister()

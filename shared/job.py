@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A render job as the Blender add-on describes it, and the farm it talks to. No bpy module use.
+
+The add-on copies its preferences and the scene's settings into these frozen dataclasses on the
+main thread (``brenda_addon/scene_info.py``); everything after that, in any thread, works on
+them: the settings become a ``Config`` like ``~/.brenda.conf`` would give, the job becomes
+structured render tasks, the project becomes a tarball with relative paths.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .config import Config, load_config
+from .errors import BrendaError, TaskError
+from .tasks import (
+    FrameRange,
+    RenderSettings,
+    RenderTask,
+    Task,
+    chunk_frames,
+    render_tasks,
+    shuffled,
+    tile_grid,
+)
+
+PROJECT_PREFIX = "projects/"
+OUTPUT_PREFIX = "frames/"
+
+
+@dataclass(frozen=True)
+class FarmSettings:
+    """The add-on's preferences: where the farm lives. Empty text means "not set"."""
+
+    profile: str = ""
+    region: str = ""
+    endpoint_url: str = ""
+    project_bucket: str = ""
+    output_bucket: str = ""
+    queue: str = ""
+    instance_type: str = ""
+    ami: str = ""
+    key_name: str = ""
+
+    def missing(self) -> list[str]:
+        labels = {
+            "project_bucket": "project bucket",
+            "output_bucket": "output bucket",
+            "queue": "queue name",
+        }
+        return [label for name, label in labels.items() if not getattr(self, name)]
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """A scene's render job."""
+
+    blend_name: str
+    scene: str
+    frame_start: int
+    frame_end: int
+    frame_step: int
+    frames_per_task: int
+    tiles_x: int
+    tiles_y: int
+    randomize: bool
+    file_format: str
+    node_count: int
+    spot: bool
+    spot_price: float
+    done: str
+
+    @property
+    def job_name(self) -> str:
+        return PurePosixPath(self.blend_name).stem
+
+    def project_key(self) -> str:
+        return f"{PROJECT_PREFIX}{self.job_name}.tar.gz"
+
+    def output_prefix(self) -> str:
+        return f"{OUTPUT_PREFIX}{self.job_name}"
+
+    def frames(self) -> FrameRange:
+        return FrameRange(self.frame_start, self.frame_end, self.frame_step)
+
+    def tasks(self) -> list[Task]:
+        chunks = chunk_frames([self.frames()], self.frames_per_task)
+        tiles = tile_grid(self.tiles_x, self.tiles_y)
+        settings = RenderSettings(
+            file_format=self.file_format, scene=self.scene, blend=self.blend_name
+        )
+        tasks: list[Task] = list(render_tasks(settings, chunks, tiles))
+        return shuffled(tasks) if self.randomize else tasks
+
+    def frame_names(self) -> list[str]:
+        """The names of the frames this job stores (whole frames; tiles are assembled)."""
+        template = RenderTask(chunk_frames([self.frames()], 1)[0], None, RenderSettings())
+        digits = template.output_name.count("#")
+        extension = EXTENSIONS.get(self.file_format, "." + self.file_format.lower())
+        base = template.output_name.split("#", 1)[0]
+        return [f"{base}{frame:0{digits}d}{extension}" for frame in self.frames().frames()]
+
+
+EXTENSIONS = {
+    "PNG": ".png",
+    "JPEG": ".jpg",
+    "OPEN_EXR": ".exr",
+    "OPEN_EXR_MULTILAYER": ".exr",
+    "TIFF": ".tif",
+    "BMP": ".bmp",
+    "TARGA": ".tga",
+    "TARGA_RAW": ".tga",
+    "WEBP": ".webp",
+}
+
+
+def farm_config(farm: FarmSettings, job: JobSettings | None = None) -> Config:
+    """The settings the CLIs would read, from the add-on's preferences (and a job)."""
+    if farm.missing():
+        raise BrendaError(
+            f"Set the {', '.join(farm.missing())} in Brenda's add-on preferences first."
+        )
+    values = {
+        "WORK_QUEUE": f"sqs://{farm.queue}",
+        "INSTANCE_TYPE": farm.instance_type,
+        "AMI_ID": farm.ami,
+        "SSH_KEY_NAME": farm.key_name,
+        "AWS_PROFILE": farm.profile,
+        "ENDPOINT_URL": farm.endpoint_url,
+        "S3_REGION": farm.region,
+        "SQS_REGION": farm.region,
+        "EC2_REGION": farm.region,
+    }
+    if job is not None:
+        values.update(
+            BLENDER_PROJECT=f"s3://{farm.project_bucket}/{job.project_key()}",
+            RENDER_OUTPUT=f"s3://{farm.output_bucket}/{job.output_prefix()}",
+            DONE=job.done,
+        )
+        if job.spot and job.spot_price > 0:
+            values["BID_PRICE"] = str(job.spot_price)
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("BRENDA_")}
+    environ.update({f"BRENDA_{key}": value for key, value in values.items() if value})
+    return load_config(environ=environ)
+
+
+def ensure_output_bucket(farm: FarmSettings, config: Config) -> None:
+    """Create the (private) output bucket if it does not exist, so nodes can store frames."""
+    from .aws import s3
+    from .aws.session import cloud_errors, make_client, make_session, region_for
+
+    with cloud_errors(f"preparing the output bucket s3://{farm.output_bucket}"):
+        client = make_client("s3", config)
+        s3.ensure_bucket(client, farm.output_bucket, region_for("s3", config, make_session(config)))
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A file the .blend uses: where it is, and where it goes inside the project."""
+
+    source: Path
+    target: str
+    """Relative POSIX path inside the project."""
+
+
+EXTERNAL_FOLDER = "external/"
+
+
+@dataclass(frozen=True)
+class PackReport:
+    archive: Path
+    files: int
+    outside: list[str]
+    """Files that were outside the .blend's folder (absolute paths), copied into ``external/``."""
+
+
+def pack_project(
+    blend_copy: Path, dependencies: Sequence[Dependency], archive: Path, *, missing: Sequence[str]
+) -> PackReport:
+    """Write ``archive`` (tar.gz): the saved .blend copy with every file it uses beside it.
+
+    Missing files stop the packing: a farm would render them wrong on every node.
+    """
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise TaskError(f"{len(missing)} files the project uses are missing: {shown}.")
+    outside = sorted(
+        str(item.source) for item in dependencies if item.target.startswith(EXTERNAL_FOLDER)
+    )
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as bundle:
+        bundle.add(blend_copy, arcname=blend_copy.name)
+        for item in dependencies:
+            bundle.add(item.source, arcname=item.target)
+    return PackReport(archive, 1 + len(dependencies), outside)

@@ -1,0 +1,196 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Drives the installed Brenda extension inside real Blender (the bpy wheel), in one process per
+phase; prints one JSON line of findings for test_addon.py. Not collected by pytest.
+
+usage: python scenario.py PHASE ZIP WORK ENDPOINT
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+PHASE, ZIP, WORK, ENDPOINT = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+MODULE = "bl_ext.user_default.brenda"
+findings: dict[str, Any] = {}
+
+
+class RecordingLayout:
+    """Stands in for a UI layout so the panel's draw can run without a window; records labels."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.enabled = True
+        self.use_property_split = False
+
+    def label(self, text: str = "", **_: Any) -> None:
+        self.lines.append(text)
+
+    def progress(self, factor: float = 0.0, text: str = "", **_: Any) -> None:
+        self.lines.append(f"progress {factor:.2f} {text}")
+
+    def operator(self, name: str, **_: Any) -> None:
+        self.lines.append(f"button {name}")
+
+    def prop(self, data: Any, name: str, **_: Any) -> None:
+        getattr(data, name)  # the property must exist
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: self  # column(), row(), box(), separator()
+
+
+def draw_panel() -> list[str]:
+    lines: list[str] = []
+    panel_type = bpy.types.BRENDA_PT_farm
+    fake = type("PanelSelf", (), {"layout": RecordingLayout(lines)})()
+    panel_type.draw(fake, bpy.context)
+    return lines
+
+
+def call(operator: str, **kwargs: Any) -> str:
+    """Run ``bpy.ops.brenda.<operator>``; returns "FINISHED" or the error Blender raised."""
+    try:
+        result = getattr(bpy.ops.brenda, operator)(**kwargs)
+    except RuntimeError as error:
+        return f"error: {error}"
+    return ",".join(sorted(result))
+
+
+def install() -> None:
+    bpy.context.preferences.system.use_online_access = True
+    result = bpy.ops.extensions.package_install_files(
+        filepath=str(ZIP), repo="user_default", enable_on_install=True
+    )
+    assert result == {"FINISHED"}, result
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.endpoint_url = ENDPOINT
+    prefs.region = "us-east-1"
+    prefs.project_bucket = "addon-projects"
+    prefs.output_bucket = "addon-frames"
+    prefs.queue = "addon-queue"
+    prefs.ami = "ami-12c6146b"
+
+
+def texture(path: Path, color: tuple[float, float, float]) -> bpy.types.Image:
+    image = bpy.data.images.new(path.stem, 4, 4)
+    image.pixels = [*color, 1.0] * 16
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.filepath_raw = str(path)
+    image.file_format = "PNG"
+    image.save()
+    return image
+
+
+def textured_plane(image: bpy.types.Image, x: float) -> None:
+    bpy.ops.mesh.primitive_plane_add(size=2, location=(x, 0, 0))
+    material = bpy.data.materials.new(image.name)
+    material.use_nodes = True
+    nodes = material.node_tree.nodes
+    emission = nodes.new("ShaderNodeEmission")
+    node = nodes.new("ShaderNodeTexImage")
+    node.image = image
+    material.node_tree.links.new(node.outputs["Color"], emission.inputs["Color"])
+    material.node_tree.links.new(emission.outputs[0], nodes["Material Output"].inputs["Surface"])
+    bpy.context.object.data.materials.append(material)
+
+
+def make_scene() -> Path:
+    for item in list(bpy.data.objects):
+        bpy.data.objects.remove(item)
+    project = WORK / "project"
+    red = texture(project / "textures" / "red.png", (1.0, 0.0, 0.0))
+    green = texture(WORK / "elsewhere" / "green.png", (0.0, 1.0, 0.0))
+    textured_plane(red, -1.0)
+    textured_plane(green, 1.0)
+    bpy.ops.object.camera_add(location=(0, 0, 5))
+    camera = bpy.context.object
+    camera.data.type = "ORTHO"
+    camera.data.ortho_scale = 4.0
+    scene = bpy.context.scene
+    scene.camera = camera
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 1
+    scene.cycles.use_denoising = False
+    scene.view_settings.view_transform = "Standard"
+    scene.render.resolution_x, scene.render.resolution_y = 40, 20
+    scene.render.resolution_percentage = 100
+    scene.frame_start, scene.frame_end = 1, 2
+    blend = project / "shot.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    red.filepath = "//textures/red.png"
+    green.filepath = str(WORK / "elsewhere" / "green.png")
+    bpy.ops.wm.save_mainfile()
+    return blend
+
+
+def phase_submit() -> None:
+    install()
+    findings["classes"] = sorted(
+        name for name in dir(bpy.types) if name.startswith(("BRENDA_OT", "BRENDA_PT", "BRENDA_PG"))
+    )
+    findings["properties"] = [
+        type(bpy.context.scene.brenda).__name__,
+        type(bpy.context.window_manager.brenda).__name__,
+    ]
+    findings["unsaved"] = call("push_tasks")
+    findings["panel_unsaved"] = draw_panel()
+    blend = make_scene()
+    findings["pack"] = call("pack_project")
+    archive = Path(bpy.app.tempdir) / "brenda" / "shot.tar.gz"
+    with tarfile.open(archive) as bundle:
+        findings["archive"] = sorted(bundle.getnames())
+    findings["paths_kept"] = [image.filepath for image in bpy.data.images]
+    scene = bpy.context.scene
+    scene.brenda.use_scene_range = False
+    scene.brenda.frame_start, scene.brenda.frame_end = 5, 3
+    findings["bad_range"] = call("push_tasks")
+    scene.brenda.use_scene_range = True
+    findings["upload"] = call("upload_project")
+    findings["push"] = call("push_tasks")
+    scene.brenda.node_count = 2
+    findings["launch"] = call("launch_nodes")
+    findings["refresh"] = call("refresh_status")
+    state = bpy.context.window_manager.brenda
+    findings["state"] = [state.pending, state.nodes_running, state.frames_total]
+    findings["panel_running"] = draw_panel()
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.endpoint_url = "http://127.0.0.1:9"
+    findings["unreachable"] = call("refresh_status")
+    prefs.endpoint_url = ENDPOINT
+    bpy.context.preferences.system.use_online_access = False
+    findings["offline"] = call("push_tasks")
+    bpy.context.preferences.system.use_online_access = True
+    findings["blend"] = str(blend)
+
+
+def phase_collect() -> None:
+    install()
+    bpy.ops.wm.open_mainfile(filepath=str(WORK / "project" / "shot.blend"))
+    findings["refresh"] = call("refresh_status")
+    state = bpy.context.window_manager.brenda
+    findings["state"] = [state.frames_stored, state.frames_total, state.pending]
+    findings["panel_done"] = draw_panel()
+    findings["download"] = call("download_frames")
+    findings["frames"] = sorted(
+        path.name for path in (WORK / "project" / "brenda_frames" / "shot").iterdir()
+    )
+    findings["stop"] = call("stop_farm")
+    bpy.ops.preferences.addon_disable(module=MODULE)
+    findings["unregistered"] = not hasattr(bpy.types.Scene, "brenda") and not any(
+        name.startswith("BRENDA_") for name in dir(bpy.types)
+    )
+
+
+def phase_no_credentials() -> None:
+    install()
+    bpy.ops.wm.open_mainfile(filepath=str(WORK / "project" / "shot.blend"))
+    findings["push"] = call("push_tasks")
+
+
+{"submit": phase_submit, "collect": phase_collect, "no-credentials": phase_no_credentials}[PHASE]()
+print("FINDINGS " + json.dumps(findings))

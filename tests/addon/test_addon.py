@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The Blender add-on in real Blender (the bpy wheel): the built zip installed as an extension,
+every operator run against moto's server, a real node rendering what the add-on packed (both
+textures present), failure paths as one sentence, and a clean unregister."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = Path(__file__).with_name("scenario.py")
+RUN_CLI = "import sys; from shared.cli.run import main; sys.exit(main())"
+
+
+@pytest.fixture(scope="module")
+def extension_zip() -> Path:
+    subprocess.run([sys.executable, "build.py"], cwd=ROOT, check=True, capture_output=True)
+    return next((ROOT / "dist").glob("brenda-*.zip"))
+
+
+def run_phase(phase: str, zip_path: Path, work: Path, endpoint: str, **environ: str) -> Any:
+    env = {**os.environ, "BLENDER_USER_RESOURCES": str(work / "blender-user"), **environ}
+    result = subprocess.run(
+        [sys.executable, str(SCENARIO), phase, str(zip_path), str(work), endpoint],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("FINDINGS ")]
+    assert result.returncode == 0 and lines, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(lines[-1].removeprefix("FINDINGS "))
+
+
+def test_the_add_on_runs_a_job_end_to_end(
+    aws: str, boto_client: Any, extension_zip: Path, tmp_path: Path
+) -> None:
+    init = {
+        "BRENDA_WORK_QUEUE": "sqs://addon-queue",
+        "BRENDA_RENDER_OUTPUT": "s3://addon-frames/frames/shot",
+        "BRENDA_SSH_FROM": "203.0.113.7/32",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_CLI, "--no-ssh-keys", "init"],
+        env={**os.environ, **init},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found = run_phase("submit", extension_zip, tmp_path, aws)
+    assert found["classes"] == [
+        "BRENDA_OT_download_frames",
+        "BRENDA_OT_launch_nodes",
+        "BRENDA_OT_pack_project",
+        "BRENDA_OT_push_tasks",
+        "BRENDA_OT_refresh_status",
+        "BRENDA_OT_stop_farm",
+        "BRENDA_OT_upload_project",
+        "BRENDA_PT_farm",
+    ]
+    assert found["properties"] == ["BRENDA_PG_job", "BRENDA_PG_state"]
+    assert (
+        found["unsaved"]
+        == "error: Operator bpy.ops.brenda.push_tasks.poll() Save the .blend file first"
+    )
+    assert "Save the .blend file first" in found["panel_unsaved"]
+    assert found["pack"] == "FINISHED"
+    assert found["archive"] == [
+        "external/green-green.png",
+        "shot.blend",
+        "textures/red.png",
+    ]
+    assert "//textures/red.png" in found["paths_kept"]
+    assert found["bad_range"] == "error: Error: End frame 3 is before start frame 5.\n"
+    assert (found["upload"], found["push"], found["launch"], found["refresh"]) == ("FINISHED",) * 4
+    assert found["state"] == [2, 2, 2]
+    assert "Queue: 2 pending, 0 rendering, 0 failed" in found["panel_running"]
+    assert "progress 0.00 0 / 2 frames stored" in found["panel_running"]
+    assert found["unreachable"].startswith("error: Error: Could not reach")
+    assert found["offline"].endswith("Allow online access in Preferences > System to reach AWS")
+    assert found["unreachable"].count("\n") == 1
+
+    node_env = {
+        **os.environ,
+        "BRENDA_WORK_QUEUE": "sqs://addon-queue",
+        "BRENDA_BLENDER_PROJECT": "s3://addon-projects/projects/shot.tar.gz",
+        "BRENDA_RENDER_OUTPUT": "s3://addon-frames/frames/shot",
+        "BRENDA_RUNNING_ON_EC2": "0",
+        "BRENDA_RECEIVE_WAIT": "1",
+        "BRENDA_WORK_DIR": str(tmp_path / "node"),
+    }
+    node = subprocess.run(
+        [sys.executable, "-m", "brenda_node"],
+        env=node_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert node.returncode == 0, node.stderr[-3000:]
+
+    found = run_phase("collect", extension_zip, tmp_path, aws)
+    assert found["refresh"] == "FINISHED"
+    assert found["state"] == [2, 2, 0]
+    assert "progress 1.00 2 / 2 frames stored" in found["panel_done"]
+    assert found["download"] == "FINISHED"
+    assert found["frames"] == ["frame_000001.png", "frame_000002.png"]
+    assert found["stop"] == "FINISHED"
+    assert found["unregistered"] is True
+
+    from OpenImageIO import FLOAT, ImageBuf
+
+    frame = ImageBuf(str(tmp_path / "project" / "brenda_frames" / "shot" / "frame_000001.png"))
+    pixels = frame.get_pixels(FLOAT)
+    left, right = pixels[10, 10, :3], pixels[10, 30, :3]
+    assert left[0] > 0.5 and left[1] < 0.2, left  # the red texture, by a relative path
+    assert right[1] > 0.5 and right[0] < 0.2, right  # the green one, by an absolute path
+    assert np.isfinite(pixels).all()
+
+    found = run_phase(
+        "no-credentials",
+        extension_zip,
+        tmp_path,
+        aws,
+        AWS_ACCESS_KEY_ID="",
+        AWS_SECRET_ACCESS_KEY="",
+    )
+    assert found["push"].startswith("error: Error: No AWS credentials were found")
