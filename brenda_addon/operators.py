@@ -8,6 +8,7 @@ Thin glue: copy the scene and preferences into ``shared`` dataclasses, call ``sh
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ import bpy
 
 from . import scene_info
 from .jobs import BackgroundWork
-from .shared import fleet, work
+from .shared import ebs_ops, fleet, work
 from .shared.errors import BrendaError
 from .shared.job import (
     FarmSettings,
@@ -264,8 +265,9 @@ def refresh(context: bpy.types.Context, farm: FarmSettings, job: JobSettings) ->
     state.pending = counts.pending if counts else 0
     state.in_flight = counts.in_flight if counts else 0
     state.dead = (counts.dead or 0) if counts else 0
-    state.nodes_running = sum(node.state == "running" for node in nodes)
-    state.node_hours = sum(node.uptime(now).total_seconds() for node in nodes) / 3600
+    render_nodes = [node for node in nodes if node.role == "node"]
+    state.nodes_running = sum(node.state == "running" for node in render_nodes)
+    state.node_hours = sum(node.uptime(now).total_seconds() for node in render_nodes) / 3600
     state.progress = len(stored) / len(wanted) if wanted else 0.0
     if state.dead:
         errors = [task.error for task in work.dead_letters(config) if task.error]
@@ -325,6 +327,62 @@ class BRENDA_OT_download_frames(_ModalWork, bpy.types.Operator):
         return f"Downloaded {len(paths)} frames to {paths[-1].parent}."
 
 
+def automatic_volume_size(archive: Path) -> int:
+    """Room for the unpacked project: four times its archive, at least 1 GB."""
+    size = archive.stat().st_size if archive.exists() else 0
+    return max(1, math.ceil(size * 4 / 2**30))
+
+
+class BRENDA_OT_build_ebs_volume(_BrendaOperator, bpy.types.Operator):
+    """Start a helper that copies the uploaded project onto a new EBS volume, then powers off"""
+
+    bl_idname = "brenda.build_ebs_volume"
+    bl_label = "Brenda: Build EBS Volume"
+
+    size_gb: bpy.props.IntProperty(name="Size (GB)", default=0, min=0, description="0: automatic")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
+
+        def build() -> str:
+            size = self.size_gb or automatic_volume_size(archive_path(job))
+            config = farm_config(farm, job)
+            plan = ebs_ops.plan_helper(
+                config,
+                existing=False,
+                image=farm.ami or None,
+                size=size,
+                snapshot=None,
+                instance_type=None,
+                zone=None,
+                mount=True,
+                fill_from=f"s3://{farm.project_bucket}/{job.project_key()}",
+            )
+            instance, _ = ebs_ops.start_helper(config, plan)
+            return (
+                f"Helper {instance} is copying the project onto a {size} GB volume; when it has "
+                "powered off, run Brenda: Snapshot EBS Volume."
+            )
+
+        return self.run(context, build)
+
+
+class BRENDA_OT_snapshot_ebs_volume(_BrendaOperator, bpy.types.Operator):
+    """Snapshot the volume the EBS helper filled, named after the .blend (ebs://NAME)"""
+
+    bl_idname = "brenda.snapshot_ebs_volume"
+    bl_label = "Brenda: Snapshot EBS Volume"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
+
+        def snapshot() -> str:
+            snapshot_id = ebs_ops.snapshot_helper_volume(farm_config(farm, job), job.job_name)
+            return f"Snapshot {snapshot_id} started: use BLENDER_PROJECT=ebs://{job.job_name}."
+
+        return self.run(context, snapshot)
+
+
 class BRENDA_OT_stop_farm(_BrendaOperator, bpy.types.Operator):
     """Terminate the farm's nodes, cancel its spot requests and empty its queue"""
 
@@ -354,6 +412,8 @@ classes = (
     BRENDA_OT_launch_nodes,
     BRENDA_OT_refresh_status,
     BRENDA_OT_download_frames,
+    BRENDA_OT_build_ebs_volume,
+    BRENDA_OT_snapshot_ebs_volume,
     BRENDA_OT_stop_farm,
 )
 register, unregister = bpy.utils.register_classes_factory(classes)

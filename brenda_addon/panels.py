@@ -53,6 +53,9 @@ class BRENDA_PT_farm(bpy.types.Panel):
         column.operator("brenda.refresh_status", icon="FILE_REFRESH")
         column.operator("brenda.download_frames", icon="IMPORT")
         column.operator("brenda.stop_farm", icon="CANCEL")
+        row = layout.row(align=True)
+        row.operator("brenda.build_ebs_volume", text="Build EBS Volume", icon="DISK_DRIVE")
+        row.operator("brenda.snapshot_ebs_volume", text="Snapshot", icon="FILE_TICK")
 
         box = layout.box()
         if state.busy:

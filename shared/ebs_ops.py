@@ -10,18 +10,20 @@ whole device, without a partition table, which is what nodes mount.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from .aws import ec2
+from .aws import ec2, iam
 from .aws.session import cloud_errors
 from .config import Config
 from .errors import BrendaError, ConfigError
 from .fleet import ec2_client
 
-HELPER_ROLE_TAG = "brenda:role"
+HELPER_ROLE_TAG = ec2.ROLE_TAG
 HELPER_ROLE = "ebs-helper"
 MOUNT_POINT = "/mnt/brenda-volume"
+NODE_PYTHON = "/opt/brenda/venv/bin/python"
 
 _FIND_VOLUME = """\
 # The volume is the disk that is neither the root disk nor mounted (/dev/xvdf on Xen, an NVMe
@@ -46,8 +48,12 @@ fi
 """
 
 
-def helper_user_data(*, format_volume: bool, owner: str) -> str:
-    """The helper's boot script for ``-m``: find the volume, format it if new, mount it."""
+def helper_user_data(*, format_volume: bool, owner: str, fill_from: str | None = None) -> str:
+    """The helper's boot script for ``-m``: find the volume, format it if new, mount it.
+
+    With ``fill_from`` (an s3:// project archive) it then extracts the project onto the volume,
+    unmounts it and powers the helper off (it terminates; the volume stays for ``snapshot``).
+    """
     steps = ["#!/bin/bash", "set -euo pipefail", _FIND_VOLUME.rstrip()]
     if format_volume:
         steps.append('mkfs -t ext4 -q "$device"')
@@ -56,6 +62,12 @@ def helper_user_data(*, format_volume: bool, owner: str) -> str:
         f'mount "$device" {MOUNT_POINT}',
         f"chown {owner}: {MOUNT_POINT}",
     ]
+    if fill_from is not None:
+        steps += [
+            f"{NODE_PYTHON} -m brenda_node.fill_volume {shlex.quote(fill_from)} {MOUNT_POINT}",
+            f"umount {MOUNT_POINT}",
+            "shutdown -h now",
+        ]
     return "\n".join(steps) + "\n"
 
 
@@ -71,6 +83,8 @@ class HelperPlan:
     key_name: str
     security_group: str
     user_data: str | None
+    profile: str | None
+    """The instance profile, for a helper that reads the project from S3."""
 
     def summary(self) -> list[str]:
         volume = f"from snapshot {self.snapshot}" if self.snapshot else "new, empty"
@@ -95,6 +109,7 @@ def plan_helper(
     instance_type: str | None,
     zone: str | None,
     mount: bool,
+    fill_from: str | None = None,
 ) -> HelperPlan:
     image = image or config.text("AMI_ID")
     if not image:
@@ -115,9 +130,12 @@ def plan_helper(
         mount=mount,
         key_name=str(config.text("SSH_KEY_NAME")),
         security_group=str(config.text("SECURITY_GROUP")),
-        user_data=helper_user_data(format_volume=not existing, owner=str(config.text("AWS_USER")))
-        if mount
+        user_data=helper_user_data(
+            format_volume=not existing, owner=str(config.text("AWS_USER")), fill_from=fill_from
+        )
+        if mount or fill_from
         else None,
+        profile=iam.role_name(str(config.text("FARM"))) if fill_from else None,
     )
 
 
@@ -168,6 +186,8 @@ def start_helper(config: Config, plan: HelperPlan) -> tuple[str, str | None]:
             arguments["Placement"] = {"AvailabilityZone": plan.zone}
         if plan.user_data:
             arguments["UserData"] = plan.user_data
+        if plan.profile:
+            arguments["IamInstanceProfile"] = {"Name": plan.profile}
         response = client.run_instances(**arguments)
     return str(response["Instances"][0]["InstanceId"]), snapshot_id
 

@@ -16,6 +16,8 @@ from typing import Any
 from .session import error_code
 
 FARM_TAG = "brenda:farm"
+ROLE_TAG = "brenda:role"
+NODE_ROLE = "node"
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 OPEN_REQUEST_STATES = ("open", "active", "disabled")
 
@@ -32,6 +34,8 @@ class Instance:
     spot_request: str | None
     zone: str
     spot: bool
+    role: str
+    """``node`` for render nodes; helpers (the EBS helper) carry their own role tag."""
 
     def uptime(self, now: datetime | None = None) -> timedelta:
         return (now or datetime.now(UTC)) - self.launched
@@ -87,6 +91,9 @@ def _instance(item: dict[str, Any], requests: dict[str, str]) -> Instance:
         spot_request=item.get("SpotInstanceRequestId") or requests.get(item["InstanceId"]),
         zone=item.get("Placement", {}).get("AvailabilityZone", ""),
         spot=item.get("InstanceLifecycle") == "spot" or item["InstanceId"] in requests,
+        role=next(
+            (tag["Value"] for tag in item.get("Tags", []) if tag["Key"] == ROLE_TAG), NODE_ROLE
+        ),
     )
 
 

@@ -151,6 +151,7 @@ def phase_submit() -> None:
     findings["bad_range"] = call("push_tasks")
     scene.brenda.use_scene_range = True
     findings["upload"] = call("upload_project")
+    findings["ebs"] = [call("build_ebs_volume"), call("snapshot_ebs_volume")]
     findings["push"] = call("push_tasks")
     scene.brenda.node_count = 2
     findings["launch"] = call("launch_nodes")

@@ -60,11 +60,13 @@ def test_the_add_on_runs_a_job_end_to_end(
     assert result.returncode == 0, result.stderr
     found = run_phase("submit", extension_zip, tmp_path, aws)
     assert found["classes"] == [
+        "BRENDA_OT_build_ebs_volume",
         "BRENDA_OT_download_frames",
         "BRENDA_OT_launch_nodes",
         "BRENDA_OT_pack_project",
         "BRENDA_OT_push_tasks",
         "BRENDA_OT_refresh_status",
+        "BRENDA_OT_snapshot_ebs_volume",
         "BRENDA_OT_stop_farm",
         "BRENDA_OT_upload_project",
         "BRENDA_PT_farm",
@@ -84,6 +86,15 @@ def test_the_add_on_runs_a_job_end_to_end(
     assert "//textures/red.png" in found["paths_kept"]
     assert found["bad_range"] == "error: Error: End frame 3 is before start frame 5.\n"
     assert (found["upload"], found["push"], found["launch"], found["refresh"]) == ("FINISHED",) * 4
+    assert found["ebs"] == ["FINISHED", "FINISHED"]
+    ec2 = boto_client("ec2")
+    [helper] = ec2.describe_volumes(
+        Filters=[{"Name": "tag:brenda:role", "Values": ["ebs-helper"]}]
+    )["Volumes"]
+    [snapshot] = ec2.describe_snapshots(Filters=[{"Name": "tag:Name", "Values": ["shot"]}])[
+        "Snapshots"
+    ]
+    assert snapshot["VolumeId"] == helper["VolumeId"]
     assert found["state"] == [2, 2, 2]
     assert "Queue: 2 pending, 0 rendering, 0 failed" in found["panel_running"]
     assert "progress 0.00 0 / 2 frames stored" in found["panel_running"]

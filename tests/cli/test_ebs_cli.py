@@ -104,10 +104,20 @@ def test_errors_are_one_line(
     assert err.startswith(f"brenda-ebs: {message}") and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("format_volume", [True, False], ids=["new", "existing"])
-def test_helper_boot_script_passes_shellcheck(format_volume: bool, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("format_volume", "fill_from"),
+    [(True, None), (False, None), (True, "s3://projects/projects/shot 1.tar.gz")],
+    ids=["new", "existing", "filled from a project"],
+)
+def test_helper_boot_script_passes_shellcheck(
+    format_volume: bool, fill_from: str | None, tmp_path: Path
+) -> None:
     script = tmp_path / "user-data.sh"
-    script.write_text(helper_user_data(format_volume=format_volume, owner="ubuntu"))
+    text = helper_user_data(format_volume=format_volume, owner="ubuntu", fill_from=fill_from)
+    if fill_from:
+        assert "brenda_node.fill_volume 's3://projects/projects/shot 1.tar.gz'" in text
+        assert text.endswith("shutdown -h now\n")
+    script.write_text(text)
     for check in (["bash", "-n"], ["shellcheck", "--severity=style"]):
         result = subprocess.run([*check, str(script)], capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stdout + result.stderr

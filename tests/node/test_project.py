@@ -147,3 +147,29 @@ def test_truncated_archive_keeps_the_previous_project(tmp_path: Path) -> None:
         fetch_project(config_for(f"file://{archive}"), work)
     assert (project / "scene.blend").stat().st_size == 100_000
     assert sorted(path.name for path in work.iterdir()) == ["project"]
+
+
+def test_fill_volume_extracts_a_project_into_a_folder(
+    aws: str, boto_client: Any, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    s3 = boto_client("s3")
+    s3.create_bucket(Bucket="projects")
+    archive = tarball(tmp_path / "p.tar.gz", {"scene.blend": b"b", "tex/a.png": b"a"}, top="p/")
+    s3.upload_file(str(archive), "projects", "p.tar.gz")
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "brenda_node.fill_volume", "s3://projects/p.tar.gz", str(volume)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(str(p.relative_to(volume)) for p in volume.rglob("*")) == [
+        "scene.blend",
+        "tex",
+        "tex/a.png",
+    ]
