@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import bpy
 
@@ -32,6 +32,7 @@ from .shared.progress import Progress
 from .shared.store import open_store
 
 FRAMES_FOLDER = "//brenda_frames"
+Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 
 
 def archive_path(job: JobSettings) -> Path:
@@ -49,7 +50,7 @@ def why_not_ready(context: bpy.types.Context, *, online: bool = True) -> str | N
     return None
 
 
-class _BrendaOperator:
+class _BrendaOperator(bpy.types.Operator):
     """Shared behaviour: poll explains itself, errors become one report sentence."""
 
     online: ClassVar[bool] = True
@@ -58,19 +59,19 @@ class _BrendaOperator:
     def poll(cls, context: bpy.types.Context) -> bool:
         reason = why_not_ready(context, online=cls.online)
         if reason is not None:
-            cls.poll_message_set(reason)  # type: ignore[attr-defined]
+            cls.poll_message_set(reason)
             return False
         return True
 
-    def run(self, context: bpy.types.Context, action: Callable[[], str]) -> set[str]:
+    def run(self, context: bpy.types.Context, action: Callable[[], str]) -> Result:
         state = context.window_manager.brenda
         try:
             message = action()
         except BrendaError as error:
             state.last_error = str(error)
-            self.report({"ERROR"}, str(error))  # type: ignore[attr-defined]
+            self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, message)  # type: ignore[attr-defined]
+        self.report({"INFO"}, message)
         return {"FINISHED"}
 
 
@@ -86,14 +87,14 @@ def pack(context: bpy.types.Context) -> tuple[Path, str]:
     return report.archive, f"Packed {report.files} files{outside} into {report.archive.name}."
 
 
-class BRENDA_OT_pack_project(_BrendaOperator, bpy.types.Operator):
+class BRENDA_OT_pack_project(_BrendaOperator):
     """Pack the .blend and every image it uses into one project archive"""
 
     bl_idname = "brenda.pack_project"
     bl_label = "Brenda: Pack Project"
     online = False
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         return self.run(context, lambda: pack(context)[1])
 
 
@@ -123,14 +124,14 @@ class _ModalWork(_BrendaOperator):
     def finish(self, context: bpy.types.Context, result: Any) -> str:
         raise NotImplementedError
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         def blocking() -> str:
             background = self.start_work(context)
             return self.finish(context, background.work(background.progress))
 
         return self.run(context, blocking)
 
-    def invoke(self, context: bpy.types.Context, event: Any) -> set[str]:
+    def invoke(self, context: bpy.types.Context, event: Any) -> Result:
         try:
             self._work = self.start_work(context)
         except BrendaError as error:
@@ -138,12 +139,12 @@ class _ModalWork(_BrendaOperator):
             return {"CANCELLED"}
         self._work.start()
         state = context.window_manager.brenda
-        state.busy, state.progress = self.bl_label, 0.0  # type: ignore[attr-defined]
+        state.busy, state.progress = self.bl_label, 0.0
         self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
-    def modal(self, context: bpy.types.Context, event: Any) -> set[str]:
+    def modal(self, context: bpy.types.Context, event: Any) -> Result:
         assert self._work is not None
         state = context.window_manager.brenda
         if event.type == "ESC":
@@ -165,7 +166,7 @@ class _ModalWork(_BrendaOperator):
         return {"FINISHED"}
 
 
-class BRENDA_OT_upload_project(_ModalWork, bpy.types.Operator):
+class BRENDA_OT_upload_project(_ModalWork):
     """Pack the project and upload it to the project bucket (Esc cancels)"""
 
     bl_idname = "brenda.upload_project"
@@ -181,13 +182,13 @@ class BRENDA_OT_upload_project(_ModalWork, bpy.types.Operator):
         return f"Uploaded the project to {result}."
 
 
-class BRENDA_OT_push_tasks(_BrendaOperator, bpy.types.Operator):
+class BRENDA_OT_push_tasks(_BrendaOperator):
     """Queue the scene's frames (chunks and tiles as set in the Brenda panel)"""
 
     bl_idname = "brenda.push_tasks"
     bl_label = "Brenda: Push Tasks"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
 
         def push() -> str:
@@ -202,7 +203,7 @@ class BRENDA_OT_push_tasks(_BrendaOperator, bpy.types.Operator):
         return self.run(context, push)
 
 
-class BRENDA_OT_launch_nodes(_BrendaOperator, bpy.types.Operator):
+class BRENDA_OT_launch_nodes(_BrendaOperator):
     """Launch the render nodes (spot or on-demand, as set in the Brenda panel)"""
 
     bl_idname = "brenda.launch_nodes"
@@ -210,7 +211,7 @@ class BRENDA_OT_launch_nodes(_BrendaOperator, bpy.types.Operator):
 
     spot_prices: ClassVar[str] = ""
 
-    def invoke(self, context: bpy.types.Context, event: Any) -> set[str]:
+    def invoke(self, context: bpy.types.Context, event: Any) -> Result:
         farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
         try:
             prices = fleet.spot_prices(farm_config(farm, job), farm.instance_type or "c7i.2xlarge")
@@ -229,7 +230,7 @@ class BRENDA_OT_launch_nodes(_BrendaOperator, bpy.types.Operator):
         market = "spot" if job.use_spot else "on-demand"
         self.layout.label(text=f"Launch {job.node_count} {market} nodes?")
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
 
         def launch() -> str:
@@ -279,13 +280,13 @@ def refresh(context: bpy.types.Context, farm: FarmSettings, job: JobSettings) ->
     )
 
 
-class BRENDA_OT_refresh_status(_BrendaOperator, bpy.types.Operator):
+class BRENDA_OT_refresh_status(_BrendaOperator):
     """Read the queue, the nodes and the stored frames"""
 
     bl_idname = "brenda.refresh_status"
     bl_label = "Brenda: Refresh Status"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
         return self.run(context, lambda: refresh(context, farm, job))
 
@@ -304,7 +305,7 @@ def download(farm: FarmSettings, job: JobSettings, folder: Path, progress: Progr
     return paths
 
 
-class BRENDA_OT_download_frames(_ModalWork, bpy.types.Operator):
+class BRENDA_OT_download_frames(_ModalWork):
     """Download the stored frames next to the .blend and show the latest one"""
 
     bl_idname = "brenda.download_frames"
@@ -333,7 +334,7 @@ def automatic_volume_size(archive: Path) -> int:
     return max(1, math.ceil(size * 4 / 2**30))
 
 
-class BRENDA_OT_build_ebs_volume(_BrendaOperator, bpy.types.Operator):
+class BRENDA_OT_build_ebs_volume(_BrendaOperator):
     """Start a helper that copies the uploaded project onto a new EBS volume, then powers off"""
 
     bl_idname = "brenda.build_ebs_volume"
@@ -341,7 +342,7 @@ class BRENDA_OT_build_ebs_volume(_BrendaOperator, bpy.types.Operator):
 
     size_gb: bpy.props.IntProperty(name="Size (GB)", default=0, min=0, description="0: automatic")
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
 
         def build() -> str:
@@ -367,13 +368,13 @@ class BRENDA_OT_build_ebs_volume(_BrendaOperator, bpy.types.Operator):
         return self.run(context, build)
 
 
-class BRENDA_OT_snapshot_ebs_volume(_BrendaOperator, bpy.types.Operator):
+class BRENDA_OT_snapshot_ebs_volume(_BrendaOperator):
     """Snapshot the volume the EBS helper filled, named after the .blend (ebs://NAME)"""
 
     bl_idname = "brenda.snapshot_ebs_volume"
     bl_label = "Brenda: Snapshot EBS Volume"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
 
         def snapshot() -> str:
@@ -383,16 +384,16 @@ class BRENDA_OT_snapshot_ebs_volume(_BrendaOperator, bpy.types.Operator):
         return self.run(context, snapshot)
 
 
-class BRENDA_OT_stop_farm(_BrendaOperator, bpy.types.Operator):
+class BRENDA_OT_stop_farm(_BrendaOperator):
     """Terminate the farm's nodes, cancel its spot requests and empty its queue"""
 
     bl_idname = "brenda.stop_farm"
     bl_label = "Brenda: Stop Farm"
 
-    def invoke(self, context: bpy.types.Context, event: Any) -> set[str]:
+    def invoke(self, context: bpy.types.Context, event: Any) -> Result:
         return context.window_manager.invoke_confirm(self, event)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
 
         def stop() -> str:

@@ -4,6 +4,8 @@ the .blend): AWS credentials come from the standard chain (profile, SSO, environ
 
 from __future__ import annotations
 
+from typing import cast
+
 import bpy
 
 from .shared.config import load_config
@@ -73,7 +75,7 @@ class BRENDA_AP_preferences(bpy.types.AddonPreferences):
 
 
 def preferences(context: bpy.types.Context) -> BRENDA_AP_preferences:
-    return context.preferences.addons[__package__].preferences
+    return cast(BRENDA_AP_preferences, context.preferences.addons[__package__].preferences)
 
 
 classes = (BRENDA_AP_preferences,)

@@ -67,11 +67,14 @@ _register, _unregister = bpy.utils.register_classes_factory(classes)
 
 def register() -> None:
     _register()
-    bpy.types.Scene.brenda = bpy.props.PointerProperty(type=BRENDA_PG_job)
-    bpy.types.WindowManager.brenda = bpy.props.PointerProperty(type=BRENDA_PG_state)
+    # Blender adds these properties at run time, which type checkers cannot see.
+    job = bpy.props.PointerProperty(type=BRENDA_PG_job)
+    state = bpy.props.PointerProperty(type=BRENDA_PG_state)
+    bpy.types.Scene.brenda = job  # type: ignore[attr-defined]
+    bpy.types.WindowManager.brenda = state  # type: ignore[attr-defined]
 
 
 def unregister() -> None:
-    del bpy.types.WindowManager.brenda
-    del bpy.types.Scene.brenda
+    delattr(bpy.types.WindowManager, "brenda")
+    delattr(bpy.types.Scene, "brenda")
     _unregister()
