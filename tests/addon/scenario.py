@@ -17,6 +17,16 @@ import bpy
 
 PHASE, ZIP, WORK, ENDPOINT = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 MODULE = "bl_ext.user_default.brenda"
+ONLINE_OPERATORS = (
+    "upload_project",
+    "push_tasks",
+    "launch_nodes",
+    "refresh_status",
+    "download_frames",
+    "build_ebs_volume",
+    "snapshot_ebs_volume",
+    "stop_farm",
+)
 findings: dict[str, Any] = {}
 
 
@@ -161,7 +171,8 @@ def phase_submit() -> None:
     findings["panel_running"] = draw_panel()
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.endpoint_url = "http://127.0.0.1:9"
-    findings["unreachable"] = call("refresh_status")
+    findings["unreachable"] = {name: call(name) for name in ONLINE_OPERATORS}
+    findings["panel_error"] = draw_panel()
     prefs.endpoint_url = ENDPOINT
     bpy.context.preferences.system.use_online_access = False
     findings["offline"] = call("push_tasks")
@@ -190,7 +201,7 @@ def phase_collect() -> None:
 def phase_no_credentials() -> None:
     install()
     bpy.ops.wm.open_mainfile(filepath=str(WORK / "project" / "shot.blend"))
-    findings["push"] = call("push_tasks")
+    findings["errors"] = {name: call(name) for name in ONLINE_OPERATORS}
 
 
 {"submit": phase_submit, "collect": phase_collect, "no-credentials": phase_no_credentials}[PHASE]()

@@ -98,9 +98,11 @@ def test_the_add_on_runs_a_job_end_to_end(
     assert found["state"] == [2, 2, 2]
     assert "Queue: 2 pending, 0 rendering, 0 failed" in found["panel_running"]
     assert "progress 0.00 0 / 2 frames stored" in found["panel_running"]
-    assert found["unreachable"].startswith("error: Error: Could not reach")
+    for operator, outcome in found["unreachable"].items():
+        assert outcome.startswith("error: Error: Could not reach"), operator
+        assert outcome.count("\n") == 1, operator
+    assert any(line.startswith("Could not reach") for line in found["panel_error"])
     assert found["offline"].endswith("Allow online access in Preferences > System to reach AWS")
-    assert found["unreachable"].count("\n") == 1
 
     node_env = {
         **os.environ,
@@ -146,4 +148,6 @@ def test_the_add_on_runs_a_job_end_to_end(
         AWS_ACCESS_KEY_ID="",
         AWS_SECRET_ACCESS_KEY="",
     )
-    assert found["push"].startswith("error: Error: No AWS credentials were found")
+    for operator, outcome in found["errors"].items():
+        assert outcome.startswith("error: Error: No AWS credentials were found"), operator
+        assert outcome.count("\n") == 1, operator
