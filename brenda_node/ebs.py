@@ -122,12 +122,7 @@ class EbsVolumes:
         letter = DEVICE_LETTERS[len(self.attached)]
         attached_as = f"/dev/sd{letter}"
         with cloud_errors(f"attaching {url}"):
-            try:
-                snapshot = ec2.find_snapshot(client, url.snapshot)
-            except LookupError:
-                raise BrendaError(
-                    f"No snapshot of this account is named '{url.snapshot}'."
-                ) from None
+            snapshot = ec2.find_snapshot(client, url.snapshot)
             volume = client.create_volume(
                 SnapshotId=snapshot,
                 AvailabilityZone=self._zone,

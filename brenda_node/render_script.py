@@ -12,6 +12,7 @@ frame was written.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -30,7 +31,8 @@ def arguments() -> dict[str, Any]:
 
 
 def main() -> None:
-    import bpy
+    # Blender's own module, used as Blender runs it (the add-on is type-checked against stubs).
+    bpy: Any = importlib.import_module("bpy")
 
     settings = arguments()
     name = settings["scene"]

@@ -10,6 +10,7 @@ whole.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import sys
@@ -24,7 +25,8 @@ def material(bpy: Any, name: str, color: tuple[float, float, float]) -> Any:
 
 
 def main() -> None:
-    import bpy
+    # Blender's own module, used as Blender runs it (the add-on is type-checked against stubs).
+    bpy: Any = importlib.import_module("bpy")
 
     settings = json.loads(sys.argv[sys.argv.index("--") + 1])
     bpy.ops.wm.read_factory_settings(use_empty=True)

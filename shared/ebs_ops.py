@@ -18,7 +18,7 @@ from .aws import ec2, iam
 from .aws.session import cloud_errors
 from .config import Config
 from .errors import BrendaError, ConfigError
-from .fleet import ec2_client
+from .fleet import ec2_client, security_group_id
 
 HELPER_ROLE_TAG = ec2.ROLE_TAG
 HELPER_ROLE = "ebs-helper"
@@ -156,20 +156,11 @@ def start_helper(config: Config, plan: HelperPlan) -> tuple[str, str | None]:
         volume: dict[str, Any] = {"VolumeType": "gp3", "DeleteOnTermination": False}
         snapshot_id = None
         if plan.snapshot:
-            try:
-                snapshot_id = ec2.find_snapshot(client, plan.snapshot)
-            except LookupError:
-                raise BrendaError(
-                    f"No snapshot of this account is named '{plan.snapshot}'."
-                ) from None
+            snapshot_id = ec2.find_snapshot(client, plan.snapshot)
             volume["SnapshotId"] = snapshot_id
         if plan.size:
             volume["VolumeSize"] = plan.size
-        group = ec2.find_security_group(client, plan.security_group)
-        if group is None:
-            raise BrendaError(
-                f"Security group '{plan.security_group}' does not exist: run 'brenda-run init'."
-            )
+        group = security_group_id(client, plan.security_group)
         arguments: dict[str, Any] = {
             "ImageId": plan.image,
             "InstanceType": plan.instance_type,

@@ -197,12 +197,15 @@ def ec2_client(config: Config) -> Any:
         return make_client("ec2", config)
 
 
-def _network(client: Any, plan: LaunchPlan) -> dict[str, Any]:
-    group = ec2.find_security_group(client, plan.security_group)
+def security_group_id(client: Any, name: str) -> str:
+    group = ec2.find_security_group(client, name)
     if group is None:
-        raise BrendaError(
-            f"Security group '{plan.security_group}' does not exist: run 'brenda-run init' first."
-        )
+        raise BrendaError(f"Security group '{name}' does not exist: run 'brenda-run init' first.")
+    return group
+
+
+def _network(client: Any, plan: LaunchPlan) -> dict[str, Any]:
+    group = security_group_id(client, plan.security_group)
     if plan.placement and plan.placement.startswith("subnet-"):
         return {"SubnetId": plan.placement, "SecurityGroupIds": [group]}
     network: dict[str, Any] = {"SecurityGroupIds": [group]}

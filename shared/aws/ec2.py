@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..errors import CloudError
 from .session import error_code
 
 FARM_TAG = "brenda:farm"
@@ -175,5 +176,5 @@ def find_snapshot(client: Any, name_or_id: str) -> str:
         OwnerIds=["self"], Filters=[{"Name": "tag:Name", "Values": [name_or_id]}]
     ).get("Snapshots", [])
     if not found:
-        raise LookupError(name_or_id)
+        raise CloudError(f"No snapshot of this account is named '{name_or_id}'.")
     return str(max(found, key=lambda snapshot: snapshot["StartTime"])["SnapshotId"])

@@ -112,3 +112,14 @@ def progress_bar(unit: str = "tasks") -> Iterator[Progress]:
             )
 
         yield Progress(on_change=show)
+
+
+def print_plan(summary: list[str], boot_script: str | None, *, dry_run: bool) -> None:
+    """What a launch will do; with a dry run also the boot script, and that nothing happened."""
+    for line in summary:
+        print(line)
+    if dry_run:
+        if boot_script:
+            print("Startup script:")
+            print(boot_script, end="")
+        print("Dry run: nothing was launched.")

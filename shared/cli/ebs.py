@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from .. import ebs_ops
 from ..config import load_config
 from ..errors import BrendaError
-from .common import ArgumentParser, add_common_options, configure_logging, run_command
+from .common import (
+    ArgumentParser,
+    add_common_options,
+    configure_logging,
+    print_plan,
+    run_command,
+)
 
 PROG = "brenda-ebs"
 
@@ -86,13 +92,8 @@ def run(argv: Sequence[str]) -> int:
         zone=args.zone,
         mount=args.mount,
     )
-    for line in plan.summary():
-        print(line)
+    print_plan(plan.summary(), plan.user_data, dry_run=args.dry_run)
     if args.dry_run:
-        if plan.user_data:
-            print("Startup script:")
-            print(plan.user_data, end="")
-        print("Dry run: nothing was launched.")
         return 0
     instance, snapshot = ebs_ops.start_helper(config, plan)
     source = f" from {snapshot}" if snapshot else ""

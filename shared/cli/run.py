@@ -10,7 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 from .. import fleet
 from ..config import Config, load_config
-from .common import ArgumentParser, add_common_options, configure_logging, run_command
+from .common import (
+    ArgumentParser,
+    add_common_options,
+    configure_logging,
+    print_plan,
+    run_command,
+)
 
 PROG = "brenda-run"
 COMMANDS = ("init", "spot", "demand", "price", "status", "stop", "cancel", "script")
@@ -91,12 +97,8 @@ def cmd_launch(args: argparse.Namespace, config: Config) -> int:
         persistent=args.persistent,
         placement=args.zone,
     )
-    for line in plan.summary():
-        print(line)
+    print_plan(plan.summary(), plan.user_data, dry_run=args.dry_run)
     if args.dry_run:
-        print("Startup script:")
-        print(plan.user_data, end="")
-        print("Dry run: nothing was launched.")
         return 0
     ids = fleet.launch(config, plan)
     what = "spot requests" if plan.persistent else "nodes"
