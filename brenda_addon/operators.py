@@ -77,12 +77,17 @@ class _BrendaOperator(bpy.types.Operator):
 
 def pack(context: bpy.types.Context) -> tuple[Path, str]:
     job = scene_info.job_settings(context)
-    images, missing = scene_info.external_images()
-    with tempfile.TemporaryDirectory(prefix="brenda-pack-") as folder:
-        copy = scene_info.save_project_copy(Path(folder), images)
-        report = pack_project(
-            copy, [dependency for _, dependency in images], archive_path(job), missing=missing
+    files = scene_info.project_files()
+    if files.unmovable:
+        shown = ", ".join(files.unmovable[:3]) + (" ..." if len(files.unmovable) > 3 else "")
+        raise BrendaError(
+            f"{len(files.unmovable)} files are used by an absolute path outside the project "
+            f"folder ({shown}); Brenda moves only images in: make them relative to the .blend."
         )
+    dependencies = [dependency for _, dependency in files.images] + files.others
+    with tempfile.TemporaryDirectory(prefix="brenda-pack-") as folder:
+        copy = scene_info.save_project_copy(Path(folder), files.images)
+        report = pack_project(copy, dependencies, archive_path(job), missing=files.missing)
     outside = f" ({len(report.outside)} copied in from absolute paths)" if report.outside else ""
     return report.archive, f"Packed {report.files} files{outside} into {report.archive.name}."
 

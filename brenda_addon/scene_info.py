@@ -5,6 +5,7 @@ frozen dataclasses, and the .blend's external files listed, on the main thread o
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
@@ -46,14 +47,33 @@ def job_settings(context: bpy.types.Context) -> JobSettings:
     )
 
 
-def external_images() -> tuple[list[tuple[bpy.types.Image, Dependency]], list[str]]:
-    """Every image file the .blend uses, with where it goes in the project; and missing ones.
+@dataclass(frozen=True)
+class ProjectFiles:
+    """What the open .blend uses from disk, sorted by what packing does with it."""
 
-    Files inside the .blend's folder keep their relative place; files elsewhere (absolute paths)
-    go to ``external/`` and the image is pointed there in the packed copy.
-    """
+    images: list[tuple[bpy.types.Image, Dependency]]
+    """Images: kept in place inside the .blend's folder, else copied into ``external/`` and
+    pointed there in the packed copy."""
+    others: list[Dependency]
+    """Other files inside the .blend's folder (libraries, sounds, fonts, caches): copied as they
+    are, their relative paths keep working."""
+    missing: list[str]
+    unmovable: list[str]
+    """Files other than images used by an absolute path outside the .blend's folder."""
+
+
+def _image_target(image: bpy.types.Image, source: Path, root: Path) -> str:
+    try:
+        return source.relative_to(root).as_posix()
+    except ValueError:
+        flat_name = f"{image.name}-{source.name}".replace(os.sep, "_")
+        return f"{EXTERNAL_FOLDER}{flat_name}"
+
+
+def project_files() -> ProjectFiles:
+    """Every file the .blend uses (Blender's own path API), and where each goes."""
     root = Path(bpy.data.filepath).parent.resolve()
-    used: list[tuple[bpy.types.Image, Dependency]] = []
+    images: list[tuple[bpy.types.Image, Dependency]] = []
     missing: list[str] = []
     for image in bpy.data.images:
         if image.packed_file is not None or image.source not in {"FILE", "SEQUENCE", "MOVIE"}:
@@ -64,13 +84,32 @@ def external_images() -> tuple[list[tuple[bpy.types.Image, Dependency]], list[st
         if not source.is_file():
             missing.append(f"{image.name} ({image.filepath})")
             continue
-        try:
-            target = source.relative_to(root).as_posix()
-        except ValueError:
-            flat_name = f"{image.name}-{source.name}".replace(os.sep, "_")
-            target = f"{EXTERNAL_FOLDER}{flat_name}"
-        used.append((image, Dependency(source, target)))
-    return used, missing
+        images.append((image, Dependency(source, _image_target(image, source, root))))
+    seen = {dependency.source for _, dependency in images}
+    others: list[Dependency] = []
+    unmovable: list[str] = []
+    # Blender's own files (essentials asset libraries) are on every node already.
+    blender_folders = [
+        Path(folder).resolve()
+        for folder in (bpy.utils.resource_path(kind) for kind in ("LOCAL", "SYSTEM", "USER"))
+        if folder
+    ]
+    for path in bpy.utils.blend_paths(absolute=True, packed=False, local=True):
+        if "#" in path or "<UDIM>" in path:
+            continue  # frame and tile patterns, not single files
+        source = Path(path).resolve()
+        if source in seen or source.is_dir():
+            continue
+        if any(source.is_relative_to(folder) for folder in blender_folders):
+            continue
+        seen.add(source)
+        if not source.is_file():
+            missing.append(path)
+        elif source.is_relative_to(root):
+            others.append(Dependency(source, source.relative_to(root).as_posix()))
+        else:
+            unmovable.append(str(source))
+    return ProjectFiles(images, others, missing, unmovable)
 
 
 def save_project_copy(folder: Path, images: list[tuple[bpy.types.Image, Dependency]]) -> Path:

@@ -150,6 +150,12 @@ def phase_submit() -> None:
     findings["unsaved"] = call("push_tasks")
     findings["panel_unsaved"] = draw_panel()
     blend = make_scene()
+    library = WORK / "elsewhere" / "library.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(library), copy=True)
+    with bpy.data.libraries.load(str(library), link=True) as (source, linked):
+        linked.materials = source.materials[:1]
+    findings["pack_outside_library"] = call("pack_project")
+    bpy.data.libraries.remove(bpy.data.libraries[0])
     findings["pack"] = call("pack_project")
     archive = Path(bpy.app.tempdir) / "brenda" / "shot.tar.gz"
     with tarfile.open(archive) as bundle:

@@ -77,6 +77,11 @@ def test_the_add_on_runs_a_job_end_to_end(
         == "error: Operator bpy.ops.brenda.push_tasks.poll() Save the .blend file first"
     )
     assert "Save the .blend file first" in found["panel_unsaved"]
+    assert found["pack_outside_library"] == (
+        "error: Error: 1 files are used by an absolute path outside the project folder "
+        f"({tmp_path / 'elsewhere' / 'library.blend'}); Brenda moves only images in: make them "
+        "relative to the .blend.\n"
+    )
     assert found["pack"] == "FINISHED"
     assert found["archive"] == [
         "external/green-green.png",
