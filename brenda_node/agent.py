@@ -49,6 +49,7 @@ blender_log = logging.getLogger("brenda_node.blender.output")
 
 DONE_MODES = ("exit", "shutdown", "poll")
 STATUS_INTERVAL = 0.5
+POLL_UPLOAD_SECONDS = 0.05
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -168,8 +169,19 @@ class Uploader:
             self._current.progress.cancel()
         self.wait()
 
+    def free(self, stop: threading.Event) -> bool:
+        """Wait until the previous upload is done; False if the node is stopped meanwhile, in
+        which case that upload is cancelled (its task goes back to the queue)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(POLL_UPLOAD_SECONDS)
+            if stop.is_set():
+                self.cancel()
+                return False
+        self.wait()
+        return not stop.is_set()
+
     def submit(self, task: StoredTask) -> None:
-        """Store ``task``'s outputs in the background, once the previous upload is done."""
+        """Store ``task``'s outputs in the background; the uploader must be free."""
         self.wait()
         self._current = task
         self._thread = threading.Thread(
@@ -407,8 +419,11 @@ class Node:
         else:
             log.info("task %s rendered in %.3f s", what, result.seconds)
             self.state.show(state="waiting for the previous upload")
-            uploader.submit(StoredTask(lease, what, outdir, result.outputs, result.seconds))
-            return
+            if uploader.free(self.stopper.event):
+                uploader.submit(StoredTask(lease, what, outdir, result.outputs, result.seconds))
+                return
+            log.warning("task %s rendered, but the node stops: it goes back to the queue", what)
+            lease.give_back()
         shutil.rmtree(outdir, ignore_errors=True)
 
 
