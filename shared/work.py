@@ -15,8 +15,9 @@ from typing import Any
 from .aws.session import cloud_errors, make_client
 from .aws.sqs import QueueCounts, WorkQueue
 from .config import Config
-from .errors import TaskError
+from .errors import BrendaError, TaskError
 from .progress import Progress
+from .store import OutputStore, failure_name
 from .tasks import Task, decode_task, encode_task, title
 from .urls import SqsUrl
 
@@ -81,7 +82,7 @@ class DeadTask:
 
 def dead_letters(config: Config, limit: int = 10) -> list[DeadTask]:
     """Up to ``limit`` dead-lettered tasks with the last error recorded for each."""
-    from .store import failure_name, open_store
+    from .store import open_store
 
     queue = open_queue(config)
     if queue is None:
@@ -95,9 +96,19 @@ def dead_letters(config: Config, limit: int = 10) -> list[DeadTask]:
             what = title(decode_task(message.body))
         except TaskError:
             what = f"message {message.message_id} (not a Brenda task)"
-        error = store.get_text(failure_name(message.message_id)) if store else None
-        dead.append(DeadTask(what, error.strip().splitlines()[0] if error else None))
+        dead.append(DeadTask(what, _last_error(store, message.message_id)))
     return dead
+
+
+def _last_error(store: OutputStore | None, message_id: str) -> str | None:
+    """The first line of the failure a node recorded; a store that cannot be read says so."""
+    if store is None:
+        return None
+    try:
+        text = store.get_text(failure_name(message_id))
+    except BrendaError as error:
+        return f"(the recorded error cannot be read: {error})"
+    return text.strip().splitlines()[0] if text and text.strip() else None
 
 
 def reset(config: Config, *, hard: bool) -> bool:

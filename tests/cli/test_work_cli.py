@@ -185,6 +185,25 @@ def test_status_counts_in_flight_and_dead_lettered(
     assert "  in flight             2" in out
     assert "  dead-lettered         1" in out
     assert "  pending               2" in out
+    assert "no error recorded in RENDER_OUTPUT" in out
+
+
+def test_status_survives_an_unreadable_render_output(
+    capsys: pytest.CaptureFixture[str],
+    queue_env: str,
+    template: str,
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run(capsys, "-T", template, "-e", "1", "push")
+    sqs = boto_client("sqs")
+    url = sqs.get_queue_url(QueueName="frames")["QueueUrl"]
+    for _ in range(4):
+        sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=0)
+    monkeypatch.setenv("BRENDA_RENDER_OUTPUT", "s3://no-such-bucket/frames")
+    code, out, _ = run(capsys, "status")
+    assert code == 0
+    assert "  frames 1: (the recorded error cannot be read: AWS refused reading" in out
 
 
 def test_queue_settings_come_from_the_config_file(
