@@ -264,7 +264,7 @@ def open_work_queue(config: Config) -> WorkQueue:
     url = config.require_url("WORK_QUEUE", SqsUrl)
     with cloud_errors(f"opening {url}"):
         client = make_client("sqs", config)
-        queue = WorkQueue.open(client, url.queue)
+        queue = WorkQueue.open(client, url.queue, dead_letters=False)
     if queue is None:
         raise BrendaError(f"The work queue {url} does not exist yet: push tasks with brenda-work.")
     return queue

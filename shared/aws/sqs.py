@@ -70,11 +70,14 @@ class WorkQueue:
         self.dead_letter_url = dead_letter_url
 
     @classmethod
-    def open(cls, client: Any, name: str) -> WorkQueue | None:
-        """The existing queue named ``name``, or None if there is none."""
+    def open(cls, client: Any, name: str, *, dead_letters: bool = True) -> WorkQueue | None:
+        """The existing queue named ``name``, or None if there is none; ``dead_letters``: also
+        find its dead-letter queue (the nodes have no use for it)."""
         url = _queue_url(client, name)
         if url is None:
             return None
+        if not dead_letters:
+            return cls(client, name, url, None)
         attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
         policy = attributes.get("Attributes", {}).get("RedrivePolicy")
         dead_letter_url = None
