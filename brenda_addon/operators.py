@@ -274,6 +274,7 @@ def refresh(context: bpy.types.Context, farm: FarmSettings, job: JobSettings) ->
     render_nodes = [node for node in nodes if node.role == "node"]
     state.nodes_running = sum(node.state == "running" for node in render_nodes)
     state.node_hours = sum(node.uptime(now).total_seconds() for node in render_nodes) / 3600
+    state.price = job.spot_price if job.spot else 0.0
     state.progress = len(stored) / len(wanted) if wanted else 0.0
     if state.dead:
         errors = [task.error for task in work.dead_letters(config) if task.error]

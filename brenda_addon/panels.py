@@ -58,6 +58,8 @@ class BRENDA_PT_farm(bpy.types.Panel):
         row.operator("brenda.snapshot_ebs_volume", text="Snapshot", icon="FILE_TICK")
 
         box = layout.box()
+        if state.uploaded_key:
+            box.label(text=f"Project: {state.uploaded_key}", icon="FILE_BLEND")
         if state.busy:
             box.progress(factor=state.progress, text=f"{state.busy} (Esc cancels)")
         if state.frames_total:

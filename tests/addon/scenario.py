@@ -170,6 +170,7 @@ def phase_submit() -> None:
     findings["ebs"] = [call("build_ebs_volume"), call("snapshot_ebs_volume")]
     findings["push"] = call("push_tasks")
     scene.brenda.node_count = 2
+    scene.brenda.spot_price = 0.25
     findings["launch"] = call("launch_nodes")
     findings["refresh"] = call("refresh_status")
     state = bpy.context.window_manager.brenda

@@ -103,6 +103,8 @@ def test_the_add_on_runs_a_job_end_to_end(
     assert found["state"] == [2, 2, 2]
     assert "Queue: 2 pending, 0 rendering, 0 failed" in found["panel_running"]
     assert "progress 0.00 0 / 2 frames stored" in found["panel_running"]
+    assert "Project: projects/shot.tar.gz" in found["panel_running"]
+    assert any(line.startswith("Nodes: 2  Cost so far: US$ ") for line in found["panel_running"])
     for operator, outcome in found["unreachable"].items():
         assert outcome.startswith("error: Error: Could not reach"), operator
         assert outcome.count("\n") == 1, operator
