@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,24 @@ def make_scene() -> Path:
     return blend
 
 
+def cancelled_upload() -> str:
+    """The upload operator's background path, cancelled as Esc does: the error it ends with."""
+    import importlib
+
+    operators = importlib.import_module(f"{MODULE}.operators")
+    jobs = importlib.import_module(f"{MODULE}.jobs")
+    scene_info = importlib.import_module(f"{MODULE}.scene_info")
+    farm = scene_info.farm_settings(bpy.context)
+    job = scene_info.job_settings(bpy.context)
+    archive = operators.archive_path(job)
+    work = jobs.BackgroundWork(lambda progress: operators.upload(farm, job, archive, progress))
+    work.progress.cancel()
+    work.start()
+    while not work.done:
+        time.sleep(0.01)
+    return str(work.error)
+
+
 def phase_submit() -> None:
     install()
     findings["classes"] = sorted(
@@ -167,6 +186,7 @@ def phase_submit() -> None:
     findings["bad_range"] = call("push_tasks")
     scene.brenda.use_scene_range = True
     findings["upload"] = call("upload_project")
+    findings["cancelled_upload"] = cancelled_upload()
     findings["ebs"] = [call("build_ebs_volume"), call("snapshot_ebs_volume")]
     findings["push"] = call("push_tasks")
     scene.brenda.node_count = 2

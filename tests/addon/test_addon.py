@@ -92,6 +92,7 @@ def test_the_add_on_runs_a_job_end_to_end(
     assert found["bad_range"] == "error: Error: End frame 3 is before start frame 5.\n"
     assert (found["upload"], found["push"], found["launch"], found["refresh"]) == ("FINISHED",) * 4
     assert found["ebs"] == ["FINISHED", "FINISHED"]
+    assert found["cancelled_upload"] == "Uploading shot.tar.gz was cancelled."
     ec2 = boto_client("ec2")
     [helper] = ec2.describe_volumes(
         Filters=[{"Name": "tag:brenda:role", "Values": ["ebs-helper"]}]
