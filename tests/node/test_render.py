@@ -4,6 +4,8 @@ into frames equal to a whole render, through s3:// and file:// projects and outp
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -24,7 +26,7 @@ from shared.tasks import (
     script_tasks,
     tile_grid,
 )
-from tests.node.conftest import Farm
+from tests.node.conftest import Farm, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -140,3 +142,28 @@ def test_original_templates_through_file_urls(
         "whole_000003.png",
     ]
     assert_same_image(output / "frame_000003.png", output / "whole_000003.png")
+
+
+def test_a_node_killed_mid_render_loses_no_frame(
+    farm: Farm, sample_blend: Path, tmp_path: Path
+) -> None:
+    project = Path(farm.settings["BLENDER_PROJECT"].removeprefix("file://"))
+    (project / "scene.blend").write_bytes(sample_blend.read_bytes())
+    farm.settings.update(VISIBILITY_TIMEOUT="4", VISIBILITY_TIMEOUT_REASSERT="1")
+    slow = tmp_path / "slow-template"
+    slow.write_text(
+        'blender -b *.blend --python-expr "import bpy; bpy.context.scene.cycles.samples = 3000" '
+        '-F PNG -o "$OUTDIR/frame_######" -s $START -e $END -a\n'
+    )
+    template, origin = load_template(str(slow))
+    farm.push(script_tasks(template, chunk_frames([FrameRange(1, 2)], 1), None, origin=origin))
+    doomed = farm.start_node("doomed")
+    wait_for(lambda: farm.status("doomed").get("sample"), 60, "Blender to report samples")
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait()
+    survivor = farm.start_node("survivor")
+    assert survivor.wait(timeout=240) == 0, farm.console("survivor")
+    output = Path(farm.settings["RENDER_OUTPUT"].removeprefix("file://"))
+    assert FolderStore(output).names() == ["frame_000001.png", "frame_000002.png"]
+    assert int((farm.work_dir("survivor") / "task_count").read_text()) == 2
+    pixels(output / "frame_000001.png")
