@@ -161,9 +161,13 @@ def test_a_node_killed_mid_render_loses_no_frame(
     wait_for(lambda: farm.status("doomed").get("sample"), 60, "Blender to report samples")
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.wait()
+    interrupted = farm.status("doomed")["task"]
     survivor = farm.start_node("survivor")
     assert survivor.wait(timeout=240) == 0, farm.console("survivor")
     output = Path(farm.settings["RENDER_OUTPUT"].removeprefix("file://"))
     assert FolderStore(output).names() == ["frame_000001.png", "frame_000002.png"]
-    assert int((farm.work_dir("survivor") / "task_count").read_text()) == 2
+    assert f"task {interrupted} done" in farm.console("survivor")
+    counts = [farm.work_dir(name) / "task_count" for name in ("doomed", "survivor")]
+    assert sum(int(path.read_text()) for path in counts if path.exists()) == 2
     pixels(output / "frame_000001.png")
+    pixels(output / "frame_000002.png")
