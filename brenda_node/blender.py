@@ -46,6 +46,8 @@ RENDER_SCRIPT = Path(render_script.__file__)
 _FRAME = re.compile(r"^Fra:(\d+)\b")
 _SAMPLE = re.compile(r"\bSample (\d+)/(\d+)")
 _SAVED = re.compile(r"^Saved: '(.*)'")
+# What Blender says when a linked library or data-block is missing (it renders on regardless).
+_MISSING = re.compile(r"^Info: (?:Cannot find lib '(.*)'|LIB: (\w+): '(.*)' missing from '(.*)')")
 _ERROR = re.compile(r"^(Error|ERROR|Traceback|.*Error:|.*failed|Blender quit)", re.IGNORECASE)
 
 
@@ -59,6 +61,8 @@ class BlenderLine:
     saved: str | None = None
     output: str | None = None
     error: bool = False
+    missing: str | None = None
+    """A library or linked data-block Blender could not find."""
 
 
 def parse_line(text: str) -> BlenderLine:
@@ -66,6 +70,7 @@ def parse_line(text: str) -> BlenderLine:
     frame = _FRAME.match(text)
     sample = _SAMPLE.search(text)
     saved = _SAVED.match(text)
+    missing = _MISSING.match(text)
     return BlenderLine(
         text=text,
         frame=int(frame.group(1)) if frame else None,
@@ -73,7 +78,13 @@ def parse_line(text: str) -> BlenderLine:
         saved=saved.group(1) if saved else None,
         output=text[len(OUTPUT_MARK) :] if text.startswith(OUTPUT_MARK) else None,
         error=bool(_ERROR.match(text)) and not frame,
+        missing=_missing_text(missing) if missing else None,
     )
+
+
+def _missing_text(match: re.Match[str]) -> str:
+    library, kind, name, source = match.groups()
+    return f"library {library}" if library else f"{kind} '{name}' from {source}"
 
 
 def blender_command(configured: str | None) -> list[str]:
@@ -114,6 +125,9 @@ class RunResult:
     """Files the render script reported as written (structured tasks)."""
     last_lines: list[str] = field(default_factory=list)
     last_error: str | None = None
+    missing: list[str] = field(default_factory=list)
+    """Libraries and linked data-blocks Blender said it could not find."""
+    render_anyway: bool = False
 
     def failure(self) -> str | None:
         """Why this run counts as failed, or None if it succeeded."""
@@ -122,6 +136,9 @@ class RunResult:
         tail = self.last_error or (self.last_lines[-1] if self.last_lines else "no output")
         if self.exit_code != 0:
             return f"the task exited with status {self.exit_code} ({tail})"
+        if self.missing and not self.render_anyway:
+            found = "; ".join(self.missing)
+            return f"Blender could not find {found} (pack the project with Brenda)"
         if not self.outputs:
             return f"the task exited 0 but wrote no output ({tail})"
         return None
@@ -182,6 +199,7 @@ class TaskRunner:
         lines: deque[str] = deque(maxlen=ERROR_LINES_KEPT)
         reported: list[str] = []
         last_error: list[str] = []
+        missing: list[str] = []
 
         def read() -> None:
             assert process.stdout is not None
@@ -193,6 +211,8 @@ class TaskRunner:
                     last_error[:] = [text]
                 if line.output is not None:
                     reported.append(line.output)
+                if line.missing is not None:
+                    missing.append(line.missing)
                 log.debug("| %s", text)
                 on_line(line)
 
@@ -216,6 +236,8 @@ class TaskRunner:
             reported=reported,
             last_lines=list(lines),
             last_error=last_error[0] if last_error else None,
+            missing=missing,
+            render_anyway=isinstance(task, RenderTask) and task.settings.render_anyway,
         )
 
 
@@ -229,6 +251,7 @@ def render_command(task: RenderTask, project: Path, outdir: Path, blender: Path)
         else [task.tile.min_x, task.tile.max_x, task.tile.min_y, task.tile.max_y],
         "format": task.settings.file_format,
         "scene": task.settings.scene,
+        "render_anyway": task.settings.render_anyway,
         "output": str(outdir / task.output_name),
     }
     return [

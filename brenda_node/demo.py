@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared import __version__, work
+from shared import __version__, packing, work
 from shared.aws import s3
 from shared.aws.session import cloud_errors, make_client
-from shared.cli.common import ArgumentParser, configure_logging, run_command
+from shared.cli.common import ArgumentParser, configure_logging, progress_bar, run_command
 from shared.config import Config, load_config
 from shared.errors import BrendaError, TaskError
 from shared.local import LOCAL_REGION, local_endpoint
@@ -63,7 +63,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log what Brenda does, step by step"
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="demo")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,pack}")
+    pack = commands.add_parser(
+        "pack",
+        help="pack a .blend and every file it uses into a project archive",
+        description="Pack FILE.blend with every file it uses (libraries, images, UDIM tiles, "
+        "sequences, caches, fonts, sounds) into a tar.gz that nodes render from "
+        "(BLENDER_PROJECT). Paths are made relative to the project root; files outside it go "
+        "to _outside_project/. Prints the preflight report first.",
+    )
+    pack.add_argument("blend", type=Path, metavar="FILE.blend", help="the .blend to render")
+    pack.add_argument(
+        "-p",
+        "--project-root",
+        type=Path,
+        metavar="ROOT",
+        help="the project root (default: the nearest folder above the .blend holding "
+        ".blender_project, .git or .svn, else the .blend's folder)",
+    )
+    pack.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="OUT",
+        help="the archive to write (default: FILE.tar.gz in the current folder)",
+    )
+    pack.add_argument(
+        "-d", "--dry-run", action="store_true", help="print the report only; write nothing"
+    )
+    pack.add_argument(
+        "--render-anyway",
+        action="store_true",
+        help="pack even when files the render reads are missing",
+    )
     demo = commands.add_parser(
         "demo",
         help="run a render farm on this machine (no AWS account needed)",
@@ -328,10 +360,35 @@ def keep_logs(folder: Path, output: Path, count: int) -> None:
             shutil.copyfile(console, logs / f"node-{number}.log")
 
 
+def run_pack(args: argparse.Namespace) -> int:
+    """``brenda pack``: the preflight report, then the archive (unless a dry run)."""
+    report = packing.inspect(args.blend, root=args.project_root)
+    for line in report.lines():
+        print(line)
+    if not args.render_anyway:
+        packing.refuse_missing(report)
+    if args.dry_run:
+        print("Dry run: nothing was written.")
+        return 0
+    archive = args.output or Path(f"{args.blend.stem}{packing.ARCHIVE_SUFFIX}")
+    with progress_bar("bytes") as progress:
+        report = packing.pack(
+            args.blend,
+            archive,
+            root=report.root,
+            render_anyway=args.render_anyway,
+            progress=progress,
+            report=report,
+        )
+    print(report.summary())
+    print(f"Tasks render '{report.blend}' from {report.archive}.")
+    return 0
+
+
 def run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(PROG, verbose=args.verbose)
-    return run_demo(args)
+    return run_pack(args) if args.command == "pack" else run_demo(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,10 +4,15 @@
 It runs in Blender's Python (the ``blender`` executable or the bpy host), never in the node, and
 imports bpy only when run. The JSON after ``--`` holds the frames ``[start, end, step]``, the tile
 ``[min_x, max_x, min_y, max_y]`` or null, the image format, the scene (null: the active one) and
-the output path with ``#`` marks. A tile renders only its region, in a full-size image (border
-render, not cropped) as Brenda's subframe template does. After rendering it prints
-``BRENDA-OUTPUT: <path>`` for each frame file that exists, which is how the node knows every
-frame was written.
+the output path with ``#`` marks, and ``render_anyway``. A tile renders only its region, in a
+full-size image (border render, not cropped) as Brenda's subframe template does.
+
+Before rendering it asks Blender what the task's frames read that is not on disk: libraries and
+linked data-blocks, images (with the UDIM tiles and the sequence frames these frames show), fonts,
+Alembic/USD caches, mesh caches, volumes and baked point caches. Any missing file fails the task
+with an error naming it, unless the job says "render anyway": a farm never renders magenta and
+calls it done. After rendering it prints ``BRENDA-OUTPUT: <path>`` for each frame file that
+exists, which is how the node knows every frame was written.
 """
 
 from __future__ import annotations
@@ -15,10 +20,154 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 OUTPUT_MARK = "BRENDA-OUTPUT: "
+MISSING_SHOWN = 5
+_TRAILING_NUMBER = re.compile(r"(\d+)(?=\.[^./]*$|$)")
+
+
+def sequence_frame(frame: int, start: int, duration: int, offset: int, cyclic: bool) -> int:
+    """The number of the file an image sequence shows at ``frame`` (Blender's
+    ``BKE_image_user_frame_get``): counted from ``start``, clamped to ``duration`` files or
+    looping over them, then shifted by ``offset``."""
+    if duration <= 0:
+        return frame + offset
+    position = frame - start + 1
+    if cyclic:
+        position %= duration
+        if position <= 0:
+            position += duration
+    return min(max(position, 0), duration) + offset
+
+
+def sequence_file(path: str, number: int) -> str:
+    """The file of an image sequence holding ``number``: the last run of digits in the name
+    replaced, keeping its width (``glow.0001.png`` -> ``glow.0012.png``)."""
+    folder, name = os.path.split(path)
+    match = _TRAILING_NUMBER.search(name)
+    if match is None:
+        return path
+    digits = f"{number:0{len(match.group(1))}d}"
+    return os.path.join(folder, name[: match.start()] + digits + name[match.end() :])
+
+
+def udim_file(path: str, tile: int) -> str:
+    """One tile of a tiled image path (``<UDIM>`` or ``<UVTILE>``)."""
+    u, v = (tile - 1001) % 10 + 1, (tile - 1001) // 10 + 1
+    return path.replace("<UDIM>", str(tile)).replace("<UVTILE>", f"u{u}_v{v}")
+
+
+def _image_users(bpy: Any, image: Any) -> Iterator[Any]:
+    """The image users (frame settings) of every texture node showing ``image``."""
+    trees = [item.node_tree for item in (*bpy.data.materials, *bpy.data.worlds, *bpy.data.lights)]
+    trees += list(bpy.data.node_groups)
+    for tree in trees:
+        for node in tree.nodes if tree is not None else ():
+            if getattr(node, "image", None) == image and hasattr(node, "image_user"):
+                yield node.image_user
+
+
+def _image_files(bpy: Any, image: Any, frames: range) -> Iterator[str]:
+    path = bpy.path.abspath(image.filepath_raw, library=image.library)
+    if image.source == "TILED":
+        for tile in image.tiles:
+            yield udim_file(path, tile.number)
+    elif image.source == "SEQUENCE":
+        users = list(_image_users(bpy, image))
+        for user in users:
+            for frame in frames:
+                number = sequence_frame(
+                    frame,
+                    user.frame_start,
+                    user.frame_duration,
+                    user.frame_offset,
+                    user.use_cyclic,
+                )
+                yield sequence_file(path, number)
+        if not users:
+            yield path
+    else:
+        yield path
+
+
+def _point_cache_files(bpy: Any, obj: Any, frames: range) -> Iterator[tuple[str, str]]:
+    """Files of the baked disk caches of ``obj``'s particle systems, for ``frames``."""
+    owner = bpy.path.abspath(obj.library.filepath) if obj.library else bpy.data.filepath
+    blend = os.path.splitext(os.path.basename(owner))[0]
+    for system in obj.particle_systems:
+        cache = system.point_cache
+        if not (cache.use_disk_cache and cache.is_baked):
+            continue
+        folder = (
+            bpy.path.abspath(cache.filepath, library=obj.library)
+            if cache.use_external
+            else bpy.path.abspath(f"//blendcache_{blend}", library=obj.library)
+        )
+        prefix = cache.name or obj.name.encode().hex().upper()
+        index = max(cache.index, 0)
+        for frame in frames:
+            if cache.frame_start <= frame <= cache.frame_end:
+                name = f"{prefix}_{frame:06d}_{index:02d}.bphys"
+                yield os.path.join(folder, name), f"particle cache of object '{obj.name}'"
+
+
+def missing_files(bpy: Any, frames: range) -> list[str]:
+    """Files rendering ``frames`` reads that are not on disk, each once, with what uses it."""
+    wanted: dict[str, str] = {}
+
+    def need(path: str, user: str) -> None:
+        wanted.setdefault(os.path.normpath(path), user)
+
+    for library in bpy.data.libraries:
+        path = bpy.path.abspath(library.filepath, library=library.parent)
+        need(path, f"library '{library.name}'")
+    for image in bpy.data.images:
+        if image.users and image.packed_file is None and image.source in _IMAGE_SOURCES:
+            for path in _image_files(bpy, image, frames):
+                need(path, f"image '{image.name}'")
+    for font in bpy.data.fonts:
+        if font.users and font.packed_file is None and font.filepath != "<builtin>":
+            need(bpy.path.abspath(font.filepath, library=font.library), f"font '{font.name}'")
+    for cache in bpy.data.cache_files:
+        if cache.users and not cache.is_sequence:
+            need(bpy.path.abspath(cache.filepath, library=cache.library), f"cache '{cache.name}'")
+    for volume in bpy.data.volumes:
+        if volume.users and volume.packed_file is None and not volume.is_sequence:
+            path = bpy.path.abspath(volume.filepath, library=volume.library)
+            need(path, f"volume '{volume.name}'")
+    for obj in bpy.data.objects:
+        for modifier in obj.modifiers:
+            if modifier.type == "MESH_CACHE":
+                path = bpy.path.abspath(modifier.filepath, library=obj.library)
+                need(path, f"mesh cache of object '{obj.name}'")
+        for path, user in _point_cache_files(bpy, obj, frames):
+            need(path, user)
+    missing = [f"{path} ({user})" for path, user in wanted.items() if not os.path.isfile(path)]
+    placeholders = [
+        f"{type(item).__name__} '{item.name}' from {item.library.filepath}"
+        for collection in (bpy.data.objects, bpy.data.materials, bpy.data.meshes)
+        for item in collection
+        if item.library is not None and item.is_missing
+    ]
+    return missing + placeholders
+
+
+_IMAGE_SOURCES = {"FILE", "SEQUENCE", "TILED", "MOVIE"}
+
+
+def refuse_missing(missing: list[str]) -> None:
+    if not missing:
+        return
+    shown = "; ".join(missing[:MISSING_SHOWN])
+    more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+    raise SystemExit(
+        f"Error: {len(missing)} files the render reads are missing on the node: {shown}{more} "
+        "(pack the project with Brenda, or let the job render anyway)"
+    )
 
 
 def arguments() -> dict[str, Any]:
@@ -49,6 +198,8 @@ def main() -> None:
         render.use_crop_to_border = False
         render.border_min_x, render.border_max_x, render.border_min_y, render.border_max_y = tile
     start, end, step = settings["frames"]
+    if not settings.get("render_anyway", False):
+        refuse_missing(missing_files(bpy, range(start, end + 1, step)))
     scene.frame_start, scene.frame_end, scene.frame_step = start, end, step
     bpy.ops.render.render(animation=True, scene=scene.name)
     for frame in range(start, end + 1, step):

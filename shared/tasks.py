@@ -214,6 +214,8 @@ class RenderSettings:
     """The .blend file, relative to the project; None for the one .blend at its top level."""
     output_name: str = DEFAULT_OUTPUT_NAME
     """Output file name with ``#`` marks for the frame number."""
+    render_anyway: bool = False
+    """Render even when files the render reads are missing on the node (else the task fails)."""
 
     def __post_init__(self) -> None:
         validate_render_settings(self)
@@ -371,6 +373,8 @@ def encode_task(task: Task) -> str:
         document["scene"] = task.settings.scene
         document["blend"] = task.settings.blend
         document["output"] = task.settings.output_name
+        if task.settings.render_anyway:
+            document["render_anyway"] = True
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     size = len(body.encode())
     if size > MAX_MESSAGE_BYTES:
@@ -419,6 +423,7 @@ def decode_task(body: str) -> Task:
                 scene=document["scene"],
                 blend=document["blend"],
                 output_name=str(document["output"]),
+                render_anyway=document.get("render_anyway", False) is True,
             )
             return RenderTask(chunk, tile, settings)
         raise TaskError(f"The task is of unknown kind '{kind}'.")

@@ -7,10 +7,15 @@ and every BRENDA_* variable are replaced for each test, and AWS calls go to moto
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +80,52 @@ def boto_client(aws: str) -> Any:
         return boto3.client(service, region_name="us-east-1", endpoint_url=aws)
 
     return make
+
+
+@dataclass(frozen=True)
+class Studio:
+    """A studio project made by tests/packing/studio.py, and its reference render of frame 2."""
+
+    work: Path
+    blend: Path
+    reference: Path
+
+    @property
+    def sources(self) -> tuple[Path, Path]:
+        return self.work / "studio", self.work / "outside"
+
+    @contextmanager
+    def moved_away(self) -> Iterator[None]:
+        """The project and the files outside it moved elsewhere, as on a node."""
+        for source in self.sources:
+            source.rename(source.with_name(f"{source.name}.away"))
+        try:
+            yield
+        finally:
+            for source in self.sources:
+                source.with_name(f"{source.name}.away").rename(source)
+
+
+def make_studio(folder: Path, *options: str) -> Studio:
+    builder = Path(__file__).with_name("packing") / "studio.py"
+    result = subprocess.run(
+        [sys.executable, str(builder), str(folder), *options],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("STUDIO ")]
+    assert result.returncode == 0 and lines, result.stdout[-3000:] + result.stderr[-3000:]
+    made = json.loads(lines[-1].removeprefix("STUDIO "))
+    return Studio(folder, Path(made["blend"]), Path(made["reference"]))
+
+
+@pytest.fixture(scope="session")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Studio:
+    return make_studio(tmp_path_factory.mktemp("studio"))
+
+
+@pytest.fixture(scope="session")
+def broken_studio(tmp_path_factory: pytest.TempPathFactory) -> Studio:
+    """The same project with textures/inside.png deleted after the reference render."""
+    return make_studio(tmp_path_factory.mktemp("broken-studio"), "--missing-texture")

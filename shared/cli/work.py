@@ -129,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument(
         "--blend", metavar="PATH", help="--render: .blend inside the project (default: the one)"
     )
+    kind.add_argument(
+        "--render-anyway",
+        action="store_true",
+        help="--render: render even when files are missing on the node (default: the task fails)",
+    )
     return parser
 
 
@@ -158,7 +163,12 @@ def make_tasks(args: argparse.Namespace) -> list[Task]:
     tiles = tile_grid(args.subdiv_x, args.subdiv_y)
     tasks: list[Task]
     if args.render:
-        settings = RenderSettings(file_format=args.format, scene=args.scene, blend=args.blend)
+        settings = RenderSettings(
+            file_format=args.format,
+            scene=args.scene,
+            blend=args.blend,
+            render_anyway=args.render_anyway,
+        )
         tasks = list(render_tasks(settings, chunks, tiles))
     else:
         template, origin = load_template(args.task_script)

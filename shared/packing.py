@@ -1,0 +1,388 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Packing a .blend with everything it uses into one project archive. No bpy module use.
+
+blender-asset-tracer (BAT, what Flamenco packs with) reads every data-block of the .blend and of
+the libraries it links, recursively, without opening them in Blender; it expands UDIM tiles,
+image and cache sequences and cache folders, and rewrites the paths inside every packed .blend.
+Brenda adds to BAT's model what it misses (movie clips made of image sequences), decides which
+files belong to the project (everything under the project root keeps its place; files outside it
+go to ``_outside_project/``), reports what it found before anything is written, and writes the
+archive atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BrendaError, Cancelled
+from .progress import Progress
+
+log = logging.getLogger(__name__)
+
+PROJECT_MARKERS = (".blender_project", ".git", ".svn")
+OUTSIDE_FOLDER = "_outside_project"
+ARCHIVE_SUFFIX = ".tar.gz"
+
+# Blender's data-block codes (the first two bytes of an ID name), as the artist calls them.
+KINDS = {
+    "CF": "cache file",
+    "IM": "image",
+    "LA": "light",
+    "LI": "library",
+    "MC": "movie clip",
+    "ME": "mesh",
+    "OB": "object",
+    "SC": "scene",
+    "SO": "sound",
+    "VF": "font",
+    "VO": "volume",
+}
+# DNA's pointcache flag PTCACHE_BAKED: the cache on disk is the simulation, not a leftover.
+PTCACHE_BAKED = 1 << 0
+# DNA's MovieClip source MCLIP_SRC_SEQUENCE.
+MOVIE_CLIP_SEQUENCE = 1
+CACHE_FOLDER_TYPES = {"FluidDomainSettings", "OceanModifierData", "NodesModifierData"}
+CACHE_FOLDER_TYPES |= {"NodesModifierBake", "FluidsimSettings"}
+
+
+def find_project_root(blend: Path) -> Path:
+    """The nearest folder above ``blend`` marked as a project (``.blender_project``, ``.git`` or
+    ``.svn``, as Flamenco looks for), else the .blend's own folder."""
+    folder = blend.resolve().parent
+    for candidate in (folder, *folder.parents):
+        if any((candidate / marker).exists() for marker in PROJECT_MARKERS):
+            return candidate
+    return folder
+
+
+@dataclass(frozen=True)
+class MissingFile:
+    """A file the project refers to that is not on disk, with every data-block that uses it."""
+
+    path: str
+    users: tuple[str, ...]
+    read_by_render: bool
+    """False for what a render never reads: cache folders left from an unfinished bake."""
+
+    def describe(self) -> str:
+        return f"{self.path} ({', '.join(self.users)})"
+
+
+@dataclass(frozen=True)
+class PackReport:
+    """What packing found: the preflight report, shown before anything is uploaded."""
+
+    root: Path
+    blend: str
+    """The .blend to render, relative to the root (POSIX), as the tasks name it."""
+    files: int
+    bytes: int
+    missing: tuple[MissingFile, ...]
+    outside: tuple[str, ...]
+    """Files outside the root, copied into ``_outside_project/``."""
+    rewritten: tuple[str, ...]
+    """Absolute paths that the packed .blend files refer to by a relative path instead."""
+    archive: Path | None = None
+
+    @property
+    def blocking(self) -> tuple[MissingFile, ...]:
+        return tuple(item for item in self.missing if item.read_by_render)
+
+    @property
+    def warnings(self) -> tuple[MissingFile, ...]:
+        return tuple(item for item in self.missing if not item.read_by_render)
+
+    def lines(self) -> list[str]:
+        """The report as short lines, for the panel and the terminal."""
+        lines = [
+            f"Project root: {self.root}",
+            f"Render: {self.blend}",
+            f"{self.files} files, {human_bytes(self.bytes)} to pack",
+        ]
+        lines += [f"Missing: {item.describe()}" for item in self.blocking]
+        lines += [f"Missing, not read by the render: {item.describe()}" for item in self.warnings]
+        lines += [f"From outside the root: {path}" for path in self.outside]
+        lines += [f"Absolute path made relative: {path}" for path in self.rewritten]
+        return lines
+
+    def summary(self) -> str:
+        """One sentence for a status line."""
+        parts = [f"{self.files} files ({human_bytes(self.bytes)})"]
+        if self.outside:
+            parts.append(f"{len(self.outside)} copied in from outside the project root")
+        if self.rewritten:
+            parts.append(f"{len(self.rewritten)} absolute paths made relative")
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing")
+        where = f" into {self.archive.name}" if self.archive else ""
+        return f"Packed {', '.join(parts)}{where}."
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _bat() -> Any:
+    """BAT's modules, with Brenda's additions to its model registered once."""
+    from blender_asset_tracer import trace
+    from blender_asset_tracer.trace import blocks2assets, result
+
+    if not getattr(blocks2assets, "_brenda_extended", False):
+        # BAT warns about each missing file on stderr; Brenda's report says it once, better.
+        logging.getLogger("blender_asset_tracer").addHandler(logging.NullHandler())
+        logging.getLogger("blender_asset_tracer").propagate = False
+
+        @blocks2assets.dna_code("MC")  # type: ignore[untyped-decorator]
+        def movie_clip(block: Any) -> Iterator[Any]:
+            # BAT packs only the first image of a clip made of an image sequence.
+            path, path_field = block.get(b"name", return_field=True)
+            is_sequence = block.get(b"source", default=0) == MOVIE_CLIP_SEQUENCE
+            yield result.BlockUsage(block, path, is_sequence, path_full_field=path_field)
+
+        blocks2assets._brenda_extended = True
+    return trace
+
+
+def _user(usage: Any, root: Path) -> str:
+    """Who uses a file, as the artist knows it: "image 'wood' in shots/shot1.blend"."""
+    raw = usage.block_name.decode("utf-8", "replace")
+    kind = KINDS.get(raw[:2])
+    name = f"{kind} '{raw[2:]}'" if kind else usage.block.dna_type_name
+    modifier = _MODIFIER.match(raw[2:])
+    if kind and modifier:
+        name = f"modifier {int(modifier.group(2)) + 1} of {kind} '{modifier.group(1)}'"
+    return f"{name} in {_shown(Path(usage.block.bfile.filepath), root)}"
+
+
+_MODIFIER = re.compile(r"^(.*)\.modifiers\[(\d+)\]")
+
+
+def _shown(path: Path, root: Path) -> str:
+    resolved = path.absolute()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(path)
+
+
+def _read_by_render(usage: Any) -> bool:
+    block_type = usage.block.dna_type_name
+    if block_type == "PointCache":
+        return bool(usage.block.get(b"flag", default=0) & PTCACHE_BAKED)
+    return block_type not in CACHE_FOLDER_TYPES
+
+
+@dataclass
+class _Trace:
+    """Every file the .blend and its libraries use, gathered from BAT's block usages."""
+
+    root: Path
+    files: set[Path] = field(default_factory=set)
+    missing: dict[str, tuple[list[str], bool]] = field(default_factory=dict)
+    outside: set[str] = field(default_factory=set)
+    rewritten: set[str] = field(default_factory=set)
+
+    def add(self, usage: Any) -> None:
+        path = Path(usage.abspath)
+        user = _user(usage, self.root)
+        found = [item for item in usage.files() if item.is_file()]
+        if not found:
+            users, read = self.missing.setdefault(str(path), ([], False))
+            if user not in users:
+                users.append(user)
+            self.missing[str(path)] = (users, read or _read_by_render(usage))
+            return
+        self.files.update(found)
+        if not all(item.absolute().is_relative_to(self.root) for item in found):
+            self.outside.add(str(path))
+        if not usage.asset_path.is_blendfile_relative():
+            self.rewritten.add(f"{path} ({user})")
+
+
+def _trace(blend: Path, root: Path, progress: Progress) -> _Trace:
+    trace = _bat()
+    found = _Trace(root)
+    for usage in trace.deps(blend):
+        progress.check()
+        found.add(usage)
+    return found
+
+
+def _locate(blend: Path, root: Path | None) -> tuple[Path, Path]:
+    blend = Path(os.path.abspath(blend))
+    if not blend.is_file():
+        raise BrendaError(f"{blend} does not exist or is not a file.")
+    if blend.suffix != ".blend":
+        raise BrendaError(f"{blend} is not a .blend file.")
+    root = find_project_root(blend) if root is None else Path(os.path.abspath(root))
+    if not root.is_dir():
+        raise BrendaError(f"The project root {root} is not a folder.")
+    if not blend.is_relative_to(root):
+        raise BrendaError(f"{blend} is not inside the project root {root}.")
+    return blend, root
+
+
+def inspect(
+    blend: Path, *, root: Path | None = None, progress: Progress | None = None
+) -> PackReport:
+    """The preflight report for ``blend``: what packing it would do. Writes nothing."""
+    from blender_asset_tracer.blendfile.exceptions import BlendFileError
+
+    progress = progress or Progress()
+    blend, root = _locate(blend, root)
+    progress.start(f"Tracing {blend.name}", None)
+    try:
+        found = _trace(blend, root, progress)
+    except (BlendFileError, OSError, ValueError, KeyError) as error:
+        raise BrendaError(f"{blend} cannot be read as a .blend file ({error}).") from error
+    finally:
+        _close_files()
+    found.files.add(blend)
+    return PackReport(
+        root=root,
+        blend=blend.relative_to(root).as_posix(),
+        files=len(found.files),
+        bytes=sum(path.stat().st_size for path in found.files),
+        missing=tuple(
+            MissingFile(path, tuple(users), read)
+            for path, (users, read) in sorted(found.missing.items())
+        ),
+        outside=tuple(sorted(found.outside)),
+        rewritten=tuple(sorted(found.rewritten)),
+    )
+
+
+def refuse_missing(report: PackReport) -> None:
+    """Stop with one sentence naming the missing files a render reads."""
+    blocking = report.blocking
+    if not blocking:
+        return
+    shown = "; ".join(item.describe() for item in blocking[:5])
+    more = f" and {len(blocking) - 5} more" if len(blocking) > 5 else ""
+    noun = "file the render reads is" if len(blocking) == 1 else "files the render reads are"
+    raise BrendaError(
+        f"{len(blocking)} {noun} missing: {shown}{more}. Put them back, or pack "
+        "with 'render anyway' to render without them."
+    )
+
+
+def pack(
+    blend: Path,
+    archive: Path,
+    *,
+    root: Path | None = None,
+    render_anyway: bool = False,
+    progress: Progress | None = None,
+    report: PackReport | None = None,
+) -> PackReport:
+    """Write ``archive`` (tar.gz): ``blend`` and every file it uses, paths rewritten so the
+    project renders from the archive's top folder (the root). Missing files a render reads stop
+    packing unless ``render_anyway``. The archive appears whole or not at all. ``report`` is
+    the preflight report already made for the same file and root, if any."""
+    progress = progress or Progress()
+    blend, root = _locate(blend, root)
+    report = report or inspect(blend, root=root, progress=progress)
+    if not render_anyway:
+        refuse_missing(report)
+    archive = Path(os.path.abspath(archive))
+    if archive.is_relative_to(root) and archive.suffix == ".blend":
+        raise BrendaError(f"The archive {archive} would overwrite a .blend file.")
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="brenda-pack-") as staging:
+        _stage(blend, root, Path(staging), progress)
+        _write_archive(Path(staging), archive, progress)
+    return PackReport(**{**report.__dict__, "archive": archive})
+
+
+def _stage(blend: Path, root: Path, staging: Path, progress: Progress) -> None:
+    """BAT copies every file into ``staging`` and rewrites the paths in the copied .blend files.
+
+    BAT's ``pack-info.txt`` (which .blend to open) stays at the top, which also keeps a node from
+    taking a project whose files all sit in one folder for a folder-wrapped archive."""
+    from blender_asset_tracer import pack as bat_pack
+
+    _bat()
+    packer = _packer_class()(blend, root, str(staging))
+    packer.progress_cb = _ProgressAdapter(progress)
+    try:
+        with packer:
+            packer.strategise()
+            progress.check()
+            packer.execute()
+    except bat_pack.Aborted as error:
+        raise Cancelled(f"Packing {blend.name} was cancelled.") from error
+    except OSError as error:
+        raise BrendaError(f"Packing {blend.name} failed: {error}.") from error
+    finally:
+        _close_files()
+
+
+def _write_archive(staging: Path, archive: Path, progress: Progress) -> None:
+    files = sorted(path for path in staging.rglob("*") if path.is_file())
+    progress.start(f"Writing {archive.name}", sum(path.stat().st_size for path in files))
+    partial = archive.with_name(f".{archive.name}.partial")
+    try:
+        with tarfile.open(partial, "w:gz") as bundle:
+            for path in files:
+                progress.check()
+                bundle.add(path, arcname=path.relative_to(staging).as_posix(), recursive=False)
+                progress.advance(path.stat().st_size)
+        partial.replace(archive)
+    except OSError as error:
+        raise BrendaError(f"Could not write the project archive {archive}: {error}.") from error
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _packer_class() -> Any:
+    from blender_asset_tracer import pack as bat_pack
+
+    class Packer(bat_pack.Packer):  # type: ignore[misc]
+        """BAT's packer, keeping files that are used by an absolute path inside the root in their
+        place (BAT moves every file used by an absolute path to ``_outside_project/``)."""
+
+        def _find_new_paths(self) -> None:
+            super()._find_new_paths()
+            root = Path(self.project).absolute()
+            for path in self._new_location_paths:
+                if Path(path).absolute().is_relative_to(root):
+                    target = Path(self._target_path) / Path(path).absolute().relative_to(root)
+                    self._actions[path].new_path = target
+
+    return Packer
+
+
+class _ProgressAdapter:
+    """BAT's progress callbacks, turned into Brenda's Progress (and its cancel)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def __getattr__(self, name: str) -> Any:
+        def check(*_: Any) -> None:
+            self.progress.check()
+
+        return check
+
+    def pack_start(self) -> None:
+        self.progress.start("Copying files", None)
+
+    def transfer_file(self, *_: Any) -> None:
+        self.progress.advance()
+        self.progress.check()
+
+
+def _close_files() -> None:
+    from blender_asset_tracer import blendfile
+
+    blendfile.close_all_cached()

@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Packing with blender-asset-tracer: the project root, the preflight report as ``brenda pack``
+prints it, missing files stopping it (each named once, with its users), and the archive's
+contents for a studio project holding every kind of dependency."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from brenda_node.demo import main as brenda
+from shared import packing
+from shared.errors import BrendaError
+from tests.conftest import Studio
+
+
+@pytest.mark.parametrize("marker", [".blender_project", ".git", ".svn"])
+def test_the_project_root_is_the_nearest_folder_marked_as_a_project(
+    tmp_path: Path, marker: str
+) -> None:
+    (tmp_path / "studio" / marker).mkdir(parents=True)
+    (tmp_path / "studio" / "shots" / "seq1").mkdir(parents=True)
+    blend = tmp_path / "studio" / "shots" / "seq1" / "shot.blend"
+    assert packing.find_project_root(blend) == tmp_path / "studio"
+
+
+def test_without_a_marker_the_root_is_the_blend_files_folder(tmp_path: Path) -> None:
+    (tmp_path / "shots").mkdir()
+    assert packing.find_project_root(tmp_path / "shots" / "a.blend") == tmp_path / "shots"
+
+
+def test_a_blend_outside_the_given_root_is_refused(tmp_path: Path) -> None:
+    blend = tmp_path / "a" / "shot.blend"
+    blend.parent.mkdir()
+    blend.write_bytes(b"BLENDER")
+    (tmp_path / "b").mkdir()
+    with pytest.raises(BrendaError, match=r"shot.blend is not inside the project root .*/b\."):
+        packing.inspect(blend, root=tmp_path / "b")
+
+
+def test_a_file_that_is_not_a_blend_file_is_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blend = tmp_path / "notes.blend"
+    blend.write_text("not a blend file")
+    assert brenda(["pack", str(blend), "--dry-run"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"brenda: {blend} cannot be read as a .blend file (")
+    assert error.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_the_report_lists_outside_and_absolute_files_before_anything_is_written(
+    studio: Studio, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = tmp_path / "shot1.tar.gz"
+    assert brenda(["pack", str(studio.blend), "-o", str(archive), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    root, outside = studio.sources
+    assert lines[:2] == [f"Project root: {root}", "Render: shots/shot1.blend"]
+    assert lines[2].startswith("18 files, ")
+    assert lines[3:] == [
+        f"Missing, not read by the render: {root}/shots/blendcache_shot1/5374616C65_*.bphys "
+        "(modifier 1 of object 'Stale' in shots/shot1.blend)",
+        f"From outside the root: {outside}/hum.wav",
+        f"From outside the root: {outside}/mono.woff2",
+        f"From outside the root: {outside}/paint.png",
+        f"Absolute path made relative: {outside}/hum.wav (sound 'hum.wav' in shots/shot1.blend)",
+        f"Absolute path made relative: {outside}/mono.woff2 (font 'DejaVu Sans Mono Book' in "
+        "shots/shot1.blend)",
+        f"Absolute path made relative: {outside}/paint.png (image 'paint.png' in libs/props.blend)",
+        f"Absolute path made relative: {root}/textures/inside.png (image 'inside.png' in "
+        "shots/shot1.blend)",
+        "Dry run: nothing was written.",
+    ]
+    assert not archive.exists()
+
+
+@pytest.mark.slow
+def test_every_dependency_is_packed_under_the_root_or_outside_project(
+    studio: Studio, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = tmp_path / "shot1.tar.gz"
+    assert brenda(["pack", str(studio.blend), "-o", str(archive)]) == 0
+    out = capsys.readouterr().out
+    assert "Packed 18 files (" in out
+    assert (
+        "3 copied in from outside the project root, 4 absolute paths made relative, 1 missing"
+        in out
+    )
+    assert f"Tasks render 'shots/shot1.blend' from {archive}." in out
+    with tarfile.open(archive) as bundle:
+        names = sorted(bundle.getnames())
+    outside = str(studio.sources[1]).lstrip("/")
+    cache = [name for name in names if name.startswith("shots/blendcache_shot1/")]
+    assert cache == [f"shots/blendcache_shot1/456D6974746572_00000{n}_00.bphys" for n in range(4)]
+    assert [name for name in names if name not in cache] == [
+        f"_outside_project/{outside}/hum.wav",
+        f"_outside_project/{outside}/mono.woff2",
+        f"_outside_project/{outside}/paint.png",
+        "caches/lift.pc2",
+        "libs/materials.blend",
+        "libs/metal.png",
+        "libs/props.blend",
+        "pack-info.txt",
+        "shots/shot1.blend",
+        "textures/inside.png",
+        "textures/seq/glow.0001.png",
+        "textures/seq/glow.0002.png",
+        "textures/seq/glow.0003.png",
+        "textures/udim/wood.1001.png",
+        "textures/udim/wood.1002.png",
+    ]
+
+
+@pytest.mark.slow
+def test_missing_files_stop_packing_each_named_once_with_their_users(
+    broken_studio: Studio, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = tmp_path / "shot1.tar.gz"
+    assert brenda(["pack", str(broken_studio.blend), "-o", str(archive)]) == 1
+    captured = capsys.readouterr()
+    root = broken_studio.sources[0]
+    users = "image 'inside.png' in shots/shot1.blend, image 'inside.png.001' in shots/shot1.blend"
+    assert captured.err == (
+        f"brenda: 1 file the render reads is missing: {root}/textures/inside.png ({users}). "
+        "Put them back, or pack with 'render anyway' to render without them.\n"
+    )
+    assert f"Missing: {root}/textures/inside.png ({users})" in captured.out.splitlines()
+    stale = (
+        f"Missing, not read by the render: {root}/shots/blendcache_shot1/5374616C65_*.bphys "
+        "(modifier 1 of object 'Stale' in shots/shot1.blend)"
+    )
+    assert stale in captured.out.splitlines()
+    assert not archive.exists()
+
+    assert brenda(["pack", str(broken_studio.blend), "-o", str(archive), "--render-anyway"]) == 0
+    with tarfile.open(archive) as bundle:
+        names = bundle.getnames()
+    assert "shots/shot1.blend" in names
+    assert "textures/inside.png" not in names
