@@ -47,7 +47,9 @@ _FRAME = re.compile(r"^Fra:(\d+)\b")
 _SAMPLE = re.compile(r"\bSample (\d+)/(\d+)")
 _SAVED = re.compile(r"^Saved: '(.*)'")
 # What Blender says when a linked library or data-block is missing (it renders on regardless).
-_MISSING = re.compile(r"^Info: (?:Cannot find lib '(.*)'|LIB: (\w+): '(.*)' missing from '(.*)')")
+_MISSING = re.compile(
+    r"^Info: (?:Cannot find lib '(.*)'|LIB: (\w+): '(.*)' missing from '([^']*)')"
+)
 _ERROR = re.compile(r"^(Error|ERROR|Traceback|.*Error:|.*failed|Blender quit)", re.IGNORECASE)
 
 

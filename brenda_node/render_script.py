@@ -164,8 +164,9 @@ def refuse_missing(missing: list[str]) -> None:
         return
     shown = "; ".join(missing[:MISSING_SHOWN])
     more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+    noun = "file the render reads is" if len(missing) == 1 else "files the render reads are"
     raise SystemExit(
-        f"Error: {len(missing)} files the render reads are missing on the node: {shown}{more} "
+        f"Error: {len(missing)} {noun} missing on the node: {shown}{more} "
         "(pack the project with Brenda, or let the job render anyway)"
     )
 

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from brenda_node.blender import blender_command, find_blend, parse_line, write_launcher
+from brenda_node.blender import (
+    RunResult,
+    blender_command,
+    find_blend,
+    parse_line,
+    write_launcher,
+)
+from brenda_node.render_script import sequence_file, sequence_frame, udim_file
 from shared.errors import BrendaError
 
 BLENDER_LINES = {
@@ -84,3 +91,54 @@ def test_bpy_host_usage_errors(argv: list[str], message: str) -> None:
     )
     assert result.returncode == 2
     assert f"blender (bpy host): {message}" in result.stderr
+
+
+MISSING_LINES = {
+    "Info: Cannot find lib '/work/project/libs/materials.blend'": (
+        "library /work/project/libs/materials.blend"
+    ),
+    "Info: LIB: Material: 'Metal' missing from '/work/project/libs/materials.blend', parent "
+    "'/work/project/libs/props.blend'": "Material 'Metal' from /work/project/libs/materials.blend",
+    "Info: Read library: '/work/project/libs/props.blend', '//../libs/props.blend', parent "
+    "'<direct>'": None,
+}
+
+
+@pytest.mark.parametrize("text", list(MISSING_LINES), ids=["library", "data-block", "found"])
+def test_blenders_missing_library_lines_are_understood(text: str) -> None:
+    assert parse_line(text).missing == MISSING_LINES[text]
+
+
+@pytest.mark.parametrize("render_anyway", [False, True], ids=["fails", "render anyway"])
+def test_a_run_that_missed_a_library_fails_unless_the_job_renders_anyway(
+    tmp_path: Path, render_anyway: bool
+) -> None:
+    result = RunResult(
+        exit_code=0,
+        seconds=1.0,
+        outputs=[tmp_path / "frame_000001.png"],
+        missing=["library /work/project/libs/materials.blend", "Material 'Metal' from x.blend"],
+        render_anyway=render_anyway,
+    )
+    expected = (
+        "Blender could not find library /work/project/libs/materials.blend; Material 'Metal' "
+        "from x.blend (pack the project with Brenda)"
+    )
+    assert result.failure() == (None if render_anyway else expected)
+
+
+@pytest.mark.parametrize(
+    ("frame", "cyclic", "number"),
+    [(1, False, 1), (3, False, 3), (9, False, 3), (0, False, 0), (4, True, 1), (-1, True, 2)],
+)
+def test_image_sequences_show_the_file_blender_shows(frame: int, cyclic: bool, number: int) -> None:
+    # A 3-file sequence starting at scene frame 1, shifted by an offset of 10.
+    assert sequence_frame(frame, 1, 3, 10, cyclic) == number + 10
+
+
+def test_sequence_and_udim_files_are_named_like_blender_names_them() -> None:
+    assert sequence_file("/p/glow.0001.png", 12) == "/p/glow.0012.png"
+    assert sequence_file("/p/v2/shot_01_0001.exr", 7) == "/p/v2/shot_01_0007.exr"
+    assert sequence_file("/p/still.png", 7) == "/p/still.png"
+    assert udim_file("/p/wood.<UDIM>.png", 1012) == "/p/wood.1012.png"
+    assert udim_file("/p/wood.<UVTILE>.png", 1012) == "/p/wood.u2_v2.png"

@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Projects packed by ``brenda pack`` rendered by a real ``brenda-node`` with the sources moved
+away: the pixels equal a render of the original, and a texture missing on the node fails its task
+with the file named until it is dead-lettered (unless the job renders anyway)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from brenda_node.demo import main as brenda
+from shared.cli.work import main as brenda_work
+from shared.tasks import FrameChunk, RenderSettings, RenderTask
+from tests.conftest import Studio
+from tests.node.conftest import Farm
+
+pytestmark = pytest.mark.slow
+
+
+def pixels(path: Path) -> Any:
+    from OpenImageIO import FLOAT, ImageBuf
+
+    return ImageBuf(str(path)).get_pixels(FLOAT)
+
+
+def pack(studio: Studio, archive: Path, *options: str) -> None:
+    assert brenda(["pack", str(studio.blend), "-o", str(archive), *options]) == 0
+
+
+def frame_task(frame: int, *, render_anyway: bool = False) -> RenderTask:
+    settings = RenderSettings(blend="shots/shot1.blend", render_anyway=render_anyway)
+    return RenderTask(FrameChunk(frame, frame, 1), None, settings)
+
+
+def test_a_packed_studio_project_renders_like_the_original(
+    farm: Farm, studio: Studio, tmp_path: Path
+) -> None:
+    archive = tmp_path / "shot1.tar.gz"
+    pack(studio, archive)
+    output = tmp_path / "frames"
+    farm.settings.update(BLENDER_PROJECT=f"file://{archive}", RENDER_OUTPUT=f"file://{output}")
+    farm.push([frame_task(2)])
+    with studio.moved_away():
+        node = farm.start_node("a")
+        assert node.wait(timeout=240) == 0, farm.console("a")
+    rendered, original = pixels(output / "frame_000002.png"), pixels(studio.reference)
+    assert rendered.shape == original.shape == (48, 64, 4)
+    assert np.abs(rendered - original).max() <= 1 / 255
+    assert original[..., :3].std() > 0.1  # a real picture, not a blank one
+
+
+def test_a_texture_missing_on_the_node_fails_its_task_until_it_is_dead_lettered(
+    farm: Farm,
+    broken_studio: Studio,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    archive = tmp_path / "shot1.tar.gz"
+    pack(broken_studio, archive, "--render-anyway")
+    output = tmp_path / "frames"
+    farm.settings.update(
+        BLENDER_PROJECT=f"file://{archive}",
+        RENDER_OUTPUT=f"file://{output}",
+        MAX_RECEIVE_COUNT="2",
+    )
+    farm.push([frame_task(2), frame_task(3, render_anyway=True)])
+    node = farm.start_node("a")
+    assert node.wait(timeout=240) == 0, farm.console("a")
+    # Packing cannot rewrite a path to a file it does not have: the absolute one stays.
+    missing = (
+        "Error: 2 files the render reads are missing on the node: "
+        f"{broken_studio.sources[0]}/textures/inside.png (image 'inside.png'); "
+        f"{farm.work_dir('a')}/project/textures/inside.png (image 'inside.png.001') "
+        "(pack the project with Brenda, or let the job render anyway)"
+    )
+    assert (
+        farm.console("a").count(f"Task frames 2 failed: the task exited with status 1 ({missing})")
+        == 2
+    )
+    assert sorted(path.name for path in output.iterdir() if path.is_file()) == ["frame_000003.png"]
+    capsys.readouterr()
+    for key, value in farm.settings.items():
+        monkeypatch.setenv(f"BRENDA_{key}", value)
+    assert brenda_work(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "  dead-lettered         1\n" in out
+    assert f"  frames 2: Task frames 2 failed: the task exited with status 1 ({missing})" in out
