@@ -2,7 +2,8 @@
 """Build the Blender extension zip: ``python build.py`` writes ``dist/brenda-<version>.zip``.
 
 Standard library only. Stages ``brenda_addon/`` as the extension's root and ``shared/`` as its
-``shared`` subpackage, bundles boto3 and the pure-Python packages it needs as wheels (the exact
+``shared`` subpackage, bundles boto3, blender-asset-tracer and the pure-Python packages they need
+as wheels (the exact
 versions installed here, repacked from this environment, so the build needs no network),
 writes the wheel list into the staged copy of ``blender_manifest.toml`` only, zips the stage and
 checks the zip. Packages Blender ships itself (urllib3 and the like) are not bundled.
@@ -24,8 +25,16 @@ DIST = ROOT / "dist"
 MANIFEST = "blender_manifest.toml"
 SKIPPED_PARTS = ("__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", "tests")
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
-BUNDLED_ROOTS = ("boto3",)
-SHIPPED_WITH_BLENDER = {"urllib3", "numpy", "requests", "certifi", "idna", "charset-normalizer"}
+BUNDLED_ROOTS = ("boto3", "blender-asset-tracer")
+SHIPPED_WITH_BLENDER = {
+    "urllib3",
+    "numpy",
+    "requests",
+    "certifi",
+    "idna",
+    "charset-normalizer",
+    "zstandard",
+}
 
 
 class BuildError(Exception):

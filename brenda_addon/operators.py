@@ -19,15 +19,10 @@ import bpy
 
 from . import scene_info
 from .jobs import BackgroundWork
-from .shared import ebs_ops, fleet, work
+from .shared import ebs_ops, fleet, packing, work
 from .shared.errors import BrendaError
-from .shared.job import (
-    FarmSettings,
-    JobSettings,
-    ensure_output_bucket,
-    farm_config,
-    pack_project,
-)
+from .shared.job import FarmSettings, JobSettings, ensure_output_bucket, farm_config
+from .shared.packing import PackReport
 from .shared.progress import Progress
 from .shared.store import open_store
 
@@ -75,32 +70,69 @@ class _BrendaOperator(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def pack(context: bpy.types.Context) -> tuple[Path, str]:
+def preflight(context: bpy.types.Context, *, save: bool) -> tuple[JobSettings, PackReport]:
+    """The packing report of the .blend as saved (saved first when ``save``: scripts change data
+    without marking the file dirty, so it is always saved), shown in the panel; missing files
+    the render reads stop here unless the job renders anyway."""
+    state = context.window_manager.brenda
+    unsaved = bpy.data.is_dirty
+    if save:
+        bpy.ops.wm.save_mainfile()
     job = scene_info.job_settings(context)
-    files = scene_info.project_files()
-    if files.unmovable:
-        shown = ", ".join(files.unmovable[:3]) + (" ..." if len(files.unmovable) > 3 else "")
-        raise BrendaError(
-            f"{len(files.unmovable)} files are used by an absolute path outside the project "
-            f"folder ({shown}); Brenda moves only images in: make them relative to the .blend."
-        )
-    dependencies = [dependency for _, dependency in files.images] + files.others
-    with tempfile.TemporaryDirectory(prefix="brenda-pack-") as folder:
-        copy = scene_info.save_project_copy(Path(folder), files.images)
-        report = pack_project(copy, dependencies, archive_path(job), missing=files.missing)
-    outside = f" ({len(report.outside)} copied in from absolute paths)" if report.outside else ""
-    return report.archive, f"Packed {report.files} files{outside} into {report.archive.name}."
+    blend, root = scene_info.project_paths(context)
+    report = packing.inspect(blend, root=root)
+    lines = report.lines()
+    if unsaved and not save:
+        lines.append("Unsaved changes are not checked; packing saves the file first")
+    state.report = "\n".join(lines)
+    if not job.render_anyway:
+        packing.refuse_missing(report)
+    return job, report
+
+
+def pack_in_place(job: JobSettings, report: PackReport, progress: Progress) -> PackReport:
+    """Write the project archive (bpy-free: runs in any thread)."""
+    return packing.pack(
+        report.root / report.blend,
+        archive_path(job),
+        root=report.root,
+        render_anyway=job.render_anyway,
+        progress=progress,
+        report=report,
+    )
+
+
+class BRENDA_OT_check_project(_BrendaOperator):
+    """List what packing the saved .blend would take along, and what is missing"""
+
+    bl_idname = "brenda.check_project"
+    bl_label = "Brenda: Check Project"
+    online = False
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        def check() -> str:
+            _, report = preflight(context, save=False)
+            return (
+                f"{report.files} files ({packing.human_bytes(report.bytes)}) to pack, "
+                f"{len(report.missing)} missing, {len(report.outside)} from outside the root."
+            )
+
+        return self.run(context, check)
 
 
 class BRENDA_OT_pack_project(_BrendaOperator):
-    """Pack the .blend and every image it uses into one project archive"""
+    """Save the .blend, then pack it with every file it uses into one project archive"""
 
     bl_idname = "brenda.pack_project"
     bl_label = "Brenda: Pack Project"
     online = False
 
     def execute(self, context: bpy.types.Context) -> Result:
-        return self.run(context, lambda: pack(context)[1])
+        def pack() -> str:
+            job, report = preflight(context, save=True)
+            return pack_in_place(job, report, Progress()).summary()
+
+        return self.run(context, pack)
 
 
 def upload(farm: FarmSettings, job: JobSettings, archive: Path, progress: Progress) -> str:
@@ -178,9 +210,15 @@ class BRENDA_OT_upload_project(_ModalWork):
     bl_label = "Brenda: Upload Project"
 
     def start_work(self, context: bpy.types.Context) -> BackgroundWork:
-        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
-        archive, _ = pack(context)
-        return BackgroundWork(lambda progress: upload(farm, job, archive, progress))
+        farm = scene_info.farm_settings(context)
+        job, report = preflight(context, save=True)
+
+        def pack_and_upload(progress: Progress) -> str:
+            packed = pack_in_place(job, report, progress)
+            assert packed.archive is not None
+            return upload(farm, job, packed.archive, progress)
+
+        return BackgroundWork(pack_and_upload)
 
     def finish(self, context: bpy.types.Context, result: Any) -> str:
         context.window_manager.brenda.uploaded_key = str(result)
@@ -413,6 +451,7 @@ class BRENDA_OT_stop_farm(_BrendaOperator):
 
 
 classes = (
+    BRENDA_OT_check_project,
     BRENDA_OT_pack_project,
     BRENDA_OT_upload_project,
     BRENDA_OT_push_tasks,

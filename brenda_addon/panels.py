@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import bpy
 
 from .operators import why_not_ready
@@ -23,19 +25,8 @@ class BRENDA_PT_farm(bpy.types.Panel):
         if reason is not None:
             layout.label(text=reason, icon="INFO")
 
-        column = layout.column(align=True)
-        column.prop(job, "use_scene_range")
-        if not job.use_scene_range:
-            row = column.row(align=True)
-            row.prop(job, "frame_start")
-            row.prop(job, "frame_end")
-            row.prop(job, "frame_step")
-        column.prop(job, "frames_per_task")
-        row = column.row(align=True)
-        row.prop(job, "tiles_x")
-        row.prop(job, "tiles_y")
-        column.prop(job, "randomize")
-        column.prop(job, "file_format")
+        draw_frames(layout, job)
+        draw_project(layout, job, state)
 
         column = layout.column(align=True)
         column.prop(job, "node_count")
@@ -79,6 +70,35 @@ class BRENDA_PT_farm(bpy.types.Panel):
             )
         if state.last_error:
             box.label(text=state.last_error, icon="ERROR")
+
+
+def draw_frames(layout: Any, job: Any) -> None:
+    """Which frames, in what tasks and tiles, in what format."""
+    column = layout.column(align=True)
+    column.prop(job, "use_scene_range")
+    if not job.use_scene_range:
+        row = column.row(align=True)
+        row.prop(job, "frame_start")
+        row.prop(job, "frame_end")
+        row.prop(job, "frame_step")
+    column.prop(job, "frames_per_task")
+    row = column.row(align=True)
+    row.prop(job, "tiles_x")
+    row.prop(job, "tiles_y")
+    column.prop(job, "randomize")
+    column.prop(job, "file_format")
+
+
+def draw_project(layout: Any, job: Any, state: Any) -> None:
+    """The project root, "render anyway", and the last packing report, a line per finding."""
+    column = layout.column(align=True)
+    column.prop(job, "project_root")
+    column.prop(job, "render_anyway")
+    column.operator("brenda.check_project", icon="VIEWZOOM")
+    if state.report:
+        report = column.box()
+        for line in state.report.splitlines():
+            report.label(text=line, icon="ERROR" if line.startswith("Missing:") else "DOT")
 
 
 classes = (BRENDA_PT_farm,)

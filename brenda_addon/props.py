@@ -43,6 +43,17 @@ class BRENDA_PG_job(bpy.types.PropertyGroup):
         description="US$ per node-hour; 0: up to the on-demand price",
     )
     done: bpy.props.EnumProperty(name="When Done", items=DONE_POLICIES, default="shutdown")
+    project_root: bpy.props.StringProperty(
+        name="Project Root",
+        subtype="DIR_PATH",
+        description="Folder the packed project's paths are relative to; empty: the nearest "
+        "folder above the .blend holding .blender_project, .git or .svn, else the .blend's folder",
+    )
+    render_anyway: bpy.props.BoolProperty(
+        name="Render Anyway",
+        default=False,
+        description="Pack and render even when files the render reads are missing",
+    )
 
 
 class BRENDA_PG_state(bpy.types.PropertyGroup):
@@ -58,6 +69,7 @@ class BRENDA_PG_state(bpy.types.PropertyGroup):
     node_hours: bpy.props.FloatProperty(name="Node Hours")
     price: bpy.props.FloatProperty(name="Price per Node Hour")
     last_error: bpy.props.StringProperty(name="Last Error")
+    report: bpy.props.StringProperty(name="Packing Report", description="One line per finding")
     refreshed: bpy.props.BoolProperty(name="Refreshed")
 
 

@@ -4,19 +4,17 @@
 The add-on copies its preferences and the scene's settings into these frozen dataclasses on the
 main thread (``brenda_addon/scene_info.py``); everything after that, in any thread, works on
 them: the settings become a ``Config`` like ``~/.brenda.conf`` would give, the job becomes
-structured render tasks, the project becomes a tarball with relative paths.
+structured render tasks (the project itself is packed by ``packing``).
 """
 
 from __future__ import annotations
 
 import os
-import tarfile
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from .config import Config, load_config
-from .errors import BrendaError, TaskError
+from .errors import BrendaError
 from .tasks import (
     FrameRange,
     RenderSettings,
@@ -59,7 +57,8 @@ class FarmSettings:
 class JobSettings:
     """A scene's render job."""
 
-    blend_name: str
+    blend_path: str
+    """The .blend to render, relative to the project root (POSIX): ``shots/shot1.blend``."""
     scene: str
     frame_start: int
     frame_end: int
@@ -73,10 +72,12 @@ class JobSettings:
     spot: bool
     spot_price: float
     done: str
+    render_anyway: bool = False
+    """Pack and render even when files the render reads are missing."""
 
     @property
     def job_name(self) -> str:
-        return PurePosixPath(self.blend_name).stem
+        return PurePosixPath(self.blend_path).stem
 
     def project_key(self) -> str:
         return f"{PROJECT_PREFIX}{self.job_name}.tar.gz"
@@ -91,7 +92,10 @@ class JobSettings:
         chunks = chunk_frames([self.frames()], self.frames_per_task)
         tiles = tile_grid(self.tiles_x, self.tiles_y)
         settings = RenderSettings(
-            file_format=self.file_format, scene=self.scene, blend=self.blend_name
+            file_format=self.file_format,
+            scene=self.scene,
+            blend=self.blend_path,
+            render_anyway=self.render_anyway,
         )
         tasks: list[Task] = list(render_tasks(settings, chunks, tiles))
         return shuffled(tasks) if self.randomize else tasks
@@ -156,44 +160,3 @@ def ensure_output_bucket(farm: FarmSettings, config: Config) -> None:
     with cloud_errors(f"preparing the output bucket s3://{farm.output_bucket}"):
         client = make_client("s3", config)
         s3.ensure_bucket(client, farm.output_bucket, region_for("s3", config, make_session(config)))
-
-
-@dataclass(frozen=True)
-class Dependency:
-    """A file the .blend uses: where it is, and where it goes inside the project."""
-
-    source: Path
-    target: str
-    """Relative POSIX path inside the project."""
-
-
-EXTERNAL_FOLDER = "external/"
-
-
-@dataclass(frozen=True)
-class PackReport:
-    archive: Path
-    files: int
-    outside: list[str]
-    """Files that were outside the .blend's folder (absolute paths), copied into ``external/``."""
-
-
-def pack_project(
-    blend_copy: Path, dependencies: Sequence[Dependency], archive: Path, *, missing: Sequence[str]
-) -> PackReport:
-    """Write ``archive`` (tar.gz): the saved .blend copy with every file it uses beside it.
-
-    Missing files stop the packing: a farm would render them wrong on every node.
-    """
-    if missing:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise TaskError(f"{len(missing)} files the project uses are missing: {shown}.")
-    outside = sorted(
-        str(item.source) for item in dependencies if item.target.startswith(EXTERNAL_FOLDER)
-    )
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "w:gz") as bundle:
-        bundle.add(blend_copy, arcname=blend_copy.name)
-        for item in dependencies:
-            bundle.add(item.source, arcname=item.target)
-    return PackReport(archive, 1 + len(dependencies), outside)

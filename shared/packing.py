@@ -12,6 +12,7 @@ archive atomically.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -135,24 +136,23 @@ def human_bytes(size: int) -> str:
     raise AssertionError("unreachable")
 
 
+@functools.cache
 def _bat() -> Any:
-    """BAT's modules, with Brenda's additions to its model registered once."""
+    """BAT's tracer, with Brenda's additions to its model registered once."""
     from blender_asset_tracer import trace
     from blender_asset_tracer.trace import blocks2assets, result
 
-    if not getattr(blocks2assets, "_brenda_extended", False):
-        # BAT warns about each missing file on stderr; Brenda's report says it once, better.
-        logging.getLogger("blender_asset_tracer").addHandler(logging.NullHandler())
-        logging.getLogger("blender_asset_tracer").propagate = False
+    # BAT warns about each missing file on stderr; Brenda's report says it once, better.
+    logging.getLogger("blender_asset_tracer").addHandler(logging.NullHandler())
+    logging.getLogger("blender_asset_tracer").propagate = False
 
-        @blocks2assets.dna_code("MC")  # type: ignore[untyped-decorator]
-        def movie_clip(block: Any) -> Iterator[Any]:
-            # BAT packs only the first image of a clip made of an image sequence.
-            path, path_field = block.get(b"name", return_field=True)
-            is_sequence = block.get(b"source", default=0) == MOVIE_CLIP_SEQUENCE
-            yield result.BlockUsage(block, path, is_sequence, path_full_field=path_field)
+    @blocks2assets.dna_code("MC")  # type: ignore[untyped-decorator]
+    def movie_clip(block: Any) -> Iterator[Any]:
+        # BAT packs only the first image of a clip made of an image sequence.
+        path, path_field = block.get(b"name", return_field=True)
+        is_sequence = block.get(b"source", default=0) == MOVIE_CLIP_SEQUENCE
+        yield result.BlockUsage(block, path, is_sequence, path_full_field=path_field)
 
-        blocks2assets._brenda_extended = True
     return trace
 
 

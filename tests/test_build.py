@@ -35,6 +35,7 @@ def test_build_makes_a_clean_extension_zip() -> None:
     wheels = staged["wheels"]
     assert any(wheel.startswith("./wheels/boto3-") for wheel in wheels)
     assert any(wheel.startswith("./wheels/botocore-") for wheel in wheels)
+    assert "./wheels/blender_asset_tracer-1.23-py3-none-any.whl" in wheels
     assert all(wheel.endswith("-py3-none-any.whl") and wheel[2:] in names for wheel in wheels)
     assert not any("urllib3" in wheel or "numpy" in wheel for wheel in wheels)
     assert "operators.py" in names and "shared/job.py" in names

@@ -7,7 +7,9 @@ usage: python scenario.py PHASE ZIP WORK ENDPOINT
 
 from __future__ import annotations
 
+import importlib
 import json
+import shutil
 import sys
 import tarfile
 import time
@@ -141,8 +143,6 @@ def make_scene() -> Path:
 
 def cancelled_upload() -> str:
     """The upload operator's background path, cancelled as Esc does: the error it ends with."""
-    import importlib
-
     operators = importlib.import_module(f"{MODULE}.operators")
     jobs = importlib.import_module(f"{MODULE}.jobs")
     scene_info = importlib.import_module(f"{MODULE}.scene_info")
@@ -173,10 +173,14 @@ def phase_submit() -> None:
     bpy.ops.wm.save_as_mainfile(filepath=str(library), copy=True)
     with bpy.data.libraries.load(str(library), link=True) as (source, linked):
         linked.materials = source.materials[:1]
+    plane = next(item for item in bpy.context.scene.objects if item.type == "MESH")
+    plane.data.materials.append(linked.materials[0])  # used, so it is saved
+    archive = Path(bpy.app.tempdir) / "brenda" / "shot.tar.gz"
     findings["pack_outside_library"] = call("pack_project")
+    with tarfile.open(archive) as bundle:
+        findings["archive_with_library"] = sorted(bundle.getnames())
     bpy.data.libraries.remove(bpy.data.libraries[0])
     findings["pack"] = call("pack_project")
-    archive = Path(bpy.app.tempdir) / "brenda" / "shot.tar.gz"
     with tarfile.open(archive) as bundle:
         findings["archive"] = sorted(bundle.getnames())
     findings["paths_kept"] = [image.filepath for image in bpy.data.images]
@@ -231,5 +235,27 @@ def phase_no_credentials() -> None:
     findings["errors"] = {name: call(name) for name in ONLINE_OPERATORS}
 
 
-{"submit": phase_submit, "collect": phase_collect, "no-credentials": phase_no_credentials}[PHASE]()
+def phase_studio() -> None:
+    """Check and pack the studio project made by tests/packing/studio.py in WORK."""
+    install()
+    bpy.ops.wm.open_mainfile(filepath=str(WORK / "studio" / "shots" / "shot1.blend"))
+    scene_info = importlib.import_module(f"{MODULE}.scene_info")
+    findings["blend_path"] = scene_info.job_settings(bpy.context).blend_path
+    findings["check"] = call("check_project")
+    findings["panel"] = draw_panel()
+    findings["pack"] = call("pack_project")
+    if findings["pack"] != "FINISHED":
+        bpy.context.scene.brenda.render_anyway = True
+        findings["pack_anyway"] = call("pack_project")
+    archive = Path(bpy.app.tempdir) / "brenda" / "shot1.tar.gz"
+    if archive.exists():
+        shutil.copyfile(archive, WORK / "addon-shot1.tar.gz")
+
+
+{
+    "submit": phase_submit,
+    "collect": phase_collect,
+    "no-credentials": phase_no_credentials,
+    "studio": phase_studio,
+}[PHASE]()
 print("FINDINGS " + json.dumps(findings))

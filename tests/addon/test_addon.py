@@ -15,6 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.conftest import Studio
+from tests.node.conftest import (
+    Farm,
+    farm,  # noqa: F401  (the local farm fixture)
+)
+from tests.node.test_packed_projects import frame_task, pixels
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +68,7 @@ def test_the_add_on_runs_a_job_end_to_end(
     found = run_phase("submit", extension_zip, tmp_path, aws)
     assert found["classes"] == [
         "BRENDA_OT_build_ebs_volume",
+        "BRENDA_OT_check_project",
         "BRENDA_OT_download_frames",
         "BRENDA_OT_launch_nodes",
         "BRENDA_OT_pack_project",
@@ -77,14 +85,13 @@ def test_the_add_on_runs_a_job_end_to_end(
         == "error: Operator bpy.ops.brenda.push_tasks.poll() Save the .blend file first"
     )
     assert "Save the .blend file first" in found["panel_unsaved"]
-    assert found["pack_outside_library"] == (
-        "error: Error: 1 files are used by an absolute path outside the project folder "
-        f"({tmp_path / 'elsewhere' / 'library.blend'}); Brenda moves only images in: make them "
-        "relative to the .blend.\n"
-    )
+    outside = f"_outside_project/{str(tmp_path).lstrip('/')}/elsewhere"
+    assert found["pack_outside_library"] == "FINISHED"
+    assert f"{outside}/library.blend" in found["archive_with_library"]
     assert found["pack"] == "FINISHED"
     assert found["archive"] == [
-        "external/green-green.png",
+        f"{outside}/green.png",
+        "pack-info.txt",
         "shot.blend",
         "textures/red.png",
     ]
@@ -159,3 +166,47 @@ def test_the_add_on_runs_a_job_end_to_end(
     for operator, outcome in found["errors"].items():
         assert outcome.startswith("error: Error: No AWS credentials were found"), operator
         assert outcome.count("\n") == 1, operator
+
+
+def test_the_add_on_packs_a_studio_project_that_renders_like_the_original(
+    extension_zip: Path,
+    studio: Studio,
+    farm: Farm,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    found = run_phase("studio", extension_zip, studio.work, "http://127.0.0.1:9")
+    assert found["blend_path"] == "shots/shot1.blend"
+    assert found["check"] == "FINISHED"
+    root, outside = studio.sources
+    assert f"Project root: {root}" in found["panel"]
+    assert f"From outside the root: {outside}/paint.png" in found["panel"]
+    assert (
+        f"Absolute path made relative: {root}/textures/inside.png (image 'inside.png' in "
+        "shots/shot1.blend)"
+    ) in found["panel"]
+    assert "button brenda.check_project" in found["panel"]
+    assert found["pack"] == "FINISHED"
+
+    archive = studio.work / "addon-shot1.tar.gz"
+    output = tmp_path / "frames"
+    farm.settings.update(BLENDER_PROJECT=f"file://{archive}", RENDER_OUTPUT=f"file://{output}")
+    farm.push([frame_task(2)])
+    with studio.moved_away():
+        assert farm.start_node("a").wait(timeout=240) == 0, farm.console("a")
+    rendered, original = pixels(output / "frame_000002.png"), pixels(studio.reference)
+    assert np.abs(rendered - original).max() <= 1 / 255
+
+
+def test_the_add_on_shows_missing_files_and_packs_only_when_told_to_render_anyway(
+    extension_zip: Path, broken_studio: Studio
+) -> None:
+    found = run_phase("studio", extension_zip, broken_studio.work, "http://127.0.0.1:9")
+    root = broken_studio.sources[0]
+    users = "image 'inside.png' in shots/shot1.blend, image 'inside.png.001' in shots/shot1.blend"
+    refusal = (
+        f"error: Error: 1 file the render reads is missing: {root}/textures/inside.png "
+        f"({users}). Put them back, or pack with 'render anyway' to render without them.\n"
+    )
+    assert (found["check"], found["pack"]) == (refusal, refusal)
+    assert f"Missing: {root}/textures/inside.png ({users})" in found["panel"]
+    assert found["pack_anyway"] == "FINISHED"
