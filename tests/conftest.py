@@ -107,6 +107,7 @@ class Studio:
 
 
 def make_studio(folder: Path, *options: str) -> Studio:
+    folder.mkdir(parents=True, exist_ok=True)
     builder = Path(__file__).with_name("packing") / "studio.py"
     result = subprocess.run(
         [sys.executable, str(builder), str(folder), *options],
@@ -122,6 +123,7 @@ def make_studio(folder: Path, *options: str) -> Studio:
 
 @pytest.fixture(scope="session")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Studio:
+    """Shared by tests that only read it: opening it in Blender would write caches into it."""
     return make_studio(tmp_path_factory.mktemp("studio"))
 
 

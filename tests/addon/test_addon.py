@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.conftest import Studio
+from tests.conftest import make_studio
 from tests.node.conftest import (
     Farm,
     farm,  # noqa: F401  (the local farm fixture)
@@ -170,10 +170,11 @@ def test_the_add_on_runs_a_job_end_to_end(
 
 def test_the_add_on_packs_a_studio_project_that_renders_like_the_original(
     extension_zip: Path,
-    studio: Studio,
     farm: Farm,  # noqa: F811
     tmp_path: Path,
 ) -> None:
+    # A studio of its own: Blender saves the file it packs, and writes caches when it opens it.
+    studio = make_studio(tmp_path / "studio")
     found = run_phase("studio", extension_zip, studio.work, "http://127.0.0.1:9")
     assert found["blend_path"] == "shots/shot1.blend"
     assert found["check"] == "FINISHED"
@@ -198,8 +199,9 @@ def test_the_add_on_packs_a_studio_project_that_renders_like_the_original(
 
 
 def test_the_add_on_shows_missing_files_and_packs_only_when_told_to_render_anyway(
-    extension_zip: Path, broken_studio: Studio
+    extension_zip: Path, tmp_path: Path
 ) -> None:
+    broken_studio = make_studio(tmp_path / "studio", "--missing-texture")
     found = run_phase("studio", extension_zip, broken_studio.work, "http://127.0.0.1:9")
     root = broken_studio.sources[0]
     users = "image 'inside.png' in shots/shot1.blend, image 'inside.png.001' in shots/shot1.blend"
