@@ -148,12 +148,13 @@ class Job:
     last_frame: int
 
 
-def plan(args: argparse.Namespace) -> Job:
+def plan(args: argparse.Namespace, blend: str | None = None) -> Job:
+    """The demo's tasks; ``blend`` is the .blend's path in the project (None: the one)."""
     if args.nodes < 1:
         raise TaskError(f"--nodes must be 1 or more, not {args.nodes}.")
     tiles = tile_grid(*parse_pair(args.tiles, "Tiles", "2x2 (across x down)"))
     chunks = chunk_frames(parse_frame_list(args.frames), args.chunk)
-    settings = RenderSettings()
+    settings = RenderSettings(blend=blend)
     tasks = render_tasks(settings, chunks, tiles)
     digits = settings.output_name.count("#")
     numbers = {frame for chunk in chunks for frame in chunk.frames()}
@@ -172,15 +173,18 @@ def farm_settings() -> dict[str, str]:
     }
 
 
-def make_project(args: argparse.Namespace, job: Job, folder: Path) -> Path:
-    """The project folder with its .blend: the sample scene, or a copy of ``--blend``."""
+def make_project(args: argparse.Namespace, job: Job, folder: Path) -> tuple[Path, Job]:
+    """The project archive and the job rendering it: ``--blend`` packed with every file it uses,
+    or the sample scene made by Blender."""
+    archive = folder / PROJECT_KEY
+    if args.blend is not None:
+        if args.blend.suffix != ".blend" or not args.blend.is_file():
+            raise BrendaError(f"--blend {args.blend} is not a .blend file.")
+        report = packing.pack(args.blend, archive)
+        print(report.summary())
+        return archive, plan(args, report.blend)
     project = folder / "project"
     project.mkdir(parents=True)
-    if args.blend is not None:
-        if not args.blend.is_file() or args.blend.suffix != ".blend":
-            raise BrendaError(f"--blend {args.blend} is not a .blend file.")
-        shutil.copy2(args.blend, project / args.blend.name)
-        return project
     width, height = parse_pair(args.size, "Size", "320x180")
     settings = {
         "output": str(project / "sample.blend"),
@@ -201,13 +205,12 @@ def make_project(args: argparse.Namespace, job: Job, folder: Path) -> Path:
     if result.returncode != 0 or not (project / "sample.blend").is_file():
         tail = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
         raise BrendaError(f"Blender could not make the sample scene: {tail[0]}")
-    return project
-
-
-def upload_project(project: Path, config: Config, folder: Path) -> None:
-    archive = folder / PROJECT_KEY
     with tarfile.open(archive, "w:gz") as bundle:
-        bundle.add(project, arcname="project")
+        bundle.add(project / "sample.blend", arcname="sample.blend")
+    return archive, job
+
+
+def upload_project(archive: Path, config: Config) -> None:
     with cloud_errors("uploading the project"):
         client = make_client("s3", config)
         s3.ensure_bucket(client, BUCKET, LOCAL_REGION)
@@ -316,9 +319,9 @@ def run_demo(args: argparse.Namespace) -> int:
         config_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         environ = {k: v for k, v in os.environ.items() if not k.startswith("BRENDA_")}
         config = load_config(config_file, environ=environ)
-        project = make_project(args, job, folder)
-        blend = next(project.glob("*.blend")).name
-        upload_project(project, config, folder)
+        archive, job = make_project(args, job, folder)
+        blend = args.blend.name if args.blend is not None else "sample.blend"
+        upload_project(archive, config)
         result = work.push(config, job.tasks)
         print(
             f"Project {blend} uploaded; {result.count} tasks for {len(job.frames)} frames pushed "

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from brenda_node.demo import main
+from tests.conftest import Studio
 
 
 @pytest.mark.slow
@@ -56,3 +57,20 @@ def test_missing_blend_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     missing = tmp_path / "none.blend"
     assert main(["demo", "--blend", str(missing), "--output", str(tmp_path / "out")]) == 1
     assert capsys.readouterr().err == f"brenda: --blend {missing} is not a .blend file.\n"
+
+
+@pytest.mark.slow
+def test_demo_packs_a_blend_with_everything_it_uses(
+    studio: Studio, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    from OpenImageIO import FLOAT, ImageBuf
+
+    output = tmp_path / "out"
+    argv = ["demo", "--blend", str(studio.blend), "--frames", "2", "--nodes", "1"]
+    assert main([*argv, "--output", str(output)]) == 0
+    out = capsys.readouterr().out
+    assert "Packed 18 files (" in out
+    rendered = ImageBuf(str(output / "frames" / "frame_000002.png")).get_pixels(FLOAT)
+    original = ImageBuf(str(studio.reference)).get_pixels(FLOAT)
+    assert np.abs(rendered - original).max() <= 1 / 255
