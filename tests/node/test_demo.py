@@ -70,7 +70,7 @@ def test_demo_packs_a_blend_with_everything_it_uses(
     argv = ["demo", "--blend", str(studio.blend), "--frames", "2", "--nodes", "1"]
     assert main([*argv, "--output", str(output)]) == 0
     out = capsys.readouterr().out
-    assert "Packed 18 files (" in out
+    assert "Packed 21 files (" in out
     rendered = ImageBuf(str(output / "frames" / "frame_000002.png")).get_pixels(FLOAT)
     original = ImageBuf(str(studio.reference)).get_pixels(FLOAT)
     assert np.abs(rendered - original).max() <= 1 / 255

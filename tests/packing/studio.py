@@ -16,6 +16,7 @@ WORK/studio/ is the project root (it holds ``.blender_project``):
     textures/seq/            glow.0001.png .. glow.0003.png, an image sequence following the frame
     textures/inside.png      used by an absolute path inside the root
     caches/lift.pc2          a mesh cache (Mesh Cache modifier) by //../
+    clips/                   plate.0001.png .. plate.0003.png, a movie clip made of a sequence
 
 Two image data-blocks use textures/inside.png (one by an absolute path, one by a relative one),
 and one particle system has a disk cache that was never baked (a stale cache folder).
@@ -247,6 +248,11 @@ def make_shot() -> Path:
     speaker.data.sound = bpy.data.sounds.load(str(wav(OUTSIDE / "hum.wav")))
     scene.collection.objects.link(speaker)
     particles((1.5, -0.6))
+    for frame in range(1, 4):
+        png(STUDIO / "clips" / f"plate.{frame:04d}.png", (0.2, 0.2, 0.2 * frame))
+    plate = bpy.data.movieclips.load(str(STUDIO / "clips" / "plate.0001.png"))
+    plate.filepath = "//../clips/plate.0001.png"
+    plate.use_fake_user = True  # a tracking plate: an image-sequence movie clip
 
     camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
     camera.location = (0, 0, 5)

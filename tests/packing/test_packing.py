@@ -60,7 +60,7 @@ def test_the_report_lists_outside_and_absolute_files_before_anything_is_written(
     lines = capsys.readouterr().out.splitlines()
     root, outside = studio.sources
     assert lines[:2] == [f"Project root: {root}", "Render: shots/shot1.blend"]
-    assert lines[2].startswith("18 files, ")
+    assert lines[2].startswith("21 files, ")
     assert lines[3:] == [
         f"Missing, not read by the render: {root}/shots/blendcache_shot1/5374616C65_*.bphys "
         "(modifier 1 of object 'Stale' in shots/shot1.blend)",
@@ -85,7 +85,7 @@ def test_every_dependency_is_packed_under_the_root_or_outside_project(
     archive = tmp_path / "shot1.tar.gz"
     assert brenda(["pack", str(studio.blend), "-o", str(archive)]) == 0
     out = capsys.readouterr().out
-    assert "Packed 18 files (" in out
+    assert "Packed 21 files (" in out
     assert (
         "3 copied in from outside the project root, 4 absolute paths made relative, 1 missing"
         in out
@@ -101,6 +101,9 @@ def test_every_dependency_is_packed_under_the_root_or_outside_project(
         f"_outside_project/{outside}/mono.woff2",
         f"_outside_project/{outside}/paint.png",
         "caches/lift.pc2",
+        "clips/plate.0001.png",  # BAT alone packs only the first image of a clip
+        "clips/plate.0002.png",
+        "clips/plate.0003.png",
         "libs/materials.blend",
         "libs/metal.png",
         "libs/props.blend",
