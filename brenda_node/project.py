@@ -5,10 +5,14 @@
 ``file:///path``     a folder used where it is, or a tarball or zip extracted like an S3 one;
 ``ebs://snapshot``   an EBS volume made from the snapshot, mounted read-only (see ``ebs``).
 
-Archives are checked before anything is written: members with absolute paths, ``..`` parts,
-links that point outside the project, or device files are refused, and a damaged or truncated
-archive is an error. Extraction goes to a staging folder that replaces the project only once
-complete, so a failed fetch leaves the previous project (or none) and nothing half-written.
+Archives are checked before anything is written, as the tree they would make on disk: members
+with absolute paths or ``..`` parts, members reached through a link of the archive, links that
+point outside the project or through another link, hard links to anything but a file, device
+files and more bytes than the disk has free are refused, and a damaged or truncated archive is
+an error. Brenda writes every member itself (never through a link), so nothing depends on the
+interpreter's tar filters, which some Python 3.11 releases let links escape. Extraction goes
+to a staging folder that replaces the project only once complete, so a failed fetch leaves the
+previous project (or none) and nothing half-written.
 Like the original, a project whose top level holds a single folder (``tar czf p.tgz myproject``)
 is that folder.
 """
@@ -16,11 +20,17 @@ is that folder.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import IO, Literal
 
 from shared.config import Config
 from shared.errors import BrendaError
@@ -44,64 +54,182 @@ def is_archive(name: str) -> bool:
     return name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def _member_problem(name: str, link_target: str | None, *, hard_link: bool = False) -> str | None:
+MAX_LINK_BYTES = 4096
+"""The longest link target a system accepts (PATH_MAX); a longer "link" is an attack."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One archive member, as it would be on disk."""
+
+    name: str
+    kind: Literal["dir", "file", "symlink", "hardlink"]
+    size: int = 0
+    target: str = ""
+
+
+def _unsafe(origin: str, name: str, problem: str) -> ProjectError:
+    return ProjectError(f"Project archive {origin} is unsafe: '{name}' {problem}.")
+
+
+def _path(origin: str, name: str) -> PurePosixPath:
     path = PurePosixPath(name)
     if path.is_absolute() or name.startswith("\\") or (len(name) > 1 and name[1] == ":"):
-        return "has an absolute path"
+        raise _unsafe(origin, name, "has an absolute path")
     if ".." in path.parts:
-        return "climbs out of the project with '..'"
-    if link_target is None:
-        return None
-    target = PurePosixPath(link_target)
-    outside = f"is a link to {link_target}, outside the project"
+        raise _unsafe(origin, name, "climbs out of the project with '..'")
+    return path
+
+
+def check_members(members: Sequence[Member], origin: str, free_bytes: int) -> None:
+    """Refuse the archive unless its whole tree, as it would be on disk, stays in the project.
+
+    No member may pass through a link of the archive or replace one, a symbolic link may point
+    only inside the project and not through another link, a hard link only at a regular file,
+    and the files must fit on the disk. Checked in memory, before anything is written, without
+    relying on the interpreter's extraction filters."""
+    kinds: dict[PurePosixPath, str] = {}
+    for member in members:
+        path = _path(origin, member.name)
+        if path in kinds and "symlink" in (member.kind, kinds[path]):
+            raise _unsafe(origin, member.name, "appears twice, once as a link")
+        kinds[path] = member.kind
+    links = {path for path, kind in kinds.items() if kind == "symlink"}
+    total = 0
+    for member in members:
+        path = PurePosixPath(member.name)
+        through = next((parent for parent in path.parents if parent in links), None)
+        if through is not None:
+            raise _unsafe(origin, member.name, f"is reached through the link '{through}'")
+        if member.kind == "symlink":
+            _check_link_target(member, path.parent, links, origin)
+        elif member.kind == "hardlink":
+            target = PurePosixPath(member.target)
+            if target.is_absolute() or ".." in target.parts:
+                raise _unsafe(
+                    origin, member.name, f"is a link to {member.target}, outside the project"
+                )
+            if kinds.get(target) not in ("file", "hardlink"):
+                raise _unsafe(origin, member.name, f"is a hard link to {member.target}, not a file")
+        total += member.size
+        if member.size > free_bytes or total > free_bytes:
+            raise ProjectError(
+                f"Project archive {origin} holds {total} bytes or more, more than the "
+                f"{free_bytes} bytes free for the project."
+            )
+
+
+def _check_link_target(
+    member: Member, folder: PurePosixPath, links: set[PurePosixPath], origin: str
+) -> None:
+    outside = f"is a link to {member.target}, outside the project"
+    if len(member.target.encode()) > MAX_LINK_BYTES:
+        raise _unsafe(origin, member.name, "is a link longer than any path")
+    target = PurePosixPath(member.target)
     if target.is_absolute():
-        return outside
-    # A symbolic link is relative to its folder; a tar hard link names a member from the top.
-    depth = 0 if hard_link else len(path.parent.parts)
+        raise _unsafe(origin, member.name, outside)
+    parts = list(folder.parts)
     for part in target.parts:
-        depth += -1 if part == ".." else (0 if part == "." else 1)
-        if depth < 0:
-            return outside
-    return None
+        if part == "..":
+            if not parts:
+                raise _unsafe(origin, member.name, outside)
+            parts.pop()
+        elif part != ".":
+            parts.append(part)
+            if PurePosixPath(*parts) in links:
+                through = PurePosixPath(*parts)
+                raise _unsafe(origin, member.name, f"is a link through the link '{through}'")
 
 
-def check_tar(archive: tarfile.TarFile, origin: str) -> None:
-    for member in archive.getmembers():
-        link = member.linkname if (member.issym() or member.islnk()) else None
-        problem = _member_problem(member.name, link, hard_link=member.islnk())
-        if problem is None and not (member.isfile() or member.isdir() or link is not None):
-            problem = "is a device or other special file"
-        if problem is not None:
-            raise ProjectError(f"Project archive {origin} is unsafe: '{member.name}' {problem}.")
+def _tar_members(archive: tarfile.TarFile, origin: str) -> list[Member]:
+    members = []
+    for info in archive.getmembers():
+        if info.isdir():
+            members.append(Member(info.name, "dir"))
+        elif info.isfile():
+            members.append(Member(info.name, "file", info.size))
+        elif info.issym():
+            members.append(Member(info.name, "symlink", target=info.linkname))
+        elif info.islnk():
+            members.append(Member(info.name, "hardlink", target=info.linkname))
+        else:
+            raise _unsafe(origin, info.name, "is a device or other special file")
+    return members
 
 
-def check_zip(archive: zipfile.ZipFile, origin: str) -> None:
+def _zip_members(archive: zipfile.ZipFile, origin: str) -> list[Member]:
+    members = []
     for info in archive.infolist():
-        mode = info.external_attr >> 16
-        link = archive.read(info).decode("utf-8", "replace") if stat.S_ISLNK(mode) else None
-        problem = _member_problem(info.filename, link)
-        if problem is not None:
-            raise ProjectError(f"Project archive {origin} is unsafe: '{info.filename}' {problem}.")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            if info.file_size > MAX_LINK_BYTES:
+                raise _unsafe(origin, info.filename, "is a link longer than any path")
+            target = archive.read(info).decode("utf-8", "replace")
+            members.append(Member(info.filename, "symlink", target=target))
+        elif info.is_dir():
+            members.append(Member(info.filename, "dir"))
+        else:
+            members.append(Member(info.filename, "file", info.file_size))
+    return members
+
+
+def _write(source: IO[bytes], path: Path, mode: int) -> None:
+    """A new file at ``path`` (never through a link) with ``source``'s bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    with os.fdopen(os.open(path, flags, 0o755 if mode & 0o111 else 0o644), "wb") as target:
+        shutil.copyfileobj(source, target)
+
+
+def _place(member: Member, target: Path, opened: Callable[[], IO[bytes]], mode: int) -> None:
+    path = target / member.name
+    if member.kind == "dir":
+        path.mkdir(parents=True, exist_ok=True)
+    elif member.kind == "symlink":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(member.target)
+    elif member.kind == "hardlink":
+        with (target / member.target).open("rb") as source:
+            _write(source, path, mode)
+    else:
+        with opened() as source:
+            _write(source, path, mode)
 
 
 def extract(archive: Path, target: Path, *, origin: str) -> None:
     """Extract ``archive`` into the new folder ``target`` after checking every member."""
     target.mkdir(parents=True)
+    free = shutil.disk_usage(target).free
     try:
         if archive.name.lower().endswith(".zip"):
             with zipfile.ZipFile(archive) as bundle:
-                check_zip(bundle, origin)
-                bundle.extractall(target)
+                members = _zip_members(bundle, origin)
+                check_members(members, origin, free)
+                for info, member in zip(bundle.infolist(), members, strict=True):
+                    mode = info.external_attr >> 16
+                    _place(member, target, partial(bundle.open, info), mode)
         else:
             with tarfile.open(archive) as bundle:
-                check_tar(bundle, origin)
-                bundle.extractall(target, filter="data")
+                infos = bundle.getmembers()
+                members = _tar_members(bundle, origin)
+                check_members(members, origin, free)
+                for tar_info, member in zip(infos, members, strict=True):
+                    _place(member, target, partial(_tar_file, bundle, tar_info), tar_info.mode)
     except ProjectError:
         raise
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
         raise ProjectError(
             f"Project archive {origin} is damaged or truncated and cannot be extracted ({error})."
         ) from error
+    except OSError as error:
+        raise ProjectError(
+            f"Could not write the project from {origin} into {target}: {error.strerror}."
+        ) from error
+
+
+def _tar_file(bundle: tarfile.TarFile, info: tarfile.TarInfo) -> IO[bytes]:
+    source = bundle.extractfile(info)
+    assert source is not None  # regular members always have contents
+    return source
 
 
 def descend(folder: Path) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import tarfile
 import zipfile
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from brenda_node.project import ProjectError, fetch_project
+from brenda_node.project import Member, ProjectError, check_members, fetch_project
 from shared.config import load_config
 
 
@@ -173,3 +174,137 @@ def test_fill_volume_extracts_a_project_into_a_folder(
         "tex",
         "tex/a.png",
     ]
+
+
+def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
+
+
+def write_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as archive:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            archive.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def directory(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    return info
+
+
+def long_symlink_chain(path: Path) -> Path:
+    """The shape of the public CVE-2025-4517 example: nested links whose resolved path outgrows
+    PATH_MAX, a link climbing out through them, and a file and a hard link written through it."""
+    component = "d" * 247
+    steps = "abcdefghijklmnop"
+    members: list[tuple[tarfile.TarInfo, bytes | None]] = []
+    folder = ""
+    for step in steps:
+        members.append((directory(os.path.join(folder, component)), None))
+        members.append((link(os.path.join(folder, step), component), None))
+        folder = os.path.join(folder, component)
+    deep = os.path.join("/".join(steps), "l" * 254)
+    members.append((link(deep, "../" * len(steps)), None))
+    members.append((link("escape", deep + "/../.."), None))
+    members.append((tarfile.TarInfo("escape/victim.txt"), b"overwritten"))
+    members.append((link("escape/hard", "escape/victim.txt", tarfile.LNKTYPE), None))
+    return write_tar(path, members)
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        (
+            [
+                (directory("sub"), None),
+                (link("sub/root", ".."), None),
+                (link("esc", "sub/root/sub/root/../.."), None),
+                (tarfile.TarInfo("esc/evil.txt"), b"evil"),
+            ],
+            "'esc' is a link through the link 'sub/root'",
+        ),
+        (
+            [(link("esc", "."), None), (tarfile.TarInfo("esc/evil.txt"), b"evil")],
+            "'esc/evil.txt' is reached through the link 'esc'",
+        ),
+        (
+            [(tarfile.TarInfo("scene.blend"), b"ok"), (link("scene.blend", "/etc/passwd"), None)],
+            "'scene.blend' appears twice, once as a link",
+        ),
+        (
+            [(link("later", "a/b"), None), (directory("a"), None), (link("a/b", ".."), None)],
+            "'later' is a link through the link 'a/b'",
+        ),
+        (
+            [(directory("a"), None), (link("copy", "a", tarfile.LNKTYPE), None)],
+            "'copy' is a hard link to a, not a file",
+        ),
+    ],
+    ids=[
+        "link through a link",
+        "file through a link",
+        "link replacing a file",
+        "later link",
+        "hard",
+    ],
+)
+def test_archive_trees_that_go_through_their_own_links_are_refused(
+    tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], message: str
+) -> None:
+    archive = write_tar(tmp_path / "p.tar", members)
+    work = tmp_path / "work"
+    with pytest.raises(ProjectError, match=f"is unsafe: {re.escape(message)}"):
+        fetch_project(config_for(f"file://{archive}"), work)
+    assert list(work.iterdir()) == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["home", "p.tar", "work"]
+
+
+def test_the_long_symlink_escape_is_refused_and_overwrites_nothing(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    work = tmp_path / "nodes" / "work"
+    work.mkdir(parents=True)
+    archive = long_symlink_chain(tmp_path / "cve.tar")
+    with pytest.raises(ProjectError, match="is unsafe: '.*' is reached through the link 'a'"):
+        fetch_project(config_for(f"file://{archive}"), work)
+    assert victim.read_text() == "precious"
+    assert list(work.iterdir()) == []
+
+
+def test_a_zip_link_inflating_to_a_huge_size_is_refused_unread(tmp_path: Path) -> None:
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        info = zipfile.ZipInfo("textures")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        bundle.writestr(info, b"a" * 50_000_000, compress_type=zipfile.ZIP_DEFLATED)
+    assert archive.stat().st_size < 100_000
+    with pytest.raises(ProjectError, match="'textures' is a link longer than any path"):
+        fetch_project(config_for(f"file://{archive}"), tmp_path / "work")
+
+
+def test_more_bytes_than_the_disk_has_free_are_refused() -> None:
+    members = [Member("a.exr", "file", 60), Member("b.exr", "file", 60)]
+    check_members(members[:1], "p.tar", free_bytes=100)
+    with pytest.raises(ProjectError, match="p.tar holds 120 bytes or more, more than the 100"):
+        check_members(members, "p.tar", free_bytes=100)
+
+
+def test_links_inside_the_project_still_extract(tmp_path: Path) -> None:
+    archive = write_tar(
+        tmp_path / "p.tar",
+        [
+            (tarfile.TarInfo("textures/wood.png"), b"png"),
+            (link("latest.png", "textures/wood.png"), None),
+            (link("copy.png", "textures/wood.png", tarfile.LNKTYPE), None),
+            (tarfile.TarInfo("scene.blend"), b"blend"),
+        ],
+    )
+    project = fetch_project(config_for(f"file://{archive}"), tmp_path / "work")
+    assert (project / "latest.png").read_bytes() == b"png"
+    assert (project / "latest.png").is_symlink()
+    assert (project / "copy.png").read_bytes() == b"png"
