@@ -33,6 +33,9 @@ status.json, brenda.pid.
 """
 
 
+REQUIRED = ("WORK_QUEUE", "BLENDER_PROJECT", "RENDER_OUTPUT")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog=PROG,
@@ -69,6 +72,10 @@ def run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     overrides = {"DONE": ("shutdown", "-S")} if args.shutdown else None
     config = load_config(args.config, overrides=overrides)
+    # Nothing is written, not even the log, before the node knows it can work.
+    for key in REQUIRED:
+        if config.get(key) is None:
+            raise config.missing(key)
     work = Path(str(config.text("WORK_DIR"))).expanduser().resolve()
     try:
         work.mkdir(parents=True, exist_ok=True)

@@ -363,7 +363,8 @@ def resolve_config_path(explicit: str | Path | None, environ: Mapping[str, str])
 def read_config_file(path: Path, environ: Mapping[str, str]) -> list[tuple[str, str, str]]:
     """Return ``(key, raw value, origin)`` for each setting line of a Brenda config file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (Windows editors) must not hide the first key.
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise ConfigError(f"Configuration file {path} is not UTF-8 text.") from error
     except OSError as error:
@@ -441,4 +442,19 @@ def load_config(
         except _BadValueError as problem:
             raise ConfigError(f"{origin}: {key} {problem}.") from None
         origins[key] = origin
-    return Config(values=values, origins=origins, file=file)
+    config = Config(values=values, origins=origins, file=file)
+    check_lease(config)
+    return config
+
+
+def check_lease(config: Config) -> None:
+    """A lease renewed only after it ran out lets a second node render the same task."""
+    timeout = config.integer("VISIBILITY_TIMEOUT")
+    reassert = config.integer("VISIBILITY_TIMEOUT_REASSERT")
+    if reassert >= timeout:
+        where = config.origins.get("VISIBILITY_TIMEOUT_REASSERT", "the default")
+        raise ConfigError(
+            f"{where}: VISIBILITY_TIMEOUT_REASSERT {reassert} must be less than "
+            f"VISIBILITY_TIMEOUT {timeout}, or a task's lease runs out before it is renewed and "
+            "a second node renders the same frames."
+        )

@@ -238,3 +238,26 @@ def test_unknown_environment_setting_warns(
         "environment variable BRENDA_WORK_QEUE: unknown setting WORK_QEUE ignored; "
         "check its spelling."
     ]
+
+
+def test_a_byte_order_mark_does_not_hide_the_first_key(tmp_path: Path) -> None:
+    path = tmp_path / "brenda.conf"
+    path.write_bytes("\ufeffWORK_QUEUE=sqs://jobs\nDONE=poll\n".encode())
+    config = load_config(path, environ={})
+    assert config.url("WORK_QUEUE", SqsUrl) == SqsUrl("jobs")
+    assert config.text("DONE") == "poll"
+
+
+@pytest.mark.parametrize("reassert", ["120", "200"])
+def test_a_lease_renewed_after_it_runs_out_is_refused(tmp_path: Path, reassert: str) -> None:
+    path = tmp_path / "brenda.conf"
+    path.write_text(f"VISIBILITY_TIMEOUT=120\nVISIBILITY_TIMEOUT_REASSERT={reassert}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert str(caught.value) == (
+        f"{path}, line 2: VISIBILITY_TIMEOUT_REASSERT {reassert} must be less than "
+        "VISIBILITY_TIMEOUT 120, or a task's lease runs out before it is renewed and a second "
+        "node renders the same frames."
+    )
+    with pytest.raises(ConfigError, match="the default: VISIBILITY_TIMEOUT_REASSERT 30 must"):
+        load_config(environ={"BRENDA_VISIBILITY_TIMEOUT": "30"})
