@@ -153,7 +153,7 @@ class TaskRunner:
     project: Path
     launcher_folder: Path
     temp_folder: Path
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    environ: Mapping[str, str] = field(default_factory=lambda: task_environment(os.environ))
 
     def command_for(self, task: Task, outdir: Path, script_path: Path) -> list[str]:
         if isinstance(task, ScriptTask):
@@ -196,8 +196,9 @@ class TaskRunner:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        except OSError as error:
-            raise BrendaError(f"Could not start {command[0]}: {error.strerror}.") from error
+        except (OSError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) else str(error)
+            raise BrendaError(f"Could not start {command[0]}: {reason}.") from error
         lines: deque[str] = deque(maxlen=ERROR_LINES_KEPT)
         reported: list[str] = []
         last_error: list[str] = []
@@ -230,7 +231,7 @@ class TaskRunner:
         kill_group(process.pid, signal.SIGKILL)
         reader.join(timeout=STOP_GRACE_SECONDS)
         script.unlink(missing_ok=True)
-        outputs = sorted(path for path in outdir.rglob("*") if path.is_file())
+        outputs = stored_outputs(outdir)
         return RunResult(
             exit_code=None if stopped else process.returncode,
             seconds=time.monotonic() - started,
@@ -241,6 +242,34 @@ class TaskRunner:
             missing=missing,
             render_anyway=isinstance(task, RenderTask) and task.settings.render_anyway,
         )
+
+
+# What a task may see of the node's environment: what Blender, Python and the shell need. AWS and
+# Brenda settings (keys on a local farm) and anything else stay with the node.
+TASK_ENVIRONMENT = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM"}
+TASK_ENVIRONMENT |= {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "DISPLAY"}
+TASK_ENVIRONMENT_PREFIXES = ("LC_", "BLENDER_", "OCIO", "CYCLES_", "CUDA_", "NVIDIA_", "OPENBLAS_")
+
+
+def task_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``environ`` a task runs with."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in TASK_ENVIRONMENT or name.startswith(TASK_ENVIRONMENT_PREFIXES)
+    }
+
+
+def stored_outputs(outdir: Path) -> list[Path]:
+    """The regular files a task wrote into ``outdir``; links are skipped, so a task cannot have
+    the node upload a file from elsewhere (a link to ~/.aws/credentials)."""
+    outputs = []
+    for path in sorted(outdir.rglob("*")):
+        if path.is_symlink():
+            log.warning("%s is a link, not stored: only regular files are outputs", path.name)
+        elif path.is_file():
+            outputs.append(path)
+    return outputs
 
 
 def render_command(task: RenderTask, project: Path, outdir: Path, blender: Path) -> list[str]:

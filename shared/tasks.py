@@ -255,7 +255,8 @@ def validate_render_settings(settings: RenderSettings) -> None:
         )
     if settings.blend is not None:
         path = PurePosixPath(settings.blend)
-        if path.is_absolute() or ".." in path.parts or path.suffix != ".blend":
+        unsafe = "\0" in settings.blend or path.is_absolute() or ".." in path.parts
+        if unsafe or path.suffix != ".blend":
             raise TaskError(
                 f"Blend file '{settings.blend}' must be a .blend path inside the project, "
                 "like shots/shot1.blend."
@@ -429,8 +430,10 @@ def decode_task(body: str) -> Task:
         raise TaskError(f"The task is of unknown kind '{kind}'.")
     except TaskError:
         raise
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, OverflowError) as error:
         raise TaskError(f"The message is not a Brenda task ({error}).") from error
+    except RecursionError as error:
+        raise TaskError("The message is not a Brenda task (it is nested too deeply).") from error
 
 
 def title(task: Task) -> str:

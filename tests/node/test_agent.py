@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,3 +35,46 @@ def test_a_node_without_settings_says_so_and_writes_nothing(
     error = capsys.readouterr().err
     assert error.startswith("brenda-node: WORK_QUEUE is not set") and error.count("\n") == 1
     assert list(folder.iterdir()) == []
+
+
+def test_tasks_run_without_the_nodes_secrets_and_links_are_never_stored(
+    farm: Farm, tmp_path: Path
+) -> None:
+    secret = tmp_path / "credentials"
+    secret.write_text("aws_secret_access_key = hunter2\n")
+    script = f'env > "$OUTDIR/env_$START.txt"\nln -s {secret} "$OUTDIR/frame_$START.png"\n'
+    farm.push(script_tasks(script, range(1, 2)))
+    node = farm.start_node("a")
+    assert node.wait(timeout=60) == 0, farm.console("a")
+    output = Path(farm.settings["RENDER_OUTPUT"].removeprefix("file://"))
+    assert sorted(path.name for path in output.iterdir()) == ["env_1.txt"]
+    names = {line.split("=", 1)[0] for line in (output / "env_1.txt").read_text().splitlines()}
+    assert {"OUTDIR", "PATH", "HOME", "TMPDIR"} <= names
+    assert not [name for name in names if name.startswith(("AWS_", "BRENDA_"))], names
+    assert "frame_1.png is a link, not stored: only regular files are outputs" in farm.console("a")
+
+
+POISON = {
+    "deep": "[" * 100_000,
+    "huge number": '{"brenda":1,"frames":{"start":1e400,"end":1,"step":1},"tile":null,'
+    '"kind":"script","script":"true"}',
+    "nul in blend": '{"brenda":1,"frames":{"start":1,"end":1,"step":1},"tile":null,'
+    '"kind":"render","format":"PNG","scene":null,"blend":"a\\u0000.blend","output":"f_#"}',
+}
+
+
+@pytest.mark.parametrize("body", list(POISON.values()), ids=list(POISON))
+def test_a_malformed_message_is_a_recorded_failure_not_a_crash(
+    farm: Farm, boto_client: Any, body: str
+) -> None:
+    farm.push(script_tasks('echo ok > "$OUTDIR/frame_$START.txt"\n', range(1, 2)))
+    sqs = boto_client("sqs")
+    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName="jobs")["QueueUrl"], MessageBody=body)
+    node = farm.start_node("a")
+    assert node.wait(timeout=60) == 0, farm.console("a")
+    assert farm.console("a").count(" is not a task: ") == 3
+    assert "Traceback" not in farm.console("a")
+    counts = farm.counts()
+    assert (counts.pending, counts.in_flight, counts.dead) == (0, 0, 1)
+    output = Path(farm.settings["RENDER_OUTPUT"].removeprefix("file://"))
+    assert len(list((output / ".brenda" / "failures").iterdir())) == 1
