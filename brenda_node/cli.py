@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from shared.cli.common import ArgumentParser, add_common_options, run_command
+from shared.cli.common import ArgumentParser, add_common_options, help_text, run_command
 from shared.config import load_config
 from shared.errors import BrendaError
 
@@ -39,7 +39,7 @@ REQUIRED = ("WORK_QUEUE", "BLENDER_PROJECT", "RENDER_OUTPUT")
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog=PROG,
-        description=__doc__,
+        description=help_text(__doc__),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

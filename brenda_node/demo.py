@@ -27,7 +27,13 @@ from typing import Any
 from shared import __version__, packing, work
 from shared.aws import s3
 from shared.aws.session import cloud_errors, make_client
-from shared.cli.common import ArgumentParser, configure_logging, progress_bar, run_command
+from shared.cli.common import (
+    ArgumentParser,
+    configure_logging,
+    help_text,
+    progress_bar,
+    run_command,
+)
 from shared.config import Config, load_config
 from shared.errors import BrendaError, TaskError
 from shared.local import LOCAL_REGION, local_endpoint
@@ -57,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog=PROG,
         description="Brenda, a render farm for Blender on AWS.",
-        epilog="Other commands: brenda-work (the work queue), brenda-node (a worker).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="other commands (each has --help):\n"
+        "  brenda-work   the work queue: push, status, reset\n"
+        "  brenda-node   a worker that renders tasks\n"
+        "  brenda-run    rent nodes on EC2, watch and stop them\n"
+        "  brenda-tool   ssh, rsync, prune and perf on every node\n"
+        "  brenda-ebs    EBS volumes and snapshots for big projects",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -99,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="run a render farm on this machine (no AWS account needed)",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
@@ -121,7 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", default="320x180", metavar="WxH", help="sample scene size (default 320x180)"
     )
     demo.add_argument(
-        "--samples", type=int, default=16, metavar="N", help="sample scene Cycles samples"
+        "--samples",
+        type=int,
+        default=16,
+        metavar="N",
+        help="sample scene Cycles samples (default 16)",
     )
     demo.add_argument(
         "--output",

@@ -31,6 +31,11 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (run '{self.prog} -h' for usage)\n")
 
 
+def help_text(docstring: str) -> str:
+    """A module docstring as ``--help`` shows it: without reStructuredText's double backticks."""
+    return docstring.replace("``", "")
+
+
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-c",
