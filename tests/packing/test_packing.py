@@ -144,3 +144,11 @@ def test_missing_files_stop_packing_each_named_once_with_their_users(
         names = bundle.getnames()
     assert "shots/shot1.blend" in names
     assert "textures/inside.png" not in names
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [(950, "950 bytes"), (1_300_000, "1.3 MB"), (12_000, "12.0 KB"), (2 * 10**12, "2000.0 GB")],
+)
+def test_sizes_are_shown_in_decimal_units(size: int, shown: str) -> None:
+    assert packing.human_bytes(size) == shown
