@@ -50,6 +50,8 @@ IMAGE_FORMATS = (
     "IRIS",
 )
 MAX_SCENE_NAME_BYTES = 63
+MAX_TASKS = 100_000
+"""Tasks one push may make: every task is built and checked before the first is sent."""
 DEFAULT_OUTPUT_NAME = "frame_######"
 
 _FRAME_ITEM = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
@@ -166,6 +168,8 @@ def chunk_frames(ranges: Iterable[FrameRange], task_size: int) -> list[FrameChun
     """Split each range into tasks of ``task_size`` frames (Brenda's ``-S``)."""
     if task_size < 1:
         raise TaskError(f"Frames per task (-S) must be 1 or more, not {task_size}.")
+    ranges = list(ranges)
+    _check_count(sum(-(-len(item.frames()) // task_size) for item in ranges))
     chunks: list[FrameChunk] = []
     for frame_range in ranges:
         frames = frame_range.frames()
@@ -314,9 +318,18 @@ def load_template(name_or_path: str) -> tuple[str, str]:
     )
 
 
+def _check_count(count: int) -> None:
+    if count > MAX_TASKS:
+        raise TaskError(
+            f"That makes {count} tasks; one push makes at most {MAX_TASKS}. Push the frames in "
+            "parts, or render more frames per task (-S)."
+        )
+
+
 def _ordered(
     chunks: Sequence[FrameChunk], tiles: Sequence[Tile] | None
 ) -> list[tuple[FrameChunk, Tile | None]]:
+    _check_count(len(chunks) * (len(tiles) if tiles else 1))
     if tiles is None:
         return [(chunk, None) for chunk in chunks]
     return [(chunk, tile) for chunk in chunks for tile in tiles]

@@ -321,3 +321,24 @@ def test_oversized_task_is_refused_before_sending() -> None:
 def test_decoding_bad_messages_says_why(body: str, message: str) -> None:
     with pytest.raises(TaskError, match=message):
         decode_task(body)
+
+
+@pytest.mark.parametrize(
+    ("ranges", "task_size", "tiles", "count"),
+    [
+        ([FrameRange(1, 100_000_000)], 1, None, 100_000_000),
+        ([FrameRange(1, 30_000)], 1, (2, 2), 120_000),
+    ],
+    ids=["frames", "tiles"],
+)
+def test_an_absurd_push_is_refused_before_any_task_is_built(
+    ranges: list[FrameRange], task_size: int, tiles: tuple[int, int] | None, count: int
+) -> None:
+    with pytest.raises(TaskError) as caught:
+        chunks = chunk_frames(ranges, task_size)
+        render_tasks(RenderSettings(), chunks, tile_grid(*tiles) if tiles else None)
+    assert str(caught.value) == (
+        f"That makes {count} tasks; one push makes at most 100000. Push the frames in parts, "
+        "or render more frames per task (-S)."
+    )
+    assert len(chunk_frames([FrameRange(1, 100_000_000)], 1000)) == 100_000
