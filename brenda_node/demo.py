@@ -168,7 +168,12 @@ def plan(args: argparse.Namespace, blend: str | None = None) -> Job:
     """The demo's tasks; ``blend`` is the .blend's path in the project (None: the one)."""
     if args.nodes < 1:
         raise TaskError(f"--nodes must be 1 or more, not {args.nodes}.")
-    tiles = tile_grid(*parse_pair(args.tiles, "Tiles", "2x2 (across x down)"))
+    if args.chunk < 1:
+        raise TaskError(f"--chunk must be 1 or more, not {args.chunk}.")
+    across, down = parse_pair(args.tiles, "Tiles", "2x2 (across x down)")
+    if (across == 0) != (down == 0):
+        raise TaskError(f"--tiles {args.tiles}: both numbers must be above 0 (0x0: no tiles).")
+    tiles = tile_grid(across, down)
     chunks = chunk_frames(parse_frame_list(args.frames), args.chunk)
     settings = RenderSettings(blend=blend)
     tasks = render_tasks(settings, chunks, tiles)

@@ -42,8 +42,10 @@ def test_demo_renders_tiled_frames_and_a_contact_sheet(
         (["--tiles", "2by2"], "Tiles '2by2' must be written as two numbers like 2x2"),
         (["--frames", "5-1"], "End frame 1 is before start frame 5."),
         (["--nodes", "0"], "--nodes must be 1 or more, not 0."),
+        (["--chunk", "0"], "--chunk must be 1 or more, not 0."),
+        (["--tiles", "0x2"], "--tiles 0x2: both numbers must be above 0 (0x0: no tiles)."),
     ],
-    ids=["tiles", "frames", "nodes"],
+    ids=["tiles", "frames", "nodes", "chunk", "half tiles"],
 )
 def test_bad_demo_input_is_one_line(
     capsys: pytest.CaptureFixture[str], argv: list[str], message: str
