@@ -136,14 +136,14 @@ def _check_link_target(
             parts.pop()
         elif part != ".":
             parts.append(part)
-            if PurePosixPath(*parts) in links:
-                through = PurePosixPath(*parts)
+            through = PurePosixPath(*parts)
+            if through in links:
                 raise _unsafe(origin, member.name, f"is a link through the link '{through}'")
 
 
-def _tar_members(archive: tarfile.TarFile, origin: str) -> list[Member]:
+def _tar_members(infos: Sequence[tarfile.TarInfo], origin: str) -> list[Member]:
     members = []
-    for info in archive.getmembers():
+    for info in infos:
         if info.isdir():
             members.append(Member(info.name, "dir"))
         elif info.isfile():
@@ -157,9 +157,11 @@ def _tar_members(archive: tarfile.TarFile, origin: str) -> list[Member]:
     return members
 
 
-def _zip_members(archive: zipfile.ZipFile, origin: str) -> list[Member]:
+def _zip_members(
+    archive: zipfile.ZipFile, infos: Sequence[zipfile.ZipInfo], origin: str
+) -> list[Member]:
     members = []
-    for info in archive.infolist():
+    for info in infos:
         if stat.S_ISLNK(info.external_attr >> 16):
             if info.file_size > MAX_LINK_BYTES:
                 raise _unsafe(origin, info.filename, "is a link longer than any path")
@@ -202,15 +204,16 @@ def extract(archive: Path, target: Path, *, origin: str) -> None:
     try:
         if archive.name.lower().endswith(".zip"):
             with zipfile.ZipFile(archive) as bundle:
-                members = _zip_members(bundle, origin)
+                entries = bundle.infolist()
+                members = _zip_members(bundle, entries, origin)
                 check_members(members, origin, free)
-                for info, member in zip(bundle.infolist(), members, strict=True):
+                for info, member in zip(entries, members, strict=True):
                     mode = info.external_attr >> 16
                     _place(member, target, partial(bundle.open, info), mode)
         else:
             with tarfile.open(archive) as bundle:
                 infos = bundle.getmembers()
-                members = _tar_members(bundle, origin)
+                members = _tar_members(infos, origin)
                 check_members(members, origin, free)
                 for tar_info, member in zip(infos, members, strict=True):
                     _place(member, target, partial(_tar_file, bundle, tar_info), tar_info.mode)

@@ -50,8 +50,13 @@ KINDS = {
 PTCACHE_BAKED = 1 << 0
 # DNA's MovieClip source MCLIP_SRC_SEQUENCE.
 MOVIE_CLIP_SEQUENCE = 1
-CACHE_FOLDER_TYPES = {"FluidDomainSettings", "OceanModifierData", "NodesModifierData"}
-CACHE_FOLDER_TYPES |= {"NodesModifierBake", "FluidsimSettings"}
+CACHE_FOLDER_TYPES = {
+    "FluidDomainSettings",
+    "FluidsimSettings",
+    "NodesModifierBake",
+    "NodesModifierData",
+    "OceanModifierData",
+}
 
 
 def find_project_root(blend: Path) -> Path:
