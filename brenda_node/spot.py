@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
+
+from shared.http import http_session
 
 log = logging.getLogger(__name__)
 
@@ -22,41 +22,40 @@ NOTICES = {
     "/latest/meta-data/spot/instance-action": "a spot interruption notice",
     "/latest/meta-data/events/recommendations/rebalance": "a spot rebalance recommendation",
 }
-REQUEST_TIMEOUT = 2.0
+REQUEST_TIMEOUT = (1.0, 2.0)
+"""Connect and read timeouts: the metadata service answers at once or not at all."""
 
 
 class MetadataClient:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
         self._token: str | None = None
-
-    def _request(self, request: urllib.request.Request) -> str:
-        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:
-            return str(response.read().decode("utf-8", "replace"))
+        self._http = http_session(retries=2, backoff=0.1)
 
     def token(self) -> str:
         if self._token is None:
-            request = urllib.request.Request(
+            response = self._http.put(
                 self.base_url + TOKEN_PATH,
-                method="PUT",
                 headers={"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL_SECONDS)},
+                timeout=REQUEST_TIMEOUT,
             )
-            self._token = self._request(request)
+            response.raise_for_status()
+            self._token = response.text
         return self._token
 
     def get(self, path: str) -> str | None:
         """The metadata at ``path``, or None where there is none (404)."""
-        request = urllib.request.Request(
-            self.base_url + path, headers={"X-aws-ec2-metadata-token": self.token()}
+        response = self._http.get(
+            self.base_url + path,
+            headers={"X-aws-ec2-metadata-token": self.token()},
+            timeout=REQUEST_TIMEOUT,
         )
-        try:
-            return self._request(request)
-        except urllib.error.HTTPError as error:
-            if error.code == 401:
-                self._token = None
-            if error.code in (401, 404):
-                return None
-            raise
+        if response.status_code == 401:
+            self._token = None
+        if response.status_code in (401, 404):
+            return None
+        response.raise_for_status()
+        return response.text
 
 
 def watch_for_interruption(
@@ -74,7 +73,7 @@ def watch_for_interruption(
                     if detail is not None:
                         on_notice(f"{notice} ({detail.strip()})")
                         return
-            except (OSError, urllib.error.URLError) as error:
+            except OSError as error:
                 if not complained:
                     log.warning("cannot read instance metadata at %s: %s", base_url, error)
                     complained = True

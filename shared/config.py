@@ -132,6 +132,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORK_QUEUE", _url("sqs"), None, "The work queue: sqs://NAME."),
     Setting("RENDER_OUTPUT", _url("s3", "file"), None, "Where frames go: s3://BUCKET[/PREFIX]."),
     Setting(
+        "FARM_PROJECTS",
+        _url("s3"),
+        None,
+        "S3 prefix of every project of the farm, which nodes may read (default: the folder "
+        "holding BLENDER_PROJECT).",
+    ),
+    Setting(
+        "FARM_OUTPUTS",
+        _url("s3"),
+        None,
+        "S3 prefix of every job's frames, which nodes may write (default: the folder holding "
+        "RENDER_OUTPUT).",
+    ),
+    Setting(
         "ENDPOINT_URL",
         _text,
         None,
@@ -216,6 +230,12 @@ SETTINGS: tuple[Setting, ...] = (
         _text,
         None,
         "Address range (CIDR) admitted to the nodes' SSH (default: this machine's address).",
+    ),
+    Setting(
+        "SSH_FROM_WIDE",
+        _flag,
+        False,
+        "1: accept an SSH_FROM range wider than /24 (IPv4) or /56 (IPv6).",
     ),
     Setting(
         "CHECKIP_URL",

@@ -13,7 +13,8 @@ from __future__ import annotations
 import base64
 import ipaddress
 import logging
-import urllib.request
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from .aws import ec2, iam
 from .aws.session import cloud_errors, make_client, make_session, region_for
 from .config import Config
 from .errors import BrendaError, ConfigError
-from .urls import SqsUrl
+from .http import http_session
+from .urls import EbsUrl, S3Url, SqsUrl
 
 log = logging.getLogger(__name__)
 
@@ -328,20 +330,26 @@ def spot_prices(config: Config, instance_type: str) -> dict[str, tuple[float, An
         return ec2.latest_spot_prices(client, instance_type)
 
 
+NARROWEST_WIDE_PREFIX = {4: 24, 6: 56}
+"""SSH_FROM ranges wider than these (more addresses) need SSH_FROM_WIDE=1."""
+SSH_RULE_DESCRIPTION = "brenda-run init"
+
+
 def caller_cidr(config: Config) -> str:
-    """The address range admitted to SSH: SSH_FROM, else this machine's address as a /32."""
-    configured = config.text("SSH_FROM")
-    text = configured
+    """The address range admitted to SSH: SSH_FROM, else this machine's address (/32 or /128)."""
+    text = config.text("SSH_FROM")
     if text is None:
         url = str(config.text("CHECKIP_URL"))
         try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                text = response.read().decode().strip() + "/32"
-        except OSError as error:
+            response = http_session().get(url, timeout=(5, 10))
+            response.raise_for_status()
+            address = ipaddress.ip_address(response.text.strip())
+        except (OSError, ValueError) as error:
             raise BrendaError(
                 f"Could not learn this machine's public address from {url}: set SSH_FROM to "
                 "the address range that may reach the nodes by SSH, like 203.0.113.7/32."
             ) from error
+        text = f"{address}/{address.max_prefixlen}"
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:
@@ -350,6 +358,12 @@ def caller_cidr(config: Config) -> str:
         ) from None
     if network.prefixlen == 0:
         raise ConfigError("SSH_FROM must not admit the whole Internet; give your own address.")
+    narrowest = NARROWEST_WIDE_PREFIX[network.version]
+    if network.prefixlen < narrowest and not config.flag("SSH_FROM_WIDE"):
+        raise ConfigError(
+            f"SSH_FROM {text} admits {network.num_addresses:,} addresses; give a range of /"
+            f"{narrowest} or narrower (your own address), or set SSH_FROM_WIDE=1 if you mean it."
+        )
     return str(network)
 
 
@@ -359,19 +373,28 @@ class InitResult:
     security_group: str
     ssh_from: str
     profile: str
+    grants: list[str]
+    """What the nodes' role lets a node do beyond its queue, one sentence each."""
 
 
 def init(config: Config, *, key_pair: bool = True, security_group: bool = True) -> InitResult:
-    """One-time set-up: key pair, security group (SSH from the caller only), node role."""
-    client = ec2_client(config)
+    """One-time set-up: key pair, security group (SSH from the caller only), node role.
+
+    Every setting is checked before anything is made.
+    """
     farm = str(config.text("FARM"))
     key_name = str(config.text("SSH_KEY_NAME"))
     group_name = str(config.text("SECURITY_GROUP"))
+    requested = farm_grants(config)
+    queue_arns = _queue_arns(config)
+    cidr = caller_cidr(config) if security_group else "-"
+    if key_pair:
+        private_key_path(key_name)
+    client = ec2_client(config)
     key_note = "skipped"
     if key_pair:
         key_note = _ensure_key_pair(client, config, key_name)
     group_note = "skipped"
-    cidr = caller_cidr(config) if security_group else "-"
     if security_group:
         with cloud_errors(f"creating the security group {group_name}"):
             group = ec2.find_security_group(client, group_name)
@@ -381,69 +404,158 @@ def init(config: Config, *, key_pair: bool = True, security_group: bool = True) 
                     Description=f"Brenda render farm {farm}: SSH from its owner only",
                     TagSpecifications=ec2.farm_tags(farm, "security-group"),
                 )["GroupId"]
-            _admit_ssh(client, str(group), cidr)
-        group_note = str(group)
-    with cloud_errors("creating the nodes' IAM role"):
-        profile = iam.ensure_node_profile(
-            make_client("iam", config), farm, iam.node_policy(**_policy_inputs(config, farm))
+            replaced = _admit_ssh(client, str(group), cidr)
+        group_note = str(group) + (f", replacing {', '.join(replaced)}" if replaced else "")
+    profile, grants = _ensure_node_role(config, farm, requested, queue_arns)
+    return InitResult(
+        key=key_note,
+        security_group=group_note,
+        ssh_from=cidr,
+        profile=profile,
+        grants=grants.lines(),
+    )
+
+
+def _folder(url: S3Url) -> S3Url:
+    """The "folder" holding ``url``: where the farm's other projects or outputs sit beside it."""
+    parent = url.prefix.rstrip("/").rpartition("/")[0]
+    return S3Url(url.bucket, f"{parent}/" if parent else "")
+
+
+def farm_grants(config: Config) -> iam.FarmGrants:
+    """What the farm's nodes need: its project and output prefixes, and volumes if it uses EBS.
+
+    ``FARM_PROJECTS`` and ``FARM_OUTPUTS`` name the prefixes; unset, they are the folders
+    holding ``BLENDER_PROJECT`` and ``RENDER_OUTPUT`` (every job of the farm sits beside them).
+    """
+    project = config.get("BLENDER_PROJECT")
+    projects = config.url("FARM_PROJECTS", S3Url)
+    if projects is None and isinstance(project, S3Url):
+        projects = _folder(project)
+    outputs = config.url("FARM_OUTPUTS", S3Url)
+    if outputs is None and isinstance(config.get("RENDER_OUTPUT"), S3Url):
+        outputs = _folder(config.require_url("RENDER_OUTPUT", S3Url))
+    volumes = isinstance(project, EbsUrl) or bool(config.additional_ebs())
+    if outputs is None:
+        raise ConfigError(
+            "The nodes' role needs the farm's S3 output prefix: set FARM_OUTPUTS (or "
+            "RENDER_OUTPUT) to an s3:// address before 'brenda-run init'."
         )
-    return InitResult(key=key_note, security_group=group_note, ssh_from=cidr, profile=profile)
+    if projects is None and not isinstance(project, EbsUrl):
+        raise ConfigError(
+            "The nodes' role needs the farm's S3 project prefix: set FARM_PROJECTS (or "
+            "BLENDER_PROJECT) to an s3:// or ebs:// address before 'brenda-run init'."
+        )
+    return iam.FarmGrants(
+        projects=(projects,) if projects else (), outputs=(outputs,), volumes=volumes
+    )
 
 
-def _policy_inputs(config: Config, farm: str) -> dict[str, Any]:
+def _queue_arns(config: Config) -> list[str]:
     queue = config.require_url("WORK_QUEUE", SqsUrl)
     session = make_session(config)
     region = region_for("sqs", config, session)
     with cloud_errors("looking up this AWS account"):
         account = make_client("sts", config).get_caller_identity()["Account"]
-    arns = [
+    return [
         f"arn:aws:sqs:{region}:{account}:{queue.queue}",
         f"arn:aws:sqs:{region}:{account}:{queue.queue}-dead",
     ]
-    return {
-        "farm": farm,
-        "queue_arns": arns,
-        "project": config.get("BLENDER_PROJECT"),
-        "output": config.get("RENDER_OUTPUT"),
-    }
 
 
-def _admit_ssh(client: Any, group: str, cidr: str) -> None:
-    permissions = client.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]
-    for rule in permissions.get("IpPermissions", []):
-        if rule.get("FromPort") == 22 and any(
-            item.get("CidrIp") == cidr for item in rule.get("IpRanges", [])
-        ):
-            return
-    client.authorize_security_group_ingress(
-        GroupId=group,
-        IpPermissions=[
-            {
-                "IpProtocol": "tcp",
-                "FromPort": 22,
-                "ToPort": 22,
-                "IpRanges": [{"CidrIp": cidr, "Description": "brenda-run init"}],
-            }
-        ],
-    )
+def _ensure_node_role(
+    config: Config, farm: str, requested: iam.FarmGrants, queue_arns: list[str]
+) -> tuple[str, iam.FarmGrants]:
+    """Create the node role, or add ``requested`` to what it already grants."""
+    with cloud_errors("creating the nodes' IAM role"):
+        client = make_client("iam", config)
+        current = iam.current_policy(client, farm)
+        grants = requested if current is None else iam.grants_of(current).merged(requested)
+        policy = iam.node_policy(farm=farm, queue_arns=queue_arns, grants=grants)
+        return iam.ensure_node_profile(client, farm, policy), grants
 
 
-def private_key_path() -> Path:
-    return Path("~/.ssh/id_rsa.brenda").expanduser()
+def _ssh_ranges(rule: dict[str, Any]) -> list[str]:
+    """The ranges of an ingress rule that ``brenda-run init`` made."""
+    ranges = [
+        str(item["CidrIp"])
+        for item in rule.get("IpRanges", [])
+        if item.get("Description") == SSH_RULE_DESCRIPTION
+    ]
+    ranges += [
+        str(item["CidrIpv6"])
+        for item in rule.get("Ipv6Ranges", [])
+        if item.get("Description") == SSH_RULE_DESCRIPTION
+    ]
+    return ranges
+
+
+def _ssh_permission(cidr: str) -> dict[str, Any]:
+    permission: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22}
+    if ipaddress.ip_network(cidr).version == 6:
+        permission["Ipv6Ranges"] = [{"CidrIpv6": cidr, "Description": SSH_RULE_DESCRIPTION}]
+    else:
+        permission["IpRanges"] = [{"CidrIp": cidr, "Description": SSH_RULE_DESCRIPTION}]
+    return permission
+
+
+def _admit_ssh(client: Any, group: str, cidr: str) -> list[str]:
+    """Admit ``cidr`` to SSH and revoke the ranges earlier inits admitted; returns those."""
+    described = client.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]
+    admitted = [
+        admitted
+        for rule in described.get("IpPermissions", [])
+        if rule.get("FromPort") == 22
+        for admitted in _ssh_ranges(rule)
+    ]
+    if cidr not in admitted:
+        client.authorize_security_group_ingress(
+            GroupId=group, IpPermissions=[_ssh_permission(cidr)]
+        )
+    stale = [old for old in admitted if old != cidr]
+    if stale:
+        client.revoke_security_group_ingress(
+            GroupId=group, IpPermissions=[_ssh_permission(old) for old in stale]
+        )
+    return stale
+
+
+_KEY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def private_key_path(key_name: str) -> Path:
+    """Where ``init`` saves the private key of a key pair it creates: named after the pair."""
+    if not _KEY_NAME.match(key_name):
+        raise ConfigError(
+            f"SSH_KEY_NAME '{key_name}' cannot name a key file: use letters, digits, '.', '_' "
+            "and '-'."
+        )
+    return Path(f"~/.ssh/id_rsa.{key_name}").expanduser()
 
 
 def _ensure_key_pair(client: Any, config: Config, name: str) -> str:
     public = Path(str(config.text("SSH_PUBKEY"))).expanduser()
+    target = private_key_path(name)
     with cloud_errors(f"creating the key pair {name}"):
         if ec2.key_pair_exists(client, name):
             return f"{name} (exists)"
-        if public.is_file() and not private_key_path().exists():
+        if public.is_file():
             client.import_key_pair(KeyName=name, PublicKeyMaterial=public.read_bytes())
             return f"{name} (imported from {public})"
+        if target.exists():
+            raise BrendaError(
+                f"{target} already holds a private key, and key pair {name} does not exist: "
+                "move the file away or choose another SSH_KEY_NAME (Brenda never overwrites a key)."
+            )
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         material = client.create_key_pair(KeyName=name)["KeyMaterial"]
-    target = private_key_path()
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    target.touch(mode=0o600)
-    target.chmod(0o600)
-    target.write_text(material, encoding="utf-8")
+    try:
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(material)
+    except OSError as error:
+        raise BrendaError(
+            f"Key pair {name} was made but its private key could not be saved to {target} "
+            f"({error.strerror}); delete the key pair in EC2 and run init again."
+        ) from error
     return f"{name} (new; private key saved to {target})"

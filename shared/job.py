@@ -138,6 +138,8 @@ def farm_config(farm: FarmSettings, job: JobSettings | None = None) -> Config:
         "S3_REGION": farm.region,
         "SQS_REGION": farm.region,
         "EC2_REGION": farm.region,
+        "FARM_PROJECTS": f"s3://{farm.project_bucket}/{PROJECT_PREFIX}",
+        "FARM_OUTPUTS": f"s3://{farm.output_bucket}/{OUTPUT_PREFIX}",
     }
     if job is not None:
         values.update(

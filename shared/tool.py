@@ -22,6 +22,7 @@ from typing import Any
 
 from .config import Config
 from .errors import BrendaError
+from .fleet import private_key_path
 
 SSH_TIMEOUT_SECONDS = 10
 SMALL = -1
@@ -75,7 +76,7 @@ def known_hosts_path(config: Config) -> Path:
 
 
 def identity_path(config: Config) -> Path:
-    own = Path("~/.ssh/id_rsa.brenda").expanduser()
+    own = private_key_path(str(config.text("SSH_KEY_NAME")))
     if own.is_file():
         return own
     configured = Path(str(config.text("SSH_IDENTITY"))).expanduser()

@@ -2,16 +2,23 @@
 """The nodes' IAM role and instance profile: least privilege, no keys. No bpy module use.
 
 A node may take, renew and delete tasks on its farm's queue (and read its dead-letter queue's
-attributes), read the project, write and read its outputs, cancel its own farm's spot requests
-and, for ``ebs://`` projects, make and attach volumes from snapshots. Nothing else.
+attributes), read the farm's projects, write and read the farm's outputs, cancel its own farm's
+spot requests and, where the farm uses EBS snapshots, make volumes tagged with the farm, attach
+them to itself and delete them. Nothing else.
+
+The grants are the farm's, not one job's: every project under the farm's project prefix and
+every output under its output prefix, so a second .blend on the same farm needs no new policy.
+``brenda-run init`` only ever adds to what the role grants (nodes already running keep what they
+use); to narrow it, delete the role first.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from ..urls import EbsUrl, S3Url
+from ..urls import S3Url, parse_url
 from .ec2 import FARM_TAG
 from .session import error_code
 
@@ -25,23 +32,80 @@ TRUST = {
         }
     ],
 }
+POLICY_NAME = "brenda-node"
+VOLUMES = "arn:aws:ec2:*:*:volume/*"
+SNAPSHOTS = "arn:aws:ec2:*::snapshot/*"
+INSTANCES = "arn:aws:ec2:*:*:instance/*"
 
 
 def role_name(farm: str) -> str:
     return f"brenda-node-{farm}"
 
 
-def _s3_objects(url: S3Url) -> str:
+def _objects_arn(url: S3Url) -> str:
     return f"arn:aws:s3:::{url.bucket}/{url.prefix}*"
 
 
-def node_policy(
-    *,
-    farm: str,
-    queue_arns: list[str],
-    project: object,
-    output: object,
-) -> dict[str, Any]:
+def _url_of_objects_arn(arn: str) -> S3Url | None:
+    if not arn.startswith("arn:aws:s3:::") or not arn.endswith("*"):
+        return None
+    url = parse_url("s3://" + arn.removeprefix("arn:aws:s3:::").removesuffix("*"), allowed=("s3",))
+    return url if isinstance(url, S3Url) else None
+
+
+@dataclass(frozen=True)
+class FarmGrants:
+    """What a farm's nodes may reach beyond their queue: S3 prefixes and EBS volumes."""
+
+    projects: tuple[S3Url, ...] = ()
+    outputs: tuple[S3Url, ...] = ()
+    volumes: bool = False
+
+    def merged(self, other: FarmGrants) -> FarmGrants:
+        return FarmGrants(
+            projects=_union(self.projects, other.projects),
+            outputs=_union(self.outputs, other.outputs),
+            volumes=self.volumes or other.volumes,
+        )
+
+    def lines(self) -> list[str]:
+        """What the grants allow, one sentence each, for ``brenda-run init`` to print."""
+        lines = [f"read projects under {url}" for url in self.projects]
+        lines += [f"store and read frames under {url}" for url in self.outputs]
+        if self.volumes:
+            lines.append(
+                "make volumes from snapshots tagged with the farm, attach them to itself only, "
+                "and delete them"
+            )
+        return lines
+
+
+def _union(first: tuple[S3Url, ...], second: tuple[S3Url, ...]) -> tuple[S3Url, ...]:
+    return tuple(sorted(set(first) | set(second), key=str))
+
+
+def grants_of(policy: dict[str, Any]) -> FarmGrants:
+    """The grants a node policy written by ``node_policy`` holds."""
+
+    def urls(sid: str) -> tuple[S3Url, ...]:
+        found: list[S3Url] = []
+        for statement in policy.get("Statement", []):
+            if statement.get("Sid") != sid:
+                continue
+            resources = statement.get("Resource", [])
+            for arn in [resources] if isinstance(resources, str) else resources:
+                url = _url_of_objects_arn(str(arn))
+                if url is not None:
+                    found.append(url)
+        return tuple(found)
+
+    sids = {statement.get("Sid") for statement in policy.get("Statement", [])}
+    return FarmGrants(
+        projects=urls("Projects"), outputs=urls("Outputs"), volumes="OwnInstance" in sids
+    )
+
+
+def node_policy(*, farm: str, queue_arns: list[str], grants: FarmGrants) -> dict[str, Any]:
     statements: list[dict[str, Any]] = [
         {
             "Sid": "WorkQueue",
@@ -69,51 +133,100 @@ def node_policy(
             "Resource": "*",
         },
     ]
-    if isinstance(project, S3Url):
+    if grants.projects:
         statements.append(
             {
-                "Sid": "Project",
+                "Sid": "Projects",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject"],
-                "Resource": f"arn:aws:s3:::{project.bucket}/{project.prefix.rstrip('/')}",
+                "Resource": [_objects_arn(url) for url in grants.projects],
             }
         )
-    if isinstance(output, S3Url):
+    if grants.outputs:
         statements.append(
             {
                 "Sid": "Outputs",
                 "Effect": "Allow",
                 "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"],
-                "Resource": _s3_objects(output),
+                "Resource": [_objects_arn(url) for url in grants.outputs],
             }
         )
-        statements.append(
-            {
-                "Sid": "ListOutputs",
-                "Effect": "Allow",
-                "Action": ["s3:ListBucket"],
-                "Resource": f"arn:aws:s3:::{output.bucket}",
-                "Condition": {"StringLike": {"s3:prefix": [f"{output.prefix}*"]}},
-            }
-        )
-    if isinstance(project, EbsUrl):
-        statements.append(
-            {
-                "Sid": "ProjectVolumes",
-                "Effect": "Allow",
-                "Action": [
-                    "ec2:CreateVolume",
-                    "ec2:AttachVolume",
-                    "ec2:DetachVolume",
-                    "ec2:DeleteVolume",
-                    "ec2:DescribeVolumes",
-                    "ec2:DescribeSnapshots",
-                    "ec2:CreateTags",
-                ],
-                "Resource": "*",
-            }
-        )
+        for index, bucket in enumerate(sorted({url.bucket for url in grants.outputs})):
+            prefixes = [f"{url.prefix}*" for url in grants.outputs if url.bucket == bucket]
+            statements.append(
+                {
+                    "Sid": f"ListOutputs{index}",
+                    "Effect": "Allow",
+                    "Action": ["s3:ListBucket"],
+                    "Resource": f"arn:aws:s3:::{bucket}",
+                    "Condition": {"StringLike": {"s3:prefix": prefixes}},
+                }
+            )
+    if grants.volumes:
+        statements += _volume_statements(farm)
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _volume_statements(farm: str) -> list[dict[str, Any]]:
+    """Volumes from snapshots (brenda_node/ebs.py): the farm's own volumes, on the node itself."""
+    farm_volume = {"StringEquals": {f"aws:ResourceTag/{FARM_TAG}": farm}}
+    return [
+        {
+            "Sid": "DescribeVolumes",
+            "Effect": "Allow",
+            "Action": ["ec2:DescribeVolumes", "ec2:DescribeSnapshots"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "CreateFarmVolumes",
+            "Effect": "Allow",
+            "Action": ["ec2:CreateVolume"],
+            "Resource": VOLUMES,
+            "Condition": {"StringEquals": {f"aws:RequestTag/{FARM_TAG}": farm}},
+        },
+        {
+            "Sid": "VolumesFromSnapshots",
+            "Effect": "Allow",
+            "Action": ["ec2:CreateVolume"],
+            "Resource": SNAPSHOTS,
+        },
+        {
+            # Tags only as part of CreateVolume: a node can never retag a volume or itself.
+            "Sid": "TagOnCreate",
+            "Effect": "Allow",
+            "Action": ["ec2:CreateTags"],
+            "Resource": VOLUMES,
+            "Condition": {"StringEquals": {"ec2:CreateAction": "CreateVolume"}},
+        },
+        {
+            "Sid": "FarmVolumes",
+            "Effect": "Allow",
+            "Action": ["ec2:AttachVolume", "ec2:DetachVolume", "ec2:DeleteVolume"],
+            "Resource": VOLUMES,
+            "Condition": farm_volume,
+        },
+        {
+            "Sid": "OwnInstance",
+            "Effect": "Allow",
+            "Action": ["ec2:AttachVolume", "ec2:DetachVolume", "ec2:ModifyInstanceAttribute"],
+            "Resource": INSTANCES,
+            "Condition": {"StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"}},
+        },
+    ]
+
+
+def current_policy(client: Any, farm: str) -> dict[str, Any] | None:
+    """The node policy the farm's role holds now, or None before the first ``init``."""
+    try:
+        document = client.get_role_policy(RoleName=role_name(farm), PolicyName=POLICY_NAME)[
+            "PolicyDocument"
+        ]
+    except Exception as error:
+        if error_code(error) == "NoSuchEntity":
+            return None
+        raise
+    parsed = json.loads(document) if isinstance(document, str) else document
+    return dict(parsed)
 
 
 def ensure_node_profile(client: Any, farm: str, policy: dict[str, Any]) -> str:
@@ -125,9 +238,7 @@ def ensure_node_profile(client: Any, farm: str, policy: dict[str, Any]) -> str:
     except Exception as error:
         if error_code(error) != "EntityAlreadyExists":
             raise
-    client.put_role_policy(
-        RoleName=name, PolicyName="brenda-node", PolicyDocument=json.dumps(policy)
-    )
+    client.put_role_policy(RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy))
     try:
         client.create_instance_profile(InstanceProfileName=name, Tags=tags)
         client.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)

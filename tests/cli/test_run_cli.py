@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import fnmatch
 import http.server
 import json
 import stat
@@ -73,14 +74,15 @@ def test_init_admits_ssh_from_the_caller_only_and_makes_a_least_privilege_role(
     ranges = [r["CidrIp"] for rule in group["IpPermissions"] for r in rule["IpRanges"]]
     assert ranges == ["203.0.113.7/32"]
     iam = boto_client("iam")
-    policy = iam.get_role_policy(RoleName="brenda-node-test-farm", PolicyName="brenda-node")
-    document = policy["PolicyDocument"]
-    document = json.loads(document) if isinstance(document, str) else document
+    document = node_policy(boto_client)
     actions = {action for statement in document["Statement"] for action in statement["Action"]}
     assert "sqs:DeleteMessage" in actions and "s3:PutObject" in actions
     assert not any(action.endswith("*") for action in actions)
+    assert not any(action.startswith("ec2:") and "Volume" in action for action in actions)
     resources = [s["Resource"] for s in document["Statement"] if s["Sid"] == "Outputs"]
-    assert resources == ["arn:aws:s3:::frames/shot1/*"]
+    assert resources == [["arn:aws:s3:::frames/*"]]
+    assert "  - read projects under s3://projects\n" in out
+    assert "  - store and read frames under s3://frames\n" in out
     profile = iam.get_instance_profile(InstanceProfileName="brenda-node-test-farm")
     assert [role["RoleName"] for role in profile["InstanceProfile"]["Roles"]] == [
         "brenda-node-test-farm"
@@ -88,6 +90,220 @@ def test_init_admits_ssh_from_the_caller_only_and_makes_a_least_privilege_role(
     assert run(capsys, "init")[0] == 0  # a second init changes nothing and does not fail
     [group] = boto_client("ec2").describe_security_groups(GroupNames=["brenda"])["SecurityGroups"]
     assert sum(len(rule["IpRanges"]) for rule in group["IpPermissions"]) == 1
+
+
+def node_policy(boto_client: Any) -> dict[str, Any]:
+    policy = boto_client("iam").get_role_policy(
+        RoleName="brenda-node-test-farm", PolicyName="brenda-node"
+    )
+    document = policy["PolicyDocument"]
+    return dict(json.loads(document) if isinstance(document, str) else document)
+
+
+def statement(document: dict[str, Any], sid: str) -> dict[str, Any]:
+    [found] = [item for item in document["Statement"] if item["Sid"] == sid]
+    return dict(found)
+
+
+def granted(document: dict[str, Any], sid: str, arn: str) -> bool:
+    """Whether the statement's Resource patterns cover ``arn`` (IAM's * and ? wildcards)."""
+    resources = statement(document, sid)["Resource"]
+    patterns = [resources] if isinstance(resources, str) else resources
+    return any(fnmatch.fnmatchcase(arn, pattern) for pattern in patterns)
+
+
+def test_the_node_role_covers_every_job_of_the_farm_and_a_new_init_only_adds(
+    farm_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As the add-on stores them: projects/<name>.tar.gz and frames/<name>/ per .blend.
+    monkeypatch.setenv("BRENDA_BLENDER_PROJECT", "s3://studio-projects/projects/shot1.tar.gz")
+    monkeypatch.setenv("BRENDA_RENDER_OUTPUT", "s3://studio-frames/frames/shot1")
+    assert run(capsys, "--no-ssh-keys", "--no-security-group", "init")[0] == 0
+    first = node_policy(boto_client)
+    for job in ("shot1", "shot2"):
+        assert granted(first, "Projects", f"arn:aws:s3:::studio-projects/projects/{job}.tar.gz")
+        assert granted(first, "Outputs", f"arn:aws:s3:::studio-frames/frames/{job}/0001.png")
+    assert not granted(first, "Projects", "arn:aws:s3:::studio-frames/frames/shot1/0001.png")
+    assert not granted(first, "Outputs", "arn:aws:s3:::studio-projects/projects/shot1.tar.gz")
+    assert not granted(first, "Outputs", "arn:aws:s3:::other-bucket/frames/shot1/0001.png")
+
+    # The second .blend's init leaves the policy as it was under the running nodes.
+    monkeypatch.setenv("BRENDA_BLENDER_PROJECT", "s3://studio-projects/projects/shot2.tar.gz")
+    monkeypatch.setenv("BRENDA_RENDER_OUTPUT", "s3://studio-frames/frames/shot2")
+    assert run(capsys, "--no-ssh-keys", "--no-security-group", "init")[0] == 0
+    assert node_policy(boto_client) == first
+
+    # Another bucket is added; what running nodes use stays granted.
+    monkeypatch.setenv("BRENDA_FARM_OUTPUTS", "s3://archive/renders")
+    code, out, _ = run(capsys, "--no-ssh-keys", "--no-security-group", "init")
+    assert code == 0
+    both = node_policy(boto_client)
+    assert granted(both, "Outputs", "arn:aws:s3:::studio-frames/frames/shot1/0001.png")
+    assert granted(both, "Outputs", "arn:aws:s3:::archive/renders/shot2/0001.png")
+    assert "  - store and read frames under s3://archive/renders/\n" in out
+    assert "  - store and read frames under s3://studio-frames/frames/\n" in out
+
+
+def test_init_without_the_farms_prefixes_says_so_and_makes_nothing(
+    farm_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BRENDA_BLENDER_PROJECT")
+    monkeypatch.delenv("BRENDA_RENDER_OUTPUT")
+    code, _, err = run(capsys, "init")
+    assert code == 1
+    assert err == (
+        "brenda-run: The nodes' role needs the farm's S3 output prefix: set FARM_OUTPUTS (or "
+        "RENDER_OUTPUT) to an s3:// address before 'brenda-run init'.\n"
+    )
+    assert boto_client("iam").list_roles()["Roles"] == []
+    assert boto_client("ec2").describe_key_pairs()["KeyPairs"] == []
+    assert not (farm_env / ".ssh").exists()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"BLENDER_PROJECT": "ebs://project-volume"},
+        {"ADDITIONAL_EBS_0": "ebs://textures,textures"},
+    ],
+    ids=["ebs project", "additional volume with an s3 project"],
+)
+def test_volume_actions_are_scoped_to_the_farm_and_the_node_itself(
+    farm_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: dict[str, str],
+) -> None:
+    for key, value in settings.items():
+        monkeypatch.setenv(f"BRENDA_{key}", value)
+    assert run(capsys, "--no-ssh-keys", "--no-security-group", "init")[0] == 0
+    document = node_policy(boto_client)
+    # Every call brenda_node/ebs.py makes is granted ...
+    actions = {action for item in document["Statement"] for action in item["Action"]}
+    for call in (
+        "CreateVolume",
+        "AttachVolume",
+        "ModifyInstanceAttribute",
+        "DetachVolume",
+        "DeleteVolume",
+        "DescribeVolumes",
+        "DescribeSnapshots",
+    ):
+        assert f"ec2:{call}" in actions, call
+    # ... but only on the farm's volumes, the node's own instance, and tags at creation only.
+    for item in document["Statement"]:
+        touches = set(item["Action"]) & {
+            "ec2:AttachVolume",
+            "ec2:DetachVolume",
+            "ec2:DeleteVolume",
+            "ec2:ModifyInstanceAttribute",
+            "ec2:CreateTags",
+        }
+        if touches:
+            assert item["Resource"] != "*" and item.get("Condition"), item["Sid"]
+    assert statement(document, "TagOnCreate")["Condition"] == {
+        "StringEquals": {"ec2:CreateAction": "CreateVolume"}
+    }
+    assert statement(document, "CreateFarmVolumes")["Condition"] == {
+        "StringEquals": {"aws:RequestTag/brenda:farm": "test-farm"}
+    }
+    assert statement(document, "FarmVolumes")["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/brenda:farm": "test-farm"}
+    }
+    assert statement(document, "OwnInstance")["Condition"] == {
+        "StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"}
+    }
+
+
+def test_a_second_key_pair_gets_its_own_key_file_and_no_key_is_overwritten(
+    farm_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert run(capsys, "--no-security-group", "init")[0] == 0
+    first = farm_env / ".ssh" / "id_rsa.brenda"
+    first_key = first.read_text()
+    monkeypatch.setenv("BRENDA_SSH_KEY_NAME", "studio-b")
+    code, out, _ = run(capsys, "--no-security-group", "init")
+    second = farm_env / ".ssh" / "id_rsa.studio-b"
+    assert code == 0 and f"studio-b (new; private key saved to {second})" in out
+    assert first.read_text() == first_key and second.read_text() != first_key
+    assert stat.S_IMODE(second.stat().st_mode) == 0o600
+
+    # A key file left from a deleted key pair is never replaced.
+    boto_client("ec2").delete_key_pair(KeyName="studio-b")
+    code, _, err = run(capsys, "--no-security-group", "init")
+    assert code == 1
+    assert f"{second} already holds a private key" in err
+    assert second.read_text() != first_key
+    assert (
+        boto_client("ec2").describe_key_pairs(
+            Filters=[{"Name": "key-name", "Values": ["studio-b"]}]
+        )["KeyPairs"]
+        == []
+    )
+
+
+def ssh_rules(boto_client: Any) -> tuple[list[str], list[str]]:
+    [group] = boto_client("ec2").describe_security_groups(GroupNames=["brenda"])["SecurityGroups"]
+    rules = [rule for rule in group["IpPermissions"] if rule.get("FromPort") == 22]
+    ipv4 = [item["CidrIp"] for rule in rules for item in rule.get("IpRanges", [])]
+    ipv6 = [item["CidrIpv6"] for rule in rules for item in rule.get("Ipv6Ranges", [])]
+    return ipv4, ipv6
+
+
+@pytest.mark.parametrize(
+    ("ssh_from", "addresses"),
+    [("0.0.0.0/1", "2,147,483,648"), ("1.2.3.4/2", "1,073,741,824"), ("2001::/16", "")],
+)
+def test_ssh_from_refuses_wide_ranges_without_the_override(
+    farm_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    ssh_from: str,
+    addresses: str,
+) -> None:
+    monkeypatch.setenv("BRENDA_SSH_FROM", ssh_from)
+    code, _, err = run(capsys, "--no-ssh-keys", "init")
+    assert code == 1
+    assert err.startswith(f"brenda-run: SSH_FROM {ssh_from} admits {addresses}")
+    assert "or set SSH_FROM_WIDE=1 if you mean it." in err
+    assert (
+        boto_client("ec2").describe_security_groups(
+            Filters=[{"Name": "group-name", "Values": ["brenda"]}]
+        )["SecurityGroups"]
+        == []
+    )
+    monkeypatch.setenv("BRENDA_SSH_FROM", "10.0.0.0/16")
+    monkeypatch.setenv("BRENDA_SSH_FROM_WIDE", "1")
+    assert run(capsys, "--no-ssh-keys", "init")[0] == 0
+    assert ssh_rules(boto_client) == (["10.0.0.0/16"], [])
+
+
+def test_ipv6_goes_to_ipv6_ranges_and_a_new_address_replaces_the_old_rule(
+    farm_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert run(capsys, "--no-ssh-keys", "init")[0] == 0
+    assert ssh_rules(boto_client) == (["203.0.113.7/32"], [])
+    monkeypatch.setenv("BRENDA_SSH_FROM", "2001:db8:1:2::/64")
+    code, out, _ = run(capsys, "--no-ssh-keys", "init")
+    assert code == 0 and ", replacing 203.0.113.7/32 (SSH from 2001:db8:1:2::/64 only)" in out
+    assert ssh_rules(boto_client) == ([], ["2001:db8:1:2::/64"])
+    monkeypatch.setenv("BRENDA_SSH_FROM", "198.51.100.23")
+    assert run(capsys, "--no-ssh-keys", "init")[0] == 0
+    assert ssh_rules(boto_client) == (["198.51.100.23/32"], [])
 
 
 def test_init_imports_an_existing_public_key(
