@@ -94,6 +94,7 @@ def draw_project(layout: Any, job: Any, state: Any) -> None:
     column = layout.column(align=True)
     column.prop(job, "project_root")
     column.prop(job, "render_anyway")
+    column.prop(job, "allow_python")
     column.operator("brenda.check_project", icon="VIEWZOOM")
     if state.report:
         report = column.box()

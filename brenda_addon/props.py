@@ -54,6 +54,12 @@ class BRENDA_PG_job(bpy.types.PropertyGroup):
         default=False,
         description="Pack and render even when files the render reads are missing",
     )
+    allow_python: bpy.props.BoolProperty(
+        name="Allow Python",
+        default=False,
+        description="Let the nodes run the Python in this file (drivers, registered scripts); "
+        "off, a frame whose drivers need Python fails",
+    )
 
 
 class BRENDA_PG_state(bpy.types.PropertyGroup):

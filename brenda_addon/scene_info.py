@@ -56,4 +56,5 @@ def job_settings(context: bpy.types.Context) -> JobSettings:
         spot_price=job.spot_price,
         done=job.done,
         render_anyway=job.render_anyway,
+        allow_python=job.allow_python,
     )

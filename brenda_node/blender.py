@@ -50,6 +50,9 @@ _SAVED = re.compile(r"^Saved: '(.*)'")
 _MISSING = re.compile(
     r"^Info: (?:Cannot find lib '(.*)'|LIB: (\w+): '(.*)' missing from '([^']*)')"
 )
+# A driver Blender would not run because the file's Python is not allowed, then its expression.
+_DRIVER_BLOCKED = "enable auto-execution"
+_DRIVER_FAILED = re.compile(r"^Error in PyDriver: expression failed: (.*)$")
 _ERROR = re.compile(r"^(Error|ERROR|Traceback|.*Error:|.*failed|Blender quit)", re.IGNORECASE)
 
 
@@ -65,6 +68,10 @@ class BlenderLine:
     error: bool = False
     missing: str | None = None
     """A library or linked data-block Blender could not find."""
+    driver_blocked: bool = False
+    """Blender refused a driver's Python: the file's scripts may not run."""
+    driver_failed: str | None = None
+    """The expression of a driver that failed."""
 
 
 def parse_line(text: str) -> BlenderLine:
@@ -73,6 +80,7 @@ def parse_line(text: str) -> BlenderLine:
     sample = _SAMPLE.search(text)
     saved = _SAVED.match(text)
     missing = _MISSING.match(text)
+    driver = _DRIVER_FAILED.match(text)
     return BlenderLine(
         text=text,
         frame=int(frame.group(1)) if frame else None,
@@ -81,6 +89,8 @@ def parse_line(text: str) -> BlenderLine:
         output=text[len(OUTPUT_MARK) :] if text.startswith(OUTPUT_MARK) else None,
         error=bool(_ERROR.match(text)) and not frame,
         missing=_missing_text(missing) if missing else None,
+        driver_blocked=_DRIVER_BLOCKED in text,
+        driver_failed=driver.group(1) if driver else None,
     )
 
 
@@ -130,6 +140,8 @@ class RunResult:
     missing: list[str] = field(default_factory=list)
     """Libraries and linked data-blocks Blender said it could not find."""
     render_anyway: bool = False
+    python_drivers: list[str] = field(default_factory=list)
+    """Driver expressions Blender did not run because the file's Python was not allowed."""
 
     def failure(self) -> str | None:
         """Why this run counts as failed, or None if it succeeded."""
@@ -138,12 +150,47 @@ class RunResult:
         tail = self.last_error or (self.last_lines[-1] if self.last_lines else "no output")
         if self.exit_code != 0:
             return f"the task exited with status {self.exit_code} ({tail})"
+        if self.python_drivers:
+            return (
+                f"a driver needs Python, which this task does not allow "
+                f"('{self.python_drivers[0]}'): add -y to the template's blender command, or "
+                "push with --allow-python"
+            )
         if self.missing and not self.render_anyway:
             found = "; ".join(self.missing)
             return f"Blender could not find {found} (pack the project with Brenda)"
         if not self.outputs:
             return f"the task exited 0 but wrote no output ({tail})"
         return None
+
+
+@dataclass
+class OutputReader:
+    """What a task's output lines add up to: written files, errors, missing files."""
+
+    on_line: Callable[[BlenderLine], None]
+    lines: deque[str] = field(default_factory=lambda: deque(maxlen=ERROR_LINES_KEPT))
+    reported: list[str] = field(default_factory=list)
+    last_error: str | None = None
+    missing: list[str] = field(default_factory=list)
+    python_drivers: list[str] = field(default_factory=list)
+    _driver_blocked: bool = False
+
+    def feed(self, text: str) -> None:
+        line = parse_line(text)
+        self.lines.append(text)
+        if line.error:
+            self.last_error = text
+        if line.output is not None:
+            self.reported.append(line.output)
+        if line.missing is not None:
+            self.missing.append(line.missing)
+        self._driver_blocked = self._driver_blocked or line.driver_blocked
+        if line.driver_failed is not None and self._driver_blocked:
+            self.python_drivers.append(line.driver_failed)
+            self._driver_blocked = False
+        log.debug("| %s", text)
+        self.on_line(line)
 
 
 @dataclass
@@ -199,25 +246,12 @@ class TaskRunner:
         except (OSError, ValueError) as error:
             reason = error.strerror if isinstance(error, OSError) else str(error)
             raise BrendaError(f"Could not start {command[0]}: {reason}.") from error
-        lines: deque[str] = deque(maxlen=ERROR_LINES_KEPT)
-        reported: list[str] = []
-        last_error: list[str] = []
-        missing: list[str] = []
+        output = OutputReader(on_line)
 
         def read() -> None:
             assert process.stdout is not None
             for raw in process.stdout:
-                text = raw.decode("utf-8", "replace").rstrip()
-                line = parse_line(text)
-                lines.append(text)
-                if line.error:
-                    last_error[:] = [text]
-                if line.output is not None:
-                    reported.append(line.output)
-                if line.missing is not None:
-                    missing.append(line.missing)
-                log.debug("| %s", text)
-                on_line(line)
+                output.feed(raw.decode("utf-8", "replace").rstrip())
 
         reader = threading.Thread(target=read, name="brenda-blender-output", daemon=True)
         reader.start()
@@ -236,11 +270,12 @@ class TaskRunner:
             exit_code=None if stopped else process.returncode,
             seconds=time.monotonic() - started,
             outputs=outputs,
-            reported=reported,
-            last_lines=list(lines),
-            last_error=last_error[0] if last_error else None,
-            missing=missing,
+            reported=output.reported,
+            last_lines=list(output.lines),
+            last_error=output.last_error,
+            missing=output.missing,
             render_anyway=isinstance(task, RenderTask) and task.settings.render_anyway,
+            python_drivers=output.python_drivers,
         )
 
 
@@ -283,11 +318,14 @@ def render_command(task: RenderTask, project: Path, outdir: Path, blender: Path)
         "format": task.settings.file_format,
         "scene": task.settings.scene,
         "render_anyway": task.settings.render_anyway,
+        "allow_python": task.settings.allow_python,
         "output": str(outdir / task.output_name),
     }
     return [
         str(blender),
         "-b",
+        # Before the file: whether its own Python (drivers, registered scripts) may run.
+        "--enable-autoexec" if task.settings.allow_python else "--disable-autoexec",
         str(blend),
         "--python-exit-code",
         "1",

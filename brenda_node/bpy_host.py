@@ -11,12 +11,16 @@ the rest to scripts. Like Blender it prints ``Fra:`` progress and ``Saved:`` lin
 
 from __future__ import annotations
 
+import os
 import runpy
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-IGNORED_FLAGS = {"-b", "--background", "-noaudio", "--noaudio", "-y", "--enable-autoexec"}
+IGNORED_FLAGS = {"-b", "--background", "-noaudio", "--noaudio"}
+# Whether the .blend files opened after the flag may run their own Python (drivers, registered
+# scripts), as Blender's -y and -Y; without either, they may not (Blender's default).
+AUTOEXEC_FLAGS = {"-y": True, "--enable-autoexec": True, "-Y": False, "--disable-autoexec": False}
 EXIT_USAGE = 2
 
 
@@ -171,7 +175,11 @@ def execute(host: Host, arguments: Sequence[str]) -> None:
             return
         if argument in IGNORED_FLAGS:
             continue
-        if argument == "--factory-startup":
+        if argument in AUTOEXEC_FLAGS:
+            host.bpy.context.preferences.filepaths.use_scripts_auto_execute = AUTOEXEC_FLAGS[
+                argument
+            ]
+        elif argument == "--factory-startup":
             host.bpy.ops.wm.read_factory_settings(use_empty=False)
         elif argument in ("-a", "--render-anim"):
             host.render(None)
@@ -203,5 +211,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def exit_status(request: SystemExit) -> int:
+    """The status Python gives ``sys.exit(code)``, printing a message as Python does."""
+    if request.code is None:
+        return 0
+    if isinstance(request.code, int):
+        return request.code
+    print(request.code, file=sys.stderr)
+    return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        status = main()
+    except SystemExit as request:
+        status = exit_status(request)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # After a file with Python drivers, bpy 4.5's exit handlers can deadlock (a file-closing
+    # thread's global state waits on itself). Everything is written by now: skip them.
+    os._exit(status)

@@ -4,8 +4,12 @@
 It runs in Blender's Python (the ``blender`` executable or the bpy host), never in the node, and
 imports bpy only when run. The JSON after ``--`` holds the frames ``[start, end, step]``, the tile
 ``[min_x, max_x, min_y, max_y]`` or null, the image format, the scene (null: the active one) and
-the output path with ``#`` marks, and ``render_anyway``. A tile renders only its region, in a
-full-size image (border render, not cropped) as Brenda's subframe template does.
+the output path with ``#`` marks, ``render_anyway`` and ``allow_python``. A tile renders only its
+region, in a full-size image (border render, not cropped) as Brenda's subframe template does.
+
+The node opens the file with its Python disabled unless the job allows it (``--disable-autoexec``):
+a driver that needs Python then fails the task with its expression named, rather than render with
+the driver's value frozen. Registered scripts that Blender skipped (a rig's UI script) only warn.
 
 Before rendering it asks Blender what the task's frames read that is not on disk: libraries and
 linked data-blocks, images (with the UDIM tiles and the sequence frames these frames show), fonts,
@@ -159,6 +163,50 @@ def missing_files(bpy: Any, frames: range) -> list[str]:
 _IMAGE_SOURCES = {"FILE", "SEQUENCE", "TILED", "MOVIE"}
 
 
+def _drivers(item: Any) -> Iterator[tuple[Any, Any]]:
+    """``(owner, driver F-curve)`` of a data-block and of the node tree inside it."""
+    for owner in (item, getattr(item, "node_tree", None)):
+        animation = getattr(owner, "animation_data", None) if owner is not None else None
+        if animation is not None:
+            for curve in animation.drivers:
+                yield owner, curve
+
+
+def python_drivers(bpy: Any) -> list[str]:
+    """Drivers Blender did not run because the file's Python may not run."""
+    if not bpy.app.autoexec_fail:
+        return []
+    blocked = []
+    for collection in bpy.data.bl_rna.properties:
+        if collection.type != "COLLECTION":
+            continue
+        for item in getattr(bpy.data, collection.identifier):
+            for owner, curve in _drivers(item):
+                driver = curve.driver
+                if driver.type == "SCRIPTED" and not driver.is_valid:
+                    blocked.append(
+                        f"'{driver.expression}' driving {curve.data_path} of "
+                        f"{type(owner).__name__} '{owner.name}'"
+                    )
+    return blocked
+
+
+def refuse_python_drivers(bpy: Any) -> None:
+    blocked = python_drivers(bpy)
+    if blocked:
+        more = f" and {len(blocked) - 1} more" if len(blocked) > 1 else ""
+        raise SystemExit(
+            f"Error: the driver {blocked[0]}{more} needs Python, which this job does not allow "
+            "(allow Python in the job's settings, or push with --allow-python)"
+        )
+    if bpy.app.autoexec_fail:
+        print(
+            f"Warning: Blender skipped the file's own scripts ({bpy.app.autoexec_fail_message}): "
+            "this job does not allow Python",
+            flush=True,
+        )
+
+
 def refuse_missing(missing: list[str]) -> None:
     if not missing:
         return
@@ -199,6 +247,9 @@ def main() -> None:
         render.use_crop_to_border = False
         render.border_min_x, render.border_max_x, render.border_min_y, render.border_max_y = tile
     start, end, step = settings["frames"]
+    if not settings.get("allow_python", False):
+        scene.frame_set(start)
+        refuse_python_drivers(bpy)
     if not settings.get("render_anyway", False):
         refuse_missing(missing_files(bpy, range(start, end + 1, step)))
     scene.frame_start, scene.frame_end, scene.frame_step = start, end, step

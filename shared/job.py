@@ -74,6 +74,8 @@ class JobSettings:
     done: str
     render_anyway: bool = False
     """Pack and render even when files the render reads are missing."""
+    allow_python: bool = False
+    """Let the .blend run its own Python on the nodes."""
 
     @property
     def job_name(self) -> str:
@@ -96,6 +98,7 @@ class JobSettings:
             scene=self.scene,
             blend=self.blend_path,
             render_anyway=self.render_anyway,
+            allow_python=self.allow_python,
         )
         tasks: list[Task] = list(render_tasks(settings, chunks, tiles))
         return shuffled(tasks) if self.randomize else tasks

@@ -220,6 +220,8 @@ class RenderSettings:
     """Output file name with ``#`` marks for the frame number."""
     render_anyway: bool = False
     """Render even when files the render reads are missing on the node (else the task fails)."""
+    allow_python: bool = False
+    """Let the .blend run its own Python (drivers, registered scripts); off by default."""
 
     def __post_init__(self) -> None:
         validate_render_settings(self)
@@ -389,6 +391,8 @@ def encode_task(task: Task) -> str:
         document["output"] = task.settings.output_name
         if task.settings.render_anyway:
             document["render_anyway"] = True
+        if task.settings.allow_python:
+            document["allow_python"] = True
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     size = len(body.encode())
     if size > MAX_MESSAGE_BYTES:
@@ -438,6 +442,7 @@ def decode_task(body: str) -> Task:
                 blend=document["blend"],
                 output_name=str(document["output"]),
                 render_anyway=document.get("render_anyway", False) is True,
+                allow_python=document.get("allow_python", False) is True,
             )
             return RenderTask(chunk, tile, settings)
         raise TaskError(f"The task is of unknown kind '{kind}'.")

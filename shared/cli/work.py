@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="--render: render even when files are missing on the node (default: the task fails)",
     )
+    kind.add_argument(
+        "--allow-python",
+        action="store_true",
+        help="--render: let the .blend run its own Python (drivers, scripts); default: off, and a "
+        "frame whose drivers need Python fails",
+    )
     return parser
 
 
@@ -168,6 +174,7 @@ def make_tasks(args: argparse.Namespace) -> list[Task]:
             scene=args.scene,
             blend=args.blend,
             render_anyway=args.render_anyway,
+            allow_python=args.allow_python,
         )
         tasks = list(render_tasks(settings, chunks, tiles))
     else:

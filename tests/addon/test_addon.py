@@ -54,7 +54,9 @@ def test_the_add_on_runs_a_job_end_to_end(
 ) -> None:
     init = {
         "BRENDA_WORK_QUEUE": "sqs://addon-queue",
-        "BRENDA_RENDER_OUTPUT": "s3://addon-frames/frames/shot",
+        # What the add-on's jobs use: projects/NAME.tar.gz and frames/NAME/ (see the README).
+        "BRENDA_FARM_PROJECTS": "s3://addon-projects/projects/",
+        "BRENDA_FARM_OUTPUTS": "s3://addon-frames/frames/",
         "BRENDA_SSH_FROM": "203.0.113.7/32",
     }
     result = subprocess.run(
