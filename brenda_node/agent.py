@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import shlex
 import shutil
 import socket
@@ -31,9 +32,9 @@ from typing import Any
 from shared.aws.session import cloud_errors, make_client
 from shared.aws.sqs import Message, WorkQueue
 from shared.config import Config
-from shared.errors import BrendaError, Cancelled, CloudError, TaskError
+from shared.errors import BrendaError, Cancelled, CloudError, StoreError, TaskError
 from shared.progress import Progress
-from shared.store import OutputStore, failure_name, open_store
+from shared.store import OutputStore, check_name, failure_name, open_store
 from shared.tasks import RenderTask, Task, decode_task, title
 from shared.urls import SqsUrl
 
@@ -142,15 +143,61 @@ class StoredTask:
     progress: Progress = field(default_factory=Progress)
 
 
+class FailureNotes:
+    """Why tasks failed, beside the outputs for ``brenda-work status``.
+
+    A note the store cannot take now (it is down) stays in the node's log and ``status.json`` and
+    is kept until the store answers again; it never costs the task a try of its own.
+    """
+
+    def __init__(self, store: OutputStore, state: NodeState, node: str) -> None:
+        self.store = store
+        self.state = state
+        self.node = node
+        self._pending: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def record(self, lease: Lease, error: str) -> None:
+        """The task failed: give it back at once and note why."""
+        log.error("%s", error)
+        lease.give_back()
+        self.state.show(last_error=error)
+        note = f"{error}\n(node {self.node}, try {lease.message.receive_count})\n"
+        with self._lock:
+            self._pending.append((failure_name(lease.message.message_id), note))
+        self.flush()
+
+    def flush(self) -> None:
+        """Store the notes kept while the store was down."""
+        with self._lock:
+            while self._pending:
+                name, note = self._pending[0]
+                try:
+                    self.store.put_text(name, note)
+                except (CloudError, StoreError) as problem:
+                    log.warning("failure note kept until the store answers: %s", problem)
+                    return
+                self._pending.pop(0)
+
+
 class Uploader:
-    """Stores one task's outputs in the background while the next task renders."""
+    """Stores one task's outputs in the background while the next task renders.
+
+    Errors of the store or the network are not the task's: the outputs stay on disk, the lease
+    stays renewed, and the upload is retried with backoff until it succeeds or the node stops.
+    """
 
     def __init__(
-        self, store: OutputStore, record_failure: Callable[[Lease, str], None], state: NodeState
+        self,
+        store: OutputStore,
+        notes: FailureNotes,
+        state: NodeState,
+        backoff: Callable[[], Backoff],
     ) -> None:
         self.store = store
-        self.record_failure = record_failure
+        self.notes = notes
         self.state = state
+        self.backoff = backoff
         self._thread: threading.Thread | None = None
         self._current: StoredTask | None = None
 
@@ -190,26 +237,48 @@ class Uploader:
         self._thread.start()
 
     def _store(self, task: StoredTask) -> None:
+        stored: set[str] = set()
+        backoff = self.backoff()
         try:
-            names = []
-            for path in task.outputs:
-                name = path.relative_to(task.outdir).as_posix()
-                task.progress.check()
-                self.store.put(path, name, task.progress)
-                log.info("stored %s in %s", name, self.store)
-                names.append(name)
-            self._assemble_tiles(names, task.progress)
+            while True:
+                try:
+                    self._put_outputs(task, stored)
+                    break
+                except (CloudError, StoreError) as error:
+                    self.state.show(state="waiting for the output store", last_error=str(error))
+                    backoff.failed(error, give_up=False)
+                    task.progress.check()
+                    if backoff.stop.is_set():
+                        raise Cancelled("The node stops.") from error
         except Cancelled:
             log.warning("upload of %s stopped; the task goes back to the queue", task.what)
             task.lease.give_back()
         except BrendaError as error:
-            self.record_failure(task.lease, f"Storing {task.what} failed: {error}")
+            self.notes.record(task.lease, f"Storing {task.what} failed: {error}")
         else:
-            task.lease.complete()
+            task.lease.complete(backoff)
             self.state.task_stored(task.render_seconds)
             log.info("task %s done", task.what)
+            self.notes.flush()
         finally:
             shutil.rmtree(task.outdir, ignore_errors=True)
+
+    def _put_outputs(self, task: StoredTask, stored: set[str]) -> None:
+        """Store what is not stored yet, then assemble the frames whose last tile this was."""
+        for path in task.outputs:
+            name = path.relative_to(task.outdir).as_posix()
+            if name in stored:
+                continue
+            try:
+                check_name(name)
+            except BrendaError as error:
+                log.warning("%s Not stored; the task's other outputs are.", error)
+                continue
+            task.progress.check()
+            self.store.put(path, name, task.progress)
+            log.info("stored %s in %s", name, self.store)
+            stored.add(name)
+        self._assemble_tiles(sorted(stored), task.progress)
 
     def _assemble_tiles(self, names: list[str], progress: Progress) -> None:
         for name in names:
@@ -233,27 +302,51 @@ class Uploader:
             log.info("assembled %s from %d tiles", tile.frame_name, len(tiles))
 
 
-class RetryBudget:
-    """The original's retry rule: N_RETRIES transient errors per RESET_PERIOD, ERROR_PAUSE apart."""
+class Backoff:
+    """Waits between retries of errors that are not the task's: the network, AWS, the store.
 
-    def __init__(self, config: Config, stopper: Stopper) -> None:
+    Pauses start at ``FIRST_PAUSE`` and double up to ``ERROR_PAUSE``, each drawn between half and
+    all of that (jitter, so nodes cut off together do not come back in step); a success resets
+    them. A node gives up only after ``N_RETRIES`` failures in a row spanning ``RESET_PERIOD``
+    seconds (an hour by default), so it rides out a long outage and scattered errors never add up.
+    """
+
+    FIRST_PAUSE = 1.0
+
+    def __init__(
+        self, config: Config, stop: threading.Event, *, draw: Callable[[], float] = random.random
+    ) -> None:
         self.limit = config.integer("N_RETRIES")
-        self.pause = config.integer("ERROR_PAUSE")
+        self.longest = float(config.integer("ERROR_PAUSE"))
         self.period = config.integer("RESET_PERIOD")
-        self.stopper = stopper
-        self.count = 0
-        self.since = time.monotonic()
+        self.stop = stop
+        self.draw = draw
+        self.failures = 0
+        self.since = 0.0
 
-    def failed(self, error: BrendaError) -> None:
-        """Count a transient failure and pause; raise once the budget is spent."""
+    def pause(self) -> float:
+        """The pause after the current run of failures."""
+        ceiling = min(self.longest, self.FIRST_PAUSE * float(2 ** min(self.failures - 1, 30)))
+        return ceiling * (0.5 + 0.5 * self.draw())
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+    def failed(self, error: BrendaError, *, give_up: bool = True) -> None:
+        """Count a failure and pause (less if the node stops); with ``give_up``, raise once the
+        failures have lasted ``RESET_PERIOD`` seconds and number at least ``N_RETRIES``."""
         now = time.monotonic()
-        if now - self.since > self.period:
-            self.count, self.since = 0, now
-        self.count += 1
-        if self.count >= self.limit:
-            raise BrendaError(f"Giving up after {self.count} failures in a row: {error}")
-        log.warning("retry %d/%d in %d s: %s", self.count, self.limit, self.pause, error)
-        self.stopper.event.wait(self.pause)
+        if self.failures == 0:
+            self.since = now
+        self.failures += 1
+        lasted = now - self.since
+        if give_up and self.failures >= self.limit and lasted >= self.period:
+            raise BrendaError(
+                f"Giving up after {self.failures} failures in a row over {lasted:.0f} s: {error}"
+            )
+        pause = self.pause()
+        log.warning("retry %d in %.1f s: %s", self.failures, pause, error)
+        self.stop.wait(pause)
 
 
 def node_name() -> str:
@@ -301,8 +394,8 @@ class Node:
         runner = TaskRunner(project, launcher_folder, self.work / "tmp")
         queue = open_work_queue(config)
         store = open_store(config, concurrency=config.integer("CURL_MAX_THREADS"))
-        record_failure = self._recorder(store)
-        uploader = Uploader(store, record_failure, self.state)
+        notes = FailureNotes(store, self.state, self.name)
+        uploader = Uploader(store, notes, self.state, lambda: Backoff(config, self.stopper.event))
         if config.flag("RUNNING_ON_EC2"):
             watch_for_interruption(
                 str(config.text("METADATA_URL")),
@@ -311,39 +404,30 @@ class Node:
                 self.stopper.stop,
             )
         try:
-            return self._loop(queue, runner, uploader, record_failure)
+            return self._loop(queue, runner, uploader, notes)
         finally:
             if self.stopper.stopped:
                 uploader.cancel()
             else:
                 uploader.wait()
+            notes.flush()
             self.state.show(state="stopped")
-
-    def _recorder(self, store: OutputStore) -> Callable[[Lease, str], None]:
-        def record(lease: Lease, error: str) -> None:
-            log.error("%s", error)
-            lease.give_back()
-            note = f"{error}\n(node {self.name}, try {lease.message.receive_count})\n"
-            try:
-                store.put_text(failure_name(lease.message.message_id), note)
-            except BrendaError as problem:
-                log.warning("could not record the failure: %s", problem)
-
-        return record
 
     def _loop(
         self,
         queue: WorkQueue,
         runner: TaskRunner,
         uploader: Uploader,
-        record_failure: Callable[[Lease, str], None],
+        notes: FailureNotes,
     ) -> str:
         config = self.config
         wait = config.integer("RECEIVE_WAIT")
-        retries = RetryBudget(config, self.stopper)
+        retries = Backoff(config, self.stopper.event)
         number = 0
         while not self.stopper.stopped:
             self.state.show(state="waiting for a task", task=None, frame=None, sample=None)
+            if not uploader.busy:
+                notes.flush()
             try:
                 with cloud_errors(f"taking a task from sqs://{queue.name}"):
                     message = queue.receive(wait_seconds=wait)
@@ -351,6 +435,7 @@ class Node:
             except CloudError as error:
                 retries.failed(error)
                 continue
+            retries.succeeded()
             if message is None:
                 if not idle:
                     continue
@@ -370,7 +455,7 @@ class Node:
                 lease.give_back()
                 break
             number += 1
-            self._render(lease, number, runner, uploader, record_failure)
+            self._render(lease, number, runner, uploader, notes.record)
         return f"stopped: {self.stopper.reason}"
 
     def _queue_done(self, queue: WorkQueue) -> bool:

@@ -24,5 +24,11 @@ class CloudError(BrendaError):
     """An AWS call failed (credentials, network, permissions, missing resources)."""
 
 
+class StoreError(BrendaError):
+    """The output store could not be written or read (a full or missing disk, a network share).
+
+    Like a ``CloudError`` it says nothing about the task whose outputs were being stored."""
+
+
 class Cancelled(BrendaError):
     """The user cancelled a long operation."""

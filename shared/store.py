@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from .aws.session import cloud_errors, make_client
 from .config import Config
-from .errors import BrendaError
+from .errors import BrendaError, StoreError
 from .progress import Progress
 from .urls import FileUrl, S3Url
 
@@ -72,14 +72,19 @@ class FolderStore:
             finally:
                 Path(temporary).unlink(missing_ok=True)
         except OSError as error:
-            raise BrendaError(
+            raise StoreError(
                 f"Could not store {name} in {self}: {error.strerror or error}."
             ) from error
         if progress is not None:
             progress.advance(target.stat().st_size)
 
     def get(self, name: str, path: Path) -> None:
-        shutil.copyfile(self._target(name), path)
+        try:
+            shutil.copyfile(self._target(name), path)
+        except OSError as error:
+            raise StoreError(
+                f"Could not read {name} from {self}: {error.strerror or error}."
+            ) from error
 
     def names(self, prefix: str = "") -> list[str]:
         if not self.root.is_dir():

@@ -38,10 +38,13 @@ class Farm:
     def work_dir(self, name: str) -> Path:
         return self.root / "nodes" / name
 
-    def start_node(self, name: str, **settings: str) -> subprocess.Popen[bytes]:
+    def start_node(
+        self, name: str, *, environment: dict[str, str] | None = None, **settings: str
+    ) -> subprocess.Popen[bytes]:
+        """A node with the farm's settings, ``settings`` on top, and ``environment`` variables."""
         folder = self.work_dir(name)
         folder.mkdir(parents=True, exist_ok=True)
-        environ = dict(os.environ)
+        environ = {**os.environ, **(environment or {})}
         for key, value in {**self.settings, "WORK_DIR": str(folder), **settings}.items():
             environ[f"BRENDA_{key}"] = value
         with (folder / "console").open("wb") as console:
