@@ -54,6 +54,14 @@ class BRENDA_PG_job(bpy.types.PropertyGroup):
         default=False,
         description="Pack and render even when files the render reads are missing",
     )
+    task_timeout: bpy.props.IntProperty(
+        name="Task Timeout (min)",
+        default=0,
+        min=0,
+        max=7 * 24 * 60,
+        description="Minutes a task may run before the node stops it as failed; 0: the farm's "
+        "TASK_TIMEOUT (6 hours)",
+    )
     allow_python: bpy.props.BoolProperty(
         name="Allow Python",
         default=False,

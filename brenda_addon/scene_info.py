@@ -57,4 +57,5 @@ def job_settings(context: bpy.types.Context) -> JobSettings:
         done=job.done,
         render_anyway=job.render_anyway,
         allow_python=job.allow_python,
+        timeout=job.task_timeout * 60 or None,
     )

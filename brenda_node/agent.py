@@ -140,6 +140,8 @@ class StoredTask:
     outdir: Path
     outputs: list[Path]
     render_seconds: float
+    failure: str | None = None
+    """Why the task failed although it saved these outputs (the watchdog stopped it)."""
     progress: Progress = field(default_factory=Progress)
 
 
@@ -256,6 +258,9 @@ class Uploader:
         except BrendaError as error:
             self.notes.record(task.lease, f"Storing {task.what} failed: {error}")
         else:
+            if task.failure is not None:
+                self.notes.record(task.lease, task.failure)
+                return
             task.lease.complete(backoff)
             self.state.task_stored(task.render_seconds)
             log.info("task %s done", task.what)
@@ -391,7 +396,13 @@ class Node:
         config = self.config
         launcher_folder = self.work / "bin"
         write_launcher(launcher_folder, blender_command(config.text("BLENDER")))
-        runner = TaskRunner(project, launcher_folder, self.work / "tmp")
+        runner = TaskRunner(
+            project,
+            launcher_folder,
+            self.work / "tmp",
+            timeout=config.integer("TASK_TIMEOUT"),
+            silence=config.integer("TASK_SILENCE"),
+        )
         queue = open_work_queue(config)
         store = open_store(config, concurrency=config.integer("CURL_MAX_THREADS"))
         notes = FailureNotes(store, self.state, self.name)
@@ -496,16 +507,21 @@ class Node:
             record_failure(lease, f"Task {what} could not start: {error}")
             return
         problem = result.failure() or _missing_frames(task, result)
-        if result.exit_code is None:
+        # Frames a hung task saved before the watchdog stopped it are stored, then it fails.
+        keep = problem is None or (result.watchdog is not None and bool(result.outputs))
+        if result.stopped_by_node:
             log.warning("task %s stopped; it goes back to the queue", what)
             lease.give_back()
-        elif problem is not None:
+        elif not keep:
             record_failure(lease, f"Task {what} failed: {problem}")
         else:
             log.info("task %s rendered in %.3f s", what, result.seconds)
             self.state.show(state="waiting for the previous upload")
             if uploader.free(self.stopper.event):
-                uploader.submit(StoredTask(lease, what, outdir, result.outputs, result.seconds))
+                failure = f"Task {what} failed: {problem}" if problem else None
+                uploader.submit(
+                    StoredTask(lease, what, outdir, result.outputs, result.seconds, failure)
+                )
                 return
             log.warning("task %s rendered, but the node stops: it goes back to the queue", what)
             lease.give_back()

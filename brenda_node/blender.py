@@ -39,6 +39,8 @@ from .render_script import OUTPUT_MARK
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 5.0
+EXIT_GRACE_SECONDS = 30.0
+"""How long Blender may take to exit once a structured task reported every frame."""
 POLL_SECONDS = 0.005
 ERROR_LINES_KEPT = 40
 RENDER_SCRIPT = Path(render_script.__file__)
@@ -142,9 +144,22 @@ class RunResult:
     render_anyway: bool = False
     python_drivers: list[str] = field(default_factory=list)
     """Driver expressions Blender did not run because the file's Python was not allowed."""
+    watchdog: str | None = None
+    """Why the node's watchdog stopped the task (too long, silent, hung at exit), if it did."""
+    hung_at_exit: bool = False
+    """A structured task reported every frame, then Blender did not exit: the frames count."""
+
+    @property
+    def stopped_by_node(self) -> bool:
+        """Stopped from outside (signal, spot notice): the task goes back untouched."""
+        return self.exit_code is None and self.watchdog is None and not self.hung_at_exit
 
     def failure(self) -> str | None:
         """Why this run counts as failed, or None if it succeeded."""
+        if self.hung_at_exit:
+            return None
+        if self.watchdog is not None:
+            return self.watchdog
         if self.exit_code is None:
             return "the task was stopped"
         tail = self.last_error or (self.last_lines[-1] if self.last_lines else "no output")
@@ -164,6 +179,42 @@ class RunResult:
         return None
 
 
+def _frames_of(task: Task) -> int | None:
+    """How many frames a structured task reports; None for templates (unknown)."""
+    return len(task.chunk.frames()) if isinstance(task, RenderTask) else None
+
+
+@dataclass
+class Watchdog:
+    """Stops a task that runs too long, prints nothing for too long, or hangs at exit."""
+
+    timeout: float
+    silence: float
+    exit_grace: float
+    frames: int | None
+    started: float
+    reason: str | None = None
+    hung_at_exit: bool = False
+    _all_reported: float | None = None
+
+    def check(self, output: OutputReader, now: float) -> bool:
+        """True when the task must be stopped now (``reason`` or ``hung_at_exit`` says why)."""
+        if self.frames is not None and len(output.reported) >= self.frames:
+            self._all_reported = self._all_reported or now
+            if now - self._all_reported > self.exit_grace:
+                self.hung_at_exit = True
+                log.warning("Blender wrote every frame but did not exit: stopped; frames kept")
+                return True
+        if now - self.started > self.timeout:
+            self.reason = f"the task ran past its timeout of {self.timeout:.0f} s"
+        elif self.silence and now - max(output.last_seen, self.started) > self.silence:
+            self.reason = (
+                f"the task printed nothing for {self.silence:.0f} s and was stopped as hung "
+                f"(last line: {output.lines[-1] if output.lines else 'none'})"
+            )
+        return self.reason is not None
+
+
 @dataclass
 class OutputReader:
     """What a task's output lines add up to: written files, errors, missing files."""
@@ -174,10 +225,13 @@ class OutputReader:
     last_error: str | None = None
     missing: list[str] = field(default_factory=list)
     python_drivers: list[str] = field(default_factory=list)
+    last_seen: float = 0.0
+    """When the last line arrived (monotonic seconds)."""
     _driver_blocked: bool = False
 
     def feed(self, text: str) -> None:
         line = parse_line(text)
+        self.last_seen = time.monotonic()
         self.lines.append(text)
         if line.error:
             self.last_error = text
@@ -201,6 +255,11 @@ class TaskRunner:
     launcher_folder: Path
     temp_folder: Path
     environ: Mapping[str, str] = field(default_factory=lambda: task_environment(os.environ))
+    timeout: float = 21600.0
+    """Seconds a task may run (TASK_TIMEOUT; a structured task may carry its own)."""
+    silence: float = 1800.0
+    """Seconds a task may print nothing before it counts as hung (TASK_SILENCE); 0: no limit."""
+    exit_grace: float = EXIT_GRACE_SECONDS
 
     def command_for(self, task: Task, outdir: Path, script_path: Path) -> list[str]:
         if isinstance(task, ScriptTask):
@@ -255,9 +314,12 @@ class TaskRunner:
 
         reader = threading.Thread(target=read, name="brenda-blender-output", daemon=True)
         reader.start()
+        watch = Watchdog(
+            self._timeout_of(task), self.silence, self.exit_grace, _frames_of(task), started
+        )
         stopped = False
         while process.poll() is None:
-            if stop.wait(POLL_SECONDS):
+            if stop.wait(POLL_SECONDS) or watch.check(output, time.monotonic()):
                 stop_process_group(process)
                 stopped = True
                 break
@@ -276,7 +338,14 @@ class TaskRunner:
             missing=output.missing,
             render_anyway=isinstance(task, RenderTask) and task.settings.render_anyway,
             python_drivers=output.python_drivers,
+            watchdog=watch.reason,
+            hung_at_exit=watch.hung_at_exit,
         )
+
+    def _timeout_of(self, task: Task) -> float:
+        if isinstance(task, RenderTask) and task.settings.timeout is not None:
+            return float(task.settings.timeout)
+        return self.timeout
 
 
 # What a task may see of the node's environment: what Blender, Python and the shell need. AWS and

@@ -214,6 +214,18 @@ SETTINGS: tuple[Setting, ...] = (
         "BLENDER", _text, None, "Blender executable for nodes (default: blender on PATH, else bpy)."
     ),
     Setting(
+        "TASK_TIMEOUT",
+        _count(1, 7 * 24 * 3600),
+        21600,
+        "Seconds a task may run before the node stops it as failed (a job may set its own).",
+    ),
+    Setting(
+        "TASK_SILENCE",
+        _count(0, 7 * 24 * 3600),
+        1800,
+        "Seconds a task may print nothing before the node stops it as hung; 0: no limit.",
+    ),
+    Setting(
         "RECEIVE_WAIT",
         _count(0, 20),
         10,

@@ -76,6 +76,8 @@ class JobSettings:
     """Pack and render even when files the render reads are missing."""
     allow_python: bool = False
     """Let the .blend run its own Python on the nodes."""
+    timeout: int | None = None
+    """Seconds a task may run; None: the nodes' TASK_TIMEOUT."""
 
     @property
     def job_name(self) -> str:
@@ -99,6 +101,7 @@ class JobSettings:
             blend=self.blend_path,
             render_anyway=self.render_anyway,
             allow_python=self.allow_python,
+            timeout=self.timeout,
         )
         tasks: list[Task] = list(render_tasks(settings, chunks, tiles))
         return shuffled(tasks) if self.randomize else tasks

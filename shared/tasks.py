@@ -222,6 +222,8 @@ class RenderSettings:
     """Render even when files the render reads are missing on the node (else the task fails)."""
     allow_python: bool = False
     """Let the .blend run its own Python (drivers, registered scripts); off by default."""
+    timeout: int | None = None
+    """Seconds a task may run before the node stops it; None: the node's TASK_TIMEOUT."""
 
     def __post_init__(self) -> None:
         validate_render_settings(self)
@@ -242,6 +244,17 @@ class RenderTask:
 
 
 Task = ScriptTask | RenderTask
+
+
+MAX_TASK_TIMEOUT = 7 * 24 * 3600
+
+
+def _timeout(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("timeout is not a whole number of seconds")
+    return value
 
 
 def validate_render_settings(settings: RenderSettings) -> None:
@@ -267,6 +280,10 @@ def validate_render_settings(settings: RenderSettings) -> None:
                 f"Blend file '{settings.blend}' must be a .blend path inside the project, "
                 "like shots/shot1.blend."
             )
+    if settings.timeout is not None and not 1 <= settings.timeout <= MAX_TASK_TIMEOUT:
+        raise TaskError(
+            f"Task timeout {settings.timeout} s must be between 1 s and {MAX_TASK_TIMEOUT} s."
+        )
     name = settings.output_name
     if "#" not in name or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
         raise TaskError(
@@ -393,6 +410,8 @@ def encode_task(task: Task) -> str:
             document["render_anyway"] = True
         if task.settings.allow_python:
             document["allow_python"] = True
+        if task.settings.timeout is not None:
+            document["timeout"] = task.settings.timeout
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     size = len(body.encode())
     if size > MAX_MESSAGE_BYTES:
@@ -443,6 +462,7 @@ def decode_task(body: str) -> Task:
                 output_name=str(document["output"]),
                 render_anyway=document.get("render_anyway", False) is True,
                 allow_python=document.get("allow_python", False) is True,
+                timeout=_timeout(document.get("timeout")),
             )
             return RenderTask(chunk, tile, settings)
         raise TaskError(f"The task is of unknown kind '{kind}'.")

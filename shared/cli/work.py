@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="--render: render even when files are missing on the node (default: the task fails)",
     )
     kind.add_argument(
+        "--timeout",
+        type=int,
+        metavar="SECONDS",
+        help="--render: seconds a task may run before the node stops it (default: TASK_TIMEOUT)",
+    )
+    kind.add_argument(
         "--allow-python",
         action="store_true",
         help="--render: let the .blend run its own Python (drivers, scripts); default: off, and a "
@@ -175,6 +181,7 @@ def make_tasks(args: argparse.Namespace) -> list[Task]:
             blend=args.blend,
             render_anyway=args.render_anyway,
             allow_python=args.allow_python,
+            timeout=args.timeout,
         )
         tasks = list(render_tasks(settings, chunks, tiles))
     else:
