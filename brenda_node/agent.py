@@ -13,6 +13,7 @@ or held by another node, since a task held by a node that dies comes back when i
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -51,6 +52,34 @@ blender_log = logging.getLogger("brenda_node.blender.output")
 DONE_MODES = ("exit", "shutdown", "poll")
 STATUS_INTERVAL = 0.5
 POLL_UPLOAD_SECONDS = 0.05
+LOW_DISK_BYTES = 1 << 20
+"""Below this much free space after a failed task, the work disk counts as full."""
+NO_SPACE = "No space left on device"
+
+
+class DiskFullError(BrendaError):
+    """The node's work disk is full: the node gives its task back and stops."""
+
+
+def disk_full_error(work: Path) -> DiskFullError:
+    try:
+        free = f"{shutil.disk_usage(work).free:,} bytes free"
+    except OSError:
+        free = "no space left"
+    return DiskFullError(
+        f"The work disk of {work} is full ({free}): the task went back to the queue and the "
+        "node stopped; free some space and start it again."
+    )
+
+
+def out_of_space(work: Path, result: RunResult) -> bool:
+    """Whether a failed task failed because the work disk is full."""
+    if any(NO_SPACE in line for line in result.last_lines):
+        return True
+    try:
+        return shutil.disk_usage(work).free < LOW_DISK_BYTES
+    except OSError:
+        return False
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -110,8 +139,11 @@ class NodeState:
         with self._lock:
             self.tasks_done += 1
             self.render_seconds += render_seconds
-            write_atomically(self.folder / "task_count", f"{self.tasks_done}\n")
-            write_atomically(self.folder / "task_last", f"{int(time.time())}\n")
+            try:
+                write_atomically(self.folder / "task_count", f"{self.tasks_done}\n")
+                write_atomically(self.folder / "task_last", f"{int(time.time())}\n")
+            except OSError as error:
+                log.warning("task_count not written: %s", error.strerror or error)
         self.show(force=True)
 
     def show(self, *, force: bool = True, **activity: Any) -> None:
@@ -128,7 +160,11 @@ class NodeState:
                 "tasks_done": self.tasks_done,
                 "render_seconds": round(self.render_seconds, 3),
             }
-            write_atomically(self.folder / "status.json", json.dumps(status))
+            try:
+                write_atomically(self.folder / "status.json", json.dumps(status))
+            except OSError as error:
+                # Only a display: a full disk is noticed where it matters, at the next task.
+                log.warning("status.json not written: %s", error.strerror or error)
 
 
 @dataclass
@@ -506,7 +542,17 @@ class Node:
         except BrendaError as error:
             record_failure(lease, f"Task {what} could not start: {error}")
             return
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            lease.give_back()
+            raise disk_full_error(self.work) from error
         problem = result.failure() or _missing_frames(task, result)
+        if problem is not None and not result.stopped_by_node and out_of_space(self.work, result):
+            full = disk_full_error(self.work)
+            shutil.rmtree(outdir, ignore_errors=True)
+            lease.give_back()
+            raise full
         # Frames a hung task saved before the watchdog stopped it are stored, then it fails.
         keep = problem is None or (result.watchdog is not None and bool(result.outputs))
         if result.stopped_by_node:

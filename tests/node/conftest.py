@@ -39,9 +39,15 @@ class Farm:
         return self.root / "nodes" / name
 
     def start_node(
-        self, name: str, *, environment: dict[str, str] | None = None, **settings: str
+        self,
+        name: str,
+        *,
+        environment: dict[str, str] | None = None,
+        wrapper: Sequence[str] = (),
+        **settings: str,
     ) -> subprocess.Popen[bytes]:
-        """A node with the farm's settings, ``settings`` on top, and ``environment`` variables."""
+        """A node with the farm's settings, ``settings`` on top, and ``environment`` variables,
+        started through the ``wrapper`` command if any."""
         folder = self.work_dir(name)
         folder.mkdir(parents=True, exist_ok=True)
         environ = {**os.environ, **(environment or {})}
@@ -49,7 +55,7 @@ class Farm:
             environ[f"BRENDA_{key}"] = value
         with (folder / "console").open("wb") as console:
             node = subprocess.Popen(
-                [sys.executable, "-m", "brenda_node"],
+                [*wrapper, sys.executable, "-m", "brenda_node"],
                 env=environ,
                 stdout=console,
                 stderr=subprocess.STDOUT,

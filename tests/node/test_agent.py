@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,46 @@ def test_an_output_name_the_store_cannot_hold_is_skipped_and_the_good_frames_cou
     assert "'odd\\name.png' is not a file name inside the render output. Not stored" in (
         farm.console("a")
     )
+
+
+def small_disk_wrapper(folder: Path, size: str) -> list[str]:
+    """A command prefix that runs a program with ``folder`` on a tmpfs of ``size`` of its own
+    (a private mount namespace, so nothing outside the test sees it)."""
+    mount = 'mount -t tmpfs -o size="$1" tmpfs "$0" && shift && exec "$@"'
+    return ["unshare", "-rm", "sh", "-c", mount, str(folder), size]
+
+
+def can_mount_a_small_disk(tmp_path: Path) -> bool:
+    probe = subprocess.run(
+        [*small_disk_wrapper(tmp_path, "1m"), "true"], capture_output=True, check=False
+    )
+    return probe.returncode == 0
+
+
+def test_a_full_work_disk_gives_the_task_back_at_once_and_stops_the_node(
+    farm: Farm, tmp_path: Path
+) -> None:
+    if not can_mount_a_small_disk(tmp_path):
+        pytest.skip("this machine cannot mount a private tmpfs (unshare -rm)")
+    farm.settings.update(MAX_RECEIVE_COUNT="2")
+    script = 'head -c 3000000 /dev/zero > "$OUTDIR/frame_$START.bin"\n'
+    farm.push(script_tasks(script, range(1, 4)))
+    small = farm.work_dir("small")
+    small.mkdir(parents=True)
+    node = farm.start_node("small", wrapper=small_disk_wrapper(small, "2m"))
+    assert node.wait(timeout=60) == 1
+    console = farm.console("small")
+    assert "Traceback" not in console
+    last = console.strip().splitlines()[-1]
+    assert last.startswith(f"brenda-node: The work disk of {small} is full (")
+    assert last.endswith(
+        "the task went back to the queue and the node stopped; free some space and start it again."
+    )
+    counts = farm.counts()
+    assert (counts.pending, counts.in_flight) == (3, 0)
+    healthy = farm.start_node("healthy")
+    assert healthy.wait(timeout=60) == 0, farm.console("healthy")
+    counts = farm.counts()
+    assert (counts.pending, counts.in_flight, counts.dead) == (0, 0, 0)
+    output = Path(farm.settings["RENDER_OUTPUT"].removeprefix("file://"))
+    assert sorted(path.name for path in output.iterdir()) == [f"frame_{n}.bin" for n in (1, 2, 3)]
