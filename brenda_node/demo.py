@@ -176,7 +176,7 @@ def plan(args: argparse.Namespace, blend: str | None = None) -> Job:
     tiles = tile_grid(across, down)
     chunks = chunk_frames(parse_frame_list(args.frames), args.chunk)
     settings = RenderSettings(blend=blend)
-    tasks = render_tasks(settings, chunks, tiles)
+    tasks = list(render_tasks(settings, chunks, tiles))
     digits = settings.output_name.count("#")
     numbers = {frame for chunk in chunks for frame in chunk.frames()}
     return Job(tasks, sorted(f"frame_{frame:0{digits}d}.png" for frame in numbers), max(numbers))

@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import TaskError
 
@@ -345,13 +345,41 @@ def _check_count(count: int) -> None:
         )
 
 
+def _counted(chunks: Sequence[FrameChunk], tiles: Sequence[Tile] | None) -> int:
+    """How many tasks ``chunks`` and ``tiles`` make, refused past MAX_TASKS."""
+    count = len(chunks) * (len(tiles) if tiles else 1)
+    _check_count(count)
+    return count
+
+
 def _ordered(
     chunks: Sequence[FrameChunk], tiles: Sequence[Tile] | None
-) -> list[tuple[FrameChunk, Tile | None]]:
-    _check_count(len(chunks) * (len(tiles) if tiles else 1))
-    if tiles is None:
-        return [(chunk, None) for chunk in chunks]
-    return [(chunk, tile) for chunk in chunks for tile in tiles]
+) -> Iterator[tuple[FrameChunk, Tile | None]]:
+    options: Sequence[Tile | None] = tiles if tiles else [None]
+    for chunk in chunks:
+        for tile in options:
+            yield chunk, tile
+
+
+TaskT_co = TypeVar("TaskT_co", covariant=True)
+
+
+class TaskList(Collection[TaskT_co]):
+    """A job's tasks, made afresh on each pass: a push of 100,000 tasks is validated in one pass
+    and sent in a second without ever holding them all (about 530 bytes each)."""
+
+    def __init__(self, make: Callable[[], Iterator[TaskT_co]], count: int) -> None:
+        self._make = make
+        self._count = count
+
+    def __iter__(self) -> Iterator[TaskT_co]:
+        return self._make()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, task: object) -> bool:
+        return any(task == made for made in self)
 
 
 def script_tasks(
@@ -360,21 +388,29 @@ def script_tasks(
     tiles: Sequence[Tile] | None,
     *,
     origin: str = "",
-) -> list[ScriptTask]:
+) -> TaskList[ScriptTask]:
     check_template(template, origin=origin or "(given)", tiled=tiles is not None)
-    return [
-        ScriptTask(chunk, tile, substitute(template, chunk, tile))
-        for chunk, tile in _ordered(chunks, tiles)
-    ]
+    count = _counted(chunks, tiles)
+    return TaskList(
+        lambda: (
+            ScriptTask(chunk, tile, substitute(template, chunk, tile))
+            for chunk, tile in _ordered(chunks, tiles)
+        ),
+        count,
+    )
 
 
 def render_tasks(
     settings: RenderSettings, chunks: Sequence[FrameChunk], tiles: Sequence[Tile] | None
-) -> list[RenderTask]:
-    return [RenderTask(chunk, tile, settings) for chunk, tile in _ordered(chunks, tiles)]
+) -> TaskList[RenderTask]:
+    count = _counted(chunks, tiles)
+    return TaskList(
+        lambda: (RenderTask(chunk, tile, settings) for chunk, tile in _ordered(chunks, tiles)),
+        count,
+    )
 
 
-def shuffled(tasks: Sequence[Task], seed: int | None = None) -> list[Task]:
+def shuffled(tasks: Iterable[Task], seed: int | None = None) -> list[Task]:
     """Brenda's ``-r``: the same tasks in random order (reproducible with a seed)."""
     result = list(tasks)
     random.Random(seed).shuffle(result)

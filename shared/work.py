@@ -8,7 +8,7 @@ dead-lettered counts; reset: purge, or delete the queues.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,9 +46,13 @@ def open_queue(config: Config) -> WorkQueue | None:
         return WorkQueue.open(client, queue_url.queue)
 
 
-def push(config: Config, tasks: Sequence[Task], progress: Progress | None = None) -> PushResult:
-    """Validate and encode every task, then send them all to the work queue."""
-    bodies = [encode_task(task) for task in tasks]
+def push(config: Config, tasks: Collection[Task], progress: Progress | None = None) -> PushResult:
+    """Validate every task (nothing is sent if one is bad), then send them to the work queue.
+
+    ``tasks`` is read twice, once to check and once to send, and never held whole.
+    """
+    for task in tasks:
+        encode_task(task)
     client, queue_url, region = queue_client(config, pool=16)
     with cloud_errors(f"creating {queue_url}"):
         queue = WorkQueue.ensure(
@@ -58,7 +62,8 @@ def push(config: Config, tasks: Sequence[Task], progress: Progress | None = None
             max_receive_count=config.integer("MAX_RECEIVE_COUNT"),
             retention=config.integer("QUEUE_RETENTION"),
         )
-    count = queue.send_all(bodies, progress)
+    bodies = (encode_task(task) for task in tasks)
+    count = queue.send_all(bodies, progress, total=len(tasks))
     log.info("pushed %s tasks to %s in %s", count, queue_url, region)
     return PushResult(count=count, queue=str(queue_url), region=region)
 

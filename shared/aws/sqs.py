@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterable, Iterator, Sized
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +45,7 @@ class Message:
     receive_count: int
 
 
-def batches(bodies: Sequence[str]) -> Iterator[list[tuple[int, str]]]:
+def batches(bodies: Iterable[str]) -> Iterator[list[tuple[int, str]]]:
     """Group ``(index, body)`` into SendMessageBatch requests: 10 entries, 256 KiB at most."""
     batch: list[tuple[int, str]] = []
     size = 0
@@ -123,27 +123,28 @@ class WorkQueue:
 
     def send_all(
         self,
-        bodies: Sequence[str],
+        bodies: Iterable[str],
         progress: Progress | None = None,
         *,
+        total: int | None = None,
         in_flight: int = SENDS_IN_FLIGHT,
     ) -> int:
         """Send every body, 10 to a request with ``in_flight`` requests at a time.
 
-        Returns the number sent. On failure raises CloudError saying how many were sent.
+        ``bodies`` is read as the sends go (at most twice ``in_flight`` batches ahead), so a push of
+        any size holds a few hundred tasks in memory, not all of them. ``total`` (else
+        ``len(bodies)``) is for the progress bar. Returns the number sent; on failure raises
+        CloudError saying how many were sent.
         """
+        if total is None:
+            total = len(bodies) if isinstance(bodies, Sized) else 0
         progress = progress or Progress()
-        progress.start(f"Pushing to sqs://{self.name}", len(bodies))
+        progress.start(f"Pushing to sqs://{self.name}", total)
         sent = 0
-        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="brenda-send") as pool:
-            futures: set[Future[int]] = {
-                pool.submit(self._send_batch, batch, progress) for batch in batches(bodies)
-            }
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in pending:
-                future.cancel()
-            done |= set(wait(pending).done)
-            failure: BaseException | None = None
+        failure: BaseException | None = None
+
+        def collect(done: set[Future[int]]) -> None:
+            nonlocal sent, failure
             for future in done:
                 if future.cancelled():
                     continue
@@ -153,12 +154,26 @@ class WorkQueue:
                 else:
                     failure = failure or error
                     sent += getattr(error, "sent", 0)
+
+        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="brenda-send") as pool:
+            pending: set[Future[int]] = set()
+            for batch in batches(bodies):
+                pending.add(pool.submit(self._send_batch, batch, progress))
+                if len(pending) >= 2 * in_flight:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    collect(done)
+                    if failure is not None:
+                        break
+            if failure is not None:
+                for future in pending:
+                    future.cancel()
+            collect(set(wait(pending).done))
         if failure is None:
             return sent
         if not isinstance(failure, BrendaError):
             raise failure
         note = (
-            f" {sent} of {len(bodies)} tasks were already pushed: run 'brenda-work reset' "
+            f" {sent} of {total or 'the'} tasks were already pushed: run 'brenda-work reset' "
             "before pushing again."
             if sent
             else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from .. import work
 from ..config import Config, load_config
@@ -163,8 +163,8 @@ def frame_ranges(args: argparse.Namespace) -> tuple[FrameRange, ...]:
     return (FrameRange(start, args.end, step),)
 
 
-def make_tasks(args: argparse.Namespace) -> list[Task]:
-    """Every task of the job, validated, in push order."""
+def make_tasks(args: argparse.Namespace) -> Collection[Task]:
+    """Every task of the job in push order, made as they are read (a list when shuffled)."""
     if args.task_script is not None and args.render:
         raise TaskError("Give either a task template (-T) or --render, not both.")
     if args.task_script is None and not args.render:
@@ -173,7 +173,7 @@ def make_tasks(args: argparse.Namespace) -> list[Task]:
         )
     chunks = chunk_frames(frame_ranges(args), args.task_size)
     tiles = tile_grid(args.subdiv_x, args.subdiv_y)
-    tasks: list[Task]
+    tasks: Collection[Task]
     if args.render:
         settings = RenderSettings(
             file_format=args.format,
@@ -183,10 +183,10 @@ def make_tasks(args: argparse.Namespace) -> list[Task]:
             allow_python=args.allow_python,
             timeout=args.timeout,
         )
-        tasks = list(render_tasks(settings, chunks, tiles))
+        tasks = render_tasks(settings, chunks, tiles)
     else:
         template, origin = load_template(args.task_script)
-        tasks = list(script_tasks(template, chunks, tiles, origin=origin))
+        tasks = script_tasks(template, chunks, tiles, origin=origin)
     if args.randomize:
         tasks = shuffled(tasks, args.seed)
     return tasks

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from shared.aws.sqs import WorkQueue, batches
 from shared.config import load_config
 from shared.errors import Cancelled, CloudError
 from shared.progress import Progress
+from shared.tasks import MAX_TASKS, FrameRange, chunk_frames, encode_task, script_tasks
 
 
 @pytest.fixture
@@ -77,6 +80,37 @@ def test_send_all_sends_every_body_once(sqs: Any) -> None:
         received.append(message.body)
         queue.delete(message)
     assert sorted(received) == sorted(bodies)
+
+
+def test_send_all_reads_the_bodies_as_it_sends_them(sqs: Any) -> None:
+    queue = make_queue(sqs)
+    progress = Progress()
+    ahead: list[int] = []
+
+    def bodies() -> Iterator[str]:
+        for number in range(400):
+            ahead.append(number - progress.done)
+            yield f"task {number}"
+
+    assert queue.send_all(bodies(), progress, total=400, in_flight=2) == 400
+    assert progress.total == 400 and queue.counts().pending == 400
+    # Never more than a few batches read ahead of what was sent (2 x in_flight + the one forming).
+    assert max(ahead) <= 10 * (2 * 2 + 1)
+
+
+def test_a_push_of_the_most_tasks_never_holds_them_all() -> None:
+    """100,000 tasks (the limit) are made and checked in a few MB, not the 50 MB they take."""
+    template = 'blender -b *.blend -o "$OUTDIR/frame_######" -s $START -e $END -a\n'
+    chunks = chunk_frames([FrameRange(1, MAX_TASKS)], 1)
+    tracemalloc.start()
+    try:
+        tasks = script_tasks(template, chunks, None)
+        assert len(tasks) == MAX_TASKS
+        assert sum(1 for task in tasks if encode_task(task)) == MAX_TASKS
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, f"{peak:,} bytes"
 
 
 def test_cancelled_send_reports_what_was_sent(sqs: Any) -> None:
