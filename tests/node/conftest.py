@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +114,43 @@ def farm(aws: str, tmp_path: Path) -> Iterator[Farm]:
             "VISIBILITY_TIMEOUT_REASSERT": "5",
         },
     )
-    yield farm
-    for node in farm.nodes:
-        if node.poll() is None:
-            node.kill()
-        node.wait()
+    try:
+        yield farm
+    finally:
+        for node in farm.nodes:
+            if node.poll() is None:
+                node.kill()
+            node.wait()
+        kill_processes_in(tmp_path)
+
+
+def kill_processes_in(root: Path) -> None:
+    """Kill every process working in ``root``: nodes and the task processes they started in
+    sessions of their own, which outlive a killed node (and used to upset the next test)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            folder = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if folder == root or root in folder.parents:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def logged_seconds_between(console: str, first: str, then: str) -> float:
+    """Seconds between the node's log lines holding ``first`` and, after it, ``then``: the
+    node's own timing, which a busy test machine does not distort."""
+    stamps: list[datetime] = []
+    wanted = [first, then]
+    for line in console.splitlines():
+        match = LOG_TIME.match(line)
+        if match and wanted and wanted[0] in line:
+            stamps.append(datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f"))
+            wanted.pop(0)
+    assert not wanted, f"the node never logged {wanted[0]!r}:\n{console[-2000:]}"
+    return (stamps[1] - stamps[0]).total_seconds()

@@ -17,7 +17,13 @@ import pytest
 
 from shared.cli.work import main as brenda_work
 from shared.store import FolderStore
-from tests.node.conftest import Farm, script_tasks, wait_for
+from tests.node.conftest import (
+    Farm,
+    kill_processes_in,
+    logged_seconds_between,
+    script_tasks,
+    wait_for,
+)
 
 # A task that sleeps for a length of its own, so that pgrep finds this test's sleep only.
 SLOW_SECONDS = f"30.{os.getpid()}"
@@ -75,14 +81,13 @@ def test_poison_task_is_dead_lettered_after_three_tries_with_its_error(
 def test_sigterm_gives_the_task_back_within_five_seconds_and_stops_blender(farm: Farm) -> None:
     farm.push(script_tasks(SLOW_TASK, range(1, 2)))
     node = farm.start_node("a")
-    wait_for(lambda: rendering(farm, "a") and sleeping_tasks(), 30, "the task to start")
+    wait_for(lambda: rendering(farm, "a") and sleeping_tasks(), 60, "the task to start")
     node.send_signal(signal.SIGTERM)
-    signalled = time.monotonic()
-    wait_for(lambda: farm.counts().pending == 1, 5, "the task to return to the queue")
-    assert time.monotonic() - signalled < 5
-    assert node.wait(timeout=10) == 0
+    wait_for(lambda: farm.counts().pending == 1, 30, "the task to return to the queue")
+    assert node.wait(timeout=30) == 0
     assert sleeping_tasks() == []
-    assert "stopping: SIGTERM" in farm.console("a")
+    handed_back = logged_seconds_between(farm.console("a"), "stopping: SIGTERM", "goes back to")
+    assert handed_back < 5
 
 
 class MetadataServer(http.server.ThreadingHTTPServer):
@@ -156,15 +161,16 @@ def test_spot_notice_gives_the_task_back(
     node = farm.start_node(
         "a", RUNNING_ON_EC2="1", METADATA_URL=f"http://{host}:{port}", METADATA_POLL="1"
     )
-    wait_for(lambda: rendering(farm, "a") and sleeping_tasks(), 30, "the task to start")
+    wait_for(lambda: rendering(farm, "a") and sleeping_tasks(), 60, "the task to start")
     metadata.notices[path] = body
-    noticed = time.monotonic()
-    wait_for(lambda: farm.counts().pending == 1, 5, "the task to return to the queue")
-    assert time.monotonic() - noticed < 5
-    assert node.wait(timeout=10) == 0
+    wait_for(lambda: farm.counts().pending == 1, 30, "the task to return to the queue")
+    assert node.wait(timeout=30) == 0
     assert metadata.token_requests == 1
-    assert f"stopping: {notice} ({body})" in farm.console("a")
     assert sleeping_tasks() == []
+    # METADATA_POLL is 1 s: the notice is seen within about a second, the task handed back
+    # within a few more, by the node's own clock.
+    stopping = f"stopping: {notice} ({body})"
+    assert logged_seconds_between(farm.console("a"), stopping, "goes back to") < 5
 
 
 def test_a_node_killed_mid_task_loses_nothing(farm: Farm) -> None:
@@ -241,3 +247,21 @@ def test_done_shutdown_cancels_the_nodes_own_persistent_spot_request(
     }
     assert left.get(mine, "cancelled") == "cancelled"
     assert left[other] == "active"
+
+
+def test_the_farm_leaves_no_process_behind_even_one_a_killed_node_orphaned(
+    tmp_path: Path,
+) -> None:
+    # A task process in a session of its own, as a node starts it, whose node died.
+    folder = tmp_path / "nodes" / "a" / "outdir1"
+    folder.mkdir(parents=True)
+    orphan = subprocess.Popen(["sleep", SLOW_SECONDS], cwd=folder, start_new_session=True)
+    outside = subprocess.Popen(["sleep", SLOW_SECONDS], cwd=tmp_path.parent)
+    try:
+        kill_processes_in(tmp_path)
+        assert orphan.wait(timeout=10) == -signal.SIGKILL
+        assert outside.poll() is None
+    finally:
+        for process in (orphan, outside):
+            process.kill()
+            process.wait()
