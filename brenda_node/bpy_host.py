@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -229,5 +230,9 @@ if __name__ == "__main__":
     sys.stdout.flush()
     sys.stderr.flush()
     # After a file with Python drivers, bpy 4.5's exit handlers can deadlock (a file-closing
-    # thread's global state waits on itself). Everything is written by now: skip them.
+    # thread's global state waits on itself). Everything is written by now: skip them, doing
+    # the one thing they do that matters, removing Blender's temporary folder.
+    loaded = sys.modules.get("bpy")
+    if loaded is not None:
+        shutil.rmtree(loaded.app.tempdir, ignore_errors=True)
     os._exit(status)

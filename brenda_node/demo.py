@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -55,6 +56,7 @@ BUCKET = "brenda-demo"
 PROJECT_KEY = "project.tar.gz"
 QUEUE = "brenda-demo"
 REFRESH_SECONDS = 0.5
+DEFAULT_FRAMES = "1-24"
 THUMBNAIL_WIDTH = 160
 SHEET_COLUMNS = 6
 
@@ -115,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
-        "--frames", default="1-24", metavar="LIST", help="frames to render (default 1-24)"
+        "--frames",
+        metavar="LIST",
+        help="frames to render, like 1-24 or 1-10,15 (default: the --blend file's own range, "
+        "else 1-24)",
     )
     demo.add_argument("--chunk", type=int, default=1, metavar="N", help="frames per task")
     demo.add_argument(
@@ -144,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("brenda-demo"),
         metavar="DIR",
-        help="where frames, the contact sheet and node logs go (default ./brenda-demo)",
+        help="where each run's folder (frames, contact sheet, node logs) goes (default "
+        "./brenda-demo)",
     )
     return parser
 
@@ -164,8 +170,9 @@ class Job:
     last_frame: int
 
 
-def plan(args: argparse.Namespace, blend: str | None = None) -> Job:
-    """The demo's tasks; ``blend`` is the .blend's path in the project (None: the one)."""
+def plan(args: argparse.Namespace, frames: str, blend: str | None = None) -> Job:
+    """The demo's tasks for ``frames``; ``blend`` is the .blend's path in the project (None:
+    the one)."""
     if args.nodes < 1:
         raise TaskError(f"--nodes must be 1 or more, not {args.nodes}.")
     if args.chunk < 1:
@@ -174,7 +181,7 @@ def plan(args: argparse.Namespace, blend: str | None = None) -> Job:
     if (across == 0) != (down == 0):
         raise TaskError(f"--tiles {args.tiles}: both numbers must be above 0 (0x0: no tiles).")
     tiles = tile_grid(across, down)
-    chunks = chunk_frames(parse_frame_list(args.frames), args.chunk)
+    chunks = chunk_frames(parse_frame_list(frames), args.chunk)
     settings = RenderSettings(blend=blend)
     tasks = list(render_tasks(settings, chunks, tiles))
     digits = settings.output_name.count("#")
@@ -199,11 +206,9 @@ def make_project(args: argparse.Namespace, job: Job, folder: Path) -> tuple[Path
     or the sample scene made by Blender."""
     archive = folder / PROJECT_KEY
     if args.blend is not None:
-        if args.blend.suffix != ".blend" or not args.blend.is_file():
-            raise BrendaError(f"--blend {args.blend} is not a .blend file.")
         report = packing.pack(args.blend, archive)
         print(report.summary())
-        return archive, plan(args, report.blend)
+        return archive, plan(args, job_frames(args), report.blend)
     project = folder / "project"
     project.mkdir(parents=True)
     width, height = parse_pair(args.size, "Size", "320x180")
@@ -265,9 +270,14 @@ def node_status(folder: Path, number: int) -> dict[str, Any]:
 
 
 def watch(
-    job: Job, config: Config, nodes: list[subprocess.Popen[bytes]], folder: Path
+    job: Job,
+    config: Config,
+    nodes: list[subprocess.Popen[bytes]],
+    folder: Path,
+    frames_folder: Path,
 ) -> list[dict[str, Any]]:
-    """Show progress until every frame is stored and the nodes have exited."""
+    """Show progress and copy each frame into ``frames_folder`` as soon as it is stored, until
+    the nodes have exited."""
     from rich.console import Group
     from rich.live import Live
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -293,16 +303,20 @@ def watch(
             )
         return nodes_table
 
+    copied: set[str] = set()
     with Live(Group(bar, table()), refresh_per_second=4, transient=False) as live:
         while True:
-            stored = wanted.intersection(store.names())
-            bar.update(bar_task, completed=len(stored))
+            finished = all(node.poll() is not None for node in nodes)
+            for name in sorted(wanted.intersection(store.names()) - copied):
+                store.get(name, frames_folder / name)
+                copied.add(name)
+            bar.update(bar_task, completed=len(copied))
             live.update(Group(bar, table()))
-            if all(node.poll() is not None for node in nodes):
+            if finished:
                 break
             time.sleep(REFRESH_SECONDS)
     print()
-    missing = sorted(wanted - set(store.names()))
+    missing = sorted(wanted - copied)
     if missing:
         dead = work.dead_letters(config)
         reasons = "; ".join(f"{task.what}: {task.error}" for task in dead[:3]) or "see the logs"
@@ -328,9 +342,77 @@ def contact_sheet(frames: list[Path], target: Path) -> None:
         raise BrendaError(f"Could not write the contact sheet {target}: {sheet.geterror()}.")
 
 
+def check_blend(blend: Path) -> None:
+    """A ``--blend`` that is missing or not a .blend is said at once, before anything starts."""
+    if not blend.exists():
+        raise BrendaError(f"--blend {blend} not found.")
+    if blend.suffix != ".blend" or not blend.is_file():
+        raise BrendaError(f"--blend {blend} is not a .blend file.")
+    packing.scene_frames(blend)
+
+
+def job_frames(args: argparse.Namespace) -> str:
+    """``--frames``, else the --blend file's own frame range, else the sample's 1-24."""
+    if args.frames is not None:
+        return str(args.frames)
+    if args.blend is None:
+        return DEFAULT_FRAMES
+    start, end, step = packing.scene_frames(args.blend)
+    return f"{start}-{end}:{step}" if step > 1 else f"{start}-{end}"
+
+
+def run_folder(output: Path) -> Path:
+    """A new folder for this run inside ``output``, so runs never mix their frames."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(100):
+        folder = output / (f"run-{stamp}" if attempt == 0 else f"run-{stamp}-{attempt}")
+        try:
+            (folder / "frames").mkdir(parents=True)
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise BrendaError(
+                f"--output {output} cannot be written: {error.strerror or error}."
+            ) from error
+        return folder
+    raise BrendaError(f"--output {output} already holds 100 runs started this second.")
+
+
+def stop_on_sigterm(number: int, frame: object) -> None:
+    """SIGTERM ends the demo as Ctrl-C does: nodes stopped, temporary files removed."""
+    raise KeyboardInterrupt
+
+
 def run_demo(args: argparse.Namespace) -> int:
-    job = plan(args)
-    output = args.output.resolve()
+    if args.blend is not None:
+        check_blend(args.blend)
+    job = plan(args, job_frames(args))
+    output = run_folder(args.output.resolve())
+    frames_folder = output / "frames"
+    print(f"This run's frames, contact sheet and logs: {output}")
+    previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
+    try:
+        wall, statuses, job = render(args, job, output)
+    except KeyboardInterrupt:
+        kept = sum(1 for _ in frames_folder.iterdir()) if frames_folder.is_dir() else 0
+        print(f"Interrupted: the {kept} frames stored so far are in {frames_folder}.")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    render_seconds = sum(float(status.get("render_seconds", 0)) for status in statuses)
+    nodes = len(statuses)
+    print(f"Frames:           {len(job.frames)} in {frames_folder}")
+    print(f"Contact sheet:    {output / 'contact-sheet.png'}")
+    print(f"Wall time:        {wall:.1f} s on {nodes} nodes")
+    print(f"Render time:      {render_seconds / len(job.frames):.2f} s per frame (mean)")
+    print(f"Farm efficiency:  {render_seconds / (nodes * wall):.0%}")
+    return 0
+
+
+def render(
+    args: argparse.Namespace, job: Job, output: Path
+) -> tuple[float, list[dict[str, Any]], Job]:
+    """The farm's run: endpoint, project, tasks, nodes; frames land in ``output`` as stored."""
     frames_folder = output / "frames"
     with tempfile.TemporaryDirectory(prefix="brenda-demo-") as scratch, local_endpoint() as url:
         folder = Path(scratch)
@@ -351,7 +433,7 @@ def run_demo(args: argparse.Namespace) -> int:
         started = time.monotonic()
         nodes = start_nodes(args.nodes, folder, config_file)
         try:
-            statuses = watch(job, config, nodes, folder)
+            statuses = watch(job, config, nodes, folder, frames_folder)
         finally:
             for node in nodes:
                 if node.poll() is None:
@@ -359,20 +441,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 node.wait()
             keep_logs(folder, output, len(nodes))
         wall = time.monotonic() - started
-        frames_folder.mkdir(parents=True, exist_ok=True)
-        store = open_store(config)
-        local = []
-        for name in job.frames:
-            store.get(name, frames_folder / name)
-            local.append(frames_folder / name)
-        contact_sheet(local, output / "contact-sheet.png")
-    render_seconds = sum(float(status.get("render_seconds", 0)) for status in statuses)
-    print(f"Frames:           {len(job.frames)} in {frames_folder}")
-    print(f"Contact sheet:    {output / 'contact-sheet.png'}")
-    print(f"Wall time:        {wall:.1f} s on {len(nodes)} nodes")
-    print(f"Render time:      {render_seconds / len(job.frames):.2f} s per frame (mean)")
-    print(f"Farm efficiency:  {render_seconds / (len(nodes) * wall):.0%}")
-    return 0
+        contact_sheet([frames_folder / name for name in job.frames], output / "contact-sheet.png")
+    return wall, statuses, job
 
 
 def keep_logs(folder: Path, output: Path, count: int) -> None:
@@ -417,3 +487,7 @@ def run(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_command(PROG, run, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

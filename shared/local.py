@@ -13,6 +13,7 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 
 from .errors import BrendaError
+from .http import http_session
 
 LOCAL_REGION = "us-east-1"
 
@@ -32,7 +33,7 @@ def local_environment(endpoint: str) -> dict[str, str]:
 def local_endpoint(environ: MutableMapping[str, str] | None = None) -> Iterator[str]:
     """Run moto's server on a free loopback port; yields its URL, with ``environ`` pointed at it.
 
-    The variables that were set before are restored afterwards.
+    The endpoint starts empty. The variables that were set before are restored afterwards.
     """
     try:
         from moto.server import ThreadedMotoServer
@@ -46,6 +47,15 @@ def local_endpoint(environ: MutableMapping[str, str] | None = None) -> Iterator[
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto keeps its state per process: an endpoint started earlier in this process left its
+    # buckets and queues behind. Each endpoint starts empty.
+    try:
+        http_session().post(f"{endpoint}/moto-api/reset", timeout=(5, 30)).raise_for_status()
+    except OSError as error:
+        server.stop()
+        raise BrendaError(
+            f"The local AWS endpoint at {endpoint} did not start: {error}."
+        ) from error
     settings = local_environment(endpoint)
     saved = {name: environ.get(name) for name in settings}
     environ.update(settings)

@@ -240,6 +240,28 @@ def _locate(blend: Path, root: Path | None) -> tuple[Path, Path]:
     return blend, root
 
 
+def scene_frames(blend: Path) -> tuple[int, int, int]:
+    """The frame range (start, end, step) of the scene the .blend opens with."""
+    from blender_asset_tracer import blendfile
+    from blender_asset_tracer.blendfile.exceptions import BlendFileError
+
+    blend, _ = _locate(blend, Path(os.path.abspath(blend)).parent)
+    try:
+        opened = blendfile.open_cached(blend)
+        scene = opened.find_blocks_from_code(b"GLOB")[0].get_pointer(b"curscene")
+        if scene is None:
+            scene = opened.find_blocks_from_code(b"SC")[0]
+        return (
+            int(scene[b"r", b"sfra"]),
+            int(scene[b"r", b"efra"]),
+            max(1, int(scene[b"r", b"frame_step"])),
+        )
+    except (BlendFileError, OSError, ValueError, KeyError, IndexError) as error:
+        raise BrendaError(f"{blend} cannot be read as a .blend file ({error}).") from error
+    finally:
+        _close_files()
+
+
 def inspect(
     blend: Path, *, root: Path | None = None, progress: Progress | None = None
 ) -> PackReport:

@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from brenda_node.demo import main
+from brenda_node.demo import build_parser, job_frames, main, plan, run_folder
 from tests.conftest import Studio
+from tests.node.conftest import wait_for
 
 
 @pytest.mark.slow
@@ -18,10 +23,12 @@ def test_demo_renders_tiled_frames_and_a_contact_sheet(
 ) -> None:
     from OpenImageIO import ImageBuf
 
-    output = tmp_path / "out"
     argv = ["demo", "--frames", "1-3", "--tiles", "2x1", "--nodes", "2", "--size", "64x36"]
-    assert main([*argv, "--samples", "2", "--output", str(output)]) == 0
+    assert main([*argv, "--samples", "2", "--output", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
+    [output] = (tmp_path / "out").iterdir()
+    assert output.name.startswith("run-")
+    assert f"This run's frames, contact sheet and logs: {output}\n" in out
     assert "6 tasks for 3 frames pushed to sqs://brenda-demo; starting 2 nodes." in out
     assert f"Frames:           3 in {output / 'frames'}" in out
     assert "Farm efficiency:  " in out
@@ -55,10 +62,97 @@ def test_bad_demo_input_is_one_line(
     assert err.startswith("brenda: ") and message in err and err.count("\n") == 1
 
 
-def test_missing_blend_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_or_broken_blend_is_one_line_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     missing = tmp_path / "none.blend"
-    assert main(["demo", "--blend", str(missing), "--output", str(tmp_path / "out")]) == 1
-    assert capsys.readouterr().err == f"brenda: --blend {missing} is not a .blend file.\n"
+    output = tmp_path / "out"
+    assert main(["demo", "--blend", str(missing), "--output", str(output)]) == 1
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", f"brenda: --blend {missing} not found.\n")
+    broken = tmp_path / "broken.blend"
+    broken.write_text("not a blend file")
+    started = time.monotonic()
+    assert main(["demo", "--blend", str(broken), "--output", str(output)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and time.monotonic() - started < 5
+    assert err == (
+        f"brenda: {broken} cannot be read as a .blend file (File is not a blend file: {broken}).\n"
+    )
+    assert not output.exists()
+
+
+def test_an_unwritable_output_is_said_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["demo", "--output", str(blocker / "out")]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"brenda: --output {blocker / 'out'} cannot be written: Not a directory.\n"
+
+
+def test_each_run_gets_a_folder_of_its_own(tmp_path: Path) -> None:
+    first, second = run_folder(tmp_path), run_folder(tmp_path)
+    assert first != second and first.parent == second.parent == tmp_path
+    assert (first / "frames").is_dir() and (second / "frames").is_dir()
+
+
+FIVE_FRAMES = """
+import bpy, os, sys
+bpy.context.scene.frame_start, bpy.context.scene.frame_end = 3, 7
+bpy.ops.wm.save_as_mainfile(filepath=sys.argv[-1])
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def test_a_blend_renders_its_own_frame_range_unless_frames_are_given(tmp_path: Path) -> None:
+    blend = tmp_path / "five.blend"
+    subprocess.run([sys.executable, "-c", FIVE_FRAMES, str(blend)], check=True, timeout=120)
+    parser = build_parser()
+    own = parser.parse_args(["demo", "--blend", str(blend)])
+    assert job_frames(own) == "3-7"
+    assert len(plan(own, job_frames(own)).frames) == 5
+    assert job_frames(parser.parse_args(["demo", "--blend", str(blend), "--frames", "1"])) == "1"
+    assert job_frames(parser.parse_args(["demo"])) == "1-24"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_demo_like_ctrl_c_and_keeps_the_frames_stored(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    output = tmp_path / "out"
+    argv = ["demo", "--frames", "1-40", "--nodes", "1", "--size", "32x18", "--samples", "1"]
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "brenda_node.demo", *argv, "--output", str(output)],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(
+            lambda: any(output.glob("run-*/frames/*.png")), 120, "the first frame to be stored"
+        )
+        demo.send_signal(signal.SIGTERM)
+        out, err = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 130, err
+    [frames] = output.glob("run-*/frames")
+    kept = sorted(path.name for path in frames.iterdir())
+    assert kept and len(kept) < 40
+    assert f"Interrupted: the {len(kept)} frames stored so far are in {frames}." in out
+    assert err.endswith("brenda: interrupted\n")
+    assert list(scratch.iterdir()) == []  # the demo's temporary folder is gone
+    leftovers = subprocess.run(
+        ["pgrep", "-f", f"brenda_node -c {scratch}"], capture_output=True, text=True, check=False
+    )
+    assert leftovers.stdout == ""  # no orphaned node
 
 
 @pytest.mark.slow
@@ -73,6 +167,7 @@ def test_demo_packs_a_blend_with_everything_it_uses(
     assert main([*argv, "--output", str(output)]) == 0
     out = capsys.readouterr().out
     assert "Packed 21 files (" in out
-    rendered = ImageBuf(str(output / "frames" / "frame_000002.png")).get_pixels(FLOAT)
+    [run] = output.iterdir()
+    rendered = ImageBuf(str(run / "frames" / "frame_000002.png")).get_pixels(FLOAT)
     original = ImageBuf(str(studio.reference)).get_pixels(FLOAT)
     assert np.abs(rendered - original).max() <= 1 / 255
