@@ -34,9 +34,10 @@ from shared.cli.common import (
     help_text,
     progress_bar,
     run_command,
+    usage_errors,
 )
 from shared.config import Config, load_config
-from shared.errors import BrendaError, TaskError
+from shared.errors import BrendaError, TaskError, UsageError
 from shared.local import LOCAL_REGION, local_endpoint
 from shared.store import open_store
 from shared.tasks import (
@@ -384,9 +385,10 @@ def stop_on_sigterm(number: int, frame: object) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    if args.blend is not None:
-        check_blend(args.blend)
-    job = plan(args, job_frames(args))
+    with usage_errors():
+        if args.blend is not None:
+            check_blend(args.blend)
+        job = plan(args, job_frames(args))
     output = run_folder(args.output.resolve())
     frames_folder = output / "frames"
     print(f"This run's frames, contact sheet and logs: {output}")
@@ -456,6 +458,8 @@ def keep_logs(folder: Path, output: Path, count: int) -> None:
 
 def run_pack(args: argparse.Namespace) -> int:
     """``brenda pack``: the preflight report, then the archive (unless a dry run)."""
+    if not args.blend.exists():
+        raise UsageError(f"{args.blend} not found.")
     report = packing.inspect(args.blend, root=args.project_root)
     for line in report.lines():
         print(line)

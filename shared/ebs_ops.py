@@ -17,7 +17,7 @@ from typing import Any
 from .aws import ec2, iam
 from .aws.session import cloud_errors
 from .config import Config
-from .errors import BrendaError, ConfigError
+from .errors import BrendaError, ConfigError, UsageError
 from .fleet import ec2_client, security_group_id
 
 HELPER_ROLE_TAG = ec2.ROLE_TAG
@@ -115,11 +115,11 @@ def plan_helper(
     if not image:
         raise ConfigError("No image for the helper: give -a AMI or set AMI_ID.")
     if size < 1:
-        raise ConfigError(f"The volume size (-s) must be 1 GB or more, not {size}.")
+        raise UsageError(f"The volume size (-s) must be 1 GB or more, not {size}.")
     if existing and not snapshot:
-        raise ConfigError("existing needs the snapshot to copy: -S snap-ID or -S NAME.")
+        raise UsageError("existing needs the snapshot to copy: -S snap-ID or -S NAME.")
     if not existing and snapshot:
-        raise ConfigError("-S applies to existing only; new makes an empty volume.")
+        raise UsageError("-S applies to existing only; new makes an empty volume.")
     return HelperPlan(
         farm=str(config.text("FARM")),
         image=image,

@@ -24,6 +24,11 @@ class CloudError(BrendaError):
     """An AWS call failed (credentials, network, permissions, missing resources)."""
 
 
+class UsageError(BrendaError):
+    """The command line is wrong: an option's value is malformed, out of range, clashes with
+    another, or names a file that is not there. Nothing was done; the exit status is 2."""
+
+
 class StoreError(BrendaError):
     """The output store could not be written or read (a full or missing disk, a network share).
 

@@ -22,7 +22,7 @@ from typing import Any
 from .aws import ec2, iam
 from .aws.session import cloud_errors, make_client, make_session, region_for
 from .config import Config
-from .errors import BrendaError, ConfigError
+from .errors import BrendaError, ConfigError, UsageError
 from .http import http_session
 from .urls import EbsUrl, S3Url, SqsUrl
 
@@ -161,7 +161,7 @@ def plan_launch(
     placement: str | None,
 ) -> LaunchPlan:
     if count < 1:
-        raise ConfigError(f"The number of nodes (-N) must be 1 or more, not {count}.")
+        raise UsageError(f"The number of nodes (-N) must be 1 or more, not {count}.")
     image = image or config.text("AMI_ID")
     if not image or image == "*":
         raise ConfigError(
@@ -172,11 +172,11 @@ def plan_launch(
         try:
             bid = float(price)
         except ValueError:
-            raise ConfigError(f"Price -p {price} is not a number of US$ per hour.") from None
+            raise UsageError(f"Price -p {price} is not a number of US$ per hour.") from None
         if not bid > 0:
-            raise ConfigError(f"Price -p {price} must be above 0.")
+            raise UsageError(f"Price -p {price} must be above 0.")
     if persistent and not spot:
-        raise ConfigError("-P (persistent) applies to spot nodes only.")
+        raise UsageError("-P (persistent) applies to spot nodes only.")
     farm = str(config.text("FARM"))
     return LaunchPlan(
         farm=farm,

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import NoReturn
 
 from .. import __version__
-from ..errors import BrendaError
+from ..errors import BrendaError, UsageError
 from ..progress import Progress
 
 EXIT_ERROR = 1
@@ -75,12 +75,26 @@ def run_command(prog: str, main: Callable[[Sequence[str]], int], argv: Sequence[
     configure_logging(prog, verbose=False)
     try:
         return main(argv)
+    except UsageError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except BrendaError as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+@contextmanager
+def usage_errors() -> Iterator[None]:
+    """Errors raised while reading the command line's values are usage errors (exit status 2)."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except BrendaError as error:
+        raise UsageError(str(error)) from error
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from .. import ebs_ops
 from ..config import load_config
-from ..errors import BrendaError
+from ..errors import UsageError
 from .common import (
     ArgumentParser,
     add_common_options,
@@ -74,7 +74,7 @@ def run(argv: Sequence[str]) -> int:
     config = load_config(args.config)
     if args.command == "snapshot":
         if not args.name:
-            raise BrendaError("snapshot needs a name: brenda-ebs -N NAME snapshot.")
+            raise UsageError("snapshot needs a name: brenda-ebs -N NAME snapshot.")
         if args.dry_run:
             print(f"Dry run: would snapshot the helper volume as '{args.name}'.")
             return 0

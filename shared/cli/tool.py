@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .. import fleet
 from ..config import Config, load_config
-from ..errors import BrendaError
+from ..errors import BrendaError, UsageError
 from ..tool import (
     REMOTE_COUNTS,
     REMOTE_STATE,
@@ -127,9 +127,17 @@ def remote(template: str, config: Config) -> str:
     )
 
 
+def check_arguments(command: str, arguments: list[str]) -> None:
+    """The command's own arguments, checked before anything is looked up."""
+    if command == "prune" and (len(arguments) != 1 or not arguments[0].isdigit()):
+        raise UsageError("prune needs the number of nodes to keep, like: brenda-tool prune 10.")
+    if command == "ssh" and not arguments:
+        raise UsageError("ssh needs a command to run, like: brenda-tool ssh uptime.")
+    if command == "rsync" and not arguments:
+        raise UsageError("rsync needs arguments, like: brenda-tool rsync -a HOST:log logs/.")
+
+
 def cmd_prune(args: argparse.Namespace, config: Config, fanout: Fanout, hosts: list[Host]) -> int:
-    if len(args.arguments) != 1 or not args.arguments[0].isdigit():
-        raise BrendaError("prune needs the number of nodes to keep, like: brenda-tool prune 10.")
     results = fanout.each(hosts, lambda host: fanout.ssh(host, remote(REMOTE_STATE, config)))
     answers = {result.host: result.output if result.error is None else "" for result in results}
     ranking, shutdown = prune_choice(answers, int(args.arguments[0]))
@@ -184,6 +192,7 @@ def run(argv: Sequence[str]) -> int:
     configure_logging(PROG, verbose=args.verbose)
     config = load_config(args.config)
     command = ABBREVIATIONS.get(args.command, args.command)
+    check_arguments(command, args.arguments)
     hosts = select_hosts(args, config)
     if command == "instances":
         now = datetime.now(UTC)
@@ -198,13 +207,9 @@ def run(argv: Sequence[str]) -> int:
     user = args.user or str(config.text("AWS_USER"))
     fanout = Fanout(config, user, config.integer("TOOL_THREADS"))
     if command == "ssh":
-        if not args.arguments:
-            raise BrendaError("ssh needs a command to run, like: brenda-tool ssh uptime.")
         line = " ".join(args.arguments)
         return report(fanout.each(hosts, lambda host: fanout.ssh(host, line)))
     if command == "rsync":
-        if not args.arguments:
-            raise BrendaError("rsync needs arguments, like: brenda-tool rsync -a HOST:log logs/.")
         return report(fanout.each(hosts, lambda host: fanout.rsync(host, args.arguments)))
     if command == "prune":
         return cmd_prune(args, config, fanout, hosts)

@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 
 from .. import work
 from ..config import Config, load_config
-from ..errors import BrendaError, TaskError
+from ..errors import TaskError, UsageError
 from ..tasks import (
     IMAGE_FORMATS,
     FrameRange,
@@ -26,7 +26,14 @@ from ..tasks import (
     tile_grid,
 )
 from ..urls import SqsUrl
-from .common import ArgumentParser, add_common_options, configure_logging, progress_bar, run_command
+from .common import (
+    ArgumentParser,
+    add_common_options,
+    configure_logging,
+    progress_bar,
+    run_command,
+    usage_errors,
+)
 
 PROG = "brenda-work"
 COMMANDS = ("push", "status", "reset")
@@ -194,13 +201,14 @@ def make_tasks(args: argparse.Namespace) -> Collection[Task]:
 
 def check_command_options(args: argparse.Namespace) -> None:
     if args.hard and args.command != "reset":
-        raise BrendaError("-H/--hard applies only to reset.")
+        raise UsageError("-H/--hard applies only to reset.")
     if args.dry_run and args.command != "push":
-        raise BrendaError("-d/--dry-run applies only to push.")
+        raise UsageError("-d/--dry-run applies only to push.")
 
 
 def cmd_push(args: argparse.Namespace, config: Config) -> int:
-    tasks = make_tasks(args)
+    with usage_errors():
+        tasks = make_tasks(args)
     if args.dry_run:
         for task in tasks:
             encode_task(task)

@@ -173,7 +173,7 @@ def test_prune_ranks_nodes_over_ssh(
 
 def test_prune_needs_a_count(tool_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "-H", str(tool_env), "prune")
-    assert code == 1
+    assert code == 2
     assert (
         err == "brenda-tool: prune needs the number of nodes to keep, like: brenda-tool prune 10.\n"
     )

@@ -268,7 +268,7 @@ def test_bad_input_is_one_line_and_pushes_nothing(
     message: str,
 ) -> None:
     code, out, err = run(capsys, *[arg.replace("{template}", template) for arg in argv])
-    assert code == 1
+    assert code == 2
     assert out == ""
     assert err.startswith("brenda-work: ") and err.count("\n") == 1
     assert message in err
@@ -353,7 +353,8 @@ def brenda_work(*argv: str, env: dict[str, str] | None = None) -> subprocess.Com
         (["--bogus", "push"], 2, "stderr", "unrecognized arguments: --bogus"),
         (["-h"], 0, "stdout", "brenda-work -T frame -e 240 push"),
         (["push", "--help"], 0, "stdout", "usage: brenda-work"),
-        (["-e", "5", "push"], 1, "stderr", "The task template is missing"),
+        (["-e", "5", "push"], 2, "stderr", "The task template is missing"),
+        (["status"], 1, "stderr", "WORK_QUEUE is not set"),
         (["--version"], 0, "stdout", "brenda-work 0.1.0"),
     ],
     ids=[
@@ -362,6 +363,7 @@ def brenda_work(*argv: str, env: dict[str, str] | None = None) -> subprocess.Com
         "unknown option",
         "-h",
         "push --help",
+        "usage error",
         "error",
         "version",
     ],

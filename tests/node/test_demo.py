@@ -57,7 +57,7 @@ def test_demo_renders_tiled_frames_and_a_contact_sheet(
 def test_bad_demo_input_is_one_line(
     capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    assert main(["demo", *argv]) == 1
+    assert main(["demo", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("brenda: ") and message in err and err.count("\n") == 1
 
@@ -67,13 +67,13 @@ def test_a_missing_or_broken_blend_is_one_line_before_anything_starts(
 ) -> None:
     missing = tmp_path / "none.blend"
     output = tmp_path / "out"
-    assert main(["demo", "--blend", str(missing), "--output", str(output)]) == 1
+    assert main(["demo", "--blend", str(missing), "--output", str(output)]) == 2
     out, err = capsys.readouterr()
     assert (out, err) == ("", f"brenda: --blend {missing} not found.\n")
     broken = tmp_path / "broken.blend"
     broken.write_text("not a blend file")
     started = time.monotonic()
-    assert main(["demo", "--blend", str(broken), "--output", str(output)]) == 1
+    assert main(["demo", "--blend", str(broken), "--output", str(output)]) == 2
     out, err = capsys.readouterr()
     assert out == "" and time.monotonic() - started < 5
     assert err == (
