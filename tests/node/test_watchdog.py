@@ -112,7 +112,7 @@ def test_a_task_timeout_travels_in_the_task_and_bad_ones_are_refused(
 ) -> None:
     task = render_task(timeout=90)
     assert decode_task(encode_task(task)) == task
-    assert brenda_work(["push", "--render", "--timeout", "0", "-e", "1", "-d"]) == 1
+    assert brenda_work(["push", "--render", "--timeout", "0", "-e", "1", "-d"]) == 2
     assert capsys.readouterr().err == (
         "brenda-work: Task timeout 0 s must be between 1 s and 604800 s.\n"
     )
