@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The bench scripts run to the end on a small load (they print figures; tests check they work)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parents[1] / "bench"
+
+
+def test_the_push_bench_runs_several_rounds_without_purging_a_queue() -> None:
+    # Three rounds per client: moto allows one purge a minute, which stopped the second round.
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "push.py"), "--tasks", "60", "--round", "20", "--rtt-ms", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "PurgeQueueInProgress" not in result.stdout + result.stderr
+    assert result.stdout.count("speed-up") == 2
