@@ -96,6 +96,7 @@ def draw_project(layout: Any, job: Any, state: Any) -> None:
     column.prop(job, "render_anyway")
     column.prop(job, "allow_python")
     column.prop(job, "task_timeout")
+    column.prop(job, "single_colour")
     column.operator("brenda.check_project", icon="VIEWZOOM")
     if state.report:
         report = column.box()

@@ -62,6 +62,12 @@ class BRENDA_PG_job(bpy.types.PropertyGroup):
         description="Minutes a task may run before the node stops it as failed; 0: the farm's "
         "TASK_TIMEOUT (6 hours)",
     )
+    single_colour: bpy.props.BoolProperty(
+        name="Fail One-Colour Frames",
+        default=False,
+        description="A frame that is one colour all over (no camera, light or material) fails "
+        "its task instead of being stored",
+    )
     allow_python: bpy.props.BoolProperty(
         name="Allow Python",
         default=False,

@@ -58,4 +58,5 @@ def job_settings(context: bpy.types.Context) -> JobSettings:
         render_anyway=job.render_anyway,
         allow_python=job.allow_python,
         timeout=job.task_timeout * 60 or None,
+        single_colour=job.single_colour,
     )

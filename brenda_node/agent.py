@@ -45,6 +45,7 @@ from .lease import Lease
 from .project import fetch_project
 from .spot import watch_for_interruption
 from .tiles import assemble, complete_frames, parse_tile_name, tile_prefix
+from .validate import check_outputs
 
 log = logging.getLogger(__name__)
 blender_log = logging.getLogger("brenda_node.blender.output")
@@ -548,6 +549,12 @@ class Node:
             lease.give_back()
             raise disk_full_error(self.work) from error
         problem = result.failure() or _missing_frames(task, result)
+        if problem is None:
+            problem = check_outputs(
+                result.outputs,
+                size=result.size,
+                single_colour=isinstance(task, RenderTask) and task.settings.single_colour,
+            )
         if problem is not None and not result.stopped_by_node and out_of_space(self.work, result):
             full = disk_full_error(self.work)
             shutil.rmtree(outdir, ignore_errors=True)

@@ -34,7 +34,7 @@ from shared.errors import BrendaError
 from shared.tasks import RenderTask, ScriptTask, Task
 
 from . import render_script
-from .render_script import OUTPUT_MARK
+from .render_script import OUTPUT_MARK, SIZE_MARK
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,8 @@ class RunResult:
     render_anyway: bool = False
     python_drivers: list[str] = field(default_factory=list)
     """Driver expressions Blender did not run because the file's Python was not allowed."""
+    size: tuple[int, int] | None = None
+    """The size every frame of a structured task must have."""
     watchdog: str | None = None
     """Why the node's watchdog stopped the task (too long, silent, hung at exit), if it did."""
     hung_at_exit: bool = False
@@ -225,6 +227,8 @@ class OutputReader:
     last_error: str | None = None
     missing: list[str] = field(default_factory=list)
     python_drivers: list[str] = field(default_factory=list)
+    size: tuple[int, int] | None = None
+    """The image size the render script said the frames have."""
     last_seen: float = 0.0
     """When the last line arrived (monotonic seconds)."""
     _driver_blocked: bool = False
@@ -237,6 +241,10 @@ class OutputReader:
             self.last_error = text
         if line.output is not None:
             self.reported.append(line.output)
+        if text.startswith(SIZE_MARK):
+            width, _, height = text.removeprefix(SIZE_MARK).partition(" ")
+            if width.isdigit() and height.isdigit():
+                self.size = (int(width), int(height))
         if line.missing is not None:
             self.missing.append(line.missing)
         self._driver_blocked = self._driver_blocked or line.driver_blocked
@@ -338,6 +346,7 @@ class TaskRunner:
             missing=output.missing,
             render_anyway=isinstance(task, RenderTask) and task.settings.render_anyway,
             python_drivers=output.python_drivers,
+            size=output.size,
             watchdog=watch.reason,
             hung_at_exit=watch.hung_at_exit,
         )

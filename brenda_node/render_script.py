@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from typing import Any
 
 OUTPUT_MARK = "BRENDA-OUTPUT: "
+SIZE_MARK = "BRENDA-SIZE: "
 MISSING_SHOWN = 5
 _TRAILING_NUMBER = re.compile(r"(\d+)(?=\.[^./]*$|$)")
 
@@ -253,6 +254,9 @@ def main() -> None:
     if not settings.get("render_anyway", False):
         refuse_missing(missing_files(bpy, range(start, end + 1, step)))
     scene.frame_start, scene.frame_end, scene.frame_step = start, end, step
+    percent = render.resolution_percentage
+    width, height = render.resolution_x * percent // 100, render.resolution_y * percent // 100
+    print(f"{SIZE_MARK}{width} {height}", flush=True)
     bpy.ops.render.render(animation=True, scene=scene.name)
     for frame in range(start, end + 1, step):
         path = render.frame_path(frame=frame)

@@ -78,6 +78,8 @@ class JobSettings:
     """Let the .blend run its own Python on the nodes."""
     timeout: int | None = None
     """Seconds a task may run; None: the nodes' TASK_TIMEOUT."""
+    single_colour: bool = False
+    """Fail frames that are one colour all over."""
 
     @property
     def job_name(self) -> str:
@@ -102,6 +104,7 @@ class JobSettings:
             render_anyway=self.render_anyway,
             allow_python=self.allow_python,
             timeout=self.timeout,
+            single_colour=self.single_colour,
         )
         tasks: list[Task] = list(render_tasks(settings, chunks, tiles))
         return shuffled(tasks) if self.randomize else tasks

@@ -224,6 +224,8 @@ class RenderSettings:
     """Let the .blend run its own Python (drivers, registered scripts); off by default."""
     timeout: int | None = None
     """Seconds a task may run before the node stops it; None: the node's TASK_TIMEOUT."""
+    single_colour: bool = False
+    """Fail frames that are one colour all over (a missing camera, light or material)."""
 
     def __post_init__(self) -> None:
         validate_render_settings(self)
@@ -448,6 +450,8 @@ def encode_task(task: Task) -> str:
             document["allow_python"] = True
         if task.settings.timeout is not None:
             document["timeout"] = task.settings.timeout
+        if task.settings.single_colour:
+            document["single_colour"] = True
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     size = len(body.encode())
     if size > MAX_MESSAGE_BYTES:
@@ -499,6 +503,7 @@ def decode_task(body: str) -> Task:
                 render_anyway=document.get("render_anyway", False) is True,
                 allow_python=document.get("allow_python", False) is True,
                 timeout=_timeout(document.get("timeout")),
+                single_colour=document.get("single_colour", False) is True,
             )
             return RenderTask(chunk, tile, settings)
         raise TaskError(f"The task is of unknown kind '{kind}'.")

@@ -148,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="--render: seconds a task may run before the node stops it (default: TASK_TIMEOUT)",
     )
     kind.add_argument(
+        "--single-colour",
+        action="store_true",
+        help="--render: fail frames that are one colour all over (a missing camera or light)",
+    )
+    kind.add_argument(
         "--allow-python",
         action="store_true",
         help="--render: let the .blend run its own Python (drivers, scripts); default: off, and a "
@@ -189,6 +194,7 @@ def make_tasks(args: argparse.Namespace) -> Collection[Task]:
             render_anyway=args.render_anyway,
             allow_python=args.allow_python,
             timeout=args.timeout,
+            single_colour=args.single_colour,
         )
         tasks = render_tasks(settings, chunks, tiles)
     else:

@@ -84,15 +84,15 @@ def test_a_malformed_message_is_a_recorded_failure_not_a_crash(
 def test_an_output_name_the_store_cannot_hold_is_skipped_and_the_good_frames_count(
     farm: Farm,
 ) -> None:
-    script = 'echo good > "$OUTDIR/frame_$START.png"\necho odd > "$OUTDIR/odd\\\\name.png"\n'
+    script = 'echo good > "$OUTDIR/frame_$START.txt"\necho odd > "$OUTDIR/odd\\\\name.txt"\n'
     farm.push(script_tasks(script, range(1, 2)))
     node = farm.start_node("a")
     assert node.wait(timeout=60) == 0, farm.console("a")
     output = Path(farm.settings["RENDER_OUTPUT"].removeprefix("file://"))
-    assert sorted(path.name for path in output.iterdir()) == ["frame_1.png"]
+    assert sorted(path.name for path in output.iterdir()) == ["frame_1.txt"]
     counts = farm.counts()
     assert (counts.pending, counts.in_flight, counts.dead) == (0, 0, 0)
-    assert "'odd\\name.png' is not a file name inside the render output. Not stored" in (
+    assert "'odd\\name.txt' is not a file name inside the render output. Not stored" in (
         farm.console("a")
     )
 
