@@ -13,6 +13,7 @@ or held by another node, since a task held by a node that dies comes back when i
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -25,7 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,15 +35,16 @@ from shared.aws.session import cloud_errors, make_client
 from shared.aws.sqs import Message, WorkQueue
 from shared.config import Config
 from shared.errors import BrendaError, Cancelled, CloudError, StoreError, TaskError
+from shared.jobs import Job, JobRegistry, serving_order
 from shared.progress import Progress
-from shared.store import OutputStore, check_name, failure_name, open_store
+from shared.store import OutputStore, check_name, failure_name, open_store, open_store_at
 from shared.tasks import RenderTask, Task, decode_task, title
-from shared.urls import SqsUrl
+from shared.urls import SqsUrl, parse_url
 
 from .blender import BlenderLine, RunResult, TaskRunner, blender_command, write_launcher
 from .ebs import EbsVolumes, LinuxBlockDevices, mount_additional
 from .lease import Lease
-from .project import fetch_project
+from .project import fetch_project, fetch_url
 from .spot import watch_for_interruption
 from .tiles import assemble, complete_frames, parse_tile_name, tile_prefix
 from .validate import check_outputs
@@ -51,6 +53,9 @@ log = logging.getLogger(__name__)
 blender_log = logging.getLogger("brenda_node.blender.output")
 
 DONE_MODES = ("exit", "shutdown", "poll")
+JOB_REFRESH_SECONDS = 15.0
+"""How often a node reads the farm's job records again (one LIST, and GETs of changed ones)."""
+JOB_PROJECTS_KEPT = 3
 STATUS_INTERVAL = 0.5
 POLL_UPLOAD_SECONDS = 0.05
 LOW_DISK_BYTES = 1 << 20
@@ -177,6 +182,8 @@ class StoredTask:
     outdir: Path
     outputs: list[Path]
     render_seconds: float
+    store: OutputStore
+    notes: FailureNotes
     failure: str | None = None
     """Why the task failed although it saved these outputs (the watchdog stopped it)."""
     progress: Progress = field(default_factory=Progress)
@@ -226,15 +233,7 @@ class Uploader:
     stays renewed, and the upload is retried with backoff until it succeeds or the node stops.
     """
 
-    def __init__(
-        self,
-        store: OutputStore,
-        notes: FailureNotes,
-        state: NodeState,
-        backoff: Callable[[], Backoff],
-    ) -> None:
-        self.store = store
-        self.notes = notes
+    def __init__(self, state: NodeState, backoff: Callable[[], Backoff]) -> None:
         self.state = state
         self.backoff = backoff
         self._thread: threading.Thread | None = None
@@ -293,15 +292,15 @@ class Uploader:
             log.warning("upload of %s stopped; the task goes back to the queue", task.what)
             task.lease.give_back()
         except BrendaError as error:
-            self.notes.record(task.lease, f"Storing {task.what} failed: {error}")
+            task.notes.record(task.lease, f"Storing {task.what} failed: {error}")
         else:
             if task.failure is not None:
-                self.notes.record(task.lease, task.failure)
+                task.notes.record(task.lease, task.failure)
                 return
             task.lease.complete(backoff)
             self.state.task_stored(task.render_seconds)
             log.info("task %s done", task.what)
-            self.notes.flush()
+            task.notes.flush()
         finally:
             shutil.rmtree(task.outdir, ignore_errors=True)
 
@@ -317,17 +316,17 @@ class Uploader:
                 log.warning("%s Not stored; the task's other outputs are.", error)
                 continue
             task.progress.check()
-            self.store.put(path, name, task.progress)
-            log.info("stored %s in %s", name, self.store)
+            task.store.put(path, name, task.progress)
+            log.info("stored %s in %s", name, task.store)
             stored.add(name)
-        self._assemble_tiles(sorted(stored), task.progress)
+        self._assemble_tiles(task.store, sorted(stored), task.progress)
 
-    def _assemble_tiles(self, names: list[str], progress: Progress) -> None:
+    def _assemble_tiles(self, store: OutputStore, names: list[str], progress: Progress) -> None:
         for name in names:
             tile = parse_tile_name(name)
             if tile is None:
                 continue
-            complete = complete_frames(self.store.names(tile_prefix(tile)))
+            complete = complete_frames(store.names(tile_prefix(tile)))
             tiles = complete.get(tile.frame_name)
             if tiles is None:
                 continue
@@ -336,11 +335,11 @@ class Uploader:
                 local = []
                 for index, part in enumerate(tiles):
                     path = Path(scratch) / f"{index}{Path(part.name).suffix}"
-                    self.store.get(part.name, path)
+                    store.get(part.name, path)
                     local.append((part, path))
                 frame = Path(scratch) / ("frame" + Path(tile.frame_name).suffix)
                 assemble(local, frame)
-                self.store.put(frame, tile.frame_name)
+                store.put(frame, tile.frame_name)
             log.info("assembled %s from %d tiles", tile.frame_name, len(tiles))
 
 
@@ -405,6 +404,16 @@ def open_work_queue(config: Config) -> WorkQueue:
     return queue
 
 
+@dataclass
+class Serving:
+    """What a task is rendered with: its project's runner, its job's store and failure notes."""
+
+    runner: TaskRunner
+    store: OutputStore
+    notes: FailureNotes
+    job: Job | None = None
+
+
 class Node:
     def __init__(self, config: Config, work: Path, stopper: Stopper) -> None:
         self.config = config
@@ -412,11 +421,18 @@ class Node:
         self.stopper = stopper
         self.state = NodeState(work)
         self.name = node_name()
+        self.uploader = Uploader(self.state, lambda: Backoff(config, stopper.event))
 
     def run(self, *, dry_run: bool = False) -> str:
-        """Work until the queue is done or the node is stopped; returns why it ended."""
+        """Work until the queue is done or the node is stopped; returns why it ended.
+
+        With ``WORK_QUEUE`` set the node serves that queue and ``BLENDER_PROJECT``; without it,
+        every job of its farm (``FARM_OUTPUTS``).
+        """
         config = self.config
         self.state.begin(config.done_mode())
+        if config.get("WORK_QUEUE") is None:
+            return "dry run: jobs are fetched as they come" if dry_run else self._serve_jobs()
         self.state.show(state="fetching project")
         volumes = EbsVolumes(config, LinuxBlockDevices())
         try:
@@ -425,25 +441,28 @@ class Node:
             log.info("project folder: %s", project)
             if dry_run:
                 return "dry run: the project is ready"
-            return self._work(project)
+            store = open_store(config, concurrency=config.integer("CURL_MAX_THREADS"))
+            serving = Serving(
+                self._runner(project), store, FailureNotes(store, self.state, self.name)
+            )
+            return self._serve(lambda: self._loop(open_work_queue(config), serving), [serving])
         finally:
             volumes.release()
 
-    def _work(self, project: Path) -> str:
+    def _runner(self, project: Path) -> TaskRunner:
         config = self.config
         launcher_folder = self.work / "bin"
         write_launcher(launcher_folder, blender_command(config.text("BLENDER")))
-        runner = TaskRunner(
+        return TaskRunner(
             project,
             launcher_folder,
             self.work / "tmp",
             timeout=config.integer("TASK_TIMEOUT"),
             silence=config.integer("TASK_SILENCE"),
         )
-        queue = open_work_queue(config)
-        store = open_store(config, concurrency=config.integer("CURL_MAX_THREADS"))
-        notes = FailureNotes(store, self.state, self.name)
-        uploader = Uploader(store, notes, self.state, lambda: Backoff(config, self.stopper.event))
+
+    def _serve(self, loop: Callable[[], str], servings: list[Serving]) -> str:
+        config = self.config
         if config.flag("RUNNING_ON_EC2"):
             watch_for_interruption(
                 str(config.text("METADATA_URL")),
@@ -452,34 +471,29 @@ class Node:
                 self.stopper.stop,
             )
         try:
-            return self._loop(queue, runner, uploader, notes)
+            return loop()
         finally:
             if self.stopper.stopped:
-                uploader.cancel()
+                self.uploader.cancel()
             else:
-                uploader.wait()
-            notes.flush()
+                self.uploader.wait()
+            for serving in servings:
+                serving.notes.flush()
             self.state.show(state="stopped")
 
-    def _loop(
-        self,
-        queue: WorkQueue,
-        runner: TaskRunner,
-        uploader: Uploader,
-        notes: FailureNotes,
-    ) -> str:
+    def _loop(self, queue: WorkQueue, serving: Serving) -> str:
         config = self.config
         wait = config.integer("RECEIVE_WAIT")
         retries = Backoff(config, self.stopper.event)
         number = 0
         while not self.stopper.stopped:
             self.state.show(state="waiting for a task", task=None, frame=None, sample=None)
-            if not uploader.busy:
-                notes.flush()
+            if not self.uploader.busy:
+                serving.notes.flush()
             try:
                 with cloud_errors(f"taking a task from sqs://{queue.name}"):
                     message = queue.receive(wait_seconds=wait)
-                    idle = message is None and not uploader.busy and self._queue_done(queue)
+                    idle = message is None and not self.uploader.busy and _queue_done(queue)
             except CloudError as error:
                 retries.failed(error)
                 continue
@@ -493,38 +507,36 @@ class Node:
                 self.state.show(state="polling")
                 self.stopper.event.wait(config.integer("POLL_PAUSE"))
                 continue
-            lease = Lease(
-                queue,
-                message,
-                timeout=config.integer("VISIBILITY_TIMEOUT"),
-                period=config.integer("VISIBILITY_TIMEOUT_REASSERT"),
-            )
+            lease = self._lease(queue, message)
             if self.stopper.stopped:
                 lease.give_back()
                 break
             number += 1
-            self._render(lease, number, runner, uploader, notes.record)
+            self._render(lease, number, serving, self.stopper.event)
         return f"stopped: {self.stopper.reason}"
 
-    def _queue_done(self, queue: WorkQueue) -> bool:
-        counts = queue.counts()
-        return counts.pending + counts.in_flight + counts.delayed == 0
+    def _lease(self, queue: WorkQueue, message: Message) -> Lease:
+        return Lease(
+            queue,
+            message,
+            timeout=self.config.integer("VISIBILITY_TIMEOUT"),
+            period=self.config.integer("VISIBILITY_TIMEOUT_REASSERT"),
+        )
 
-    def _render(
-        self,
-        lease: Lease,
-        number: int,
-        runner: TaskRunner,
-        uploader: Uploader,
-        record_failure: Callable[[Lease, str], None],
-    ) -> None:
+    def _serve_jobs(self) -> str:
+        farm = FarmJobs(JobRegistry(self.config), self)
+        return self._serve(farm.loop, farm.servings)
+
+    def _render(self, lease: Lease, number: int, serving: Serving, stop: threading.Event) -> None:
+        """Render the leased task; ``stop`` (the node's, or its job's cancel) stops it at once."""
         message: Message = lease.message
+        record_failure = serving.notes.record
         try:
             task = decode_task(message.body)
         except TaskError as error:
             record_failure(lease, f"Message {message.message_id} is not a task: {error}")
             return
-        what = title(task)
+        what = title(task) if serving.job is None else f"{serving.job.id} {title(task)}"
         log.info("task %d: %s (try %d)", number, what, message.receive_count)
         self.state.show(state="rendering", task=what, frame=None, sample=None)
 
@@ -539,7 +551,7 @@ class Node:
 
         outdir = self.work / f"outdir{number}"
         try:
-            result = runner.run(task, outdir, stop=self.stopper.event, on_line=on_line)
+            result = serving.runner.run(task, outdir, stop=stop, on_line=on_line)
         except BrendaError as error:
             record_failure(lease, f"Task {what} could not start: {error}")
             return
@@ -570,15 +582,191 @@ class Node:
         else:
             log.info("task %s rendered in %.3f s", what, result.seconds)
             self.state.show(state="waiting for the previous upload")
-            if uploader.free(self.stopper.event):
+            if self.uploader.free(stop):
                 failure = f"Task {what} failed: {problem}" if problem else None
-                uploader.submit(
-                    StoredTask(lease, what, outdir, result.outputs, result.seconds, failure)
+                self.uploader.submit(
+                    StoredTask(
+                        lease,
+                        what,
+                        outdir,
+                        result.outputs,
+                        result.seconds,
+                        serving.store,
+                        serving.notes,
+                        failure,
+                    )
                 )
                 return
             log.warning("task %s rendered, but the node stops: it goes back to the queue", what)
             lease.give_back()
         shutil.rmtree(outdir, ignore_errors=True)
+
+
+def _queue_done(queue: WorkQueue) -> bool:
+    counts = queue.counts()
+    return counts.pending + counts.in_flight + counts.delayed == 0
+
+
+class FarmJobs:
+    """A node serving every job of its farm: the highest priority active job first, equal
+    priorities in turn, paused jobs skipped; each job's project fetched once (a few kept)."""
+
+    def __init__(self, registry: JobRegistry, node: Node) -> None:
+        self.registry = registry
+        self.node = node
+        self.config = node.config
+        self.servings: list[Serving] = []
+        self._by_job: dict[str, Serving] = {}
+        self._queues: dict[str, WorkQueue] = {}
+        self._jobs: list[Job] = []
+        self._read = -JOB_REFRESH_SECONDS
+        self._turn = 0
+
+    def jobs(self, *, fresh: bool = False) -> list[Job]:
+        """The farm's jobs, read again at most every JOB_REFRESH_SECONDS (one LIST)."""
+        now = time.monotonic()
+        if fresh or now - self._read >= JOB_REFRESH_SECONDS:
+            self._jobs = self.registry.jobs()
+            self._read = now
+        return self._jobs
+
+    def queue(self, job: Job) -> WorkQueue | None:
+        if job.id not in self._queues:
+            queue = self.registry.queue(job)
+            if queue is None:
+                return None
+            self._queues[job.id] = queue
+        return self._queues[job.id]
+
+    def serving(self, job: Job) -> Serving:
+        """The job's project (fetched once per version), runner, store and notes."""
+        known = self._by_job.get(job.id)
+        if known is not None:
+            return known
+        self.node.state.show(state="fetching project", task=job.id)
+        folder = self.node.work / "jobs" / job.id
+        folder.mkdir(parents=True, exist_ok=True)
+        url = parse_url(job.project, allowed=("s3", "file"))
+        project = fetch_url(url, self.config, folder)
+        store = open_store_at(self.config, job.output)
+        serving = Serving(
+            self.node._runner(project),
+            store,
+            FailureNotes(store, self.node.state, self.node.name),
+            job,
+        )
+        self._by_job[job.id] = serving
+        self.servings.append(serving)
+        self._evict(keep=job.id)
+        return serving
+
+    def _evict(self, keep: str) -> None:
+        """Keep the projects of the last JOB_PROJECTS_KEPT jobs on disk."""
+        while len(self.servings) > JOB_PROJECTS_KEPT:
+            oldest = next(
+                serving for serving in self.servings if serving.job and serving.job.id != keep
+            )
+            assert oldest.job is not None
+            self.servings.remove(oldest)
+            del self._by_job[oldest.job.id]
+            shutil.rmtree(self.node.work / "jobs" / oldest.job.id, ignore_errors=True)
+
+    def loop(self) -> str:
+        node, config = self.node, self.config
+        retries = Backoff(config, node.stopper.event)
+        number = 0
+        while not node.stopper.stopped:
+            node.state.show(state="waiting for a task", task=None, frame=None, sample=None)
+            try:
+                taken = self._take()
+                idle = taken is None and not node.uploader.busy and self._done()
+            except CloudError as error:
+                retries.failed(error)
+                continue
+            retries.succeeded()
+            if taken is None:
+                if not idle:
+                    node.stopper.event.wait(min(1.0, config.integer("POLL_PAUSE")))
+                    continue
+                mode = node.state.done_mode()
+                if mode != "poll":
+                    return mode
+                node.state.show(state="polling")
+                node.stopper.event.wait(config.integer("POLL_PAUSE"))
+                continue
+            job, queue, message = taken
+            lease = node._lease(queue, message)
+            if node.stopper.stopped:
+                lease.give_back()
+                break
+            number += 1
+            try:
+                serving = self.serving(job)
+            except BrendaError as error:
+                log.error("job %s: %s", job.id, error)
+                lease.give_back()
+                node.stopper.event.wait(config.integer("ERROR_PAUSE"))
+                continue
+            with self._cancel_watch(job) as stop:
+                node._render(lease, number, serving, stop)
+        return f"stopped: {node.stopper.reason}"
+
+    def _take(self) -> tuple[Job, WorkQueue, Message] | None:
+        """A task of the first job in serving order that has one."""
+        order = serving_order(self.jobs(), self._turn)
+        self._turn += 1
+        for job in order:
+            queue = self.queue(job)
+            if queue is None:
+                continue
+            with cloud_errors(f"taking a task of job {job.id}"):
+                message = queue.receive(wait_seconds=0)
+            if message is not None:
+                return job, queue, message
+        return None
+
+    def _done(self) -> bool:
+        """No job has a task left, waiting, running or paused."""
+        for job in self.jobs(fresh=True):
+            if job.state == "cancelled":
+                continue
+            queue = self.queue(job)
+            if queue is not None and not _queue_done(queue):
+                return False
+        return True
+
+    @contextlib.contextmanager
+    def _cancel_watch(self, job: Job) -> Iterator[threading.Event]:
+        """An event set when the node stops or the job is cancelled (its record is read again
+        every JOB_REFRESH_SECONDS while its task runs)."""
+        stop = threading.Event()
+        finished = threading.Event()
+
+        def watch() -> None:
+            checked = time.monotonic()
+            while not finished.wait(0.05):
+                if self.node.stopper.stopped:
+                    stop.set()
+                    return
+                if time.monotonic() - checked >= JOB_REFRESH_SECONDS:
+                    checked = time.monotonic()
+                    try:
+                        state = self.registry.job(job.id).state
+                    except BrendaError as error:
+                        log.warning("could not read job %s: %s", job.id, error)
+                        continue
+                    if state == "cancelled":
+                        log.warning("job %s was cancelled: its task stops", job.id)
+                        stop.set()
+                        return
+
+        watcher = threading.Thread(target=watch, name="brenda-job-watch", daemon=True)
+        watcher.start()
+        try:
+            yield stop
+        finally:
+            finished.set()
+            watcher.join()
 
 
 def _missing_frames(task: Task, result: RunResult) -> str | None:

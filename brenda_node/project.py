@@ -338,6 +338,11 @@ def fetch_project(config: Config, work: Path, volumes: EbsVolumes | None = None)
     url = config.get("BLENDER_PROJECT")
     if url is None:
         raise config.missing("BLENDER_PROJECT")
+    return fetch_url(url, config, work, volumes)
+
+
+def fetch_url(url: object, config: Config, work: Path, volumes: EbsVolumes | None = None) -> Path:
+    """The local folder of the project at ``url`` (kept in ``work``), fetched if needed."""
     if isinstance(url, FileUrl):
         return fetch_file(url, work)
     if isinstance(url, S3Url):

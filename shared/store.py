@@ -19,7 +19,7 @@ from .aws.session import cloud_errors, make_client
 from .config import Config
 from .errors import BrendaError, StoreError
 from .progress import Progress
-from .urls import FileUrl, S3Url
+from .urls import FileUrl, S3Url, parse_url
 
 RECORDS = ".brenda/"
 FAILURES = RECORDS + "failures/"
@@ -180,6 +180,17 @@ def open_store(config: Config, *, concurrency: int = 10) -> FolderStore | S3Stor
     with cloud_errors("connecting to S3"):
         client = make_client("s3", config, pool=max(10, concurrency))
     return S3Store(client, url, concurrency=concurrency)
+
+
+def open_store_at(config: Config, url: str, *, concurrency: int = 10) -> FolderStore | S3Store:
+    """The store at ``url`` (a job's output), with the configuration's connection settings."""
+    parsed = parse_url(url, allowed=("s3", "file"))
+    if isinstance(parsed, FileUrl):
+        return FolderStore(parsed.path)
+    assert isinstance(parsed, S3Url)
+    with cloud_errors("connecting to S3"):
+        client = make_client("s3", config, pool=max(10, concurrency))
+    return S3Store(client, parsed, concurrency=concurrency)
 
 
 def failure_name(message_id: str) -> str:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Collection, Sequence
 
-from .. import work
+from .. import jobs, work
 from ..config import Config, load_config
 from ..errors import TaskError, UsageError
 from ..tasks import (
@@ -25,7 +25,7 @@ from ..tasks import (
     shuffled,
     tile_grid,
 )
-from ..urls import SqsUrl
+from ..urls import SqsUrl, parse_url
 from .common import (
     ArgumentParser,
     add_common_options,
@@ -36,15 +36,22 @@ from .common import (
 )
 
 PROG = "brenda-work"
-COMMANDS = ("push", "status", "reset")
+COMMANDS = ("push", "status", "reset", "submit", "jobs", "pause", "resume", "cancel", "priority")
+JOB_COMMANDS = ("pause", "resume", "cancel", "priority")
 
 DESCRIPTION = """\
-Manage Brenda's work queue (WORK_QUEUE=sqs://NAME in the configuration).
+Manage Brenda's work queue (WORK_QUEUE=sqs://NAME in the configuration) and the farm's jobs.
 
 commands:
-  push    make one task per frame chunk (and tile) and send them to the queue
-  status  show tasks pending, in flight on nodes, and dead-lettered after failing
-  reset   empty the queue and its dead-letter queue (-H: delete them)
+  push      make one task per frame chunk (and tile) and send them to the queue
+  status    show tasks pending, in flight on nodes, and dead-lettered after failing
+  reset     empty the queue and its dead-letter queue (-H: delete them)
+  submit    a job: a packed project's frames in a queue of their own, served by every node of
+            the farm (FARM_OUTPUTS=s3://BUCKET/PREFIX; frames go to PREFIX/<job>/)
+  jobs      the farm's jobs: state, priority, frames stored, tasks waiting and running
+  pause JOB, resume JOB, cancel JOB, priority JOB N
+            stop giving a job's tasks out, again give them out, delete its tasks (its nodes
+            stop its running ones within a minute), change its priority (higher goes first)
 """
 
 EPILOG = """\
@@ -60,6 +67,10 @@ examples:
                                             structured tasks, rendered without a shell
   brenda-work status
   brenda-work -H reset
+  brenda-work --project s3://studio/projects/shot1.tar.gz --blend shots/shot1.blend -e 240 \\
+      --priority 5 submit
+  brenda-work jobs
+  brenda-work pause shot1-20261125-203600-1a2b
 
 templates: -T takes a file, or a built-in template: frame, subframe.
 """
@@ -72,8 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=COMMANDS, metavar="push|status|reset")
+    parser.add_argument("command", choices=COMMANDS, metavar="COMMAND")
+    parser.add_argument(
+        "target", nargs="*", metavar="JOB [N]", help="pause, resume, cancel, priority: the job"
+    )
     add_common_options(parser)
+    jobs = parser.add_argument_group("jobs")
+    jobs.add_argument(
+        "--project",
+        metavar="URL",
+        help="submit: the packed project, s3:// or file:// (default: BLENDER_PROJECT)",
+    )
+    jobs.add_argument(
+        "--priority",
+        type=int,
+        default=0,
+        metavar="N",
+        help="submit: the job's priority; higher goes first (default 0)",
+    )
     parser.add_argument(
         "-d",
         "--dry-run",
@@ -187,16 +214,7 @@ def make_tasks(args: argparse.Namespace) -> Collection[Task]:
     tiles = tile_grid(args.subdiv_x, args.subdiv_y)
     tasks: Collection[Task]
     if args.render:
-        settings = RenderSettings(
-            file_format=args.format,
-            scene=args.scene,
-            blend=args.blend,
-            render_anyway=args.render_anyway,
-            allow_python=args.allow_python,
-            timeout=args.timeout,
-            single_colour=args.single_colour,
-        )
-        tasks = render_tasks(settings, chunks, tiles)
+        tasks = render_tasks(render_settings(args), chunks, tiles)
     else:
         template, origin = load_template(args.task_script)
         tasks = script_tasks(template, chunks, tiles, origin=origin)
@@ -205,11 +223,25 @@ def make_tasks(args: argparse.Namespace) -> Collection[Task]:
     return tasks
 
 
+def render_settings(args: argparse.Namespace) -> RenderSettings:
+    return RenderSettings(
+        file_format=args.format,
+        scene=args.scene,
+        blend=args.blend,
+        render_anyway=args.render_anyway,
+        allow_python=args.allow_python,
+        timeout=args.timeout,
+        single_colour=args.single_colour,
+    )
+
+
 def check_command_options(args: argparse.Namespace) -> None:
     if args.hard and args.command != "reset":
         raise UsageError("-H/--hard applies only to reset.")
-    if args.dry_run and args.command != "push":
-        raise UsageError("-d/--dry-run applies only to push.")
+    if args.dry_run and args.command not in ("push", "submit"):
+        raise UsageError("-d/--dry-run applies only to push and submit.")
+    if args.target and args.command not in JOB_COMMANDS:
+        raise UsageError(f"{args.command} takes no arguments ({' '.join(args.target)}).")
 
 
 def cmd_push(args: argparse.Namespace, config: Config) -> int:
@@ -263,11 +295,110 @@ def cmd_reset(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace, config: Config) -> int:
+    with usage_errors():
+        if args.task_script is not None:
+            raise UsageError("submit makes structured render tasks; -T templates go with push.")
+        project = args.project or (
+            str(config.get("BLENDER_PROJECT")) if config.get("BLENDER_PROJECT") else None
+        )
+        if project is None:
+            raise UsageError("submit needs the packed project: --project URL or BLENDER_PROJECT.")
+        parse_url(project, allowed=("s3", "file"))
+        args.render = True
+        frames = args.frames or f"{args.start or 1}-{_end(args)}:{args.step or 1}"
+        job = jobs.make_job(
+            config,
+            project=project,
+            frames=frames,
+            settings=render_settings(args),
+            chunk=args.task_size,
+            tiles=(args.subdiv_x, args.subdiv_y),
+            priority=args.priority,
+        )
+        tasks = job.render_tasks()
+    if args.dry_run:
+        print(job.to_json())
+        print(f"Dry run: job {job.id} would get {len(tasks)} tasks; nothing was sent.")
+        return 0
+    with progress_bar() as progress:
+        made = jobs.JobRegistry(config).submit(job, progress)
+    print(f"Submitted job {made.id}: {made.tasks} tasks, priority {made.priority}.")
+    print(f"Its frames go to {made.output}")
+    return 0
+
+
+def _end(args: argparse.Namespace) -> int:
+    if args.end is None:
+        raise TaskError("The last frame is missing: give -e N (or a frame list with --frames).")
+    return int(args.end)
+
+
+def cmd_jobs(config: Config) -> int:
+    registry = jobs.JobRegistry(config)
+    listed = registry.jobs()
+    if not listed:
+        print(f"Farm {registry.farm} has no jobs: submit one with 'brenda-work submit'.")
+        return 0
+    rows = [("job", "state", "priority", "frames stored", "waiting", "running", "failed")]
+    for job in listed:
+        counts = registry.counts(job) if job.state != "cancelled" else None
+        frames = len({frame for item in parse_frame_list(job.frames) for frame in item.frames()})
+        rows.append(
+            (
+                job.id,
+                job.state,
+                str(job.priority),
+                f"{registry.stored_frames(job)}/{frames}",
+                str(counts.pending) if counts else "-",
+                str(counts.in_flight) if counts else "-",
+                str(counts.dead) if counts and counts.dead is not None else "-",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def cmd_job(args: argparse.Namespace, config: Config) -> int:
+    with usage_errors():
+        wanted = 2 if args.command == "priority" else 1
+        if len(args.target) != wanted:
+            shape = "JOB N" if args.command == "priority" else "JOB"
+            raise UsageError(
+                f"{args.command} needs {shape}, like: brenda-work {args.command} "
+                f"{shape.replace('JOB', 'shot1-20261125-203600-1a2b')}."
+            )
+        if args.command == "priority" and not args.target[1].lstrip("-").isdigit():
+            raise UsageError(f"The priority must be a whole number, not '{args.target[1]}'.")
+    registry = jobs.JobRegistry(config)
+    job_id = args.target[0]
+    if args.command == "pause":
+        job = registry.set_state(job_id, "paused")
+    elif args.command == "resume":
+        job = registry.set_state(job_id, "active")
+    elif args.command == "cancel":
+        job = registry.cancel(job_id)
+    else:
+        job = registry.set_priority(job_id, int(args.target[1]))
+    print(f"Job {job.id}: {job.state}, priority {job.priority}.")
+    return 0
+
+
 def run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(PROG, verbose=args.verbose)
     check_command_options(args)
     config = load_config(args.config)
+    if args.command == "submit":
+        return cmd_submit(args, config)
+    if args.command == "jobs":
+        return cmd_jobs(config)
+    if args.command in JOB_COMMANDS:
+        return cmd_job(args, config)
     if args.command == "push":
         return cmd_push(args, config)
     if args.command == "status":

@@ -1,0 +1,283 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Jobs: several .blend files rendering on one farm at once, with no server of Brenda's own.
+
+No bpy module use. The registry lives on AWS itself:
+
+- Each job's tasks wait in an SQS queue of their own, ``<farm>-job-<id>``, with its dead-letter
+  queue ``<farm>-job-<id>-dead``. SQS has no priorities inside a queue, but a node can choose
+  which queue to take from; cancelling deletes one job's queue and touches no other job.
+- Each job has a record, JSON at ``FARM_OUTPUTS/.brenda/jobs/<id>.json``: the project, the .blend
+  and scene, the frames and how they are cut, where its frames go (``FARM_OUTPUTS/<id>/``), its
+  render settings, state (active, paused, cancelled), priority, who created it and when.
+  Control commands rewrite one record. A node lists the records' prefix (one request) and reads
+  only records whose ETag changed, so an idle check costs the same one LIST for 1 or 100 jobs;
+  queue tags would cost a ListQueueTags call per queue per node, a throttled control-plane call.
+
+Template tasks (``brenda-work push -T``) stay in the farm's ``WORK_QUEUE``: a job of their own.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import re
+import secrets
+import socket
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from .aws import s3
+from .aws.session import cloud_errors, make_client
+from .aws.sqs import QueueCounts, WorkQueue
+from .config import Config
+from .errors import BrendaError, UsageError
+from .progress import Progress
+from .tasks import (
+    RenderSettings,
+    RenderTask,
+    chunk_frames,
+    encode_task,
+    parse_frame_list,
+    render_tasks,
+    tile_grid,
+)
+from .urls import S3Url, parse_url
+
+log = logging.getLogger(__name__)
+
+STATES = ("active", "paused", "cancelled")
+RECORDS = ".brenda/jobs/"
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+MAX_QUEUE_NAME = 80
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job's record: what it renders, where, and how it stands."""
+
+    id: str
+    farm: str
+    project: str
+    """The packed project's URL (``s3://`` or ``file://``)."""
+    frames: str
+    """The frame list, like ``1-240`` or ``1-10,15``."""
+    output: str
+    """Where its frames go: ``FARM_OUTPUTS/<id>/``."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The render settings of its tasks, as the task format writes them."""
+    chunk: int = 1
+    tiles: tuple[int, int] = (0, 0)
+    priority: int = 0
+    state: str = "active"
+    tasks: int = 0
+    created_by: str = ""
+    created: str = ""
+
+    @property
+    def queue(self) -> str:
+        return queue_name(self.farm, self.id)
+
+    def render_settings(self) -> RenderSettings:
+        return RenderSettings(**self.settings)
+
+    def render_tasks(self) -> Collection[RenderTask]:
+        chunks = chunk_frames(parse_frame_list(self.frames), self.chunk)
+        return render_tasks(self.render_settings(), chunks, tile_grid(*self.tiles))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Job:
+        document = json.loads(text)
+        document["tiles"] = tuple(document.get("tiles", (0, 0)))
+        return cls(**document)
+
+
+def queue_name(farm: str, job_id: str) -> str:
+    return f"{farm}-job-{job_id}"
+
+
+def new_job_id(farm: str, blend: str | None, now: datetime | None = None) -> str:
+    """A readable, unique id: the .blend's name, the time, and a few random letters."""
+    stem = _NOT_NAME.sub("-", PurePosixPath(blend or "job").stem).strip("-").lower() or "job"
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    suffix = secrets.token_hex(2)
+    room = MAX_QUEUE_NAME - len(queue_name(farm, "")) - len(f"-{stamp}-{suffix}") - len("-dead")
+    if room < 1:
+        raise UsageError(f"The farm name '{farm}' is too long to name its jobs' queues.")
+    return f"{stem[:room]}-{stamp}-{suffix}"
+
+
+def _outputs(config: Config) -> S3Url:
+    outputs = config.url("FARM_OUTPUTS", S3Url)
+    if outputs is None:
+        raise config.missing("FARM_OUTPUTS")
+    return outputs
+
+
+class JobRegistry:
+    """The farm's job records and queues."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.farm = str(config.text("FARM"))
+        self.outputs = _outputs(config)
+        with cloud_errors("connecting to AWS"):
+            self.s3 = make_client("s3", config)
+            self.sqs = make_client("sqs", config, pool=16)
+        self._records: dict[str, tuple[str, Job]] = {}
+
+    def _record_key(self, job_id: str) -> str:
+        return self.outputs.key(f"{RECORDS}{job_id}.json")
+
+    def write(self, job: Job) -> None:
+        with cloud_errors(f"writing the record of job {job.id}"):
+            s3.write_text(self.s3, self.outputs.bucket, self._record_key(job.id), job.to_json())
+
+    def jobs(self) -> list[Job]:
+        """Every job of the farm, newest first; records unchanged since the last call are not
+        read again."""
+        prefix = self.outputs.key(RECORDS)
+        found: dict[str, tuple[str, Job]] = {}
+        with cloud_errors(f"listing the jobs of farm {self.farm}"):
+            for item in s3.list_objects(self.s3, self.outputs.bucket, prefix):
+                cached = self._records.get(item.key)
+                if cached is not None and cached[0] == item.etag:
+                    found[item.key] = cached
+                    continue
+                text = s3.read_text(self.s3, self.outputs.bucket, item.key)
+                if text is None:
+                    continue
+                try:
+                    found[item.key] = (item.etag, Job.from_json(text))
+                except (ValueError, TypeError, KeyError) as error:
+                    log.warning("job record %s is not readable: %s", item.key, error)
+        self._records = found
+        jobs = [job for _, job in found.values() if job.farm == self.farm]
+        return sorted(jobs, key=lambda job: job.created, reverse=True)
+
+    def job(self, job_id: str) -> Job:
+        with cloud_errors(f"reading job {job_id}"):
+            text = s3.read_text(self.s3, self.outputs.bucket, self._record_key(job_id))
+        if text is None:
+            raise UsageError(f"Farm {self.farm} has no job {job_id}: see 'brenda-work jobs'.")
+        return Job.from_json(text)
+
+    def queue(self, job: Job) -> WorkQueue | None:
+        with cloud_errors(f"opening the queue of job {job.id}"):
+            return WorkQueue.open(self.sqs, job.queue)
+
+    def submit(self, job: Job, progress: Progress | None = None) -> Job:
+        """Make the job's queue, send its tasks, then write its record (nodes see it then)."""
+        tasks = job.render_tasks()
+        for task in tasks:
+            encode_task(task)
+        with cloud_errors(f"creating the queue of job {job.id}"):
+            queue = WorkQueue.ensure(
+                self.sqs,
+                job.queue,
+                visibility_timeout=self.config.integer("VISIBILITY_TIMEOUT"),
+                max_receive_count=self.config.integer("MAX_RECEIVE_COUNT"),
+                retention=self.config.integer("QUEUE_RETENTION"),
+            )
+        try:
+            sent = queue.send_all((encode_task(task) for task in tasks), progress, total=len(tasks))
+        except BrendaError:
+            with cloud_errors(f"removing the half-made job {job.id}"):
+                queue.delete_queues()
+            raise
+        made = replace(job, tasks=sent)
+        self.write(made)
+        return made
+
+    def set_state(self, job_id: str, state: str) -> Job:
+        job = self.job(job_id)
+        if job.state == "cancelled":
+            raise UsageError(f"Job {job_id} is cancelled; push it again to render it.")
+        changed = replace(job, state=state)
+        self.write(changed)
+        return changed
+
+    def set_priority(self, job_id: str, priority: int) -> Job:
+        changed = replace(self.job(job_id), priority=priority)
+        self.write(changed)
+        return changed
+
+    def cancel(self, job_id: str) -> Job:
+        """Mark the job cancelled (its nodes stop its running tasks) and delete its queues."""
+        cancelled = self.set_state(job_id, "cancelled")
+        queue = self.queue(cancelled)
+        if queue is not None:
+            with cloud_errors(f"deleting the queues of job {job_id}"):
+                queue.delete_queues()
+        return cancelled
+
+    def counts(self, job: Job) -> QueueCounts | None:
+        queue = self.queue(job)
+        if queue is None:
+            return None
+        with cloud_errors(f"counting the tasks of job {job.id}"):
+            return queue.counts()
+
+    def stored_frames(self, job: Job) -> int:
+        url = parse_url(job.output, allowed=("s3",))
+        assert isinstance(url, S3Url)
+        with cloud_errors(f"listing the frames of job {job.id}"):
+            return sum(
+                1
+                for item in s3.list_objects(self.s3, url.bucket, url.prefix)
+                if not item.key[len(url.prefix) :].startswith(".brenda/") and "_X-" not in item.key
+            )
+
+
+def make_job(
+    config: Config,
+    *,
+    project: str,
+    frames: str,
+    settings: RenderSettings,
+    chunk: int = 1,
+    tiles: tuple[int, int] = (0, 0),
+    priority: int = 0,
+) -> Job:
+    """A new job's record (not yet submitted)."""
+    farm = str(config.text("FARM"))
+    job_id = new_job_id(farm, settings.blend or PurePosixPath(project).name)
+    output = _outputs(config)
+    return Job(
+        id=job_id,
+        farm=farm,
+        project=project,
+        frames=frames,
+        output=f"s3://{output.bucket}/{output.prefix}{job_id}/",
+        settings=asdict(settings),
+        chunk=chunk,
+        tiles=tiles,
+        priority=priority,
+        created_by=f"{_user()}@{socket.gethostname()}",
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def serving_order(jobs: list[Job], turn: int) -> list[Job]:
+    """Active jobs in the order a node serves them: the highest priority first, and among equal
+    priorities a different one first on each ``turn`` (round-robin)."""
+    active = [job for job in jobs if job.state == "active"]
+    ordered: list[Job] = []
+    for priority in sorted({job.priority for job in active}, reverse=True):
+        level = sorted((job for job in active if job.priority == priority), key=lambda j: j.id)
+        shift = turn % len(level)
+        ordered += level[shift:] + level[:shift]
+    return ordered

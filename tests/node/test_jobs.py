@@ -1,0 +1,141 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Several jobs on one farm: two real nodes serve every job, by priority, pausing and cancelling
+one job without touching the others."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from brenda_node import sample_scene
+from shared.cli.work import main as brenda_work
+from shared.jobs import Job, serving_order
+from tests.node.conftest import Farm, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def make_project(folder: Path, frames: int) -> Path:
+    folder.mkdir(parents=True)
+    settings = {
+        "output": str(folder / "scene.blend"),
+        "width": 16,
+        "height": 9,
+        "samples": 1,
+        "frames": frames,
+    }
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "brenda_node.bpy_host",
+            "-b",
+            "--python",
+            sample_scene.__file__,
+            "--",
+            json.dumps(settings),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return folder
+
+
+def work(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert brenda_work(list(argv)) == 0, capsys.readouterr().err
+    return capsys.readouterr().out
+
+
+def submitted(out: str) -> str:
+    match = re.search(r"Submitted job (\S+):", out)
+    assert match, out
+    return match.group(1)
+
+
+def stored(boto_client: Any, job: str) -> list[str]:
+    listing = boto_client("s3").list_objects_v2(Bucket="studio", Prefix=f"frames/{job}/frame_")
+    return sorted(item["Key"].rsplit("/", 1)[1] for item in listing.get("Contents", []))
+
+
+def started_tasks(farm: Farm) -> list[tuple[str, str]]:
+    """(log time, job) of every task the nodes took, in time order."""
+    found = []
+    for name in ("a", "b"):
+        for line in farm.console(name).splitlines():
+            match = re.match(r"^(\S+ \S+) brenda_node.agent INFO: task \d+: (\S+) ", line)
+            if match:
+                found.append((match.group(1), match.group(2)))
+    return sorted(found)
+
+
+def test_two_nodes_serve_every_job_by_priority_with_pause_and_cancel(
+    farm: Farm,
+    aws: str,
+    boto_client: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    boto_client("s3").create_bucket(Bucket="studio")
+    del farm.settings["WORK_QUEUE"], farm.settings["BLENDER_PROJECT"]
+    del farm.settings["RENDER_OUTPUT"]
+    farm.settings.update(FARM="studio", FARM_OUTPUTS="s3://studio/frames/", POLL_PAUSE="1")
+    for key, value in farm.settings.items():
+        monkeypatch.setenv(f"BRENDA_{key}", value)
+    shot1 = make_project(tmp_path / "shot1", 3)
+    shot2 = make_project(tmp_path / "shot2", 3)
+
+    def submit(project: Path, frames: str, priority: int) -> str:
+        argv = ["--project", f"file://{project}", "--blend", "scene.blend", "--frames", frames]
+        return submitted(work(capsys, *argv, "--priority", str(priority), "submit"))
+
+    urgent = submit(shot1, "1-3", 5)
+    later = submit(shot2, "1-3", 0)
+    paused = submit(shot2, "1-2", 0)
+    cancelled = submit(shot1, "1-2", 9)
+    work(capsys, "pause", paused)
+    work(capsys, "cancel", cancelled)
+
+    nodes = [farm.start_node(name, DONE="poll") for name in ("a", "b")]
+    wait_for(
+        lambda: len(stored(boto_client, urgent)) == 3 and len(stored(boto_client, later)) == 3,
+        180,
+        "the two active jobs to finish",
+    )
+    names = ["frame_000001.png", "frame_000002.png", "frame_000003.png"]
+    assert stored(boto_client, urgent) == names and stored(boto_client, later) == names
+    order = [job for _, job in started_tasks(farm)]
+    assert order[:3] == [urgent] * 3, order  # every task of the priority job went out first
+    assert stored(boto_client, paused) == [] and paused not in order
+    assert stored(boto_client, cancelled) == [] and cancelled not in order
+
+    table = work(capsys, "jobs")
+    assert re.search(rf"^{paused}\s+paused\s+0\s+0/2\s+2\s+0\s+0$", table, re.M), table
+    assert re.search(rf"^{cancelled}\s+cancelled\s+9\s+0/2\s+-\s+-\s+-$", table, re.M), table
+    assert re.search(rf"^{urgent}\s+active\s+5\s+3/3\s+0\s+0\s+0$", table, re.M), table
+
+    work(capsys, "resume", paused)
+    wait_for(lambda: len(stored(boto_client, paused)) == 2, 120, "the resumed job to finish")
+    for name in ("a", "b"):
+        (farm.work_dir(name) / "DONE").write_text("exit\n")
+    assert [node.wait(timeout=60) for node in nodes] == [0, 0], farm.console("a")
+
+
+def job(job_id: str, priority: int, state: str = "active") -> Job:
+    return Job(
+        id=job_id, farm="f", project="", frames="1", output="", priority=priority, state=state
+    )
+
+
+def test_serving_order_is_priority_first_then_round_robin() -> None:
+    jobs = [job("b", 0), job("a", 0), job("urgent", 5), job("held", 9, "paused"), job("c", 0)]
+    assert [item.id for item in serving_order(jobs, 0)] == ["urgent", "a", "b", "c"]
+    assert [item.id for item in serving_order(jobs, 1)] == ["urgent", "b", "c", "a"]
+    assert [item.id for item in serving_order(jobs, 2)] == ["urgent", "c", "a", "b"]
