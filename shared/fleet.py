@@ -24,6 +24,7 @@ from .aws.session import cloud_errors, make_client, make_session, region_for
 from .config import Config
 from .errors import BrendaError, ConfigError, UsageError
 from .http import http_session
+from .jobs import queue_name
 from .urls import EbsUrl, S3Url, SqsUrl
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,13 @@ FORWARDED = (
     "RECEIVE_WAIT",
     "POLL_PAUSE",
     "FARM",
+    "FARM_PROJECTS",
+    "FARM_OUTPUTS",
+    "TASK_TIMEOUT",
+    "TASK_SILENCE",
 )
 REQUIRED = ("WORK_QUEUE", "BLENDER_PROJECT", "RENDER_OUTPUT")
+JOBS_REQUIRED = ("FARM_OUTPUTS",)
 ENV_END = "BRENDA_NODE_ENV_END"
 
 
@@ -72,7 +78,8 @@ def _env_line(key: str, value: str) -> str:
 
 def node_environment(config: Config) -> list[str]:
     """The lines of a node's ``node.env``: Brenda settings and the region, never keys."""
-    for key in REQUIRED:
+    jobs_only = config.get("WORK_QUEUE") is None and config.get("FARM_OUTPUTS") is not None
+    for key in JOBS_REQUIRED if jobs_only else REQUIRED:
         if config.get(key) is None:
             raise config.missing(key)
     session = make_session(config)
@@ -452,15 +459,15 @@ def farm_grants(config: Config) -> iam.FarmGrants:
 
 
 def _queue_arns(config: Config) -> list[str]:
-    queue = config.require_url("WORK_QUEUE", SqsUrl)
+    """The farm's WORK_QUEUE (if set) and every job queue of the farm, with their dead letters."""
+    queue = config.url("WORK_QUEUE", SqsUrl)
     session = make_session(config)
     region = region_for("sqs", config, session)
     with cloud_errors("looking up this AWS account"):
         account = make_client("sts", config).get_caller_identity()["Account"]
-    return [
-        f"arn:aws:sqs:{region}:{account}:{queue.queue}",
-        f"arn:aws:sqs:{region}:{account}:{queue.queue}-dead",
-    ]
+    names = [queue.queue, f"{queue.queue}-dead"] if queue is not None else []
+    names.append(queue_name(str(config.text("FARM")), "*"))
+    return [f"arn:aws:sqs:{region}:{account}:{name}" for name in names]
 
 
 def _ensure_node_role(

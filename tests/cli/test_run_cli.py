@@ -129,6 +129,13 @@ def test_the_node_role_covers_every_job_of_the_farm_and_a_new_init_only_adds(
     assert not granted(first, "Projects", "arn:aws:s3:::studio-frames/frames/shot1/0001.png")
     assert not granted(first, "Outputs", "arn:aws:s3:::studio-projects/projects/shot1.tar.gz")
     assert not granted(first, "Outputs", "arn:aws:s3:::other-bucket/frames/shot1/0001.png")
+    # Every job of the farm: its queue, its dead letters, its record and frames.
+    account = boto_client("sts").get_caller_identity()["Account"]
+    queues = f"arn:aws:sqs:us-east-1:{account}"
+    assert granted(first, "WorkQueue", f"{queues}:test-farm-job-shot2-20261125-1a2b")
+    assert granted(first, "WorkQueue", f"{queues}:test-farm-job-shot2-20261125-1a2b-dead")
+    assert not granted(first, "WorkQueue", f"{queues}:other-farm-job-shot2-20261125-1a2b")
+    assert granted(first, "Outputs", "arn:aws:s3:::studio-frames/frames/.brenda/jobs/a.json")
 
     # The second .blend's init leaves the policy as it was under the running nodes.
     monkeypatch.setenv("BRENDA_BLENDER_PROJECT", "s3://studio-projects/projects/shot2.tar.gz")
