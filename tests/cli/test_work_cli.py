@@ -239,7 +239,7 @@ def test_queue_settings_come_from_the_config_file(
         (["-T", "{template}", "-e", "5", "-X", "2", "-Y", "2", "push"], "tiles would not differ"),
         (["--render", "-e", "5", "--blend", "../x.blend", "push"], "inside the project"),
         (["-H", "status"], "-H/--hard applies only to reset."),
-        (["-d", "reset"], "-d/--dry-run applies only to push."),
+        (["-d", "reset"], "-d/--dry-run applies only to push and submit."),
     ],
     ids=[
         "no -T",
