@@ -18,9 +18,9 @@ from .errors import BrendaError
 from .tasks import (
     FrameRange,
     RenderSettings,
-    RenderTask,
     Task,
     chunk_frames,
+    frame_file_names,
     render_tasks,
     shuffled,
     tile_grid,
@@ -111,24 +111,8 @@ class JobSettings:
 
     def frame_names(self) -> list[str]:
         """The names of the frames this job stores (whole frames; tiles are assembled)."""
-        template = RenderTask(chunk_frames([self.frames()], 1)[0], None, RenderSettings())
-        digits = template.output_name.count("#")
-        extension = EXTENSIONS.get(self.file_format, "." + self.file_format.lower())
-        base = template.output_name.split("#", 1)[0]
-        return [f"{base}{frame:0{digits}d}{extension}" for frame in self.frames().frames()]
-
-
-EXTENSIONS = {
-    "PNG": ".png",
-    "JPEG": ".jpg",
-    "OPEN_EXR": ".exr",
-    "OPEN_EXR_MULTILAYER": ".exr",
-    "TIFF": ".tif",
-    "BMP": ".bmp",
-    "TARGA": ".tga",
-    "TARGA_RAW": ".tga",
-    "WEBP": ".webp",
-}
+        settings = RenderSettings(file_format=self.file_format)
+        return list(frame_file_names(settings, self.frames().frames()))
 
 
 def farm_config(farm: FarmSettings, job: JobSettings | None = None) -> Config:

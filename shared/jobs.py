@@ -37,10 +37,12 @@ from .config import Config
 from .errors import BrendaError, UsageError
 from .progress import Progress
 from .tasks import (
+    FrameChunk,
     RenderSettings,
     RenderTask,
     chunk_frames,
     encode_task,
+    frame_file_names,
     parse_frame_list,
     render_tasks,
     tile_grid,
@@ -217,6 +219,42 @@ class JobRegistry:
                 queue.delete_queues()
         return cancelled
 
+    def retry(self, job_id: str) -> int:
+        """Put the job's dead-lettered tasks back to work; returns how many."""
+        job = self.job(job_id)
+        queue = self._live_queue(job)
+        with cloud_errors(f"moving the dead-lettered tasks of job {job_id} back"):
+            return queue.redrive()
+
+    def _live_queue(self, job: Job) -> WorkQueue:
+        if job.state == "cancelled":
+            raise UsageError(f"Job {job.id} is cancelled; push it again to render it.")
+        queue = self.queue(job)
+        if queue is None:
+            raise BrendaError(f"The queue of job {job.id} is gone; push the job again.")
+        return queue
+
+    def missing(self, job_id: str, progress: Progress | None = None) -> list[int]:
+        """Queue the frames of the job that are not stored (or stored empty); returns them."""
+        job = self.job(job_id)
+        queue = self._live_queue(job)
+        url = parse_url(job.output, allowed=("s3",))
+        assert isinstance(url, S3Url)
+        with cloud_errors(f"listing the frames of job {job_id}"):
+            sizes = {
+                item.key[len(url.prefix) :]: item.size
+                for item in s3.list_objects(self.s3, url.bucket, url.prefix)
+            }
+        expected = frame_names(job)
+        frames = sorted(number for name, number in expected.items() if not sizes.get(name, 0))
+        if frames:
+            settings = job.render_settings()
+            chunks = [FrameChunk(frame, frame, 1) for frame in frames]
+            tasks = render_tasks(settings, chunks, tile_grid(*job.tiles))
+            with cloud_errors(f"queueing the missing frames of job {job_id}"):
+                queue.send_all((encode_task(task) for task in tasks), progress, total=len(tasks))
+        return frames
+
     def counts(self, job: Job) -> QueueCounts | None:
         queue = self.queue(job)
         if queue is None:
@@ -233,6 +271,12 @@ class JobRegistry:
                 for item in s3.list_objects(self.s3, url.bucket, url.prefix)
                 if not item.key[len(url.prefix) :].startswith(".brenda/") and "_X-" not in item.key
             )
+
+
+def frame_names(job: Job) -> dict[str, int]:
+    """The names of the frames a job stores (whole frames: tiles are assembled), to numbers."""
+    numbers = {frame for item in parse_frame_list(job.frames) for frame in item.frames()}
+    return frame_file_names(job.render_settings(), sorted(numbers))
 
 
 def make_job(

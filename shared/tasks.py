@@ -259,6 +259,27 @@ def _timeout(value: object) -> int | None:
     return value
 
 
+FRAME_EXTENSIONS = {
+    "PNG": ".png",
+    "JPEG": ".jpg",
+    "OPEN_EXR": ".exr",
+    "OPEN_EXR_MULTILAYER": ".exr",
+    "TIFF": ".tif",
+    "BMP": ".bmp",
+    "TARGA": ".tga",
+    "TARGA_RAW": ".tga",
+    "WEBP": ".webp",
+}
+
+
+def frame_file_names(settings: RenderSettings, frames: Iterable[int]) -> dict[str, int]:
+    """The file each frame is stored as (whole frames: tiles are assembled), to its number."""
+    digits = settings.output_name.count("#")
+    base = settings.output_name.split("#", 1)[0]
+    extension = FRAME_EXTENSIONS.get(settings.file_format, "." + settings.file_format.lower())
+    return {f"{base}{frame:0{digits}d}{extension}": frame for frame in frames}
+
+
 def validate_render_settings(settings: RenderSettings) -> None:
     if settings.file_format not in IMAGE_FORMATS:
         raise TaskError(

@@ -279,6 +279,28 @@ class WorkQueue:
         )
         return [_message(raw) for raw in response.get("Messages", [])]
 
+    def redrive(self) -> int:
+        """Move every dead-lettered task back to the queue (sent first, then deleted, so a
+        failure in between duplicates a task rather than losing one); returns how many."""
+        if self.dead_letter_url is None:
+            return 0
+        moved = 0
+        while True:
+            messages = self.client.receive_message(
+                QueueUrl=self.dead_letter_url,
+                MaxNumberOfMessages=MAX_BATCH_ENTRIES,
+                VisibilityTimeout=60,
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not messages:
+                return moved
+            for raw in messages:
+                self.client.send_message(QueueUrl=self.url, MessageBody=raw["Body"])
+                self.client.delete_message(
+                    QueueUrl=self.dead_letter_url, ReceiptHandle=raw["ReceiptHandle"]
+                )
+                moved += 1
+
     def purge(self) -> None:
         """Empty the queue and its dead-letter queue (tasks held by nodes included)."""
         for url in (self.url, self.dead_letter_url):

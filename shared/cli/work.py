@@ -36,8 +36,20 @@ from .common import (
 )
 
 PROG = "brenda-work"
-COMMANDS = ("push", "status", "reset", "submit", "jobs", "pause", "resume", "cancel", "priority")
-JOB_COMMANDS = ("pause", "resume", "cancel", "priority")
+COMMANDS = (
+    "push",
+    "status",
+    "reset",
+    "submit",
+    "jobs",
+    "pause",
+    "resume",
+    "cancel",
+    "priority",
+    "retry",
+    "missing",
+)
+JOB_COMMANDS = ("pause", "resume", "cancel", "priority", "retry", "missing")
 
 DESCRIPTION = """\
 Manage Brenda's work queue (WORK_QUEUE=sqs://NAME in the configuration) and the farm's jobs.
@@ -52,6 +64,8 @@ commands:
   pause JOB, resume JOB, cancel JOB, priority JOB N
             stop giving a job's tasks out, again give them out, delete its tasks (its nodes
             stop its running ones within a minute), change its priority (higher goes first)
+  retry JOB     put the job's dead-lettered tasks back to work
+  missing JOB   queue the job's frames that are not stored (or stored empty)
 """
 
 EPILOG = """\
@@ -382,6 +396,18 @@ def cmd_job(args: argparse.Namespace, config: Config) -> int:
         job = registry.set_state(job_id, "active")
     elif args.command == "cancel":
         job = registry.cancel(job_id)
+    elif args.command == "retry":
+        print(f"Job {job_id}: {registry.retry(job_id)} dead-lettered tasks back to work.")
+        return 0
+    elif args.command == "missing":
+        with progress_bar() as progress:
+            frames = registry.missing(job_id, progress)
+        shown = ", ".join(str(frame) for frame in frames[:20]) + (" …" if len(frames) > 20 else "")
+        print(
+            f"Job {job_id}: {len(frames)} missing frames queued"
+            + (f" ({shown})." if frames else ".")
+        )
+        return 0
     else:
         job = registry.set_priority(job_id, int(args.target[1]))
     print(f"Job {job.id}: {job.state}, priority {job.priority}.")

@@ -123,6 +123,12 @@ def test_two_nodes_serve_every_job_by_priority_with_pause_and_cancel(
 
     work(capsys, "resume", paused)
     wait_for(lambda: len(stored(boto_client, paused)) == 2, 120, "the resumed job to finish")
+
+    # A frame lost from the output is rendered again, and only that one.
+    boto_client("s3").delete_object(Bucket="studio", Key=f"frames/{urgent}/frame_000002.png")
+    assert work(capsys, "missing", urgent) == f"Job {urgent}: 1 missing frames queued (2).\n"
+    wait_for(lambda: len(stored(boto_client, urgent)) == 3, 120, "the missing frame")
+    assert [job for _, job in started_tasks(farm)].count(urgent) == 4
     for name in ("a", "b"):
         (farm.work_dir(name) / "DONE").write_text("exit\n")
     assert [node.wait(timeout=60) for node in nodes] == [0, 0], farm.console("a")

@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``brenda-work`` job commands against moto's server: submit, jobs, retry, missing, errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.cli.work import main as brenda_work
+
+
+@pytest.fixture
+def farm_env(aws: str, monkeypatch: pytest.MonkeyPatch, boto_client: Any, tmp_path: Path) -> Path:
+    boto_client("s3").create_bucket(Bucket="studio")
+    for key, value in {"FARM": "studio", "FARM_OUTPUTS": "s3://studio/frames/"}.items():
+        monkeypatch.setenv(f"BRENDA_{key}", value)
+    project = tmp_path / "project"
+    project.mkdir()
+    return project
+
+
+def work(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 0) -> tuple[str, str]:
+    assert brenda_work(list(argv)) == code
+    return capsys.readouterr()
+
+
+def submit(capsys: pytest.CaptureFixture[str], project: Path, frames: str) -> str:
+    out, _ = work(capsys, "--project", f"file://{project}", "--frames", frames, "submit")
+    match = re.search(r"Submitted job (\S+): (\d+) tasks", out)
+    assert match, out
+    return match.group(1)
+
+
+def queue_url(boto_client: Any, job: str, dead: bool = False) -> str:
+    name = f"studio-job-{job}" + ("-dead" if dead else "")
+    return str(boto_client("sqs").get_queue_url(QueueName=name)["QueueUrl"])
+
+
+def drain(boto_client: Any, url: str) -> list[str]:
+    sqs, bodies = boto_client("sqs"), []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        for message in messages:
+            bodies.append(message["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies
+
+
+def test_retry_puts_dead_lettered_tasks_back(
+    farm_env: Path, capsys: pytest.CaptureFixture[str], boto_client: Any
+) -> None:
+    job = submit(capsys, farm_env, "1-3")
+    sqs = boto_client("sqs")
+    bodies = drain(boto_client, queue_url(boto_client, job))
+    assert len(bodies) == 3
+    for body in bodies[:2]:
+        sqs.send_message(QueueUrl=queue_url(boto_client, job, dead=True), MessageBody=body)
+    out, _ = work(capsys, "retry", job)
+    assert out == f"Job {job}: 2 dead-lettered tasks back to work.\n"
+    assert sorted(drain(boto_client, queue_url(boto_client, job))) == sorted(bodies[:2])
+    assert drain(boto_client, queue_url(boto_client, job, dead=True)) == []
+
+
+def test_missing_queues_exactly_the_frames_not_stored(
+    farm_env: Path, capsys: pytest.CaptureFixture[str], boto_client: Any
+) -> None:
+    job = submit(capsys, farm_env, "1-4")
+    drain(boto_client, queue_url(boto_client, job))
+    s3 = boto_client("s3")
+    s3.put_object(Bucket="studio", Key=f"frames/{job}/frame_000001.png", Body=b"png")
+    s3.put_object(Bucket="studio", Key=f"frames/{job}/frame_000003.png", Body=b"")  # empty
+    out, _ = work(capsys, "missing", job)
+    assert out == f"Job {job}: 3 missing frames queued (2, 3, 4).\n"
+    bodies = drain(boto_client, queue_url(boto_client, job))
+    starts = sorted(int(re.search(r'"start":(\d+)', body).group(1)) for body in bodies)  # type: ignore[union-attr]
+    assert starts == [2, 3, 4]
+
+
+def test_job_commands_name_the_job_and_refuse_what_cannot_be(
+    farm_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, err = work(capsys, "pause", "no-such-job", code=2)
+    assert err == "brenda-work: Farm studio has no job no-such-job: see 'brenda-work jobs'.\n"
+    _, err = work(capsys, "priority", "x", code=2)
+    assert err.startswith("brenda-work: priority needs JOB N, like: brenda-work priority ")
+    job = submit(capsys, farm_env, "1")
+    out, _ = work(capsys, "priority", job, "7")
+    assert out == f"Job {job}: active, priority 7.\n"
+    work(capsys, "cancel", job)
+    _, err = work(capsys, "retry", job, code=2)
+    assert err == f"brenda-work: Job {job} is cancelled; push it again to render it.\n"
+    _, err = work(capsys, "-T", "frame", "-e", "1", "submit", code=2)
+    assert "submit makes structured render tasks" in err
