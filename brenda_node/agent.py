@@ -53,9 +53,10 @@ log = logging.getLogger(__name__)
 blender_log = logging.getLogger("brenda_node.blender.output")
 
 DONE_MODES = ("exit", "shutdown", "poll")
-JOB_REFRESH_SECONDS = 15.0
-"""How often a node reads the farm's job records again (one LIST, and GETs of changed ones)."""
 JOB_PROJECTS_KEPT = 3
+EMPTY_SKIP_SECONDS = (10.0, 120.0)
+"""A job whose queue had nothing is asked again after 10 s, doubling to 120 s while it stays
+empty; the highest-priority job is long-polled meanwhile, so its new tasks start at once."""
 STATUS_INTERVAL = 0.5
 POLL_UPLOAD_SECONDS = 0.05
 LOW_DISK_BYTES = 1 << 20
@@ -619,15 +620,21 @@ class FarmJobs:
         self._by_job: dict[str, Serving] = {}
         self._queues: dict[str, WorkQueue] = {}
         self._jobs: list[Job] = []
-        self._read = -JOB_REFRESH_SECONDS
+        self.refresh = float(node.config.integer("JOB_REFRESH"))
+        self._read = -self.refresh
         self._turn = 0
+        self._empty: dict[str, tuple[float, float]] = {}
+        """Job id: (when to ask its queue again, how long the last skip was)."""
+        self._done_checked = -float("inf")
 
     def jobs(self, *, fresh: bool = False) -> list[Job]:
-        """The farm's jobs, read again at most every JOB_REFRESH_SECONDS (one LIST)."""
+        """The farm's jobs, read again at most every JOB_REFRESH seconds (one LIST)."""
         now = time.monotonic()
-        if fresh or now - self._read >= JOB_REFRESH_SECONDS:
+        if fresh or now - self._read >= self.refresh:
             self._jobs = self.registry.jobs()
             self._read = now
+            for job_id in self.registry.changed:  # resumed, reprioritised, more tasks
+                self._empty.pop(job_id, None)
         return self._jobs
 
     def queue(self, job: Job) -> WorkQueue | None:
@@ -686,7 +693,6 @@ class FarmJobs:
             retries.succeeded()
             if taken is None:
                 if not idle:
-                    node.stopper.event.wait(min(1.0, config.integer("POLL_PAUSE")))
                     continue
                 mode = node.state.done_mode()
                 if mode != "poll":
@@ -712,21 +718,42 @@ class FarmJobs:
         return f"stopped: {node.stopper.reason}"
 
     def _take(self) -> tuple[Job, WorkQueue, Message] | None:
-        """A task of the first job in serving order that has one."""
+        """A task of the first job in serving order that has one. Jobs found empty lately are
+        skipped; when none has a task, the first job is long-polled (RECEIVE_WAIT)."""
         order = serving_order(self.jobs(), self._turn)
         self._turn += 1
+        now = time.monotonic()
         for job in order:
-            queue = self.queue(job)
-            if queue is None:
+            if self._empty.get(job.id, (0.0, 0.0))[0] > now:
                 continue
-            with cloud_errors(f"taking a task of job {job.id}"):
-                message = queue.receive(wait_seconds=0)
-            if message is not None:
-                return job, queue, message
+            taken = self._receive(job, 0)
+            if taken is not None:
+                return taken
+        if order:
+            return self._receive(order[0], self.config.integer("RECEIVE_WAIT"))
+        return None
+
+    def _receive(self, job: Job, wait: int) -> tuple[Job, WorkQueue, Message] | None:
+        queue = self.queue(job)
+        if queue is None:
+            return None
+        with cloud_errors(f"taking a task of job {job.id}"):
+            message = queue.receive(wait_seconds=wait)
+        if message is not None:
+            self._empty.pop(job.id, None)
+            return job, queue, message
+        shortest, longest = EMPTY_SKIP_SECONDS
+        skip = min(longest, max(shortest, self._empty.get(job.id, (0.0, 0.0))[1] * 2))
+        self._empty[job.id] = (time.monotonic() + skip, skip)
         return None
 
     def _done(self) -> bool:
-        """No job has a task left, waiting, running or paused."""
+        """No job has a task left, waiting, running or paused (counted every POLL_PAUSE
+        seconds at most: an idle node's counting costs two requests per job)."""
+        now = time.monotonic()
+        if now - self._done_checked < self.config.integer("POLL_PAUSE"):
+            return False
+        self._done_checked = now
         for job in self.jobs(fresh=True):
             if job.state == "cancelled":
                 continue
@@ -738,7 +765,7 @@ class FarmJobs:
     @contextlib.contextmanager
     def _cancel_watch(self, job: Job) -> Iterator[threading.Event]:
         """An event set when the node stops or the job is cancelled (its record is read again
-        every JOB_REFRESH_SECONDS while its task runs)."""
+        every JOB_REFRESH seconds while its task runs)."""
         stop = threading.Event()
         finished = threading.Event()
 
@@ -748,7 +775,7 @@ class FarmJobs:
                 if self.node.stopper.stopped:
                     stop.set()
                     return
-                if time.monotonic() - checked >= JOB_REFRESH_SECONDS:
+                if time.monotonic() - checked >= self.refresh:
                     checked = time.monotonic()
                     try:
                         state = self.registry.job(job.id).state

@@ -214,6 +214,12 @@ SETTINGS: tuple[Setting, ...] = (
         "BLENDER", _text, None, "Blender executable for nodes (default: blender on PATH, else bpy)."
     ),
     Setting(
+        "JOB_REFRESH",
+        _count(1, 600),
+        15,
+        "Seconds between a node's reads of its farm's job records (one S3 LIST each).",
+    ),
+    Setting(
         "TASK_TIMEOUT",
         _count(1, 7 * 24 * 3600),
         21600,

@@ -133,6 +133,8 @@ class JobRegistry:
             self.s3 = make_client("s3", config)
             self.sqs = make_client("sqs", config, pool=16)
         self._records: dict[str, tuple[str, Job]] = {}
+        self.changed: set[str] = set()
+        """The jobs whose records were new or changed at the last ``jobs()``."""
 
     def _record_key(self, job_id: str) -> str:
         return self.outputs.key(f"{RECORDS}{job_id}.json")
@@ -146,6 +148,7 @@ class JobRegistry:
         read again."""
         prefix = self.outputs.key(RECORDS)
         found: dict[str, tuple[str, Job]] = {}
+        self.changed = set()
         with cloud_errors(f"listing the jobs of farm {self.farm}"):
             for item in s3.list_objects(self.s3, self.outputs.bucket, prefix):
                 cached = self._records.get(item.key)
@@ -157,6 +160,7 @@ class JobRegistry:
                     continue
                 try:
                     found[item.key] = (item.etag, Job.from_json(text))
+                    self.changed.add(found[item.key][1].id)
                 except (ValueError, TypeError, KeyError) as error:
                     log.warning("job record %s is not readable: %s", item.key, error)
         self._records = found
@@ -224,7 +228,10 @@ class JobRegistry:
         job = self.job(job_id)
         queue = self._live_queue(job)
         with cloud_errors(f"moving the dead-lettered tasks of job {job_id} back"):
-            return queue.redrive()
+            moved = queue.redrive()
+        if moved:
+            self.write(replace(job, tasks=job.tasks + moved))  # nodes see the record change
+        return moved
 
     def _live_queue(self, job: Job) -> WorkQueue:
         if job.state == "cancelled":
@@ -252,7 +259,10 @@ class JobRegistry:
             chunks = [FrameChunk(frame, frame, 1) for frame in frames]
             tasks = render_tasks(settings, chunks, tile_grid(*job.tiles))
             with cloud_errors(f"queueing the missing frames of job {job_id}"):
-                queue.send_all((encode_task(task) for task in tasks), progress, total=len(tasks))
+                sent = queue.send_all(
+                    (encode_task(task) for task in tasks), progress, total=len(tasks)
+                )
+            self.write(replace(job, tasks=job.tasks + sent))  # nodes see the record change
         return frames
 
     def counts(self, job: Job) -> QueueCounts | None:

@@ -86,7 +86,9 @@ def test_two_nodes_serve_every_job_by_priority_with_pause_and_cancel(
     boto_client("s3").create_bucket(Bucket="studio")
     del farm.settings["WORK_QUEUE"], farm.settings["BLENDER_PROJECT"]
     del farm.settings["RENDER_OUTPUT"]
-    farm.settings.update(FARM="studio", FARM_OUTPUTS="s3://studio/frames/", POLL_PAUSE="1")
+    farm.settings.update(
+        FARM="studio", FARM_OUTPUTS="s3://studio/frames/", POLL_PAUSE="1", JOB_REFRESH="1"
+    )
     for key, value in farm.settings.items():
         monkeypatch.setenv(f"BRENDA_{key}", value)
     shot1 = make_project(tmp_path / "shot1", 3)
