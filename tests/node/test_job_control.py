@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Cancelling a job stops its running task on the node at once and leaves other jobs alone."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.cli.work import main as brenda_work
+from tests.node.conftest import Farm, logged_seconds_between, wait_for
+
+# A Blender that renders forever (the test's own sleep length, so pgrep finds only it).
+FOREVER = f"1000.{os.getpid()}"
+
+
+def rendering_forever() -> list[str]:
+    found = subprocess.run(
+        ["pgrep", "-f", f"sleep {FOREVER}"], capture_output=True, text=True, check=False
+    )
+    return found.stdout.split()
+
+
+def test_cancelling_a_job_stops_its_running_task_and_spares_the_others(
+    farm: Farm,
+    aws: str,
+    boto_client: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    blender = tmp_path / "slow-blender"
+    blender.write_text(f"#!/bin/bash\necho 'Fra:1 Sample 1/100'\nsleep {FOREVER}\n")
+    blender.chmod(0o755)
+    boto_client("s3").create_bucket(Bucket="studio")
+    for key in ("WORK_QUEUE", "BLENDER_PROJECT", "RENDER_OUTPUT"):
+        del farm.settings[key]
+    farm.settings.update(
+        FARM="studio", FARM_OUTPUTS="s3://studio/frames/", JOB_REFRESH="1", BLENDER=str(blender)
+    )
+    for key, value in farm.settings.items():
+        monkeypatch.setenv(f"BRENDA_{key}", value)
+    project = tmp_path / "shot"
+    project.mkdir()
+    (project / "scene.blend").write_bytes(b"")
+
+    def submit(priority: str) -> str:
+        argv = ["--project", f"file://{project}", "--frames", "1", "--priority", priority]
+        assert brenda_work([*argv, "submit"]) == 0
+        match = re.search(r"Submitted job (\S+):", capsys.readouterr().out)
+        assert match
+        return match.group(1)
+
+    doomed, spared = submit("5"), submit("0")
+    node = farm.start_node("a", DONE="poll", POLL_PAUSE="1")
+    try:
+        wait_for(rendering_forever, 60, "the doomed job's task to render")
+        assert brenda_work(["cancel", doomed]) == 0
+        wait_for(lambda: f"task 2: {spared}" in farm.console("a"), 60, "the other job's task")
+        console = farm.console("a")
+        assert f"job {doomed} was cancelled: its task stops" in console
+        assert logged_seconds_between(console, f"task 1: {doomed}", f"task 2: {spared}") < 15
+        assert brenda_work(["jobs"]) == 0
+        table = capsys.readouterr().out
+        assert re.search(rf"^{spared}\s+active\s+0\s+0/1\s+0\s+1\s+0$", table, re.M), table
+        assert f"task {doomed} frames 1 stopped; it goes back to the queue" in console
+        assert len(rendering_forever()) == 1  # the other job's render; the cancelled one died
+    finally:
+        node.kill()
+        node.wait()
