@@ -500,13 +500,9 @@ class Node:
                 continue
             retries.succeeded()
             if message is None:
-                if not idle:
-                    continue
-                mode = self.state.done_mode()
-                if mode != "poll":
-                    return mode
-                self.state.show(state="polling")
-                self.stopper.event.wait(config.integer("POLL_PAUSE"))
+                ended = self.when_idle() if idle else None
+                if ended is not None:
+                    return ended
                 continue
             lease = self._lease(queue, message)
             if self.stopper.stopped:
@@ -515,6 +511,15 @@ class Node:
             number += 1
             self._render(lease, number, serving, self.stopper.event)
         return f"stopped: {self.stopper.reason}"
+
+    def when_idle(self) -> str | None:
+        """Nothing is left to do: the DONE mode to end with, or None after a poll pause."""
+        mode = self.state.done_mode()
+        if mode != "poll":
+            return mode
+        self.state.show(state="polling")
+        self.stopper.event.wait(self.config.integer("POLL_PAUSE"))
+        return None
 
     def _lease(self, queue: WorkQueue, message: Message) -> Lease:
         return Lease(
@@ -692,13 +697,9 @@ class FarmJobs:
                 continue
             retries.succeeded()
             if taken is None:
-                if not idle:
-                    continue
-                mode = node.state.done_mode()
-                if mode != "poll":
-                    return mode
-                node.state.show(state="polling")
-                node.stopper.event.wait(config.integer("POLL_PAUSE"))
+                ended = node.when_idle() if idle else None
+                if ended is not None:
+                    return ended
                 continue
             job, queue, message = taken
             lease = node._lease(queue, message)

@@ -88,6 +88,26 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def make_sample_blend(blend: Path, *, width: int, height: int, samples: int, frames: int) -> Path:
+    """Brenda's sample scene saved as ``blend``, made by the bpy wheel."""
+    settings = {
+        "output": str(blend),
+        "width": width,
+        "height": height,
+        "samples": samples,
+        "frames": frames,
+    }
+    script = Path(__file__).parents[2] / "brenda_node" / "sample_scene.py"
+    host = [sys.executable, "-m", "brenda_node.bpy_host", "-b", "--python", str(script)]
+    subprocess.run(
+        [*host, "--", json.dumps(settings)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return blend
+
+
 def script_tasks(script: str, frames: range) -> list[Task]:
     return [ScriptTask(FrameChunk(f, f, 1), None, script.replace("$START", str(f))) for f in frames]
 

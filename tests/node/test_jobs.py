@@ -4,47 +4,22 @@ one job without touching the others."""
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from brenda_node import sample_scene
 from shared.cli.work import main as brenda_work
 from shared.jobs import Job, serving_order
-from tests.node.conftest import Farm, wait_for
+from tests.node.conftest import Farm, make_sample_blend, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 def make_project(folder: Path, frames: int) -> Path:
     folder.mkdir(parents=True)
-    settings = {
-        "output": str(folder / "scene.blend"),
-        "width": 16,
-        "height": 9,
-        "samples": 1,
-        "frames": frames,
-    }
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "brenda_node.bpy_host",
-            "-b",
-            "--python",
-            sample_scene.__file__,
-            "--",
-            json.dumps(settings),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    make_sample_blend(folder / "scene.blend", width=16, height=9, samples=1, frames=frames)
     return folder
 
 

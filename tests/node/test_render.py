@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from shared.tasks import (
     script_tasks,
     tile_grid,
 )
-from tests.node.conftest import Farm, wait_for
+from tests.node.conftest import Farm, make_sample_blend, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -37,25 +35,9 @@ TOLERANCE = 2 / 255
 @pytest.fixture(scope="module")
 def sample_blend(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("sample")
-    blend = folder / "scene.blend"
-    settings = (
-        f'{{"output": "{blend}", "width": {WIDTH}, "height": {HEIGHT}, "samples": 4, "frames": 4}}'
+    return make_sample_blend(
+        folder / "scene.blend", width=WIDTH, height=HEIGHT, samples=4, frames=4
     )
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "brenda_node.bpy_host",
-            "-b",
-            "--python",
-            str(Path(__file__).parents[2] / "brenda_node" / "sample_scene.py"),
-            "--",
-            settings,
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return blend
 
 
 def pixels(path: Path) -> Any:
