@@ -245,15 +245,7 @@ class JobRegistry:
         """Queue the frames of the job that are not stored (or stored empty); returns them."""
         job = self.job(job_id)
         queue = self._live_queue(job)
-        url = parse_url(job.output, allowed=("s3",))
-        assert isinstance(url, S3Url)
-        with cloud_errors(f"listing the frames of job {job_id}"):
-            sizes = {
-                item.key[len(url.prefix) :]: item.size
-                for item in s3.list_objects(self.s3, url.bucket, url.prefix)
-            }
-        expected = frame_names(job)
-        frames = sorted(number for name, number in expected.items() if not sizes.get(name, 0))
+        frames = self.unstored_frames(job)
         if frames:
             settings = job.render_settings()
             chunks = [FrameChunk(frame, frame, 1) for frame in frames]
@@ -272,15 +264,16 @@ class JobRegistry:
         with cloud_errors(f"counting the tasks of job {job.id}"):
             return queue.counts()
 
-    def stored_frames(self, job: Job) -> int:
+    def unstored_frames(self, job: Job) -> list[int]:
+        """The job's frames that are not stored, or stored empty (one listing of its output)."""
         url = parse_url(job.output, allowed=("s3",))
         assert isinstance(url, S3Url)
         with cloud_errors(f"listing the frames of job {job.id}"):
-            return sum(
-                1
+            sizes = {
+                item.key[len(url.prefix) :]: item.size
                 for item in s3.list_objects(self.s3, url.bucket, url.prefix)
-                if not item.key[len(url.prefix) :].startswith(".brenda/") and "_X-" not in item.key
-            )
+            }
+        return sorted(number for name, number in frame_names(job).items() if not sizes.get(name))
 
 
 def frame_names(job: Job) -> dict[str, int]:

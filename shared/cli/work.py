@@ -320,7 +320,7 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
             raise UsageError("submit needs the packed project: --project URL or BLENDER_PROJECT.")
         parse_url(project, allowed=("s3", "file"))
         args.render = True
-        frames = args.frames or f"{args.start or 1}-{_end(args)}:{args.step or 1}"
+        frames = ",".join(str(frame_range) for frame_range in frame_ranges(args))
         job = jobs.make_job(
             config,
             project=project,
@@ -342,12 +342,6 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _end(args: argparse.Namespace) -> int:
-    if args.end is None:
-        raise TaskError("The last frame is missing: give -e N (or a frame list with --frames).")
-    return int(args.end)
-
-
 def cmd_jobs(config: Config) -> int:
     registry = jobs.JobRegistry(config)
     listed = registry.jobs()
@@ -357,13 +351,14 @@ def cmd_jobs(config: Config) -> int:
     rows = [("job", "state", "priority", "frames stored", "waiting", "running", "failed")]
     for job in listed:
         counts = registry.counts(job) if job.state != "cancelled" else None
-        frames = len({frame for item in parse_frame_list(job.frames) for frame in item.frames()})
+        frames = len(jobs.frame_names(job))
+        stored = frames - len(registry.unstored_frames(job))
         rows.append(
             (
                 job.id,
                 job.state,
                 str(job.priority),
-                f"{registry.stored_frames(job)}/{frames}",
+                f"{stored}/{frames}",
                 str(counts.pending) if counts else "-",
                 str(counts.in_flight) if counts else "-",
                 str(counts.dead) if counts and counts.dead is not None else "-",
