@@ -197,10 +197,13 @@ class FailureNotes:
     is kept until the store answers again; it never costs the task a try of its own.
     """
 
-    def __init__(self, store: OutputStore, state: NodeState, node: str) -> None:
+    def __init__(
+        self, store: OutputStore, state: NodeState, node: str, *, job: str | None = None
+    ) -> None:
         self.store = store
         self.state = state
         self.node = node
+        self.job = job
         self._pending: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
@@ -423,6 +426,7 @@ class Node:
         self.state = NodeState(work)
         self.name = node_name()
         self.uploader = Uploader(self.state, lambda: Backoff(config, stopper.event))
+        self._launcher_written = False
 
     def run(self, *, dry_run: bool = False) -> str:
         """Work until the queue is done or the node is stopped; returns why it ended.
@@ -446,14 +450,18 @@ class Node:
             serving = Serving(
                 self._runner(project), store, FailureNotes(store, self.state, self.name)
             )
-            return self._serve(lambda: self._loop(open_work_queue(config), serving), [serving])
+            return self._serve(
+                lambda: self._loop(open_work_queue(config), serving), [serving.notes]
+            )
         finally:
             volumes.release()
 
     def _runner(self, project: Path) -> TaskRunner:
         config = self.config
         launcher_folder = self.work / "bin"
-        write_launcher(launcher_folder, blender_command(config.text("BLENDER")))
+        if not self._launcher_written:  # once per run: every job's runner shares it
+            write_launcher(launcher_folder, blender_command(config.text("BLENDER")))
+            self._launcher_written = True
         return TaskRunner(
             project,
             launcher_folder,
@@ -462,7 +470,7 @@ class Node:
             silence=config.integer("TASK_SILENCE"),
         )
 
-    def _serve(self, loop: Callable[[], str], servings: list[Serving]) -> str:
+    def _serve(self, loop: Callable[[], str], notes: list[FailureNotes]) -> str:
         config = self.config
         if config.flag("RUNNING_ON_EC2"):
             watch_for_interruption(
@@ -478,8 +486,8 @@ class Node:
                 self.uploader.cancel()
             else:
                 self.uploader.wait()
-            for serving in servings:
-                serving.notes.flush()
+            for kept in notes:
+                kept.flush()
             self.state.show(state="stopped")
 
     def _loop(self, queue: WorkQueue, serving: Serving) -> str:
@@ -531,7 +539,7 @@ class Node:
 
     def _serve_jobs(self) -> str:
         farm = FarmJobs(JobRegistry(self.config), self)
-        return self._serve(farm.loop, farm.servings)
+        return self._serve(farm.loop, farm.notes)
 
     def _render(self, lease: Lease, number: int, serving: Serving, stop: threading.Event) -> None:
         """Render the leased task; ``stop`` (the node's, or its job's cancel) stops it at once."""
@@ -622,6 +630,9 @@ class FarmJobs:
         self.node = node
         self.config = node.config
         self.servings: list[Serving] = []
+        """The jobs whose projects are on disk, the least recently fetched first."""
+        self.notes: list[FailureNotes] = []
+        """Every job's failure notes, kept after its project is evicted: none is lost."""
         self._by_job: dict[str, Serving] = {}
         self._queues: dict[str, WorkQueue] = {}
         self._jobs: list[Job] = []
@@ -660,13 +671,12 @@ class FarmJobs:
         folder.mkdir(parents=True, exist_ok=True)
         url = parse_url(job.project, allowed=("s3", "file"))
         project = fetch_url(url, self.config, folder)
-        store = open_store_at(self.config, job.output)
-        serving = Serving(
-            self.node._runner(project),
-            store,
-            FailureNotes(store, self.node.state, self.node.name),
-            job,
-        )
+        notes = next((kept for kept in self.notes if kept.job == job.id), None)
+        if notes is None:
+            store = open_store_at(self.config, job.output)
+            notes = FailureNotes(store, self.node.state, self.node.name, job=job.id)
+            self.notes.append(notes)
+        serving = Serving(self.node._runner(project), notes.store, notes, job)
         self._by_job[job.id] = serving
         self.servings.append(serving)
         self._evict(keep=job.id)

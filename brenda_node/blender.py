@@ -67,6 +67,8 @@ class BlenderLine:
     sample: tuple[int, int] | None = None
     saved: str | None = None
     output: str | None = None
+    size: tuple[int, int] | None = None
+    """The frame size a structured task's render script announced."""
     error: bool = False
     missing: str | None = None
     """A library or linked data-block Blender could not find."""
@@ -89,11 +91,19 @@ def parse_line(text: str) -> BlenderLine:
         sample=(int(sample.group(1)), int(sample.group(2))) if sample else None,
         saved=saved.group(1) if saved else None,
         output=text[len(OUTPUT_MARK) :] if text.startswith(OUTPUT_MARK) else None,
+        size=_size(text),
         error=bool(_ERROR.match(text)) and not frame,
         missing=_missing_text(missing) if missing else None,
         driver_blocked=_DRIVER_BLOCKED in text,
         driver_failed=driver.group(1) if driver else None,
     )
+
+
+def _size(text: str) -> tuple[int, int] | None:
+    if not text.startswith(SIZE_MARK):
+        return None
+    width, _, height = text.removeprefix(SIZE_MARK).partition(" ")
+    return (int(width), int(height)) if width.isdigit() and height.isdigit() else None
 
 
 def _missing_text(match: re.Match[str]) -> str:
@@ -241,10 +251,8 @@ class OutputReader:
             self.last_error = text
         if line.output is not None:
             self.reported.append(line.output)
-        if text.startswith(SIZE_MARK):
-            width, _, height = text.removeprefix(SIZE_MARK).partition(" ")
-            if width.isdigit() and height.isdigit():
-                self.size = (int(width), int(height))
+        if line.size is not None:
+            self.size = line.size
         if line.missing is not None:
             self.missing.append(line.missing)
         self._driver_blocked = self._driver_blocked or line.driver_blocked

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shared.cli.common import ArgumentParser, add_common_options, help_text, run_command
-from shared.config import Config, load_config
+from shared.config import load_config, node_required
 from shared.errors import BrendaError
 
 from .agent import Node, Stopper, shut_down
@@ -31,18 +31,6 @@ METADATA_URL, METADATA_POLL, N_RETRIES, ERROR_PAUSE, RESET_PERIOD.
 files in WORK_DIR: DONE (change it to steer a running node), task_count, task_last, log,
 status.json, brenda.pid.
 """
-
-
-REQUIRED = ("WORK_QUEUE", "BLENDER_PROJECT", "RENDER_OUTPUT")
-JOBS_REQUIRED = ("FARM_OUTPUTS",)
-
-
-def required_settings(config: Config) -> tuple[str, ...]:
-    """A node serves WORK_QUEUE with BLENDER_PROJECT, or without WORK_QUEUE every job of its
-    farm (FARM_OUTPUTS)."""
-    if config.get("WORK_QUEUE") is None and config.get("FARM_OUTPUTS") is not None:
-        return JOBS_REQUIRED
-    return REQUIRED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +70,7 @@ def run(argv: Sequence[str]) -> int:
     overrides = {"DONE": ("shutdown", "-S")} if args.shutdown else None
     config = load_config(args.config, overrides=overrides)
     # Nothing is written, not even the log, before the node knows it can work.
-    for key in required_settings(config):
+    for key in node_required(config):
         if config.get(key) is None:
             raise config.missing(key)
     work = Path(str(config.text("WORK_DIR"))).expanduser().resolve()

@@ -390,6 +390,18 @@ class Config:
         )
 
 
+NODE_REQUIRED = ("WORK_QUEUE", "BLENDER_PROJECT", "RENDER_OUTPUT")
+JOBS_NODE_REQUIRED = ("FARM_OUTPUTS",)
+
+
+def node_required(config: Config) -> tuple[str, ...]:
+    """The settings a node cannot start without: WORK_QUEUE with BLENDER_PROJECT and
+    RENDER_OUTPUT, or, without WORK_QUEUE, FARM_OUTPUTS (the node serves every job of its farm)."""
+    if config.get("WORK_QUEUE") is None and config.get("FARM_OUTPUTS") is not None:
+        return JOBS_NODE_REQUIRED
+    return NODE_REQUIRED
+
+
 def resolve_config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
     """The file to read: ``-c FILE``, else ``$BRENDA_CONFIG``, else ``~/.brenda.conf`` if present.
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from .aws import ec2, iam
 from .aws.session import cloud_errors, make_client, make_session, region_for
-from .config import Config
+from .config import Config, node_required
 from .errors import BrendaError, ConfigError, UsageError
 from .http import http_session
 from .jobs import queue_name
@@ -55,8 +55,6 @@ FORWARDED = (
     "TASK_TIMEOUT",
     "TASK_SILENCE",
 )
-REQUIRED = ("WORK_QUEUE", "BLENDER_PROJECT", "RENDER_OUTPUT")
-JOBS_REQUIRED = ("FARM_OUTPUTS",)
 ENV_END = "BRENDA_NODE_ENV_END"
 
 
@@ -78,8 +76,7 @@ def _env_line(key: str, value: str) -> str:
 
 def node_environment(config: Config) -> list[str]:
     """The lines of a node's ``node.env``: Brenda settings and the region, never keys."""
-    jobs_only = config.get("WORK_QUEUE") is None and config.get("FARM_OUTPUTS") is not None
-    for key in JOBS_REQUIRED if jobs_only else REQUIRED:
+    for key in node_required(config):
         if config.get(key) is None:
             raise config.missing(key)
     session = make_session(config)

@@ -171,23 +171,21 @@ class S3Store:
 def open_store(config: Config, *, concurrency: int = 10) -> FolderStore | S3Store:
     """The configured RENDER_OUTPUT."""
     url = config.get("RENDER_OUTPUT")
-    if url is None:
+    if not isinstance(url, FileUrl | S3Url):
         raise config.missing("RENDER_OUTPUT")
-    if isinstance(url, FileUrl):
-        return FolderStore(url.path)
-    if not isinstance(url, S3Url):
-        raise config.missing("RENDER_OUTPUT")
-    with cloud_errors("connecting to S3"):
-        client = make_client("s3", config, pool=max(10, concurrency))
-    return S3Store(client, url, concurrency=concurrency)
+    return _store(config, url, concurrency)
 
 
 def open_store_at(config: Config, url: str, *, concurrency: int = 10) -> FolderStore | S3Store:
     """The store at ``url`` (a job's output), with the configuration's connection settings."""
     parsed = parse_url(url, allowed=("s3", "file"))
+    assert isinstance(parsed, FileUrl | S3Url)
+    return _store(config, parsed, concurrency)
+
+
+def _store(config: Config, parsed: FileUrl | S3Url, concurrency: int) -> FolderStore | S3Store:
     if isinstance(parsed, FileUrl):
         return FolderStore(parsed.path)
-    assert isinstance(parsed, S3Url)
     with cloud_errors("connecting to S3"):
         client = make_client("s3", config, pool=max(10, concurrency))
     return S3Store(client, parsed, concurrency=concurrency)
