@@ -29,6 +29,16 @@ def local_environment(endpoint: str) -> dict[str, str]:
     }
 
 
+def reset_endpoint(endpoint: str) -> None:
+    """Empty the local endpoint: no buckets, queues, instances or roles are left."""
+    try:
+        http_session().post(f"{endpoint}/moto-api/reset", timeout=(5, 30)).raise_for_status()
+    except OSError as error:
+        raise BrendaError(
+            f"The local AWS endpoint at {endpoint} cannot be reset: {error}."
+        ) from error
+
+
 @contextmanager
 def local_endpoint(environ: MutableMapping[str, str] | None = None) -> Iterator[str]:
     """Run moto's server on a free loopback port; yields its URL, with ``environ`` pointed at it.
@@ -50,12 +60,10 @@ def local_endpoint(environ: MutableMapping[str, str] | None = None) -> Iterator[
     # moto keeps its state per process: an endpoint started earlier in this process left its
     # buckets and queues behind. Each endpoint starts empty.
     try:
-        http_session().post(f"{endpoint}/moto-api/reset", timeout=(5, 30)).raise_for_status()
-    except OSError as error:
+        reset_endpoint(endpoint)
+    except BrendaError:
         server.stop()
-        raise BrendaError(
-            f"The local AWS endpoint at {endpoint} did not start: {error}."
-        ) from error
+        raise
     settings = local_environment(endpoint)
     saved = {name: environ.get(name) for name in settings}
     environ.update(settings)

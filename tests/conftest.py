@@ -12,7 +12,6 @@ import logging
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 
 from shared.cli.common import OUR_LOGGERS
-from shared.local import local_endpoint, local_environment
+from shared.local import local_endpoint, local_environment, reset_endpoint
 
 
 @pytest.fixture(autouse=True)
@@ -63,9 +62,7 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """An empty AWS (moto's state reset) that boto3 reaches through AWS_ENDPOINT_URL."""
-    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10):
-        pass
+    reset_endpoint(moto_endpoint)
     for name, value in local_environment(moto_endpoint).items():
         monkeypatch.setenv(name, value)
     return moto_endpoint

@@ -144,6 +144,25 @@ def farm(aws: str, tmp_path: Path) -> Iterator[Farm]:
         kill_processes_in(tmp_path)
 
 
+def processes_running(command: str) -> list[str]:
+    """The ids of processes whose command line holds ``command`` (a test's own sleep length)."""
+    found = subprocess.run(["pgrep", "-f", command], check=False, capture_output=True, text=True)
+    return found.stdout.split()
+
+
+@pytest.fixture
+def job_farm(farm: Farm, boto_client: Any, monkeypatch: pytest.MonkeyPatch) -> Farm:
+    """The farm with nodes serving jobs: no WORK_QUEUE, frames under s3://studio/frames/; the
+    settings are in this process's environment too, for brenda-work."""
+    boto_client("s3").create_bucket(Bucket="studio")
+    for key in ("WORK_QUEUE", "BLENDER_PROJECT", "RENDER_OUTPUT"):
+        del farm.settings[key]
+    farm.settings.update(FARM="studio", FARM_OUTPUTS="s3://studio/frames/", JOB_REFRESH="1")
+    for key, value in farm.settings.items():
+        monkeypatch.setenv(f"BRENDA_{key}", value)
+    return farm
+
+
 def kill_processes_in(root: Path) -> None:
     """Kill every process working in ``root``: nodes and the task processes they started in
     sessions of their own, which outlive a killed node (and used to upset the next test)."""

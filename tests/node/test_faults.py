@@ -21,6 +21,7 @@ from tests.node.conftest import (
     Farm,
     kill_processes_in,
     logged_seconds_between,
+    processes_running,
     script_tasks,
     wait_for,
 )
@@ -40,10 +41,7 @@ def rendering(farm: Farm, name: str) -> bool:
 
 
 def sleeping_tasks() -> list[str]:
-    result = subprocess.run(
-        ["pgrep", "-f", f"sleep {SLOW_SECONDS}"], check=False, capture_output=True, text=True
-    )
-    return result.stdout.split()
+    return processes_running(f"sleep {SLOW_SECONDS}")
 
 
 @pytest.mark.parametrize(

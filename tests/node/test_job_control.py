@@ -5,45 +5,32 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared.cli.work import main as brenda_work
-from tests.node.conftest import Farm, logged_seconds_between, wait_for
+from tests.node.conftest import Farm, logged_seconds_between, processes_running, wait_for
 
 # A Blender that renders forever (the test's own sleep length, so pgrep finds only it).
 FOREVER = f"1000.{os.getpid()}"
 
 
 def rendering_forever() -> list[str]:
-    found = subprocess.run(
-        ["pgrep", "-f", f"sleep {FOREVER}"], capture_output=True, text=True, check=False
-    )
-    return found.stdout.split()
+    return processes_running(f"sleep {FOREVER}")
 
 
 def test_cancelling_a_job_stops_its_running_task_and_spares_the_others(
-    farm: Farm,
-    aws: str,
+    job_farm: Farm,
     boto_client: Any,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     blender = tmp_path / "slow-blender"
     blender.write_text(f"#!/bin/bash\necho 'Fra:1 Sample 1/100'\nsleep {FOREVER}\n")
     blender.chmod(0o755)
-    boto_client("s3").create_bucket(Bucket="studio")
-    for key in ("WORK_QUEUE", "BLENDER_PROJECT", "RENDER_OUTPUT"):
-        del farm.settings[key]
-    farm.settings.update(
-        FARM="studio", FARM_OUTPUTS="s3://studio/frames/", JOB_REFRESH="1", BLENDER=str(blender)
-    )
-    for key, value in farm.settings.items():
-        monkeypatch.setenv(f"BRENDA_{key}", value)
+    job_farm.settings.update(BLENDER=str(blender))
     project = tmp_path / "shot"
     project.mkdir()
     (project / "scene.blend").write_bytes(b"")
@@ -56,12 +43,12 @@ def test_cancelling_a_job_stops_its_running_task_and_spares_the_others(
         return match.group(1)
 
     doomed, spared = submit("5"), submit("0")
-    node = farm.start_node("a", DONE="poll", POLL_PAUSE="1")
+    node = job_farm.start_node("a", DONE="poll", POLL_PAUSE="1")
     try:
         wait_for(rendering_forever, 60, "the doomed job's task to render")
         assert brenda_work(["cancel", doomed]) == 0
-        wait_for(lambda: f"task 2: {spared}" in farm.console("a"), 60, "the other job's task")
-        console = farm.console("a")
+        wait_for(lambda: f"task 2: {spared}" in job_farm.console("a"), 60, "the other job's task")
+        console = job_farm.console("a")
         assert f"job {doomed} was cancelled: its task stops" in console
         assert logged_seconds_between(console, f"task 1: {doomed}", f"task 2: {spared}") < 15
         assert brenda_work(["jobs"]) == 0

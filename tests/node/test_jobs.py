@@ -51,21 +51,12 @@ def started_tasks(farm: Farm) -> list[tuple[str, str]]:
 
 
 def test_two_nodes_serve_every_job_by_priority_with_pause_and_cancel(
-    farm: Farm,
-    aws: str,
+    job_farm: Farm,
     boto_client: Any,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    boto_client("s3").create_bucket(Bucket="studio")
-    del farm.settings["WORK_QUEUE"], farm.settings["BLENDER_PROJECT"]
-    del farm.settings["RENDER_OUTPUT"]
-    farm.settings.update(
-        FARM="studio", FARM_OUTPUTS="s3://studio/frames/", POLL_PAUSE="1", JOB_REFRESH="1"
-    )
-    for key, value in farm.settings.items():
-        monkeypatch.setenv(f"BRENDA_{key}", value)
+    job_farm.settings.update(POLL_PAUSE="1")
     shot1 = make_project(tmp_path / "shot1", 3)
     shot2 = make_project(tmp_path / "shot2", 3)
 
@@ -80,7 +71,7 @@ def test_two_nodes_serve_every_job_by_priority_with_pause_and_cancel(
     work(capsys, "pause", paused)
     work(capsys, "cancel", cancelled)
 
-    nodes = [farm.start_node(name, DONE="poll") for name in ("a", "b")]
+    nodes = [job_farm.start_node(name, DONE="poll") for name in ("a", "b")]
     wait_for(
         lambda: len(stored(boto_client, urgent)) == 3 and len(stored(boto_client, later)) == 3,
         180,
@@ -88,7 +79,7 @@ def test_two_nodes_serve_every_job_by_priority_with_pause_and_cancel(
     )
     names = ["frame_000001.png", "frame_000002.png", "frame_000003.png"]
     assert stored(boto_client, urgent) == names and stored(boto_client, later) == names
-    order = [job for _, job in started_tasks(farm)]
+    order = [job for _, job in started_tasks(job_farm)]
     assert order[:3] == [urgent] * 3, order  # every task of the priority job went out first
     assert stored(boto_client, paused) == [] and paused not in order
     assert stored(boto_client, cancelled) == [] and cancelled not in order
@@ -105,10 +96,10 @@ def test_two_nodes_serve_every_job_by_priority_with_pause_and_cancel(
     boto_client("s3").delete_object(Bucket="studio", Key=f"frames/{urgent}/frame_000002.png")
     assert work(capsys, "missing", urgent) == f"Job {urgent}: 1 missing frames queued (2).\n"
     wait_for(lambda: len(stored(boto_client, urgent)) == 3, 120, "the missing frame")
-    assert [job for _, job in started_tasks(farm)].count(urgent) == 4
+    assert [job for _, job in started_tasks(job_farm)].count(urgent) == 4
     for name in ("a", "b"):
-        (farm.work_dir(name) / "DONE").write_text("exit\n")
-    assert [node.wait(timeout=60) for node in nodes] == [0, 0], farm.console("a")
+        (job_farm.work_dir(name) / "DONE").write_text("exit\n")
+    assert [node.wait(timeout=60) for node in nodes] == [0, 0], job_farm.console("a")
 
 
 def job(job_id: str, priority: int, state: str = "active") -> Job:

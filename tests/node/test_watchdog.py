@@ -15,17 +15,14 @@ from brenda_node.blender import RunResult, TaskRunner, write_launcher
 from shared.cli.work import main as brenda_work
 from shared.store import FolderStore
 from shared.tasks import FrameChunk, RenderSettings, RenderTask, Task, decode_task, encode_task
-from tests.node.conftest import Farm, script_tasks, wait_for
+from tests.node.conftest import Farm, processes_running, script_tasks, wait_for
 
 # Sleeps of a length of this test's own, so that pgrep finds only its processes.
 HANG = f"1000.{os.getpid()}"
 
 
 def hung_processes() -> list[str]:
-    found = subprocess.run(
-        ["pgrep", "-f", f"sleep {HANG}"], check=False, capture_output=True, text=True
-    )
-    return found.stdout.split()
+    return processes_running(f"sleep {HANG}")
 
 
 @pytest.fixture(autouse=True)
