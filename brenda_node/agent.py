@@ -34,6 +34,7 @@ from typing import Any
 from shared.aws.session import cloud_errors, make_client
 from shared.aws.sqs import Message, WorkQueue
 from shared.config import Config
+from shared.costs import LOCAL, Machine, PriceBook, TaskCost
 from shared.errors import BrendaError, Cancelled, CloudError, StoreError, TaskError
 from shared.jobs import Job, JobRegistry, serving_order
 from shared.progress import Progress
@@ -44,8 +45,9 @@ from shared.urls import SqsUrl, parse_url
 from .blender import BlenderLine, RunResult, TaskRunner, blender_command, write_launcher
 from .ebs import EbsVolumes, LinuxBlockDevices, mount_additional
 from .lease import Lease
+from .ledger import LedgerWriter, frames_of
 from .project import fetch_project, fetch_url
-from .spot import watch_for_interruption
+from .spot import MetadataClient, machine_from_metadata, watch_for_interruption
 from .tiles import assemble, complete_frames, parse_tile_name, tile_prefix
 from .validate import check_outputs
 
@@ -185,6 +187,8 @@ class StoredTask:
     render_seconds: float
     store: OutputStore
     notes: FailureNotes
+    ledger: LedgerWriter
+    cost: TaskCost
     failure: str | None = None
     """Why the task failed although it saved these outputs (the watchdog stopped it)."""
     progress: Progress = field(default_factory=Progress)
@@ -295,13 +299,17 @@ class Uploader:
         except Cancelled:
             log.warning("upload of %s stopped; the task goes back to the queue", task.what)
             task.lease.give_back()
+            task.ledger.add(task.cost, "given back")
         except BrendaError as error:
             task.notes.record(task.lease, f"Storing {task.what} failed: {error}")
+            task.ledger.add(task.cost, "failed")
         else:
             if task.failure is not None:
                 task.notes.record(task.lease, task.failure)
+                task.ledger.add(task.cost, "failed")
                 return
             task.lease.complete(backoff)
+            task.ledger.add(task.cost, "stored")
             self.state.task_stored(task.render_seconds)
             log.info("task %s done", task.what)
             task.notes.flush()
@@ -415,6 +423,7 @@ class Serving:
     runner: TaskRunner
     store: OutputStore
     notes: FailureNotes
+    ledger: LedgerWriter
     job: Job | None = None
 
 
@@ -427,6 +436,13 @@ class Node:
         self.name = node_name()
         self.uploader = Uploader(self.state, lambda: Backoff(config, stopper.event))
         self._launcher_written = False
+        self.started = time.time()
+        self.prices = PriceBook(LOCAL, config)
+        self.metadata = (
+            MetadataClient(str(config.text("METADATA_URL")))
+            if config.flag("RUNNING_ON_EC2")
+            else None
+        )
 
     def run(self, *, dry_run: bool = False) -> str:
         """Work until the queue is done or the node is stopped; returns why it ended.
@@ -436,6 +452,7 @@ class Node:
         """
         config = self.config
         self.state.begin(config.done_mode())
+        self.prices = PriceBook(self._machine(), config)
         if config.get("WORK_QUEUE") is None:
             return "dry run: jobs are fetched as they come" if dry_run else self._serve_jobs()
         self.state.show(state="fetching project")
@@ -448,13 +465,22 @@ class Node:
                 return "dry run: the project is ready"
             store = open_store(config, concurrency=config.integer("CURL_MAX_THREADS"))
             serving = Serving(
-                self._runner(project), store, FailureNotes(store, self.state, self.name)
+                self._runner(project),
+                store,
+                FailureNotes(store, self.state, self.name),
+                self.ledger(store),
             )
             return self._serve(
                 lambda: self._loop(open_work_queue(config), serving), [serving.notes]
             )
         finally:
             volumes.release()
+
+    def _machine(self) -> Machine:
+        return LOCAL if self.metadata is None else machine_from_metadata(self.metadata)
+
+    def ledger(self, store: OutputStore) -> LedgerWriter:
+        return LedgerWriter(store, self.name, self.prices.machine, self.started)
 
     def _runner(self, project: Path) -> TaskRunner:
         config = self.config
@@ -472,9 +498,9 @@ class Node:
 
     def _serve(self, loop: Callable[[], str], notes: list[FailureNotes]) -> str:
         config = self.config
-        if config.flag("RUNNING_ON_EC2"):
+        if self.metadata is not None:
             watch_for_interruption(
-                str(config.text("METADATA_URL")),
+                self.metadata,
                 config.integer("METADATA_POLL"),
                 self.stopper.event,
                 self.stopper.stop,
@@ -544,36 +570,76 @@ class Node:
     def _render(self, lease: Lease, number: int, serving: Serving, stop: threading.Event) -> None:
         """Render the leased task; ``stop`` (the node's, or its job's cancel) stops it at once."""
         message: Message = lease.message
-        record_failure = serving.notes.record
+        started = time.time()
         try:
             task = decode_task(message.body)
         except TaskError as error:
-            record_failure(lease, f"Message {message.message_id} is not a task: {error}")
+            serving.notes.record(lease, f"Message {message.message_id} is not a task: {error}")
             return
         what = title(task) if serving.job is None else f"{serving.job.id} {title(task)}"
+        serving.ledger.working_on(title(task))
         log.info("task %d: %s (try %d)", number, what, message.receive_count)
         self.state.show(state="rendering", task=what, frame=None, sample=None)
-
-        def on_line(line: BlenderLine) -> None:
-            blender_log.info("| %s", line.text)
-            if line.frame is not None or line.sample is not None:
-                self.state.show(
-                    force=False,
-                    frame=line.frame,
-                    sample=f"{line.sample[0]}/{line.sample[1]}" if line.sample else None,
-                )
-
         outdir = self.work / f"outdir{number}"
         try:
-            result = serving.runner.run(task, outdir, stop=stop, on_line=on_line)
+            result = serving.runner.run(task, outdir, stop=stop, on_line=self._show_line)
         except BrendaError as error:
-            record_failure(lease, f"Task {what} could not start: {error}")
+            serving.notes.record(lease, f"Task {what} could not start: {error}")
+            serving.ledger.add(self._cost(task, started), "failed")
             return
         except OSError as error:
             if error.errno != errno.ENOSPC:
                 raise
             lease.give_back()
+            serving.ledger.add(self._cost(task, started), "given back")
             raise disk_full_error(self.work) from error
+        spent = self._cost(task, started, result.render_seconds)
+        self._settle(
+            lease,
+            task=task,
+            what=what,
+            result=result,
+            outdir=outdir,
+            serving=serving,
+            spent=spent,
+            stop=stop,
+        )
+
+    def _show_line(self, line: BlenderLine) -> None:
+        blender_log.info("| %s", line.text)
+        if line.frame is not None or line.sample is not None:
+            self.state.show(
+                force=False,
+                frame=line.frame,
+                sample=f"{line.sample[0]}/{line.sample[1]}" if line.sample else None,
+            )
+
+    def _cost(self, task: Task, started: float, render_seconds: float = 0.0) -> TaskCost:
+        """What the task took from ``started`` until now, and cost at this node's price."""
+        ended = time.time()
+        return TaskCost(
+            task=title(task),
+            frames=frames_of(task),
+            started=started,
+            wall_seconds=ended - started,
+            render_seconds=render_seconds,
+            dollars_per_hour=self.prices.price(started),
+            dollars=self.prices.cost(started, ended),
+        )
+
+    def _settle(
+        self,
+        lease: Lease,
+        *,
+        task: Task,
+        what: str,
+        result: RunResult,
+        outdir: Path,
+        serving: Serving,
+        spent: TaskCost,
+        stop: threading.Event,
+    ) -> None:
+        """A rendered task's outputs go to the uploader, or the task fails or goes back."""
         problem = result.failure() or _missing_frames(task, result)
         if problem is None:
             problem = check_outputs(
@@ -585,14 +651,17 @@ class Node:
             full = disk_full_error(self.work)
             shutil.rmtree(outdir, ignore_errors=True)
             lease.give_back()
+            serving.ledger.add(spent, "given back")
             raise full
         # Frames a hung task saved before the watchdog stopped it are stored, then it fails.
         keep = problem is None or (result.watchdog is not None and bool(result.outputs))
         if result.stopped_by_node:
             log.warning("task %s stopped; it goes back to the queue", what)
             lease.give_back()
+            serving.ledger.add(spent, "given back")
         elif not keep:
-            record_failure(lease, f"Task {what} failed: {problem}")
+            serving.notes.record(lease, f"Task {what} failed: {problem}")
+            serving.ledger.add(spent, "failed")
         else:
             log.info("task %s rendered in %.3f s", what, result.seconds)
             self.state.show(state="waiting for the previous upload")
@@ -607,12 +676,15 @@ class Node:
                         result.seconds,
                         serving.store,
                         serving.notes,
+                        serving.ledger,
+                        spent,
                         failure,
                     )
                 )
                 return
             log.warning("task %s rendered, but the node stops: it goes back to the queue", what)
             lease.give_back()
+            serving.ledger.add(spent, "given back")
         shutil.rmtree(outdir, ignore_errors=True)
 
 
@@ -633,6 +705,8 @@ class FarmJobs:
         """The jobs whose projects are on disk, the least recently fetched first."""
         self.notes: list[FailureNotes] = []
         """Every job's failure notes, kept after its project is evicted: none is lost."""
+        self._ledgers: dict[str, LedgerWriter] = {}
+        """Every job's ledger of this node run, kept after its project is evicted."""
         self._by_job: dict[str, Serving] = {}
         self._queues: dict[str, WorkQueue] = {}
         self._jobs: list[Job] = []
@@ -676,7 +750,8 @@ class FarmJobs:
             store = open_store_at(self.config, job.output)
             notes = FailureNotes(store, self.node.state, self.node.name, job=job.id)
             self.notes.append(notes)
-        serving = Serving(self.node._runner(project), notes.store, notes, job)
+        ledger = self._ledgers.setdefault(job.id, self.node.ledger(notes.store))
+        serving = Serving(self.node._runner(project), notes.store, notes, ledger, job)
         self._by_job[job.id] = serving
         self.servings.append(serving)
         self._evict(keep=job.id)

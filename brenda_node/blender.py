@@ -48,6 +48,8 @@ RENDER_SCRIPT = Path(render_script.__file__)
 _FRAME = re.compile(r"^Fra:(\d+)\b")
 _SAMPLE = re.compile(r"\bSample (\d+)/(\d+)")
 _SAVED = re.compile(r"^Saved: '(.*)'")
+# After each frame: "Time: 00:01.23 (Saving: 00:00.01)", hours only when there are some.
+_RENDER_TIME = re.compile(r"^\s*Time: (?:(\d+):)?(\d+):(\d+(?:\.\d+)?)\b")
 # What Blender says when a linked library or data-block is missing (it renders on regardless).
 _MISSING = re.compile(
     r"^Info: (?:Cannot find lib '(.*)'|LIB: (\w+): '(.*)' missing from '([^']*)')"
@@ -66,6 +68,8 @@ class BlenderLine:
     frame: int | None = None
     sample: tuple[int, int] | None = None
     saved: str | None = None
+    render_seconds: float | None = None
+    """What Blender says rendering (and saving) the last frame took."""
     output: str | None = None
     size: tuple[int, int] | None = None
     """The frame size a structured task's render script announced."""
@@ -85,11 +89,13 @@ def parse_line(text: str) -> BlenderLine:
     saved = _SAVED.match(text)
     missing = _MISSING.match(text)
     driver = _DRIVER_FAILED.match(text)
+    took = _RENDER_TIME.match(text)
     return BlenderLine(
         text=text,
         frame=int(frame.group(1)) if frame else None,
         sample=(int(sample.group(1)), int(sample.group(2))) if sample else None,
         saved=saved.group(1) if saved else None,
+        render_seconds=_seconds(took) if took else None,
         output=text[len(OUTPUT_MARK) :] if text.startswith(OUTPUT_MARK) else None,
         size=_size(text),
         error=bool(_ERROR.match(text)) and not frame,
@@ -97,6 +103,11 @@ def parse_line(text: str) -> BlenderLine:
         driver_blocked=_DRIVER_BLOCKED in text,
         driver_failed=driver.group(1) if driver else None,
     )
+
+
+def _seconds(match: re.Match[str]) -> float:
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 def _size(text: str) -> tuple[int, int] | None:
@@ -145,6 +156,8 @@ class RunResult:
     """None when the task was stopped before it ended."""
     seconds: float
     outputs: list[Path]
+    render_seconds: float = 0.0
+    """What Blender said rendering the frames took, summed."""
     reported: list[str] = field(default_factory=list)
     """Files the render script reported as written (structured tasks)."""
     last_lines: list[str] = field(default_factory=list)
@@ -239,6 +252,7 @@ class OutputReader:
     python_drivers: list[str] = field(default_factory=list)
     size: tuple[int, int] | None = None
     """The image size the render script said the frames have."""
+    render_seconds: float = 0.0
     last_seen: float = 0.0
     """When the last line arrived (monotonic seconds)."""
     _driver_blocked: bool = False
@@ -253,6 +267,8 @@ class OutputReader:
             self.reported.append(line.output)
         if line.size is not None:
             self.size = line.size
+        if line.render_seconds is not None:
+            self.render_seconds += line.render_seconds
         if line.missing is not None:
             self.missing.append(line.missing)
         self._driver_blocked = self._driver_blocked or line.driver_blocked
@@ -348,6 +364,7 @@ class TaskRunner:
             exit_code=None if stopped else process.returncode,
             seconds=time.monotonic() - started,
             outputs=outputs,
+            render_seconds=output.render_seconds,
             reported=output.reported,
             last_lines=list(output.lines),
             last_error=output.last_error,

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Watch EC2 instance metadata for spot interruption and rebalance notices. No bpy module use.
+"""EC2 instance metadata: spot interruption and rebalance notices, and what the node runs on
+(for its costs). No bpy module use.
 
 Uses IMDSv2 (a session token, then ``spot/instance-action`` and
 ``events/recommendations/rebalance``; 404 means no notice). When a notice appears the node stops
@@ -12,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from shared.costs import Machine
 from shared.http import http_session
 
 log = logging.getLogger(__name__)
@@ -59,10 +61,9 @@ class MetadataClient:
 
 
 def watch_for_interruption(
-    base_url: str, period: float, stop: threading.Event, on_notice: Callable[[str], None]
+    client: MetadataClient, period: float, stop: threading.Event, on_notice: Callable[[str], None]
 ) -> threading.Thread:
     """Poll the metadata every ``period`` seconds until ``stop``; report the first notice."""
-    client = MetadataClient(base_url)
 
     def poll() -> None:
         complained = False
@@ -75,10 +76,23 @@ def watch_for_interruption(
                         return
             except OSError as error:
                 if not complained:
-                    log.warning("cannot read instance metadata at %s: %s", base_url, error)
+                    log.warning("cannot read instance metadata at %s: %s", client.base_url, error)
                     complained = True
             stop.wait(period)
 
     thread = threading.Thread(target=poll, name="brenda-spot-watch", daemon=True)
     thread.start()
     return thread
+
+
+def machine_from_metadata(client: MetadataClient) -> Machine:
+    """The instance's type, zone and market (``instance-life-cycle``: spot or on-demand)."""
+    try:
+        instance_type = client.get("/latest/meta-data/instance-type")
+        zone = client.get("/latest/meta-data/placement/availability-zone")
+        life_cycle = client.get("/latest/meta-data/instance-life-cycle")
+    except OSError as error:
+        log.warning("costs: cannot read instance metadata at %s: %s", client.base_url, error)
+        return Machine("unknown")
+    market = "spot" if (life_cycle or "").strip() == "spot" else "on-demand"
+    return Machine(market, (instance_type or "").strip(), (zone or "").strip())

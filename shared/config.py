@@ -255,6 +255,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "METADATA_POLL", _count(1, 120), 5, "Seconds between a node's spot interruption checks."
     ),
+    Setting(
+        "ON_DEMAND_PRICE",
+        _price,
+        None,
+        "US$ per hour an on-demand node costs (default: AWS's list price for common types in "
+        "us-east-1, us-east-2 and us-west-2).",
+    ),
     # The fleet.
     Setting("FARM", _text, "brenda", "Farm name: the tag on everything brenda-run creates."),
     Setting("AMI_ID", _text, None, "Node image (see deploy/build-node-image.sh)."),

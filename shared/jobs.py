@@ -24,6 +24,7 @@ import logging
 import re
 import secrets
 import socket
+import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from .aws import s3
 from .aws.session import cloud_errors, make_client
 from .aws.sqs import QueueCounts, WorkQueue
 from .config import Config
+from .costs import LEDGERS, JobCost, Ledger, format_dollars, format_duration, job_cost
 from .errors import BrendaError, UsageError
 from .progress import Progress
 from .tasks import (
@@ -133,6 +135,7 @@ class JobRegistry:
             self.s3 = make_client("s3", config)
             self.sqs = make_client("sqs", config, pool=16)
         self._records: dict[str, tuple[str, Job]] = {}
+        self._ledgers: dict[str, tuple[str, Ledger]] = {}
         self.changed: set[str] = set()
         """The jobs whose records were new or changed at the last ``jobs()``."""
 
@@ -266,14 +269,131 @@ class JobRegistry:
 
     def unstored_frames(self, job: Job) -> list[int]:
         """The job's frames that are not stored, or stored empty (one listing of its output)."""
+        return self._stored(job).unstored
+
+    def report(self, job: Job) -> JobReport:
+        """Where the job stands: frames, tasks, nodes and costs (a LIST of its output, its
+        queue's counts, and the ledgers that changed since the last report)."""
+        stored = self._stored(job)
+        counts = self.counts(job) if job.state != "cancelled" else None
+        cost = job_cost(
+            self._read_ledgers(stored.ledgers),
+            running=counts.in_flight if counts else 0,
+            now=time.time(),
+            stale=self.config.integer("TASK_TIMEOUT"),
+        )
+        return JobReport(job, len(stored.names), stored.unstored, counts, cost, stored.latest)
+
+    def _stored(self, job: Job) -> _Stored:
         url = parse_url(job.output, allowed=("s3",))
         assert isinstance(url, S3Url)
         with cloud_errors(f"listing the frames of job {job.id}"):
-            sizes = {
-                item.key[len(url.prefix) :]: item.size
-                for item in s3.list_objects(self.s3, url.bucket, url.prefix)
-            }
-        return sorted(number for name, number in frame_names(job).items() if not sizes.get(name))
+            listed = list(s3.list_objects(self.s3, url.bucket, url.prefix))
+        names = frame_names(job)
+        sizes = {item.key[len(url.prefix) :]: item.size for item in listed}
+        frames = [item for item in listed if names.get(item.key[len(url.prefix) :]) and item.size]
+        frames.sort(key=lambda item: item.modified, reverse=True)
+        return _Stored(
+            names=names,
+            unstored=sorted(number for name, number in names.items() if not sizes.get(name)),
+            ledgers=[
+                (item.key, item.etag)
+                for item in listed
+                if item.key[len(url.prefix) :].startswith(LEDGERS)
+            ],
+            latest=[item.key[len(url.prefix) :] for item in frames[:LATEST_FRAMES]],
+        )
+
+    def _read_ledgers(self, keys: list[tuple[str, str]]) -> list[Ledger]:
+        """The ledgers at ``keys``; those whose ETag is unchanged come from the last read."""
+        bucket = self.outputs.bucket
+        ledgers = []
+        with cloud_errors("reading the nodes' ledgers"):
+            for key, etag in keys:
+                cached = self._ledgers.get(key)
+                if cached is None or cached[0] != etag:
+                    text = s3.read_text(self.s3, bucket, key)
+                    if text is None:
+                        continue
+                    try:
+                        cached = (etag, Ledger.from_json(text))
+                    except (ValueError, TypeError, KeyError) as error:
+                        log.warning("ledger %s is not readable: %s", key, error)
+                        continue
+                    self._ledgers[key] = cached
+                ledgers.append(cached[1])
+        return ledgers
+
+
+REPORT_COLUMNS = (
+    "job",
+    "state",
+    "priority",
+    "frames stored",
+    "waiting",
+    "running",
+    "failed",
+    "nodes",
+    "cost",
+    "per frame",
+    "projected",
+    "ETA",
+)
+
+
+def report_row(report: JobReport) -> tuple[str, ...]:
+    """A job's line in ``brenda-work jobs`` and the add-on's panel (REPORT_COLUMNS)."""
+    job, counts, cost = report.job, report.counts, report.cost
+    unpriced = cost.unpriced_tasks > 0
+    return (
+        job.id,
+        job.state,
+        str(job.priority),
+        f"{report.stored}/{report.frames}",
+        str(counts.pending) if counts else "-",
+        str(counts.in_flight) if counts else "-",
+        str(counts.dead) if counts and counts.dead is not None else "-",
+        str(cost.nodes),
+        format_dollars(cost.dollars, unpriced=unpriced),
+        format_dollars(cost.per_frame, unpriced=unpriced) if cost.per_frame is not None else "-",
+        format_dollars(cost.projected(report.frames_left), unpriced=unpriced)
+        if cost.per_frame is not None
+        else "-",
+        format_duration(cost.eta_seconds(report.frames_left)) if report.frames_left else "-",
+    )
+
+
+LATEST_FRAMES = 4
+"""Frames a report names as the latest stored (the add-on shows them)."""
+
+
+@dataclass(frozen=True)
+class _Stored:
+    names: dict[str, int]
+    unstored: list[int]
+    ledgers: list[tuple[str, str]]
+    latest: list[str]
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """A job's progress and cost, for ``brenda-work jobs`` and the add-on's panel."""
+
+    job: Job
+    frames: int
+    unstored: list[int]
+    counts: QueueCounts | None
+    cost: JobCost
+    latest: list[str]
+    """The names of its latest stored frames, newest first."""
+
+    @property
+    def stored(self) -> int:
+        return self.frames - len(self.unstored)
+
+    @property
+    def frames_left(self) -> int:
+        return 0 if self.job.state == "cancelled" else len(self.unstored)
 
 
 def frame_names(job: Job) -> dict[str, int]:

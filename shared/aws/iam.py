@@ -129,7 +129,11 @@ def node_policy(*, farm: str, queue_arns: list[str], grants: FarmGrants) -> dict
         {
             "Sid": "DescribeSelf",
             "Effect": "Allow",
-            "Action": ["ec2:DescribeInstances", "ec2:DescribeSpotInstanceRequests"],
+            "Action": [
+                "ec2:DescribeInstances",
+                "ec2:DescribeSpotInstanceRequests",
+                "ec2:DescribeSpotPriceHistory",
+            ],
             "Resource": "*",
         },
     ]

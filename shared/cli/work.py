@@ -348,22 +348,8 @@ def cmd_jobs(config: Config) -> int:
     if not listed:
         print(f"Farm {registry.farm} has no jobs: submit one with 'brenda-work submit'.")
         return 0
-    rows = [("job", "state", "priority", "frames stored", "waiting", "running", "failed")]
-    for job in listed:
-        counts = registry.counts(job) if job.state != "cancelled" else None
-        frames = len(jobs.frame_names(job))
-        stored = frames - len(registry.unstored_frames(job))
-        rows.append(
-            (
-                job.id,
-                job.state,
-                str(job.priority),
-                f"{stored}/{frames}",
-                str(counts.pending) if counts else "-",
-                str(counts.in_flight) if counts else "-",
-                str(counts.dead) if counts and counts.dead is not None else "-",
-            )
-        )
+    rows: list[tuple[str, ...]] = [jobs.REPORT_COLUMNS]
+    rows += [jobs.report_row(registry.report(job)) for job in listed]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print(

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared.cli.work import main as brenda_work
+from shared.costs import Ledger, Machine, TaskCost
 
 
 @pytest.fixture
@@ -93,3 +95,38 @@ def test_job_commands_name_the_job_and_refuse_what_cannot_be(
     assert err == f"brenda-work: Job {job} is cancelled; push it again to render it.\n"
     _, err = work(capsys, "-T", "frame", "-e", "1", "submit", code=2)
     assert "submit makes structured render tasks" in err
+
+
+def test_jobs_shows_each_jobs_cost_per_frame_projection_and_eta_from_the_nodes_ledgers(
+    farm_env: Path, capsys: pytest.CaptureFixture[str], boto_client: Any
+) -> None:
+    job = submit(capsys, farm_env, "1-10")
+    s3, sqs = boto_client("s3"), boto_client("sqs")
+    for frame in range(1, 7):
+        s3.put_object(Bucket="studio", Key=f"frames/{job}/frame_{frame:06d}.png", Body=b"png")
+    # What two nodes wrote: a spot node idle now (three frames and a failed try), and an
+    # on-demand node (US$ 1.006/hour, 30 minutes a frame) rendering frame 7.
+    now = time.time()
+    spot = Ledger("node-a", Machine("spot", "g5.xlarge", "us-east-1a"), None, now - 30, [
+        *(TaskCost(f"frame {n}", 1, now, 1800, 1700, 0.42, 0.21, "stored") for n in (1, 2, 3)),
+        TaskCost("frame 9", 0, now, 600, 590, 0.42, 0.07, "failed"),
+    ])  # fmt: skip
+    on_demand = Ledger("node-b", Machine("on-demand", "g5.xlarge", "us-east-1a"), "frame 7", now, [
+        TaskCost(f"frame {n}", 1, now, 1800, 1790, 1.006, 0.503, "stored") for n in (4, 5, 6)
+    ])  # fmt: skip
+    for name, ledger in (("a", spot), ("b", on_demand)):
+        s3.put_object(
+            Bucket="studio", Key=f"frames/{job}/.brenda/nodes/{name}.json", Body=ledger.to_json()
+        )
+    sqs.receive_message(QueueUrl=queue_url(boto_client, job))  # frame 7 is being rendered
+    out, _ = work(capsys, "jobs")
+    header, row = out.splitlines()
+    assert re.split(r"\s{2,}", header) == [
+        "job", "state", "priority", "frames stored", "waiting", "running", "failed", "nodes",
+        "cost", "per frame", "projected", "ETA",
+    ]  # fmt: skip
+    # US$ 0.63 + 0.07 + 1.509 = 2.209 for 6 frames; 4 frames left at 2.209 / 6 each: 3.68;
+    # 11,400 node-seconds for 6 frames, one node on it: 4 * 1,900 s = 2 h 06 min.
+    assert row.split() == [
+        job, "active", "0", "6/10", "9", "1", "0", "1", "$2.21", "$0.37", "$3.68", "2h", "06m",
+    ]  # fmt: skip

@@ -136,6 +136,9 @@ def test_the_node_role_covers_every_job_of_the_farm_and_a_new_init_only_adds(
     assert granted(first, "WorkQueue", f"{queues}:test-farm-job-shot2-20261125-1a2b-dead")
     assert not granted(first, "WorkQueue", f"{queues}:other-farm-job-shot2-20261125-1a2b")
     assert granted(first, "Outputs", "arn:aws:s3:::studio-frames/frames/.brenda/jobs/a.json")
+    # Its ledgers beside each job's frames, and the spot price that prices them.
+    assert granted(first, "Outputs", "arn:aws:s3:::studio-frames/frames/shot2/.brenda/nodes/a.json")
+    assert "ec2:DescribeSpotPriceHistory" in statement(first, "DescribeSelf")["Action"]
 
     # The second .blend's init leaves the policy as it was under the running nodes.
     monkeypatch.setenv("BRENDA_BLENDER_PROJECT", "s3://studio-projects/projects/shot2.tar.gz")

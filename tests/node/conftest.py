@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +79,14 @@ class Farm:
 
     def counts(self) -> Any:
         return work.status(self.config())
+
+    @property
+    def output(self) -> Path:
+        return Path(self.settings["RENDER_OUTPUT"].removeprefix("file://"))
+
+    def stored(self) -> list[str]:
+        """The names stored in the farm's output folder, without Brenda's records (.brenda/)."""
+        return sorted(path.name for path in self.output.iterdir() if path.name != ".brenda")
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
@@ -193,3 +203,58 @@ def logged_seconds_between(console: str, first: str, then: str) -> float:
             wanted.pop(0)
     assert not wanted, f"the node never logged {wanted[0]!r}:\n{console[-2000:]}"
     return (stamps[1] - stamps[0]).total_seconds()
+
+
+class MetadataServer(http.server.ThreadingHTTPServer):
+    """EC2 instance metadata (IMDSv2) on loopback: ``values`` maps paths to what they read."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), MetadataHandler)
+        self.values: dict[str, str] = {}
+        self.token_requests = 0
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class MetadataHandler(http.server.BaseHTTPRequestHandler):
+    server: MetadataServer
+
+    def do_PUT(self) -> None:
+        if self.path == "/latest/api/token":
+            self.server.token_requests += 1
+            self._reply(200, "token-1")
+        else:
+            self._reply(404, "")
+
+    def do_GET(self) -> None:
+        if self.headers.get("X-aws-ec2-metadata-token") != "token-1":
+            self._reply(401, "")
+        elif self.path in self.server.values:
+            self._reply(200, self.server.values[self.path])
+        else:
+            self._reply(404, "")
+
+    def _reply(self, status: int, body: str) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def metadata() -> Iterator[MetadataServer]:
+    server = MetadataServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -17,8 +17,8 @@ def test_two_nodes_store_every_output_and_exit_when_the_queue_is_done(farm: Farm
     farm.push(script_tasks('echo "frame $START" > "$OUTDIR/frame_$START.txt"\n', range(1, 7)))
     nodes = [farm.start_node("a"), farm.start_node("b")]
     assert [node.wait(timeout=60) for node in nodes] == [0, 0], farm.console("a")
-    output = Path(farm.settings["RENDER_OUTPUT"].removeprefix("file://"))
-    assert sorted(path.name for path in output.iterdir()) == [f"frame_{n}.txt" for n in range(1, 7)]
+    output = farm.output
+    assert farm.stored() == [f"frame_{n}.txt" for n in range(1, 7)]
     assert (output / "frame_3.txt").read_text() == "frame 3\n"
     counts = farm.counts()
     assert (counts.pending, counts.in_flight, counts.dead) == (0, 0, 0)
@@ -47,8 +47,8 @@ def test_tasks_run_without_the_nodes_secrets_and_links_are_never_stored(
     farm.push(script_tasks(script, range(1, 2)))
     node = farm.start_node("a")
     assert node.wait(timeout=60) == 0, farm.console("a")
-    output = Path(farm.settings["RENDER_OUTPUT"].removeprefix("file://"))
-    assert sorted(path.name for path in output.iterdir()) == ["env_1.txt"]
+    output = farm.output
+    assert farm.stored() == ["env_1.txt"]
     names = {line.split("=", 1)[0] for line in (output / "env_1.txt").read_text().splitlines()}
     assert {"OUTDIR", "PATH", "HOME", "TMPDIR"} <= names
     assert not [name for name in names if name.startswith(("AWS_", "BRENDA_"))], names
@@ -88,8 +88,7 @@ def test_an_output_name_the_store_cannot_hold_is_skipped_and_the_good_frames_cou
     farm.push(script_tasks(script, range(1, 2)))
     node = farm.start_node("a")
     assert node.wait(timeout=60) == 0, farm.console("a")
-    output = Path(farm.settings["RENDER_OUTPUT"].removeprefix("file://"))
-    assert sorted(path.name for path in output.iterdir()) == ["frame_1.txt"]
+    assert farm.stored() == ["frame_1.txt"]
     counts = farm.counts()
     assert (counts.pending, counts.in_flight, counts.dead) == (0, 0, 0)
     assert "'odd\\name.txt' is not a file name inside the render output. Not stored" in (
@@ -136,5 +135,4 @@ def test_a_full_work_disk_gives_the_task_back_at_once_and_stops_the_node(
     assert healthy.wait(timeout=60) == 0, farm.console("healthy")
     counts = farm.counts()
     assert (counts.pending, counts.in_flight, counts.dead) == (0, 0, 0)
-    output = Path(farm.settings["RENDER_OUTPUT"].removeprefix("file://"))
-    assert sorted(path.name for path in output.iterdir()) == [f"frame_{n}.bin" for n in (1, 2, 3)]
+    assert farm.stored() == [f"frame_{n}.bin" for n in (1, 2, 3)]

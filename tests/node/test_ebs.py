@@ -4,12 +4,9 @@ block devices (which device node a volume became, mount, unmount) behind the nod
 
 from __future__ import annotations
 
-import http.server
 import os
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -17,6 +14,7 @@ from brenda_node.ebs import EbsVolumes, device_candidates, mount_additional
 from brenda_node.project import fetch_project
 from shared.config import load_config
 from shared.errors import BrendaError
+from tests.node.conftest import MetadataServer
 
 
 class FakeBlockDevices:
@@ -46,39 +44,18 @@ class FakeBlockDevices:
         self.log.append(f"unmount {folder.name}")
 
 
-class Metadata(http.server.BaseHTTPRequestHandler):
-    values: ClassVar[dict[str, str]] = {}
-
-    def do_PUT(self) -> None:
-        self._reply("token")
-
-    def do_GET(self) -> None:
-        self._reply(self.values.get(self.path))
-
-    def _reply(self, body: str | None) -> None:
-        data = (body or "").encode()
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def node_metadata(boto_client: Any) -> Iterator[tuple[str, str]]:
+def node_metadata(boto_client: Any, metadata: MetadataServer) -> tuple[str, str]:
     instance = boto_client("ec2").run_instances(
         ImageId="ami-12c6146b", MinCount=1, MaxCount=1, Placement={"AvailabilityZone": "us-east-1c"}
     )["Instances"][0]["InstanceId"]
-    Metadata.values = {
-        "/latest/meta-data/instance-id": instance,
-        "/latest/meta-data/placement/availability-zone": "us-east-1c",
-    }
-    server = http.server.HTTPServer(("127.0.0.1", 0), Metadata)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield instance, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    metadata.values.update(
+        {
+            "/latest/meta-data/instance-id": instance,
+            "/latest/meta-data/placement/availability-zone": "us-east-1c",
+        }
+    )
+    return instance, metadata.url
 
 
 def snapshot(ec2: Any, name: str | None) -> str:

@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import http.server
 import os
 import signal
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ from shared.cli.work import main as brenda_work
 from shared.store import FolderStore
 from tests.node.conftest import (
     Farm,
+    MetadataServer,
     kill_processes_in,
     logged_seconds_between,
     processes_running,
@@ -88,53 +86,6 @@ def test_sigterm_gives_the_task_back_within_five_seconds_and_stops_blender(farm:
     assert handed_back < 5
 
 
-class MetadataServer(http.server.ThreadingHTTPServer):
-    """EC2 instance metadata (IMDSv2) with a spot notice that the test switches on."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), MetadataHandler)
-        self.notices: dict[str, str] = {}
-        self.token_requests = 0
-
-
-class MetadataHandler(http.server.BaseHTTPRequestHandler):
-    server: MetadataServer
-
-    def do_PUT(self) -> None:
-        if self.path == "/latest/api/token":
-            self.server.token_requests += 1
-            self._reply(200, "token-1")
-        else:
-            self._reply(404, "")
-
-    def do_GET(self) -> None:
-        if self.headers.get("X-aws-ec2-metadata-token") != "token-1":
-            self._reply(401, "")
-        elif self.path in self.server.notices:
-            self._reply(200, self.server.notices[self.path])
-        else:
-            self._reply(404, "")
-
-    def _reply(self, status: int, body: str) -> None:
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def metadata() -> Iterator[MetadataServer]:
-    server = MetadataServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-
-
 @pytest.mark.parametrize(
     ("path", "body", "notice"),
     [
@@ -155,12 +106,9 @@ def test_spot_notice_gives_the_task_back(
     farm: Farm, metadata: MetadataServer, path: str, body: str, notice: str
 ) -> None:
     farm.push(script_tasks(SLOW_TASK, range(1, 2)))
-    host, port = metadata.server_address[:2]
-    node = farm.start_node(
-        "a", RUNNING_ON_EC2="1", METADATA_URL=f"http://{host}:{port}", METADATA_POLL="1"
-    )
+    node = farm.start_node("a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url, METADATA_POLL="1")
     wait_for(lambda: rendering(farm, "a") and sleeping_tasks(), 60, "the task to start")
-    metadata.notices[path] = body
+    metadata.values[path] = body
     wait_for(lambda: farm.counts().pending == 1, 30, "the task to return to the queue")
     assert node.wait(timeout=30) == 0
     assert metadata.token_requests == 1
@@ -225,15 +173,14 @@ def test_done_shutdown_cancels_the_nodes_own_persistent_spot_request(
     own_instance = ec2.describe_spot_instance_requests(SpotInstanceRequestIds=[mine])[
         "SpotInstanceRequests"
     ][0]["InstanceId"]
-    metadata.notices["/latest/meta-data/instance-id"] = own_instance
+    metadata.values["/latest/meta-data/instance-id"] = own_instance
     powered_off = tmp_path / "powered-off"
     farm.push(script_tasks('echo > "$OUTDIR/frame_$START.txt"\n', range(1, 2)))
-    host, port = metadata.server_address[:2]
     node = farm.start_node(
         "a",
         DONE="shutdown",
         RUNNING_ON_EC2="1",
-        METADATA_URL=f"http://{host}:{port}",
+        METADATA_URL=metadata.url,
         SHUTDOWN_COMMAND=f"touch {powered_off}",
     )
     assert node.wait(timeout=60) == 0, farm.console("a")
