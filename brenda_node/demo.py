@@ -37,6 +37,7 @@ from shared.cli.common import (
     usage_errors,
 )
 from shared.config import Config, load_config
+from shared.costs import JobCost, format_dollars, job_cost, stored_ledgers
 from shared.errors import BrendaError, TaskError, UsageError
 from shared.local import LOCAL_REGION, local_endpoint
 from shared.store import open_store
@@ -394,7 +395,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"This run's frames, contact sheet and logs: {output}")
     previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
-        wall, statuses, job = render(args, job, output)
+        wall, statuses, job, cost = render(args, job, output)
     except KeyboardInterrupt:
         kept = sum(1 for _ in frames_folder.iterdir()) if frames_folder.is_dir() else 0
         print(f"Interrupted: the {kept} frames stored so far are in {frames_folder}.")
@@ -408,12 +409,16 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"Wall time:        {wall:.1f} s on {nodes} nodes")
     print(f"Render time:      {render_seconds / len(job.frames):.2f} s per frame (mean)")
     print(f"Farm efficiency:  {render_seconds / (nodes * wall):.0%}")
+    print(
+        f"Cost:             {format_dollars(cost.dollars)} (a local farm is free; "
+        f"{cost.node_seconds:.1f} node-seconds, {cost.render_seconds:.1f} s rendering)"
+    )
     return 0
 
 
 def render(
     args: argparse.Namespace, job: Job, output: Path
-) -> tuple[float, list[dict[str, Any]], Job]:
+) -> tuple[float, list[dict[str, Any]], Job, JobCost]:
     """The farm's run: endpoint, project, tasks, nodes; frames land in ``output`` as stored."""
     frames_folder = output / "frames"
     with tempfile.TemporaryDirectory(prefix="brenda-demo-") as scratch, local_endpoint() as url:
@@ -443,8 +448,9 @@ def render(
                 node.wait()
             keep_logs(folder, output, len(nodes))
         wall = time.monotonic() - started
+        cost = job_cost(stored_ledgers(open_store(config)), running=0, now=time.time(), stale=0)
         contact_sheet([frames_folder / name for name in job.frames], output / "contact-sheet.png")
-    return wall, statuses, job
+    return wall, statuses, job, cost
 
 
 def keep_logs(folder: Path, output: Path, count: int) -> None:

@@ -29,10 +29,10 @@ from typing import Any
 from .aws.session import cloud_errors, make_client
 from .config import Config
 from .errors import BrendaError
+from .store import LEDGERS, OutputStore
 
 log = logging.getLogger(__name__)
 
-LEDGERS = ".brenda/nodes/"
 MARKETS = ("spot", "on-demand", "local", "unknown")
 SPOT_PRICE_REFRESH = 600.0
 """Seconds a node trusts the spot price history it read (one request per refresh)."""
@@ -248,6 +248,16 @@ class Ledger:
             updated=float(document.get("updated", 0.0)),
             tasks=[TaskCost(**task) for task in document.get("tasks", [])],
         )
+
+
+def stored_ledgers(store: OutputStore) -> list[Ledger]:
+    """The ledgers nodes wrote into an output store (for a farm's one queue, as the demo's)."""
+    found = []
+    for name in store.names(LEDGERS):
+        text = store.get_text(name)
+        if text is not None:
+            found.append(Ledger.from_json(text))
+    return found
 
 
 def ledger_name(node: str, started: float) -> str:

@@ -35,9 +35,10 @@ from .aws import s3
 from .aws.session import cloud_errors, make_client
 from .aws.sqs import QueueCounts, WorkQueue
 from .config import Config
-from .costs import LEDGERS, JobCost, Ledger, format_dollars, format_duration, job_cost
+from .costs import JobCost, Ledger, format_dollars, format_duration, job_cost
 from .errors import BrendaError, UsageError
 from .progress import Progress
+from .store import LEDGERS
 from .tasks import (
     FrameChunk,
     RenderSettings,

@@ -23,6 +23,7 @@ from .urls import FileUrl, S3Url, parse_url
 
 RECORDS = ".brenda/"
 FAILURES = RECORDS + "failures/"
+LEDGERS = RECORDS + "nodes/"
 
 
 class OutputStore(Protocol):
@@ -33,7 +34,8 @@ class OutputStore(Protocol):
         """Copy the stored ``name`` to ``path``."""
 
     def names(self, prefix: str = "") -> list[str]:
-        """Stored outputs whose names start with ``prefix``, sorted; records are left out."""
+        """Stored outputs whose names start with ``prefix``, sorted; Brenda's records (under
+        ``.brenda/``) are left out unless ``prefix`` is among them."""
 
     def put_text(self, name: str, text: str) -> None: ...
 
@@ -95,7 +97,7 @@ class FolderStore:
             if (
                 path.is_file()
                 and name.startswith(prefix)
-                and not name.startswith(RECORDS)
+                and (prefix.startswith(RECORDS) or not name.startswith(RECORDS))
                 and not path.name.startswith(".partial-")
             ):
                 found.append(name)
@@ -153,6 +155,8 @@ class S3Store:
                 item.key[start:]
                 for item in s3.list_objects(self.client, self.url.bucket, self.url.key(prefix))
             ]
+        if prefix.startswith(RECORDS):
+            return sorted(keys)
         return sorted(key for key in keys if not key.startswith(RECORDS))
 
     def put_text(self, name: str, text: str) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -32,6 +33,8 @@ def test_demo_renders_tiled_frames_and_a_contact_sheet(
     assert "6 tasks for 3 frames pushed to sqs://brenda-demo; starting 2 nodes." in out
     assert f"Frames:           3 in {output / 'frames'}" in out
     assert "Farm efficiency:  " in out
+    cost = re.search(r"^Cost: +\$0\.00 \(a local farm is free; ([\d.]+) node-seconds", out, re.M)
+    assert cost and float(cost.group(1)) > 0, out
     frames = sorted(path.name for path in (output / "frames").iterdir())
     assert frames == ["frame_000001.png", "frame_000002.png", "frame_000003.png"]
     sheet = ImageBuf(str(output / "contact-sheet.png")).spec()
