@@ -7,9 +7,9 @@ which build.py vendors into the extension as ``<extension>/shared``.
 
 from __future__ import annotations
 
-from . import operators, panels, preferences, props
+from . import monitor, operators, panels, preferences, props
 
-MODULES = (preferences, props, operators, panels)
+MODULES = (preferences, props, operators, panels, monitor)
 
 
 def register() -> None:

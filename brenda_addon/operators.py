@@ -11,20 +11,18 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import bpy
 
-from . import scene_info
+from . import monitor, scene_info
 from .jobs import BackgroundWork
-from .shared import ebs_ops, fleet, packing, work
+from .shared import ebs_ops, fleet, jobs, packing
 from .shared.errors import BrendaError
 from .shared.job import FarmSettings, JobSettings, ensure_output_bucket, farm_config
 from .shared.packing import PackReport
 from .shared.progress import Progress
-from .shared.store import open_store
 
 FRAMES_FOLDER = "//brenda_frames"
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
@@ -225,25 +223,39 @@ class BRENDA_OT_upload_project(_ModalWork):
         return f"Uploaded the project to {result}."
 
 
-class BRENDA_OT_push_tasks(_BrendaOperator):
-    """Queue the scene's frames (chunks and tiles as set in the Brenda panel)"""
+def push_job(farm: FarmSettings, job: JobSettings, progress: Progress) -> str:
+    """Submit the scene's job to the farm, rendering the uploaded project (bpy-free)."""
+    from .shared.aws import s3
+    from .shared.aws.session import cloud_errors, make_client
 
-    bl_idname = "brenda.push_tasks"
-    bl_label = "Brenda: Push Tasks"
+    config = farm_config(farm, job)
+    with cloud_errors(f"looking for the uploaded project in s3://{farm.project_bucket}"):
+        uploaded = s3.head(make_client("s3", config), farm.project_bucket, job.project_key())
+    if uploaded is None:
+        raise BrendaError(
+            f"s3://{farm.project_bucket}/{job.project_key()} is not there: run Brenda: Upload "
+            "Project first."
+        )
+    ensure_output_bucket(farm, config)
+    made = jobs.JobRegistry(config).submit(job.farm_job(farm, config), progress)
+    return made.id
 
-    def execute(self, context: bpy.types.Context) -> Result:
+
+class BRENDA_OT_push_job(_ModalWork):
+    """Make a job of the uploaded project: the farm's nodes render it by priority (Esc cancels)"""
+
+    bl_idname = "brenda.push_job"
+    bl_label = "Brenda: Push Job"
+
+    def start_work(self, context: bpy.types.Context) -> BackgroundWork:
         farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
+        job.frames()  # a bad frame range is refused here, before any thread starts
+        return BackgroundWork(lambda progress: push_job(farm, job, progress))
 
-        def push() -> str:
-            tasks = job.tasks()
-            config = farm_config(farm, job)
-            ensure_output_bucket(farm, config)
-            result = work.push(config, tasks)
-            state = context.window_manager.brenda
-            state.frames_total = len(job.frame_names())
-            return f"Pushed {result.count} tasks for {state.frames_total} frames to {result.queue}."
-
-        return self.run(context, push)
+    def finish(self, context: bpy.types.Context, result: Any) -> str:
+        context.window_manager.brenda.selected_job = str(result)
+        monitor.refresh_soon()
+        return f"Pushed job {result}."
 
 
 class BRENDA_OT_launch_nodes(_BrendaOperator):
@@ -289,86 +301,139 @@ class BRENDA_OT_launch_nodes(_BrendaOperator):
                 placement=None,
             )
             ids = fleet.launch(config, plan)
-            state = context.window_manager.brenda
-            state.price = job.spot_price
             return f"Launched {len(ids)} nodes."
 
         return self.run(context, launch)
 
 
-def refresh(context: bpy.types.Context, farm: FarmSettings, job: JobSettings) -> str:
-    config = farm_config(farm, job)
-    state = context.window_manager.brenda
-    counts = work.status(config)
-    nodes, _ = fleet.farm_state(config)
-    wanted = set(job.frame_names())
-    stored = wanted.intersection(open_store(config).names())
-    now = datetime.now(UTC)
-    state.frames_total = len(wanted)
-    state.frames_stored = len(stored)
-    state.pending = counts.pending if counts else 0
-    state.in_flight = counts.in_flight if counts else 0
-    state.dead = (counts.dead or 0) if counts else 0
-    render_nodes = [node for node in nodes if node.role == "node"]
-    state.nodes_running = sum(node.state == "running" for node in render_nodes)
-    state.node_hours = sum(node.uptime(now).total_seconds() for node in render_nodes) / 3600
-    state.price = job.spot_price if job.spot else 0.0
-    state.progress = len(stored) / len(wanted) if wanted else 0.0
-    if state.dead:
-        errors = [task.error for task in work.dead_letters(config) if task.error]
-        state.last_error = errors[0] if errors else f"{state.dead} tasks failed"
-    state.refreshed = True
-    return (
-        f"{len(stored)} of {len(wanted)} frames stored; {state.pending} tasks pending, "
-        f"{state.in_flight} rendering, {state.dead} failed; {state.nodes_running} nodes."
-    )
+class BRENDA_OT_refresh_jobs(_BrendaOperator):
+    """Read the farm's jobs now: progress, cost, the newest frames of the selected job"""
 
-
-class BRENDA_OT_refresh_status(_BrendaOperator):
-    """Read the queue, the nodes and the stored frames"""
-
-    bl_idname = "brenda.refresh_status"
-    bl_label = "Brenda: Refresh Status"
+    bl_idname = "brenda.refresh_jobs"
+    bl_label = "Brenda: Refresh Jobs"
 
     def execute(self, context: bpy.types.Context) -> Result:
-        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
-        return self.run(context, lambda: refresh(context, farm, job))
+        farm = scene_info.farm_settings(context)
+
+        def refresh() -> str:
+            views = monitor.read_jobs(farm, context.window_manager.brenda.selected_job, Progress())
+            monitor.apply(context.window_manager.brenda, views)
+            return f"{len(views)} jobs on farm {farm.farm}."
+
+        return self.run(context, refresh)
 
 
-def download(farm: FarmSettings, job: JobSettings, folder: Path, progress: Progress) -> list[Path]:
-    store = open_store(farm_config(farm, job))
-    names = sorted(set(job.frame_names()).intersection(store.names()))
-    progress.start("Downloading frames", len(names))
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in names:
-        progress.check()
-        store.get(name, folder / name)
-        paths.append(folder / name)
-        progress.advance()
-    return paths
+JOB_ACTIONS = [
+    ("pause", "Pause", "Hand out no more of its tasks"),
+    ("resume", "Resume", "Hand out its tasks again"),
+    ("cancel", "Cancel", "Delete its tasks; nodes stop its running ones"),
+    ("retry", "Retry", "Put its failed (dead-lettered) tasks back to work"),
+    ("missing", "Render Missing", "Queue the frames that are not stored, or stored empty"),
+    ("raise", "Raise Priority", "Render it before jobs of lower priority"),
+    ("lower", "Lower Priority", "Let jobs of higher priority go first"),
+]
+
+
+class BRENDA_OT_job_action(_BrendaOperator):
+    """Pause, resume, cancel, retry, re-render missing frames of, or reprioritise a job"""
+
+    bl_idname = "brenda.job_action"
+    bl_label = "Brenda: Job Action"
+
+    job_id: bpy.props.StringProperty(name="Job")
+    action: bpy.props.EnumProperty(name="Action", items=JOB_ACTIONS)
+
+    @classmethod
+    def description(cls, context: bpy.types.Context, properties: Any) -> str:
+        return next(text for name, _, text in JOB_ACTIONS if name == properties.action)
+
+    def invoke(self, context: bpy.types.Context, event: Any) -> Result:
+        if self.action == "cancel":
+            return context.window_manager.invoke_confirm(self, event)
+        return self.execute(context)
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        farm, job_id, action = scene_info.farm_settings(context), self.job_id, self.action
+        shown = {view.job_id: view for view in context.window_manager.brenda.jobs}
+        priority = shown[job_id].priority if job_id in shown else 0
+
+        def act() -> str:
+            registry = jobs.JobRegistry(farm_config(farm))
+            if action in ("raise", "lower"):
+                moved = priority + (1 if action == "raise" else -1)
+                message = registry.control(job_id, "priority", priority=moved)
+            else:
+                message = registry.control(job_id, action)
+            monitor.refresh_soon()
+            return message
+
+        return self.run(context, act)
+
+
+class BRENDA_OT_select_job(bpy.types.Operator):
+    """Show this job's newest frames"""
+
+    bl_idname = "brenda.select_job"
+    bl_label = "Brenda: Select Job"
+
+    job_id: bpy.props.StringProperty(name="Job")
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        context.window_manager.brenda.selected_job = self.job_id
+        monitor.refresh_soon()
+        return {"FINISHED"}
+
+
+class BRENDA_OT_open_frame(bpy.types.Operator):
+    """Open this frame in the Image Editor"""
+
+    bl_idname = "brenda.open_frame"
+    bl_label = "Brenda: Open Frame"
+
+    filepath: bpy.props.StringProperty(name="Frame", subtype="FILE_PATH")
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        return show_image(self, context, Path(self.filepath))
+
+
+def show_image(operator: bpy.types.Operator, context: bpy.types.Context, path: Path) -> Result:
+    """Load ``path`` as an image and show it in every Image Editor."""
+    if not path.is_file():
+        operator.report({"ERROR"}, f"{path} is not on this machine any more: refresh the jobs.")
+        return {"CANCELLED"}
+    image = bpy.data.images.load(str(path), check_existing=True)
+    image.reload()
+    editors = [
+        area
+        for area in (context.screen.areas if context.screen else ())
+        if area.type == "IMAGE_EDITOR"
+    ]
+    for area in editors:
+        area.spaces.active.image = image
+    where = "in the Image Editor" if editors else f"as image '{image.name}' (open an Image Editor)"
+    operator.report({"INFO"}, f"{path.name} is shown {where}.")
+    return {"FINISHED"}
 
 
 class BRENDA_OT_download_frames(_ModalWork):
-    """Download the stored frames next to the .blend and show the latest one"""
+    """Download the selected job's stored frames next to the .blend and show the latest one"""
 
     bl_idname = "brenda.download_frames"
     bl_label = "Brenda: Download Frames"
 
     def start_work(self, context: bpy.types.Context) -> BackgroundWork:
-        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
-        folder = Path(bpy.path.abspath(FRAMES_FOLDER)) / job.job_name
-        return BackgroundWork(lambda progress: download(farm, job, folder, progress))
+        farm = scene_info.farm_settings(context)
+        job_id = context.window_manager.brenda.selected_job
+        if not job_id:
+            raise BrendaError("Select a job in the Brenda Jobs panel first (refresh to list them).")
+        folder = Path(bpy.path.abspath(FRAMES_FOLDER)) / job_id
+        return BackgroundWork(lambda progress: monitor.download(farm, job_id, folder, progress))
 
     def finish(self, context: bpy.types.Context, result: Any) -> str:
         paths: list[Path] = result
         if not paths:
             return "No frames are stored yet."
-        image = bpy.data.images.load(str(paths[-1]), check_existing=True)
-        image.reload()
-        for area in context.screen.areas if context.screen else ():
-            if area.type == "IMAGE_EDITOR":
-                area.spaces.active.image = image
+        show_image(self, context, paths[-1])
         return f"Downloaded {len(paths)} frames to {paths[-1].parent}."
 
 
@@ -429,7 +494,7 @@ class BRENDA_OT_snapshot_ebs_volume(_BrendaOperator):
 
 
 class BRENDA_OT_stop_farm(_BrendaOperator):
-    """Terminate the farm's nodes, cancel its spot requests and empty its queue"""
+    """Terminate the farm's nodes and cancel its spot requests (its jobs stay)"""
 
     bl_idname = "brenda.stop_farm"
     bl_label = "Brenda: Stop Farm"
@@ -444,8 +509,10 @@ class BRENDA_OT_stop_farm(_BrendaOperator):
             config = farm_config(farm, job)
             stopped = fleet.stop(config, terminate=True, dry_run=False)
             cancelled = fleet.cancel(config, dry_run=False)
-            work.reset(config, hard=False)
-            return f"Terminated {len(stopped)} nodes, cancelled {len(cancelled)} spot requests."
+            return (
+                f"Terminated {len(stopped)} nodes, cancelled {len(cancelled)} spot requests; "
+                "the jobs stay for the next nodes."
+            )
 
         return self.run(context, stop)
 
@@ -454,9 +521,12 @@ classes = (
     BRENDA_OT_check_project,
     BRENDA_OT_pack_project,
     BRENDA_OT_upload_project,
-    BRENDA_OT_push_tasks,
+    BRENDA_OT_push_job,
     BRENDA_OT_launch_nodes,
-    BRENDA_OT_refresh_status,
+    BRENDA_OT_refresh_jobs,
+    BRENDA_OT_job_action,
+    BRENDA_OT_select_job,
+    BRENDA_OT_open_frame,
     BRENDA_OT_download_frames,
     BRENDA_OT_build_ebs_volume,
     BRENDA_OT_snapshot_ebs_volume,

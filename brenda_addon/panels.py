@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import bpy
 
+from . import monitor
 from .operators import why_not_ready
 
 
@@ -29,6 +31,7 @@ class BRENDA_PT_farm(bpy.types.Panel):
         draw_project(layout, job, state)
 
         column = layout.column(align=True)
+        column.prop(job, "priority")
         column.prop(job, "node_count")
         row = column.row(align=True)
         row.prop(job, "use_spot")
@@ -39,10 +42,8 @@ class BRENDA_PT_farm(bpy.types.Panel):
 
         column = layout.column(align=True)
         column.operator("brenda.upload_project", icon="EXPORT")
-        column.operator("brenda.push_tasks", icon="SEQ_STRIP_DUPLICATE")
+        column.operator("brenda.push_job", icon="SEQ_STRIP_DUPLICATE")
         column.operator("brenda.launch_nodes", icon="PLAY")
-        column.operator("brenda.refresh_status", icon="FILE_REFRESH")
-        column.operator("brenda.download_frames", icon="IMPORT")
         column.operator("brenda.stop_farm", icon="CANCEL")
         row = layout.row(align=True)
         row.operator("brenda.build_ebs_volume", text="Build EBS Volume", icon="DISK_DRIVE")
@@ -53,23 +54,65 @@ class BRENDA_PT_farm(bpy.types.Panel):
             box.label(text=f"Project: {state.uploaded_key}", icon="FILE_BLEND")
         if state.busy:
             box.progress(factor=state.progress, text=f"{state.busy} (Esc cancels)")
-        if state.frames_total:
-            box.progress(
-                factor=state.frames_stored / state.frames_total,
-                text=f"{state.frames_stored} / {state.frames_total} frames stored",
-            )
-        if state.refreshed:
-            box.label(
-                text=f"Queue: {state.pending} pending, {state.in_flight} rendering, "
-                f"{state.dead} failed"
-            )
-            cost = state.node_hours * state.price
-            box.label(
-                text=f"Nodes: {state.nodes_running}"
-                + (f"  Cost so far: US$ {cost:.2f}" if state.price else "")
-            )
         if state.last_error:
             box.label(text=state.last_error, icon="ERROR")
+
+
+class BRENDA_PT_jobs(bpy.types.Panel):
+    """The farm's jobs: progress, cost, actions, and the selected job's newest frames."""
+
+    bl_idname = "BRENDA_PT_jobs"
+    bl_label = "Jobs"
+    bl_parent_id = "BRENDA_PT_farm"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Brenda"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        monitor.watched()
+        layout = self.layout
+        state = context.window_manager.brenda
+        row = layout.row(align=True)
+        row.operator("brenda.refresh_jobs", icon="FILE_REFRESH")
+        row.operator("brenda.download_frames", icon="IMPORT")
+        if not state.jobs_read:
+            layout.label(text="The farm's jobs show here once read", icon="INFO")
+        elif not state.jobs:
+            layout.label(text="No jobs yet: Push Job makes one", icon="INFO")
+        for item in state.jobs:
+            draw_job(layout.box(), item, selected=item.job_id == state.selected_job)
+
+
+def draw_job(box: Any, item: Any, *, selected: bool) -> None:
+    """A job's name and state, progress bar, summary line, actions and, when selected, frames."""
+    row = box.row(align=True)
+    icon = "RADIOBUT_ON" if selected else "RADIOBUT_OFF"
+    row.operator(
+        "brenda.select_job", text=item.job_id, icon=icon, emboss=False
+    ).job_id = item.job_id
+    row.label(text=f"{item.state}, priority {item.priority}")
+    fraction = item.stored / item.frames if item.frames else 0.0
+    box.progress(factor=fraction, text=f"{item.stored} / {item.frames} frames")
+    box.label(text=item.summary)
+    if item.state != "cancelled":
+        actions = box.row(align=True)
+        toggle = ("resume", "PLAY") if item.state == "paused" else ("pause", "PAUSE")
+        for action, icon in (
+            toggle,
+            ("cancel", "CANCEL"),
+            ("retry", "RECOVER_LAST"),
+            ("missing", "IMAGE_BACKGROUND"),
+            ("raise", "TRIA_UP"),
+            ("lower", "TRIA_DOWN"),
+        ):
+            button = actions.operator("brenda.job_action", text="", icon=icon)
+            button.job_id, button.action = item.job_id, action
+    if selected and item.latest:
+        grid = box.grid_flow(columns=3, even_columns=True, align=True)
+        for path in item.latest.splitlines():
+            cell = grid.column(align=True)
+            cell.template_icon(icon_value=monitor.preview_icon(path), scale=4.0)
+            cell.operator("brenda.open_frame", text=Path(path).name).filepath = path
 
 
 def draw_frames(layout: Any, job: Any) -> None:
@@ -85,7 +128,6 @@ def draw_frames(layout: Any, job: Any) -> None:
     row = column.row(align=True)
     row.prop(job, "tiles_x")
     row.prop(job, "tiles_y")
-    column.prop(job, "randomize")
     column.prop(job, "file_format")
 
 
@@ -104,5 +146,5 @@ def draw_project(layout: Any, job: Any, state: Any) -> None:
             report.label(text=line, icon="ERROR" if line.startswith("Missing:") else "DOT")
 
 
-classes = (BRENDA_PT_farm,)
+classes = (BRENDA_PT_farm, BRENDA_PT_jobs)
 register, unregister = bpy.utils.register_classes_factory(classes)

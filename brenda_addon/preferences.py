@@ -10,7 +10,7 @@ import bpy
 
 from .shared.config import load_config
 from .shared.errors import BrendaError
-from .shared.urls import S3Url, SqsUrl
+from .shared.urls import S3Url
 
 
 def defaults_from_brenda_conf() -> dict[str, str]:
@@ -20,16 +20,14 @@ def defaults_from_brenda_conf() -> dict[str, str]:
     except BrendaError:
         return {}
     found: dict[str, str] = {}
-    project, output, queue = (
-        config.get(key) for key in ("BLENDER_PROJECT", "RENDER_OUTPUT", "WORK_QUEUE")
-    )
+    project = config.get("FARM_PROJECTS") or config.get("BLENDER_PROJECT")
+    output = config.get("FARM_OUTPUTS") or config.get("RENDER_OUTPUT")
     if isinstance(project, S3Url):
         found["project_bucket"] = project.bucket
     if isinstance(output, S3Url):
         found["output_bucket"] = output.bucket
-    if isinstance(queue, SqsUrl):
-        found["queue"] = queue.queue
     for key, name in (
+        ("FARM", "farm"),
         ("AWS_PROFILE", "profile"),
         ("EC2_REGION", "region"),
         ("INSTANCE_TYPE", "instance_type"),
@@ -56,7 +54,12 @@ class BRENDA_AP_preferences(bpy.types.AddonPreferences):
     output_bucket: bpy.props.StringProperty(
         name="Output Bucket", description="S3 bucket the nodes store frames in"
     )
-    queue: bpy.props.StringProperty(name="Queue", description="SQS work queue name")
+    farm: bpy.props.StringProperty(
+        name="Farm",
+        default="brenda",
+        description="Farm name: its nodes render every job of the farm, each job from a queue "
+        "of its own (<farm>-job-<id>)",
+    )
     instance_type: bpy.props.StringProperty(name="Instance Type", default="c7i.2xlarge")
     ami: bpy.props.StringProperty(name="Node Image (AMI)")
     key_name: bpy.props.StringProperty(name="Key Pair", default="brenda")
@@ -67,7 +70,7 @@ class BRENDA_AP_preferences(bpy.types.AddonPreferences):
         for name in ("profile", "region", "endpoint_url"):
             layout.prop(self, name)
         layout.separator()
-        for name in ("project_bucket", "output_bucket", "queue"):
+        for name in ("project_bucket", "output_bucket", "farm"):
             layout.prop(self, name)
         layout.separator()
         for name in ("instance_type", "ami", "key_name"):

@@ -31,8 +31,10 @@ class BRENDA_PG_job(bpy.types.PropertyGroup):
     )
     tiles_x: bpy.props.IntProperty(name="Tiles X", default=0, min=0, description="0: no tiles")
     tiles_y: bpy.props.IntProperty(name="Tiles Y", default=0, min=0, description="0: no tiles")
-    randomize: bpy.props.BoolProperty(name="Random Order", default=False)
     file_format: bpy.props.EnumProperty(name="Format", items=FORMATS, default="PNG")
+    priority: bpy.props.IntProperty(
+        name="Priority", default=0, description="Nodes render higher-priority jobs first"
+    )
     node_count: bpy.props.IntProperty(name="Nodes", default=4, min=1, max=1000)
     use_spot: bpy.props.BoolProperty(name="Spot", default=True, description="Cheap spot nodes")
     spot_price: bpy.props.FloatProperty(
@@ -76,24 +78,34 @@ class BRENDA_PG_job(bpy.types.PropertyGroup):
     )
 
 
+class BRENDA_PG_farm_job(bpy.types.PropertyGroup):
+    """One of the farm's jobs as the last refresh found it (``shared.monitor.JobView``)."""
+
+    job_id: bpy.props.StringProperty(name="Job")
+    state: bpy.props.StringProperty(name="State")
+    priority: bpy.props.IntProperty(name="Priority")
+    frames: bpy.props.IntProperty(name="Frames")
+    stored: bpy.props.IntProperty(name="Frames Stored")
+    summary: bpy.props.StringProperty(name="Summary", description="Tasks, nodes, cost and ETA")
+    latest: bpy.props.StringProperty(
+        name="Latest Frames", description="Its newest stored frames on this machine, one a line"
+    )
+
+
 class BRENDA_PG_state(bpy.types.PropertyGroup):
     busy: bpy.props.StringProperty(name="Working On")
     progress: bpy.props.FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
     uploaded_key: bpy.props.StringProperty(name="Uploaded Project")
-    frames_total: bpy.props.IntProperty(name="Frames")
-    frames_stored: bpy.props.IntProperty(name="Frames Stored")
-    pending: bpy.props.IntProperty(name="Pending")
-    in_flight: bpy.props.IntProperty(name="In Flight")
-    dead: bpy.props.IntProperty(name="Failed")
-    nodes_running: bpy.props.IntProperty(name="Nodes")
-    node_hours: bpy.props.FloatProperty(name="Node Hours")
-    price: bpy.props.FloatProperty(name="Price per Node Hour")
     last_error: bpy.props.StringProperty(name="Last Error")
     report: bpy.props.StringProperty(name="Packing Report", description="One line per finding")
-    refreshed: bpy.props.BoolProperty(name="Refreshed")
+    jobs: bpy.props.CollectionProperty(type=BRENDA_PG_farm_job)
+    selected_job: bpy.props.StringProperty(
+        name="Selected Job", description="The job whose frames the panel shows"
+    )
+    jobs_read: bpy.props.BoolProperty(name="Jobs Read")
 
 
-classes = (BRENDA_PG_job, BRENDA_PG_state)
+classes = (BRENDA_PG_job, BRENDA_PG_farm_job, BRENDA_PG_state)
 _register, _unregister = bpy.utils.register_classes_factory(classes)
 
 

@@ -3,8 +3,8 @@
 
 The add-on copies its preferences and the scene's settings into these frozen dataclasses on the
 main thread (``brenda_addon/scene_info.py``); everything after that, in any thread, works on
-them: the settings become a ``Config`` like ``~/.brenda.conf`` would give, the job becomes
-structured render tasks (the project itself is packed by ``packing``).
+them: the settings become a ``Config`` like ``~/.brenda.conf`` would give, the job becomes a
+farm job (``shared.jobs``) of the packed project (``packing``).
 """
 
 from __future__ import annotations
@@ -15,16 +15,8 @@ from pathlib import PurePosixPath
 
 from .config import Config, load_config
 from .errors import BrendaError
-from .tasks import (
-    FrameRange,
-    RenderSettings,
-    Task,
-    chunk_frames,
-    frame_file_names,
-    render_tasks,
-    shuffled,
-    tile_grid,
-)
+from .jobs import Job, make_job
+from .tasks import FrameRange, RenderSettings
 
 PROJECT_PREFIX = "projects/"
 OUTPUT_PREFIX = "frames/"
@@ -39,7 +31,7 @@ class FarmSettings:
     endpoint_url: str = ""
     project_bucket: str = ""
     output_bucket: str = ""
-    queue: str = ""
+    farm: str = ""
     instance_type: str = ""
     ami: str = ""
     key_name: str = ""
@@ -48,7 +40,7 @@ class FarmSettings:
         labels = {
             "project_bucket": "project bucket",
             "output_bucket": "output bucket",
-            "queue": "queue name",
+            "farm": "farm name",
         }
         return [label for name, label in labels.items() if not getattr(self, name)]
 
@@ -66,12 +58,12 @@ class JobSettings:
     frames_per_task: int
     tiles_x: int
     tiles_y: int
-    randomize: bool
     file_format: str
     node_count: int
     spot: bool
     spot_price: float
     done: str
+    priority: int = 0
     render_anyway: bool = False
     """Pack and render even when files the render reads are missing."""
     allow_python: bool = False
@@ -88,16 +80,11 @@ class JobSettings:
     def project_key(self) -> str:
         return f"{PROJECT_PREFIX}{self.job_name}.tar.gz"
 
-    def output_prefix(self) -> str:
-        return f"{OUTPUT_PREFIX}{self.job_name}"
-
     def frames(self) -> FrameRange:
         return FrameRange(self.frame_start, self.frame_end, self.frame_step)
 
-    def tasks(self) -> list[Task]:
-        chunks = chunk_frames([self.frames()], self.frames_per_task)
-        tiles = tile_grid(self.tiles_x, self.tiles_y)
-        settings = RenderSettings(
+    def render_settings(self) -> RenderSettings:
+        return RenderSettings(
             file_format=self.file_format,
             scene=self.scene,
             blend=self.blend_path,
@@ -106,23 +93,29 @@ class JobSettings:
             timeout=self.timeout,
             single_colour=self.single_colour,
         )
-        tasks: list[Task] = list(render_tasks(settings, chunks, tiles))
-        return shuffled(tasks) if self.randomize else tasks
 
-    def frame_names(self) -> list[str]:
-        """The names of the frames this job stores (whole frames; tiles are assembled)."""
-        settings = RenderSettings(file_format=self.file_format)
-        return list(frame_file_names(settings, self.frames().frames()))
+    def farm_job(self, farm: FarmSettings, config: Config) -> Job:
+        """The farm job that renders this scene from the uploaded project (not yet submitted)."""
+        return make_job(
+            config,
+            project=f"s3://{farm.project_bucket}/{self.project_key()}",
+            frames=str(self.frames()),
+            settings=self.render_settings(),
+            chunk=self.frames_per_task,
+            tiles=(self.tiles_x, self.tiles_y),
+            priority=self.priority,
+        )
 
 
 def farm_config(farm: FarmSettings, job: JobSettings | None = None) -> Config:
-    """The settings the CLIs would read, from the add-on's preferences (and a job)."""
+    """The settings the CLIs would read, from the add-on's preferences (and a job). Nodes the
+    add-on launches have no WORK_QUEUE: they serve every job of the farm."""
     if farm.missing():
         raise BrendaError(
             f"Set the {', '.join(farm.missing())} in Brenda's add-on preferences first."
         )
     values = {
-        "WORK_QUEUE": f"sqs://{farm.queue}",
+        "FARM": farm.farm,
         "INSTANCE_TYPE": farm.instance_type,
         "AMI_ID": farm.ami,
         "SSH_KEY_NAME": farm.key_name,
@@ -135,11 +128,7 @@ def farm_config(farm: FarmSettings, job: JobSettings | None = None) -> Config:
         "FARM_OUTPUTS": f"s3://{farm.output_bucket}/{OUTPUT_PREFIX}",
     }
     if job is not None:
-        values.update(
-            BLENDER_PROJECT=f"s3://{farm.project_bucket}/{job.project_key()}",
-            RENDER_OUTPUT=f"s3://{farm.output_bucket}/{job.output_prefix()}",
-            DONE=job.done,
-        )
+        values["DONE"] = job.done
         if job.spot and job.spot_price > 0:
             values["BID_PRICE"] = str(job.spot_price)
     environ = {key: value for key, value in os.environ.items() if not key.startswith("BRENDA_")}

@@ -261,6 +261,36 @@ class JobRegistry:
             self.write(replace(job, tasks=job.tasks + sent))  # nodes see the record change
         return frames
 
+    def control(
+        self,
+        job_id: str,
+        action: str,
+        *,
+        priority: int | None = None,
+        progress: Progress | None = None,
+    ) -> str:
+        """Pause, resume, cancel, reprioritise (``priority``), retry or re-queue the missing
+        frames of a job; returns what happened, as a sentence."""
+        if action == "retry":
+            return f"Job {job_id}: {self.retry(job_id)} dead-lettered tasks back to work."
+        if action == "missing":
+            frames = self.missing(job_id, progress)
+            shown = ", ".join(str(frame) for frame in frames[:20]) + (
+                " …" if len(frames) > 20 else ""
+            )
+            return f"Job {job_id}: {len(frames)} missing frames queued" + (
+                f" ({shown})." if frames else "."
+            )
+        if action in ("pause", "resume"):
+            job = self.set_state(job_id, "paused" if action == "pause" else "active")
+        elif action == "cancel":
+            job = self.cancel(job_id)
+        elif action == "priority" and priority is not None:
+            job = self.set_priority(job_id, priority)
+        else:
+            raise UsageError(f"'{action}' is not something a job can do.")
+        return f"Job {job.id}: {job.state}, priority {job.priority}."
+
     def counts(self, job: Job) -> QueueCounts | None:
         queue = self.queue(job)
         if queue is None:
@@ -428,7 +458,7 @@ def make_job(
         tiles=tiles,
         priority=priority,
         created_by=f"{_user()}@{socket.gethostname()}",
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="milliseconds"),
     )
 
 

@@ -370,28 +370,9 @@ def cmd_job(args: argparse.Namespace, config: Config) -> int:
         if args.command == "priority" and not args.target[1].lstrip("-").isdigit():
             raise UsageError(f"The priority must be a whole number, not '{args.target[1]}'.")
     registry = jobs.JobRegistry(config)
-    job_id = args.target[0]
-    if args.command == "pause":
-        job = registry.set_state(job_id, "paused")
-    elif args.command == "resume":
-        job = registry.set_state(job_id, "active")
-    elif args.command == "cancel":
-        job = registry.cancel(job_id)
-    elif args.command == "retry":
-        print(f"Job {job_id}: {registry.retry(job_id)} dead-lettered tasks back to work.")
-        return 0
-    elif args.command == "missing":
-        with progress_bar() as progress:
-            frames = registry.missing(job_id, progress)
-        shown = ", ".join(str(frame) for frame in frames[:20]) + (" …" if len(frames) > 20 else "")
-        print(
-            f"Job {job_id}: {len(frames)} missing frames queued"
-            + (f" ({shown})." if frames else ".")
-        )
-        return 0
-    else:
-        job = registry.set_priority(job_id, int(args.target[1]))
-    print(f"Job {job.id}: {job.state}, priority {job.priority}.")
+    priority = int(args.target[1]) if args.command == "priority" else None
+    with progress_bar() as progress:
+        print(registry.control(args.target[0], args.command, priority=priority, progress=progress))
     return 0
 
 

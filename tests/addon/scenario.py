@@ -2,7 +2,7 @@
 """Drives the installed Brenda extension inside real Blender (the bpy wheel), in one process per
 phase; prints one JSON line of findings for test_addon.py. Not collected by pytest.
 
-usage: python scenario.py PHASE ZIP WORK ENDPOINT
+usage: python scenario.py PHASE ZIP WORK ENDPOINT [JOB]
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from typing import Any
 import bpy
 
 PHASE, ZIP, WORK, ENDPOINT = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+KEPT = sys.argv[5] if len(sys.argv) > 5 else ""
+"""The job the first phase pushed and kept, for the later phases."""
 MODULE = "bl_ext.user_default.brenda"
 ONLINE_OPERATORS = (
     "upload_project",
-    "push_tasks",
+    "push_job",
     "launch_nodes",
-    "refresh_status",
+    "refresh_jobs",
     "download_frames",
     "build_ebs_volume",
     "snapshot_ebs_volume",
@@ -47,8 +49,18 @@ class RecordingLayout:
     def progress(self, factor: float = 0.0, text: str = "", **_: Any) -> None:
         self.lines.append(f"progress {factor:.2f} {text}")
 
-    def operator(self, name: str, **_: Any) -> None:
+    def operator(self, name: str, **_: Any) -> Any:
         self.lines.append(f"button {name}")
+        lines = self.lines
+
+        class Properties:
+            def __setattr__(self, key: str, value: Any) -> None:
+                lines.append(f"  {key}={value}")
+
+        return Properties()
+
+    def template_icon(self, icon_value: int = 0, **_: Any) -> None:
+        self.lines.append("thumbnail")
 
     def prop(self, data: Any, name: str, **_: Any) -> None:
         getattr(data, name)  # the property must exist
@@ -57,9 +69,9 @@ class RecordingLayout:
         return lambda *args, **kwargs: self  # column(), row(), box(), separator()
 
 
-def draw_panel() -> list[str]:
+def draw_panel(name: str = "BRENDA_PT_farm") -> list[str]:
     lines: list[str] = []
-    panel_type = bpy.types.BRENDA_PT_farm
+    panel_type = getattr(bpy.types, name)
     fake = type("PanelSelf", (), {"layout": RecordingLayout(lines)})()
     panel_type.draw(fake, bpy.context)
     return lines
@@ -85,7 +97,7 @@ def install() -> None:
     prefs.region = "us-east-1"
     prefs.project_bucket = "addon-projects"
     prefs.output_bucket = "addon-frames"
-    prefs.queue = "addon-queue"
+    prefs.farm = "addon"
     prefs.ami = "ami-12c6146b"
 
 
@@ -166,7 +178,7 @@ def phase_submit() -> None:
         type(bpy.context.scene.brenda).__name__,
         type(bpy.context.window_manager.brenda).__name__,
     ]
-    findings["unsaved"] = call("push_tasks")
+    findings["unsaved"] = call("push_job")
     findings["panel_unsaved"] = draw_panel()
     blend = make_scene()
     library = WORK / "elsewhere" / "library.blend"
@@ -187,40 +199,73 @@ def phase_submit() -> None:
     scene = bpy.context.scene
     scene.brenda.use_scene_range = False
     scene.brenda.frame_start, scene.brenda.frame_end = 5, 3
-    findings["bad_range"] = call("push_tasks")
+    findings["bad_range"] = call("push_job")
     scene.brenda.use_scene_range = True
     findings["upload"] = call("upload_project")
     findings["cancelled_upload"] = cancelled_upload()
     findings["ebs"] = [call("build_ebs_volume"), call("snapshot_ebs_volume")]
-    findings["push"] = call("push_tasks")
+    state = bpy.context.window_manager.brenda
+    findings["push"] = call("push_job")
+    kept = state.selected_job
+    scene.brenda.priority = 3
+    findings["push_urgent"] = call("push_job")
+    urgent = state.selected_job
     scene.brenda.node_count = 2
     scene.brenda.spot_price = 0.25
     findings["launch"] = call("launch_nodes")
-    findings["refresh"] = call("refresh_status")
-    state = bpy.context.window_manager.brenda
-    findings["state"] = [state.pending, state.nodes_running, state.frames_total]
-    findings["panel_running"] = draw_panel()
+    findings["refresh"] = call("refresh_jobs")
+    findings["jobs"] = [
+        [item.job_id, item.state, item.priority, item.frames] for item in state.jobs
+    ]
+    findings["actions"] = [
+        call("job_action", job_id=kept, action="raise"),
+        call("job_action", job_id=urgent, action="cancel"),
+    ]
+    findings["kept"], findings["cancelled"] = kept, urgent
+    findings["after_actions"] = refreshed_by_the_timer()
+    findings["panel_running"] = draw_panel("BRENDA_PT_jobs")
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.endpoint_url = "http://127.0.0.1:9"
     findings["unreachable"] = {name: call(name) for name in ONLINE_OPERATORS}
     findings["panel_error"] = draw_panel()
     prefs.endpoint_url = ENDPOINT
     bpy.context.preferences.system.use_online_access = False
-    findings["offline"] = call("push_tasks")
+    findings["offline"] = call("push_job")
     bpy.context.preferences.system.use_online_access = True
     findings["blend"] = str(blend)
+
+
+def refreshed_by_the_timer() -> list[list[Any]]:
+    """Run the panel's timer as Blender would until its refresh thread is read and applied."""
+    monitor = importlib.import_module(f"{MODULE}.monitor")
+    state = bpy.context.window_manager.brenda
+    state.jobs.clear()
+    monitor.refresh_soon()
+    deadline = time.monotonic() + 60
+    while not state.jobs and time.monotonic() < deadline:
+        time.sleep(monitor.tick())
+    return [[item.job_id, item.state, item.priority] for item in state.jobs]
 
 
 def phase_collect() -> None:
     install()
     bpy.ops.wm.open_mainfile(filepath=str(WORK / "project" / "shot.blend"))
-    findings["refresh"] = call("refresh_status")
     state = bpy.context.window_manager.brenda
-    findings["state"] = [state.frames_stored, state.frames_total, state.pending]
-    findings["panel_done"] = draw_panel()
+    state.selected_job = KEPT
+    findings["refresh"] = call("refresh_jobs")
+    findings["jobs"] = [[item.job_id, item.stored, item.frames] for item in state.jobs]
+    findings["panel_done"] = draw_panel("BRENDA_PT_jobs")
+    latest = next(item.latest.splitlines() for item in state.jobs if item.job_id == KEPT)
+    findings["latest"] = [Path(path).name for path in latest]
+    monitor = importlib.import_module(f"{MODULE}.monitor")
+    findings["thumbnails"] = [list(monitor.thumbnail(path).image_size) for path in latest]
+    findings["open"] = call("open_frame", filepath=latest[0])
+    findings["opened"] = [
+        image.name for image in bpy.data.images if image.name.startswith("frame_")
+    ]
     findings["download"] = call("download_frames")
     findings["frames"] = sorted(
-        path.name for path in (WORK / "project" / "brenda_frames" / "shot").iterdir()
+        path.name for path in (WORK / "project" / "brenda_frames" / KEPT).iterdir()
     )
     findings["stop"] = call("stop_farm")
     bpy.ops.preferences.addon_disable(module=MODULE)
@@ -232,6 +277,7 @@ def phase_collect() -> None:
 def phase_no_credentials() -> None:
     install()
     bpy.ops.wm.open_mainfile(filepath=str(WORK / "project" / "shot.blend"))
+    bpy.context.window_manager.brenda.selected_job = KEPT
     findings["errors"] = {name: call(name) for name in ONLINE_OPERATORS}
 
 

@@ -35,10 +35,12 @@ def extension_zip() -> Path:
     return next((ROOT / "dist").glob("brenda-*.zip"))
 
 
-def run_phase(phase: str, zip_path: Path, work: Path, endpoint: str, **environ: str) -> Any:
+def run_phase(
+    phase: str, zip_path: Path, work: Path, endpoint: str, *job: str, **environ: str
+) -> Any:
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(work / "blender-user"), **environ}
     result = subprocess.run(
-        [sys.executable, str(SCENARIO), phase, str(zip_path), str(work), endpoint],
+        [sys.executable, str(SCENARIO), phase, str(zip_path), str(work), endpoint, *job],
         env=env,
         capture_output=True,
         text=True,
@@ -53,7 +55,7 @@ def test_the_add_on_runs_a_job_end_to_end(
     aws: str, boto_client: Any, extension_zip: Path, tmp_path: Path
 ) -> None:
     init = {
-        "BRENDA_WORK_QUEUE": "sqs://addon-queue",
+        "BRENDA_FARM": "addon",
         # What the add-on's jobs use: projects/NAME.tar.gz and frames/NAME/ (see the README).
         "BRENDA_FARM_PROJECTS": "s3://addon-projects/projects/",
         "BRENDA_FARM_OUTPUTS": "s3://addon-frames/frames/",
@@ -72,19 +74,23 @@ def test_the_add_on_runs_a_job_end_to_end(
         "BRENDA_OT_build_ebs_volume",
         "BRENDA_OT_check_project",
         "BRENDA_OT_download_frames",
+        "BRENDA_OT_job_action",
         "BRENDA_OT_launch_nodes",
+        "BRENDA_OT_open_frame",
         "BRENDA_OT_pack_project",
-        "BRENDA_OT_push_tasks",
-        "BRENDA_OT_refresh_status",
+        "BRENDA_OT_push_job",
+        "BRENDA_OT_refresh_jobs",
+        "BRENDA_OT_select_job",
         "BRENDA_OT_snapshot_ebs_volume",
         "BRENDA_OT_stop_farm",
         "BRENDA_OT_upload_project",
         "BRENDA_PT_farm",
+        "BRENDA_PT_jobs",
     ]
     assert found["properties"] == ["BRENDA_PG_job", "BRENDA_PG_state"]
     assert (
         found["unsaved"]
-        == "error: Operator bpy.ops.brenda.push_tasks.poll() Save the .blend file first"
+        == "error: Operator bpy.ops.brenda.push_job.poll() Save the .blend file first"
     )
     assert "Save the .blend file first" in found["panel_unsaved"]
     outside = f"_outside_project/{str(tmp_path).lstrip('/')}/elsewhere"
@@ -99,7 +105,8 @@ def test_the_add_on_runs_a_job_end_to_end(
     ]
     assert "//textures/red.png" in found["paths_kept"]
     assert found["bad_range"] == "error: Error: End frame 3 is before start frame 5.\n"
-    assert (found["upload"], found["push"], found["launch"], found["refresh"]) == ("FINISHED",) * 4
+    assert (found["upload"], found["push"], found["push_urgent"]) == ("FINISHED",) * 3
+    assert (found["launch"], found["refresh"]) == ("FINISHED",) * 2
     assert found["ebs"] == ["FINISHED", "FINISHED"]
     assert found["cancelled_upload"] == "Uploading shot.tar.gz was cancelled."
     ec2 = boto_client("ec2")
@@ -110,22 +117,31 @@ def test_the_add_on_runs_a_job_end_to_end(
         "Snapshots"
     ]
     assert snapshot["VolumeId"] == helper["VolumeId"]
-    assert found["state"] == [2, 2, 2]
-    assert "Queue: 2 pending, 0 rendering, 0 failed" in found["panel_running"]
-    assert "progress 0.00 0 / 2 frames stored" in found["panel_running"]
-    assert "Project: projects/shot.tar.gz" in found["panel_running"]
-    assert any(line.startswith("Nodes: 2  Cost so far: US$ ") for line in found["panel_running"])
+    # Two jobs of the shot, the urgent one newest; the panel's actions reach the farm, and the
+    # panel's timer (a thread reading the farm, applied on the main thread) shows their effect.
+    kept, urgent = found["kept"], found["cancelled"]
+    assert kept.startswith("shot-") and urgent.startswith("shot-") and kept != urgent
+    assert found["jobs"] == [[urgent, "active", 3, 2], [kept, "active", 0, 2]]
+    assert found["actions"] == ["FINISHED", "FINISHED"]
+    assert found["after_actions"] == [[urgent, "cancelled", 3], [kept, "active", 1]]
+    panel = found["panel_running"]
+    assert "progress 0.00 0 / 2 frames" in panel
+    assert (
+        "2 waiting, 0 rendering, 0 failed; 0 nodes; $0.00 so far, - a frame, - in all; ETA -"
+        in panel
+    )
+    assert "  action=pause" in panel and "  action=resume" not in panel
     for operator, outcome in found["unreachable"].items():
         assert outcome.startswith("error: Error: Could not reach"), operator
         assert outcome.count("\n") == 1, operator
     assert any(line.startswith("Could not reach") for line in found["panel_error"])
     assert found["offline"].endswith("Allow online access in Preferences > System to reach AWS")
 
+    # A node as Launch Nodes starts one: no queue of its own, every job of farm "addon".
     node_env = {
         **os.environ,
-        "BRENDA_WORK_QUEUE": "sqs://addon-queue",
-        "BRENDA_BLENDER_PROJECT": "s3://addon-projects/projects/shot.tar.gz",
-        "BRENDA_RENDER_OUTPUT": "s3://addon-frames/frames/shot",
+        "BRENDA_FARM": "addon",
+        "BRENDA_FARM_OUTPUTS": "s3://addon-frames/frames/",
         "BRENDA_RUNNING_ON_EC2": "0",
         "BRENDA_RECEIVE_WAIT": "1",
         "BRENDA_WORK_DIR": str(tmp_path / "node"),
@@ -139,10 +155,17 @@ def test_the_add_on_runs_a_job_end_to_end(
     )
     assert node.returncode == 0, node.stderr[-3000:]
 
-    found = run_phase("collect", extension_zip, tmp_path, aws)
+    found = run_phase("collect", extension_zip, tmp_path, aws, kept)
     assert found["refresh"] == "FINISHED"
-    assert found["state"] == [2, 2, 0]
-    assert "progress 1.00 2 / 2 frames stored" in found["panel_done"]
+    assert found["jobs"] == [[urgent, 0, 2], [kept, 2, 2]]
+    panel = found["panel_done"]
+    assert "progress 1.00 2 / 2 frames" in panel
+    summary = "0 waiting, 0 rendering, 0 failed; 0 nodes; $0.00 so far, $0.00 a frame, "
+    assert f"{summary}$0.00 in all; ETA -" in panel
+    assert panel.count("thumbnail") == 2
+    assert sorted(found["latest"]) == ["frame_000001.png", "frame_000002.png"]
+    assert found["thumbnails"] == [[40, 20], [40, 20]]  # the frames themselves, as rendered
+    assert (found["open"], found["opened"]) == ("FINISHED", [found["latest"][0]])
     assert found["download"] == "FINISHED"
     assert found["frames"] == ["frame_000001.png", "frame_000002.png"]
     assert found["stop"] == "FINISHED"
@@ -150,7 +173,7 @@ def test_the_add_on_runs_a_job_end_to_end(
 
     from OpenImageIO import FLOAT, ImageBuf
 
-    frame = ImageBuf(str(tmp_path / "project" / "brenda_frames" / "shot" / "frame_000001.png"))
+    frame = ImageBuf(str(tmp_path / "project" / "brenda_frames" / kept / "frame_000001.png"))
     pixels = frame.get_pixels(FLOAT)
     left, right = pixels[10, 10, :3], pixels[10, 30, :3]
     assert left[0] > 0.5 and left[1] < 0.2, left  # the red texture, by a relative path
@@ -162,6 +185,7 @@ def test_the_add_on_runs_a_job_end_to_end(
         extension_zip,
         tmp_path,
         aws,
+        kept,
         AWS_ACCESS_KEY_ID="",
         AWS_SECRET_ACCESS_KEY="",
     )
