@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -56,6 +57,9 @@ blender_log = logging.getLogger("brenda_node.blender.output")
 
 DONE_MODES = ("exit", "shutdown", "poll")
 JOB_PROJECTS_KEPT = 3
+PROJECTS_DISK_SHARE = 0.5
+"""Kept projects may fill at most this share of the work disk (what they use plus what is free);
+the least recently used go first, the one in use never."""
 EMPTY_SKIP_SECONDS = (10.0, 120.0)
 """A job whose queue had nothing is asked again after 10 s, doubling to 120 s while it stays
 empty; the highest-priority job is long-polled meanwhile, so its new tasks start at once."""
@@ -695,14 +699,19 @@ def _queue_done(queue: WorkQueue) -> bool:
 
 class FarmJobs:
     """A node serving every job of its farm: the highest priority active job first, equal
-    priorities in turn, paused jobs skipped; each job's project fetched once (a few kept)."""
+    priorities in turn, paused jobs skipped. Projects are kept by their URL and checked by
+    content (ETag, or size and time for files): jobs of one project share one fetch; the last few
+    stay on disk, fewer when they are big."""
 
     def __init__(self, registry: JobRegistry, node: Node) -> None:
         self.registry = registry
         self.node = node
         self.config = node.config
-        self.servings: list[Serving] = []
-        """The jobs whose projects are on disk, the least recently fetched first."""
+        self.projects = node.work / "projects"
+        self._used: dict[str, float] = {}
+        """Project folders on disk (named after their URL) to when a task last used them."""
+        self._folder_of: dict[str, str] = {}
+        """Job id: the project folder its serving renders from."""
         self.notes: list[FailureNotes] = []
         """Every job's failure notes, kept after its project is evicted: none is lost."""
         self._ledgers: dict[str, LedgerWriter] = {}
@@ -736,12 +745,14 @@ class FarmJobs:
         return self._queues[job.id]
 
     def serving(self, job: Job) -> Serving:
-        """The job's project (fetched once per version), runner, store and notes."""
+        """The job's project (fetched unless on disk and unchanged), runner, store and notes."""
+        folder_name = hashlib.sha256(job.project.encode()).hexdigest()[:16]
+        self._used[folder_name] = time.monotonic()
         known = self._by_job.get(job.id)
         if known is not None:
             return known
         self.node.state.show(state="fetching project", task=job.id)
-        folder = self.node.work / "jobs" / job.id
+        folder = self.projects / folder_name
         folder.mkdir(parents=True, exist_ok=True)
         url = parse_url(job.project, allowed=("s3", "file"))
         project = fetch_url(url, self.config, folder)
@@ -753,20 +764,25 @@ class FarmJobs:
         ledger = self._ledgers.setdefault(job.id, self.node.ledger(notes.store))
         serving = Serving(self.node._runner(project), notes.store, notes, ledger, job)
         self._by_job[job.id] = serving
-        self.servings.append(serving)
-        self._evict(keep=job.id)
+        self._folder_of[job.id] = folder_name
+        self._evict(keep=folder_name)
         return serving
 
     def _evict(self, keep: str) -> None:
-        """Keep the projects of the last JOB_PROJECTS_KEPT jobs on disk."""
-        while len(self.servings) > JOB_PROJECTS_KEPT:
-            oldest = next(
-                serving for serving in self.servings if serving.job and serving.job.id != keep
-            )
-            assert oldest.job is not None
-            self.servings.remove(oldest)
-            del self._by_job[oldest.job.id]
-            shutil.rmtree(self.node.work / "jobs" / oldest.job.id, ignore_errors=True)
+        """Remove the least recently used projects beyond JOB_PROJECTS_KEPT, or beyond
+        PROJECTS_DISK_SHARE of the work disk; never ``keep``."""
+        sizes = {name: folder_bytes(self.projects / name) for name in self._used}
+        room = (shutil.disk_usage(self.projects).free + sum(sizes.values())) * PROJECTS_DISK_SHARE
+        for name in sorted(self._used, key=self._used.__getitem__):
+            if len(sizes) <= JOB_PROJECTS_KEPT and sum(sizes.values()) <= room:
+                return
+            if name == keep:
+                continue
+            log.info("project folder %s removed to make room", name)
+            shutil.rmtree(self.projects / name, ignore_errors=True)
+            del self._used[name], sizes[name]
+            for job_id in [job for job, used in self._folder_of.items() if used == name]:
+                del self._folder_of[job_id], self._by_job[job_id]
 
     def loop(self) -> str:
         node, config = self.node, self.config
@@ -880,6 +896,15 @@ class FarmJobs:
         finally:
             finished.set()
             watcher.join()
+
+
+def folder_bytes(folder: Path) -> int:
+    """What the files under ``folder`` take (links not followed)."""
+    return sum(
+        path.lstat().st_size
+        for path in folder.rglob("*")
+        if path.is_file() and not path.is_symlink()
+    )
 
 
 def _missing_frames(task: Task, result: RunResult) -> str | None:
