@@ -12,12 +12,17 @@ from . import monitor
 from .operators import why_not_ready
 
 
-class BRENDA_PT_farm(bpy.types.Panel):
-    bl_idname = "BRENDA_PT_farm"
-    bl_label = "Brenda Render Farm"
+class _SidebarPanel(bpy.types.Panel):
+    """In the 3D View's sidebar, Brenda tab."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Brenda"
+
+
+class BRENDA_PT_farm(_SidebarPanel):
+    bl_idname = "BRENDA_PT_farm"
+    bl_label = "Brenda Render Farm"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -58,15 +63,12 @@ class BRENDA_PT_farm(bpy.types.Panel):
             box.label(text=state.last_error, icon="ERROR")
 
 
-class BRENDA_PT_jobs(bpy.types.Panel):
+class BRENDA_PT_jobs(_SidebarPanel):
     """The farm's jobs: progress, cost, actions, and the selected job's newest frames."""
 
     bl_idname = "BRENDA_PT_jobs"
     bl_label = "Jobs"
     bl_parent_id = "BRENDA_PT_farm"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Brenda"
 
     def draw(self, context: bpy.types.Context) -> None:
         monitor.watched()

@@ -7,11 +7,13 @@ and every BRENDA_* variable are replaced for each test, and AWS calls go to moto
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,3 +130,31 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Studio:
 def broken_studio(tmp_path_factory: pytest.TempPathFactory) -> Studio:
     """The same project with textures/inside.png deleted after the reference render."""
     return make_studio(tmp_path_factory.mktemp("broken-studio"), "--missing-texture")
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A test HTTP handler: ``reply`` sends a text body; nothing is logged."""
+
+    def reply(self, status: int, body: str) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serving_http(server: http.server.HTTPServer) -> Iterator[str]:
+    """Serve ``server`` on a thread; yields its URL; shuts it down and closes it after."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    try:
+        yield f"http://{host!s}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -9,7 +9,6 @@ import http.server
 import json
 import stat
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from shared.cli.run import main
+from tests.conftest import QuietHandler, serving_http
 
 AMI = "ami-12c6146b"
 
@@ -331,24 +331,15 @@ def test_init_imports_an_existing_public_key(
     assert boto_client("ec2").describe_key_pairs(KeyNames=["brenda"])["KeyPairs"]
 
 
-class CheckIp(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"198.51.100.23\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+class CheckIp(QuietHandler):
+    def do_GET(self) -> None:  # noqa: N802 (named by http.server)
+        self.reply(200, "198.51.100.23\n")
 
 
 @pytest.fixture
 def checkip() -> Iterator[str]:
-    server = http.server.HTTPServer(("127.0.0.1", 0), CheckIp)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+    with serving_http(http.server.HTTPServer(("127.0.0.1", 0), CheckIp)) as url:
+        yield f"{url}/"
 
 
 def test_init_learns_the_callers_address(

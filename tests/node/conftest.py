@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import pytest
 from shared import work
 from shared.config import Config, load_config
 from shared.tasks import FrameChunk, ScriptTask, Task, Tile
+from tests.conftest import QuietHandler, serving_http
 
 
 @dataclass
@@ -212,49 +212,31 @@ class MetadataServer(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), MetadataHandler)
         self.values: dict[str, str] = {}
         self.token_requests = 0
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        self.url = ""
 
 
-class MetadataHandler(http.server.BaseHTTPRequestHandler):
+class MetadataHandler(QuietHandler):
     server: MetadataServer
 
-    def do_PUT(self) -> None:
+    def do_PUT(self) -> None:  # noqa: N802 (named by http.server)
         if self.path == "/latest/api/token":
             self.server.token_requests += 1
-            self._reply(200, "token-1")
+            self.reply(200, "token-1")
         else:
-            self._reply(404, "")
+            self.reply(404, "")
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 (named by http.server)
         if self.headers.get("X-aws-ec2-metadata-token") != "token-1":
-            self._reply(401, "")
+            self.reply(401, "")
         elif self.path in self.server.values:
-            self._reply(200, self.server.values[self.path])
+            self.reply(200, self.server.values[self.path])
         else:
-            self._reply(404, "")
-
-    def _reply(self, status: int, body: str) -> None:
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+            self.reply(404, "")
 
 
 @pytest.fixture
 def metadata() -> Iterator[MetadataServer]:
     server = MetadataServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_http(server) as url:
+        server.url = url
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
