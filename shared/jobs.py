@@ -308,7 +308,7 @@ class JobRegistry:
         stored = self._stored(job)
         counts = self.counts(job) if job.state != "cancelled" else None
         cost = job_cost(
-            self._read_ledgers(stored.ledgers),
+            self._read_ledgers(stored.bucket, stored.ledgers),
             running=counts.in_flight if counts else 0,
             now=time.time(),
             stale=self.config.integer("TASK_TIMEOUT"),
@@ -325,6 +325,7 @@ class JobRegistry:
         frames = [item for item in listed if names.get(item.key[len(url.prefix) :]) and item.size]
         frames.sort(key=lambda item: item.modified, reverse=True)
         return _Stored(
+            bucket=url.bucket,
             names=names,
             unstored=sorted(number for name, number in names.items() if not sizes.get(name)),
             ledgers=[
@@ -335,9 +336,8 @@ class JobRegistry:
             latest=[item.key[len(url.prefix) :] for item in frames[:LATEST_FRAMES]],
         )
 
-    def _read_ledgers(self, keys: list[tuple[str, str]]) -> list[Ledger]:
+    def _read_ledgers(self, bucket: str, keys: list[tuple[str, str]]) -> list[Ledger]:
         """The ledgers at ``keys``; those whose ETag is unchanged come from the last read."""
-        bucket = self.outputs.bucket
         ledgers = []
         with cloud_errors("reading the nodes' ledgers"):
             for key, etag in keys:
@@ -400,6 +400,7 @@ LATEST_FRAMES = 4
 
 @dataclass(frozen=True)
 class _Stored:
+    bucket: str
     names: dict[str, int]
     unstored: list[int]
     ledgers: list[tuple[str, str]]
