@@ -51,6 +51,7 @@ from .project import fetch_project, fetch_url
 from .spot import MetadataClient, machine_from_metadata, watch_for_interruption
 from .tiles import assemble, complete_frames, parse_tile_name, tile_prefix
 from .validate import check_outputs
+from .warm import WarmPool, default_memory_limit
 
 log = logging.getLogger(__name__)
 blender_log = logging.getLogger("brenda_node.blender.output")
@@ -441,6 +442,14 @@ class Node:
         self.uploader = Uploader(self.state, lambda: Backoff(config, stopper.event))
         self._launcher_written = False
         self.started = time.time()
+        self.warm = (
+            WarmPool(
+                config.integer("WARM_TASKS"),
+                config.integer("WARM_MEMORY") << 20 or default_memory_limit(),
+            )
+            if config.flag("WARM_BLENDER")
+            else None
+        )
         self.prices = PriceBook(LOCAL, config)
         self.metadata = (
             MetadataClient(str(config.text("METADATA_URL")))
@@ -498,6 +507,7 @@ class Node:
             self.work / "tmp",
             timeout=config.integer("TASK_TIMEOUT"),
             silence=config.integer("TASK_SILENCE"),
+            warm=self.warm,
         )
 
     def _serve(self, loop: Callable[[], str], notes: list[FailureNotes]) -> str:
@@ -512,6 +522,8 @@ class Node:
         try:
             return loop()
         finally:
+            if self.warm is not None:
+                self.warm.discard()
             if self.stopper.stopped:
                 self.uploader.cancel()
             else:

@@ -12,11 +12,11 @@ script started, not only the shell.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import logging
 import os
+import queue
 import re
 import shlex
 import shutil
@@ -29,16 +29,18 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shared.errors import BrendaError
 from shared.tasks import RenderTask, ScriptTask, Task
 
 from . import render_script
-from .render_script import OUTPUT_MARK, SIZE_MARK
+from .processes import STOP_GRACE_SECONDS, kill_group, stop_process_group
+from .render_script import DONE_MARK, OUTPUT_MARK, READY_MARK, SIZE_MARK
+from .warm import WarmKey, WarmPool
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE_SECONDS = 5.0
 EXIT_GRACE_SECONDS = 30.0
 """How long Blender may take to exit once a structured task reported every frame."""
 POLL_SECONDS = 0.005
@@ -279,6 +281,17 @@ class OutputReader:
         self.on_line(line)
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """One run of a task: where it writes, its environment, its output so far, its watchdog."""
+
+    outdir: Path
+    environ: dict[str, str]
+    output: OutputReader
+    watch: Watchdog
+    stop: threading.Event
+
+
 @dataclass
 class TaskRunner:
     """Runs tasks in a project folder with a given Blender launcher folder on PATH."""
@@ -292,6 +305,8 @@ class TaskRunner:
     silence: float = 1800.0
     """Seconds a task may print nothing before it counts as hung (TASK_SILENCE); 0: no limit."""
     exit_grace: float = EXIT_GRACE_SECONDS
+    warm: WarmPool | None = None
+    """The node's warm Blender for structured tasks (WARM_BLENDER); None: a Blender per task."""
 
     def command_for(self, task: Task, outdir: Path, script_path: Path) -> list[str]:
         if isinstance(task, ScriptTask):
@@ -312,8 +327,6 @@ class TaskRunner:
         if outdir.exists():
             shutil.rmtree(outdir)
         outdir.mkdir(parents=True)
-        script = outdir.with_suffix(".sh")
-        command = self.command_for(task, outdir, script)
         environ = dict(self.environ)
         environ.update(
             OUTDIR=str(outdir),
@@ -324,46 +337,19 @@ class TaskRunner:
         )
         self.temp_folder.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        try:
-            process = subprocess.Popen(
-                command,
-                cwd=self.project,
-                env=environ,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except (OSError, ValueError) as error:
-            reason = error.strerror if isinstance(error, OSError) else str(error)
-            raise BrendaError(f"Could not start {command[0]}: {reason}.") from error
         output = OutputReader(on_line)
-
-        def read() -> None:
-            assert process.stdout is not None
-            for raw in process.stdout:
-                output.feed(raw.decode("utf-8", "replace").rstrip())
-
-        reader = threading.Thread(target=read, name="brenda-blender-output", daemon=True)
-        reader.start()
         watch = Watchdog(
             self._timeout_of(task), self.silence, self.exit_grace, _frames_of(task), started
         )
-        stopped = False
-        while process.poll() is None:
-            if stop.wait(POLL_SECONDS) or watch.check(output, time.monotonic()):
-                stop_process_group(process)
-                stopped = True
-                break
-        # Anything the task left running in the background dies with it.
-        kill_group(process.pid, signal.SIGKILL)
-        reader.join(timeout=STOP_GRACE_SECONDS)
-        script.unlink(missing_ok=True)
-        outputs = stored_outputs(outdir)
+        attempt = _Attempt(outdir, environ, output, watch, stop)
+        if self.warm is not None and isinstance(task, RenderTask):
+            exit_code = self._run_warm(task, attempt)
+        else:
+            exit_code = self._run_cold(task, attempt)
         return RunResult(
-            exit_code=None if stopped else process.returncode,
+            exit_code=exit_code,
             seconds=time.monotonic() - started,
-            outputs=outputs,
+            outputs=stored_outputs(outdir),
             render_seconds=output.render_seconds,
             reported=output.reported,
             last_lines=list(output.lines),
@@ -375,6 +361,75 @@ class TaskRunner:
             watchdog=watch.reason,
             hung_at_exit=watch.hung_at_exit,
         )
+
+    def _run_cold(self, task: Task, attempt: _Attempt) -> int | None:
+        """A process of its own for the task; its exit status, or None if it was stopped."""
+        outdir, output, watch, stop = attempt.outdir, attempt.output, attempt.watch, attempt.stop
+        script = outdir.with_suffix(".sh")
+        command = self.command_for(task, outdir, script)
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=self.project,
+                env=attempt.environ,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except (OSError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) else str(error)
+            raise BrendaError(f"Could not start {command[0]}: {reason}.") from error
+
+        def read() -> None:
+            assert process.stdout is not None
+            for raw in process.stdout:
+                output.feed(raw.decode("utf-8", "replace").rstrip())
+
+        reader = threading.Thread(target=read, name="brenda-blender-output", daemon=True)
+        reader.start()
+        stopped = False
+        while process.poll() is None:
+            if stop.wait(POLL_SECONDS) or watch.check(output, time.monotonic()):
+                stop_process_group(process)
+                stopped = True
+                break
+        # Anything the task left running in the background dies with it.
+        kill_group(process.pid, signal.SIGKILL)
+        reader.join(timeout=STOP_GRACE_SECONDS)
+        script.unlink(missing_ok=True)
+        return None if stopped else process.returncode
+
+    def _run_warm(self, task: RenderTask, attempt: _Attempt) -> int | None:
+        """The task handed to the warm Blender for its file (started if needed); 0 once it says
+        the task is done, its exit status if it ended, None if it was stopped."""
+        assert self.warm is not None
+        output, watch, stop, environ = attempt.output, attempt.watch, attempt.stop, attempt.environ
+        blend, arguments = render_arguments(task, self.project, attempt.outdir)
+        key = WarmKey(self.project, blend, task.settings.scene, task.settings.allow_python)
+        command = blender_arguments(self.launcher_folder / "blender", key.blend, key.allow_python)
+        command += [json.dumps({"serve": True})]
+        warm = self.warm.take(key, command, environ)
+        if not warm.send(json.dumps(arguments)):  # it ended since its last task
+            self.warm.discard()
+            warm = self.warm.take(key, command, environ)
+            warm.send(json.dumps(arguments))
+        while True:
+            if stop.is_set() or watch.check(output, time.monotonic()):
+                self.warm.kill()
+                return None
+            try:
+                line = warm.lines.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                continue
+            if line is None:
+                self.warm.discard()
+                return warm.process.returncode or 1  # it ended before saying the task was done
+            if line == DONE_MARK:
+                self.warm.finished(warm)
+                return 0
+            if line != READY_MARK:
+                output.feed(line)
 
     def _timeout_of(self, task: Task) -> float:
         if isinstance(task, RenderTask) and task.settings.timeout is not None:
@@ -410,10 +465,10 @@ def stored_outputs(outdir: Path) -> list[Path]:
     return outputs
 
 
-def render_command(task: RenderTask, project: Path, outdir: Path, blender: Path) -> list[str]:
-    """Blender's command line for a structured task: the render script does the work."""
+def render_arguments(task: RenderTask, project: Path, outdir: Path) -> tuple[Path, dict[str, Any]]:
+    """The .blend a structured task renders, and the render script's settings for it."""
     blend = project / task.settings.blend if task.settings.blend else find_blend(project)
-    arguments = {
+    return blend, {
         "frames": [task.chunk.start, task.chunk.end, task.chunk.step],
         "tile": None
         if task.tile is None
@@ -424,19 +479,28 @@ def render_command(task: RenderTask, project: Path, outdir: Path, blender: Path)
         "allow_python": task.settings.allow_python,
         "output": str(outdir / task.output_name),
     }
+
+
+def blender_arguments(blender: Path, blend: Path, allow_python: bool) -> list[str]:
+    """Blender opening ``blend`` and running the render script, up to its settings."""
     return [
         str(blender),
         "-b",
         # Before the file: whether its own Python (drivers, registered scripts) may run.
-        "--enable-autoexec" if task.settings.allow_python else "--disable-autoexec",
+        "--enable-autoexec" if allow_python else "--disable-autoexec",
         str(blend),
         "--python-exit-code",
         "1",
         "-P",
         str(RENDER_SCRIPT),
         "--",
-        json.dumps(arguments),
     ]
+
+
+def render_command(task: RenderTask, project: Path, outdir: Path, blender: Path) -> list[str]:
+    """Blender's command line for a structured task: the render script does the work."""
+    blend, arguments = render_arguments(task, project, outdir)
+    return [*blender_arguments(blender, blend, task.settings.allow_python), json.dumps(arguments)]
 
 
 def find_blend(project: Path) -> Path:
@@ -450,18 +514,3 @@ def find_blend(project: Path) -> Path:
     raise BrendaError(
         f"The project {project} has several .blend files ({names}): name one in the task."
     )
-
-
-def kill_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-def stop_process_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the task's whole process group, then SIGKILL what is left after a grace."""
-    kill_group(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        kill_group(process.pid, signal.SIGKILL)
-        process.wait()

@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The render script of structured tasks, run inside Blender: ``blender -b FILE -P THIS -- JSON``.
 
+With ``{"serve": true}`` as its JSON it keeps the file loaded and reads one task's JSON per line
+on stdin (warm Blender, see ``serve``).
+
 It runs in Blender's Python (the ``blender`` executable or the bpy host), never in the node, and
 imports bpy only when run. The JSON after ``--`` holds the frames ``[start, end, step]``, the tile
 ``[min_x, max_x, min_y, max_y]`` or null, the image format, the scene (null: the active one) and
@@ -31,6 +34,8 @@ from typing import Any
 
 OUTPUT_MARK = "BRENDA-OUTPUT: "
 SIZE_MARK = "BRENDA-SIZE: "
+READY_MARK = "BRENDA-READY"
+DONE_MARK = "BRENDA-TASK-DONE"
 MISSING_SHOWN = 5
 _TRAILING_NUMBER = re.compile(r"(\d+)(?=\.[^./]*$|$)")
 
@@ -229,11 +234,8 @@ def arguments() -> dict[str, Any]:
         ) from None
 
 
-def main() -> None:
-    # Blender's own module, used as Blender runs it (the add-on is type-checked against stubs).
-    bpy: Any = importlib.import_module("bpy")
-
-    settings = arguments()
+def render_task(bpy: Any, settings: dict[str, Any]) -> None:
+    """Render one task's frames into its output path; print their size and files."""
     name = settings["scene"]
     if name is not None and name not in bpy.data.scenes:
         raise SystemExit(f"Error: the file has no scene named '{name}'")
@@ -262,6 +264,29 @@ def main() -> None:
         path = render.frame_path(frame=frame)
         if os.path.isfile(path):
             print(f"{OUTPUT_MARK}{path}", flush=True)
+
+
+def serve(bpy: Any) -> None:
+    """Warm Blender: the file stays loaded and renders task after task, one JSON line each on
+    stdin, each answered with ``BRENDA-TASK-DONE`` once its frames are written. A task that
+    fails ends the process (the node starts a fresh one); so does the end of stdin."""
+    for scene in bpy.data.scenes:
+        scene.render.use_persistent_data = True  # Cycles keeps what it built between renders
+    print(READY_MARK, flush=True)
+    for line in sys.stdin:
+        if line.strip():
+            render_task(bpy, json.loads(line))
+            print(DONE_MARK, flush=True)
+
+
+def main() -> None:
+    # Blender's own module, used as Blender runs it (the add-on is type-checked against stubs).
+    bpy: Any = importlib.import_module("bpy")
+    settings = arguments()
+    if settings.get("serve"):
+        serve(bpy)
+    else:
+        render_task(bpy, settings)
 
 
 if __name__ == "__main__":

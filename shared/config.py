@@ -220,6 +220,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between a node's reads of its farm's job records (one S3 LIST each).",
     ),
     Setting(
+        "WARM_BLENDER",
+        _flag,
+        True,
+        "1: keep Blender loaded between structured tasks of one .blend; 0: start it per task.",
+    ),
+    Setting("WARM_TASKS", _count(1), 100, "Tasks a warm Blender renders before it is replaced."),
+    Setting(
+        "WARM_MEMORY",
+        _count(0),
+        0,
+        "MB of memory past which a warm Blender is replaced; 0: half the machine's memory.",
+    ),
+    Setting(
         "TASK_TIMEOUT",
         _count(1, 7 * 24 * 3600),
         21600,

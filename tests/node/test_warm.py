@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Warm Blender: one Blender keeps the .blend loaded and renders task after task, with pixels
+equal to a fresh Blender's; a crashed warm process is replaced, and a stopped node leaves none."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.tasks import FrameChunk, RenderSettings, RenderTask
+from tests.node.conftest import Farm, make_sample_blend, processes_running, wait_for
+from tests.node.test_packed_projects import pixels
+
+pytestmark = pytest.mark.slow
+
+
+def frame_tasks(frames: range) -> list[RenderTask]:
+    settings = RenderSettings(blend="scene.blend")
+    return [RenderTask(FrameChunk(frame, frame, 1), None, settings) for frame in frames]
+
+
+def warm_starts(console: str) -> int:
+    return len(re.findall(r"warm Blender \d+ started", console))
+
+
+@pytest.fixture
+def project(farm: Farm, tmp_path: Path) -> Path:
+    folder = tmp_path / "warm-project"
+    folder.mkdir()
+    make_sample_blend(folder / "scene.blend", width=32, height=18, samples=4, frames=4)
+    farm.settings["BLENDER_PROJECT"] = f"file://{folder}"
+    return folder
+
+
+def test_one_warm_blender_renders_every_task_and_matches_a_fresh_blender(
+    farm: Farm, project: Path, tmp_path: Path
+) -> None:
+    farm.push(frame_tasks(range(1, 5)))
+    assert farm.start_node("warm").wait(timeout=180) == 0, farm.console("warm")
+    assert farm.stored() == [f"frame_{n:06d}.png" for n in range(1, 5)]
+    assert warm_starts(farm.console("warm")) == 1
+    warm = {n: pixels(farm.output / f"frame_{n:06d}.png") for n in (1, 4)}
+
+    cold = tmp_path / "cold"
+    farm.settings["RENDER_OUTPUT"] = f"file://{cold}"
+    farm.push(frame_tasks(range(1, 5, 3)))
+    assert farm.start_node("cold", WARM_BLENDER="0").wait(timeout=180) == 0
+    assert warm_starts(farm.console("cold")) == 0
+    for frame, image in warm.items():
+        assert np.array_equal(image, pixels(cold / f"frame_{frame:06d}.png")), frame
+
+
+def test_a_warm_blender_is_replaced_after_warm_tasks_and_when_it_crashes(
+    farm: Farm, project: Path
+) -> None:
+    blend = str(
+        make_sample_blend(project / "scene.blend", width=160, height=90, samples=800, frames=3)
+    )
+    farm.settings.update(MAX_RECEIVE_COUNT="3")
+    farm.push(frame_tasks(range(1, 4)))
+    node = farm.start_node("a", WARM_TASKS="2")
+    wait_for(lambda: farm.status("a").get("sample"), 120, "the first render")
+    [warm] = processes_running(blend)
+    os.kill(int(warm), signal.SIGKILL)  # a crash in the middle of a task
+    assert node.wait(timeout=180) == 0, farm.console("a")
+    assert farm.stored() == [f"frame_{n:06d}.png" for n in range(1, 4)]
+    failures = list((farm.output / ".brenda" / "failures").iterdir())
+    assert len(failures) == 1 and "status -9" in failures[0].read_text()
+    # The crash, then three tasks on warm processes of at most two tasks each.
+    assert warm_starts(farm.console("a")) == 3
+    assert processes_running(blend) == []
+
+
+def test_a_node_told_to_stop_gives_the_task_back_and_leaves_no_warm_blender(
+    farm: Farm, project: Path
+) -> None:
+    make_sample_blend(project / "scene.blend", width=320, height=180, samples=4000, frames=1)
+    farm.push(frame_tasks(range(1, 2)))
+    node = farm.start_node("a")
+    wait_for(lambda: farm.status("a").get("sample"), 120, "the render")
+    node.send_signal(signal.SIGTERM)
+    assert node.wait(timeout=30) == 0
+    counts = farm.counts()
+    assert (counts.pending, counts.in_flight) == (1, 0)
+    assert processes_running(str(project / "scene.blend")) == []
+    assert "goes back to the queue" in farm.console("a")
