@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).parents[1] / "bench"
 
 
@@ -22,3 +24,17 @@ def test_the_push_bench_runs_several_rounds_without_purging_a_queue() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "PurgeQueueInProgress" not in result.stdout + result.stderr
     assert result.stdout.count("speed-up") == 2
+
+
+@pytest.mark.slow
+def test_the_warm_bench_renders_both_ways_and_prints_the_speed_up() -> None:
+    argv = ["--tasks", "2", "--objects", "1", "--textures", "1", "--samples", "1"]
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "warm.py"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("frames/hour") == 2 and "speed-up: " in result.stdout
