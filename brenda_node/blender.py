@@ -27,7 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -478,6 +478,10 @@ def render_arguments(task: RenderTask, project: Path, outdir: Path) -> tuple[Pat
         "render_anyway": task.settings.render_anyway,
         "allow_python": task.settings.allow_python,
         "output": str(outdir / task.output_name),
+        "device": task.settings.device,
+        "environment": None
+        if task.settings.environment is None
+        else asdict(task.settings.environment),
     }
 
 

@@ -35,6 +35,7 @@ from typing import Any
 OUTPUT_MARK = "BRENDA-OUTPUT: "
 SIZE_MARK = "BRENDA-SIZE: "
 READY_MARK = "BRENDA-READY"
+DEVICE_MARK = "BRENDA-DEVICE: "
 DONE_MARK = "BRENDA-TASK-DONE"
 MISSING_SHOWN = 5
 _TRAILING_NUMBER = re.compile(r"(\d+)(?=\.[^./]*$|$)")
@@ -234,6 +235,93 @@ def arguments() -> dict[str, Any]:
         ) from None
 
 
+def use_device(bpy: Any, scene: Any, device: str) -> str:
+    """Make Cycles render on ``device`` (CPU, or a GPU backend such as CUDA or OPTIX); a node
+    without that GPU fails the task rather than render on its CPU. Returns what it renders on."""
+    if scene.render.engine != "CYCLES":
+        return f"{scene.render.engine} (no Cycles device)"
+    if device == "CPU":
+        scene.cycles.device = "CPU"
+        return "CPU"
+    preferences = bpy.context.preferences.addons["cycles"].preferences
+    try:
+        preferences.compute_device_type = device
+    except TypeError:
+        raise SystemExit(
+            f"Error: the job renders on {device}, which this node's Blender cannot use"
+        ) from None
+    preferences.refresh_devices()
+    found = [item for item in preferences.devices if item.type == device]
+    if not found:
+        seen = ", ".join(sorted({item.name for item in preferences.devices})) or "no device"
+        raise SystemExit(
+            f"Error: the job renders on {device}, but this node has no {device} device "
+            f"(Blender sees {seen}); launch GPU nodes or render the job on CPU"
+        )
+    for item in preferences.devices:
+        item.use = item.type == device
+    scene.cycles.device = "GPU"
+    return f"{device}: {', '.join(item.name for item in found)}"
+
+
+def environment_differences(bpy: Any, scene: Any, wanted: dict[str, Any]) -> list[str]:
+    """How this Blender differs from the artist's: version, add-ons, colour management."""
+    addon_utils: Any = importlib.import_module("addon_utils")  # Blender's own module
+
+    found = []
+    version = ".".join(str(part) for part in bpy.app.version[:2])
+    if wanted["blender"] != version:
+        found.append(f"Blender {version} here, {wanted['blender']} where the job was pushed")
+    for name, addon_version in wanted.get("addons", ()):
+        module = sys.modules.get(name)
+        if not addon_utils.check(name)[1]:
+            module = addon_utils.enable(name, default_set=False)
+        if module is None:
+            found.append(f"add-on {name} {addon_version} is not on this node")
+            continue
+        here = ".".join(str(part) for part in addon_utils.module_bl_info(module).get("version", ()))
+        if here != addon_version:
+            found.append(f"add-on {name} is {here or 'unversioned'} here, {addon_version} at push")
+    ocio = os.path.basename(os.environ.get("OCIO", "")) or "builtin"
+    colour = {
+        "display device": (scene.display_settings.display_device, wanted.get("display", "")),
+        "view transform": (scene.view_settings.view_transform, wanted.get("view", "")),
+        "look": (scene.view_settings.look, wanted.get("look", "")),
+        "OCIO config": (ocio, wanted.get("ocio", "")),
+    }
+    for what, (here, there) in colour.items():
+        if there and here != there:
+            found.append(f"{what} {here} here, {there} at push")
+    return found
+
+
+def check_environment(bpy: Any, scene: Any, wanted: dict[str, Any] | None) -> None:
+    if wanted is None:
+        return
+    differences = environment_differences(bpy, scene, wanted)
+    if not differences:
+        return
+    text = "; ".join(differences)
+    if wanted.get("on_mismatch", "fail") == "fail":
+        raise SystemExit(f"Error: this node's Blender differs from the artist's: {text}")
+    print(f"Warning: this node's Blender differs from the artist's: {text}", flush=True)
+
+
+def enable_project_addons(bpy: Any) -> None:
+    """Add-ons shipped in the project's ``addons/`` folder, enabled (they are Python: only for
+    jobs that allow Python)."""
+    addon_utils: Any = importlib.import_module("addon_utils")  # Blender's own module
+
+    folder = os.path.join(os.getcwd(), "addons")
+    if not os.path.isdir(folder):
+        return
+    sys.path.insert(0, folder)
+    for entry in sorted(os.listdir(folder)):
+        name = entry.removesuffix(".py")
+        if name.isidentifier() and addon_utils.enable(name, default_set=False) is not None:
+            print(f"Info: enabled the project's add-on {name}", flush=True)
+
+
 def render_task(bpy: Any, settings: dict[str, Any]) -> None:
     """Render one task's frames into its output path; print their size and files."""
     name = settings["scene"]
@@ -250,6 +338,10 @@ def render_task(bpy: Any, settings: dict[str, Any]) -> None:
         render.use_crop_to_border = False
         render.border_min_x, render.border_max_x, render.border_min_y, render.border_max_y = tile
     start, end, step = settings["frames"]
+    if settings.get("allow_python", False):
+        enable_project_addons(bpy)
+    check_environment(bpy, scene, settings.get("environment"))
+    print(f"{DEVICE_MARK}{use_device(bpy, scene, settings.get('device', 'CPU'))}", flush=True)
     if not settings.get("allow_python", False):
         scene.frame_set(start)
         refuse_python_drivers(bpy)

@@ -40,6 +40,7 @@ from .errors import BrendaError, UsageError
 from .progress import Progress
 from .store import LEDGERS
 from .tasks import (
+    Environment,
     FrameChunk,
     RenderSettings,
     RenderTask,
@@ -87,7 +88,13 @@ class Job:
         return queue_name(self.farm, self.id)
 
     def render_settings(self) -> RenderSettings:
-        return RenderSettings(**self.settings)
+        environment = self.settings.get("environment")
+        return RenderSettings(
+            **{
+                **self.settings,
+                "environment": None if environment is None else Environment.from_dict(environment),
+            }
+        )
 
     def render_tasks(self) -> Collection[RenderTask]:
         chunks = chunk_frames(parse_frame_list(self.frames), self.chunk)

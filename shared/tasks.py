@@ -18,7 +18,7 @@ import json
 import random
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -207,6 +207,36 @@ class ScriptTask:
     script: str
 
 
+DEVICES = ("CPU", "CUDA", "OPTIX", "HIP", "ONEAPI", "METAL")
+"""Cycles' render devices: the CPU, or a GPU backend (Blender's compute device types)."""
+MISMATCH_POLICIES = ("fail", "warn")
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The artist's Blender at push time, which the node's must match (or only warn)."""
+
+    blender: str
+    """Major.minor version, like ``4.5``."""
+    addons: tuple[tuple[str, str], ...] = ()
+    """Enabled add-ons that do not come with Blender: (module, version)."""
+    display: str = ""
+    view: str = ""
+    look: str = ""
+    ocio: str = ""
+    """The OCIO config: the file name in ``$OCIO``, or ``builtin``."""
+    on_mismatch: str = "fail"
+
+    def __post_init__(self) -> None:
+        if self.on_mismatch not in MISMATCH_POLICIES:
+            raise TaskError(f"on_mismatch must be 'fail' or 'warn', not '{self.on_mismatch}'.")
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Environment:
+        addons = tuple((str(name), str(version)) for name, version in document.get("addons", ()))
+        return cls(**{**document, "addons": addons})
+
+
 @dataclass(frozen=True)
 class RenderSettings:
     """What a structured render task renders, besides its frames and tile."""
@@ -226,6 +256,9 @@ class RenderSettings:
     """Seconds a task may run before the node stops it; None: the node's TASK_TIMEOUT."""
     single_colour: bool = False
     """Fail frames that are one colour all over (a missing camera, light or material)."""
+    device: str = "CPU"
+    """Where Cycles renders: ``CPU`` or a GPU backend (``DEVICES``); no GPU fails the task."""
+    environment: Environment | None = None
 
     def __post_init__(self) -> None:
         validate_render_settings(self)
@@ -303,6 +336,8 @@ def validate_render_settings(settings: RenderSettings) -> None:
                 f"Blend file '{settings.blend}' must be a .blend path inside the project, "
                 "like shots/shot1.blend."
             )
+    if settings.device not in DEVICES:
+        raise TaskError(f"Render device '{settings.device}' is not one of {', '.join(DEVICES)}.")
     if settings.timeout is not None and not 1 <= settings.timeout <= MAX_TASK_TIMEOUT:
         raise TaskError(
             f"Task timeout {settings.timeout} s must be between 1 s and {MAX_TASK_TIMEOUT} s."
@@ -473,6 +508,10 @@ def encode_task(task: Task) -> str:
             document["timeout"] = task.settings.timeout
         if task.settings.single_colour:
             document["single_colour"] = True
+        if task.settings.device != "CPU":
+            document["device"] = task.settings.device
+        if task.settings.environment is not None:
+            document["environment"] = asdict(task.settings.environment)
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     size = len(body.encode())
     if size > MAX_MESSAGE_BYTES:
@@ -525,6 +564,10 @@ def decode_task(body: str) -> Task:
                 allow_python=document.get("allow_python", False) is True,
                 timeout=_timeout(document.get("timeout")),
                 single_colour=document.get("single_colour", False) is True,
+                device=str(document.get("device", "CPU")),
+                environment=Environment.from_dict(document["environment"])
+                if document.get("environment") is not None
+                else None,
             )
             return RenderTask(chunk, tile, settings)
         raise TaskError(f"The task is of unknown kind '{kind}'.")

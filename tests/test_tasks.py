@@ -12,6 +12,7 @@ import pytest
 from shared.errors import TaskError
 from shared.tasks import (
     MAX_MESSAGE_BYTES,
+    Environment,
     FrameChunk,
     FrameRange,
     RenderSettings,
@@ -274,6 +275,23 @@ def test_render_task_round_trips_and_names_tiles() -> None:
     assert decoded == task
 
 
+def test_the_render_device_and_the_artists_blender_travel_with_the_task() -> None:
+    environment = Environment(
+        blender="4.5",
+        addons=(("rigify", "0.6.10"),),
+        view="AgX",
+        ocio="builtin",
+        on_mismatch="warn",
+    )
+    settings = RenderSettings(device="OPTIX", environment=environment)
+    [task] = render_tasks(settings, [FrameChunk(1, 1, 1)], None)
+    assert decode_task(encode_task(task)) == task
+    [plain] = render_tasks(RenderSettings(), [FrameChunk(1, 1, 1)], None)
+    assert "device" not in encode_task(plain) and "environment" not in encode_task(plain)
+    with pytest.raises(TaskError, match="on_mismatch must be 'fail' or 'warn'"):
+        Environment(blender="4.5", on_mismatch="ignore")
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -285,8 +303,19 @@ def test_render_task_round_trips_and_names_tiles() -> None:
         ({"blend": "scene.txt"}, "must be a .blend path inside the project"),
         ({"output_name": "../frame_####"}, "must be a file name with # marks"),
         ({"output_name": "frame"}, "must be a file name with # marks"),
+        ({"device": "GPU"}, "Render device 'GPU' is not one of CPU, CUDA, OPTIX"),
     ],
-    ids=["format", "long scene", "empty scene", "dotdot", "absolute", "suffix", "slash", "no #"],
+    ids=[
+        "format",
+        "long scene",
+        "empty scene",
+        "dotdot",
+        "absolute",
+        "suffix",
+        "slash",
+        "no #",
+        "device",
+    ],
 )
 def test_render_settings_are_validated(settings: dict[str, str], message: str) -> None:
     with pytest.raises(TaskError, match=message):

@@ -11,6 +11,7 @@ from .. import jobs, work
 from ..config import Config, load_config
 from ..errors import TaskError, UsageError
 from ..tasks import (
+    DEVICES,
     IMAGE_FORMATS,
     FrameRange,
     RenderSettings,
@@ -194,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="--render: fail frames that are one colour all over (a missing camera or light)",
     )
     kind.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="CPU",
+        help="--render: where Cycles renders; a node without that GPU fails the task (CPU)",
+    )
+    kind.add_argument(
         "--allow-python",
         action="store_true",
         help="--render: let the .blend run its own Python (drivers, scripts); default: off, and a "
@@ -246,6 +253,7 @@ def render_settings(args: argparse.Namespace) -> RenderSettings:
         allow_python=args.allow_python,
         timeout=args.timeout,
         single_colour=args.single_colour,
+        device=args.device,
     )
 
 
