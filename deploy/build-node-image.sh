@@ -4,6 +4,9 @@
 # Run as root on the instance, from a folder holding this script, brenda-node.service,
 # brenda-sudoers and the Brenda wheel or source folder to install:
 #   sudo ./build-node-image.sh ./brenda-0.1.0-py3-none-any.whl
+# For GPU nodes (g4dn, g5, g6: jobs pushed with --device CUDA or OPTIX), on a GPU instance:
+#   sudo NVIDIA_DRIVER=1 ./build-node-image.sh ./brenda-0.1.0-py3-none-any.whl
+# installs Ubuntu's recommended NVIDIA server driver (nvidia-smi must then list the GPU).
 # Then make the image (from your machine): aws ec2 create-image --instance-id i-... --name brenda-node
 # and put its id in AMI_ID. The image starts nothing by itself: a node's user data writes
 # /etc/brenda/node.env and starts brenda-node.service.
@@ -13,6 +16,7 @@ BLENDER_VERSION="${BLENDER_VERSION:-4.5.5}"
 BLENDER_SERIES="${BLENDER_VERSION%.*}"
 BLENDER_URL="https://download.blender.org/release/Blender${BLENDER_SERIES}/blender-${BLENDER_VERSION}-linux-x64.tar.xz"
 BLENDER_SHA256="${BLENDER_SHA256:-}"
+NVIDIA_DRIVER="${NVIDIA_DRIVER:-0}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 if [[ $# -ne 1 ]]; then
@@ -30,6 +34,13 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
     python3 python3-venv ca-certificates curl xz-utils rsync \
     libxi6 libxxf86vm1 libxfixes3 libxrender1 libxkbcommon0 libsm6 libgl1 libegl1
+
+if [[ "$NVIDIA_DRIVER" == 1 ]]; then
+    echo "Installing the NVIDIA driver"
+    apt-get install -y -q --no-install-recommends ubuntu-drivers-common
+    ubuntu-drivers install --gpgpu
+    echo "nvidia-smi lists the GPU once the image boots; check it before imaging"
+fi
 
 echo "Installing Blender ${BLENDER_VERSION}"
 archive="$(mktemp --suffix=.tar.xz)"

@@ -67,6 +67,9 @@ ON_DEMAND_PRICES = {
         ("xlarge", 1.006), ("2xlarge", 1.212), ("4xlarge", 1.624), ("8xlarge", 2.448),
         ("16xlarge", 4.096),
     )},
+    **{f"g6.{size}": price for size, price in (
+        ("xlarge", 0.8048), ("2xlarge", 0.9776), ("4xlarge", 1.3232), ("8xlarge", 2.0144),
+    )},
     "t3.micro": 0.0104,
     "t3.small": 0.0208,
     "t3.medium": 0.0416,

@@ -328,6 +328,45 @@ def cancel(config: Config, *, dry_run: bool) -> list[str]:
     return ids
 
 
+GPU_INSTANCE_TYPES = (
+    "g4dn.xlarge",
+    "g4dn.2xlarge",
+    "g5.xlarge",
+    "g5.2xlarge",
+    "g6.xlarge",
+    "g6.2xlarge",
+)
+"""NVIDIA GPU types for jobs rendering on CUDA or OPTIX (T4, A10G, L4), smallest first."""
+
+
+@dataclass(frozen=True)
+class TypePrice:
+    instance_type: str
+    spot: float | None
+    """The cheapest zone's spot price now, US$ per hour; None where AWS has none."""
+    zone: str | None
+    on_demand: float | None
+
+
+def gpu_prices(config: Config) -> list[TypePrice]:
+    """What each GPU type costs now: its cheapest spot zone, and its on-demand list price."""
+    from .costs import ON_DEMAND_PRICES
+
+    found = []
+    for instance_type in GPU_INSTANCE_TYPES:
+        prices = spot_prices(config, instance_type)
+        zone = min(prices, key=lambda name: prices[name][0], default=None)
+        found.append(
+            TypePrice(
+                instance_type,
+                prices[zone][0] if zone else None,
+                zone,
+                ON_DEMAND_PRICES.get(instance_type),
+            )
+        )
+    return found
+
+
 def spot_prices(config: Config, instance_type: str) -> dict[str, tuple[float, Any]]:
     client = ec2_client(config)
     with cloud_errors(f"reading spot prices of {instance_type}"):

@@ -30,7 +30,7 @@ commands:
            the nodes' IAM role (least privilege; no AWS keys on nodes)
   spot     launch spot nodes (-N count, -p max price, -P persistent, -i type, -a AMI, -z zone)
   demand   launch on-demand nodes (they terminate when they shut down)
-  price    current spot price per availability zone
+  price    current spot price per availability zone (--gpu: of the GPU instance types)
   status   the farm's nodes (uptime, address) and spot requests
   stop     terminate the farm's nodes with -T (cancelling their spot requests first)
   cancel   cancel the farm's open spot requests
@@ -41,6 +41,7 @@ EPILOG = """\
 examples:
   brenda-run init
   brenda-run price
+  brenda-run price --gpu                 GPU types for --device CUDA/OPTIX jobs, with prices
   brenda-run -N 20 -p 0.25 -d spot       show what would be launched, launch nothing
   brenda-run -N 20 -p 0.25 -z us-east-1b spot
   brenda-run status
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-T", "--terminate", action="store_true", help="stop: terminate the nodes")
     parser.add_argument(
         "-d", "--dry-run", action="store_true", help="print what would happen; spend nothing"
+    )
+    parser.add_argument(
+        "--gpu", action="store_true", help="price: the GPU instance types, spot and on-demand"
     )
     parser.add_argument("--no-ssh-keys", action="store_true", help="init: skip the key pair")
     parser.add_argument(
@@ -133,6 +137,13 @@ def cmd_status(config: Config) -> int:
 
 
 def cmd_price(args: argparse.Namespace, config: Config) -> int:
+    if args.gpu:
+        print("GPU instance types (for jobs on CUDA or OPTIX), US$ per hour:")
+        for row in fleet.gpu_prices(config):
+            spot = f"{row.spot:.4f} in {row.zone}" if row.spot is not None else "-"
+            demand = f"{row.on_demand:.4f}" if row.on_demand is not None else "-"
+            print(f"  {row.instance_type:<14} spot {spot:<24} on-demand {demand}")
+        return 0
     instance_type = args.instance_type or str(config.text("INSTANCE_TYPE"))
     prices = fleet.spot_prices(config, instance_type)
     print(f"Spot price of {instance_type}:")

@@ -474,6 +474,26 @@ def test_price_lists_every_zone(farm_env: Path, capsys: pytest.CaptureFixture[st
     assert len(lines) > 2 and all("US$ " in line for line in lines[1:])
 
 
+def test_price_offers_the_gpu_types_with_spot_and_on_demand_prices(
+    farm_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "price", "--gpu")
+    assert code == 0
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    assert list(rows) == [
+        "g4dn.xlarge",
+        "g4dn.2xlarge",
+        "g5.xlarge",
+        "g5.2xlarge",
+        "g6.xlarge",
+        "g6.2xlarge",
+    ]
+    # moto's spot price is US$ 0.00001 everywhere; the on-demand ones are AWS's list prices.
+    assert rows["g4dn.xlarge"][:3] == ["spot", "0.0000", "in"]
+    assert rows["g4dn.xlarge"][-2:] == ["on-demand", "0.5260"]
+    assert rows["g6.xlarge"][-2:] == ["on-demand", "0.8048"]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
