@@ -265,11 +265,16 @@ class BRENDA_OT_launch_nodes(_BrendaOperator):
     bl_label = "Brenda: Launch Nodes"
 
     spot_prices: ClassVar[str] = ""
+    gpu_offers: ClassVar[list[str]] = []
 
     def invoke(self, context: bpy.types.Context, event: Any) -> Result:
         farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
+        instance_type = farm.instance_type or "c7i.2xlarge"
         try:
-            prices = fleet.spot_prices(farm_config(farm, job), farm.instance_type or "c7i.2xlarge")
+            config = farm_config(farm, job)
+            prices = fleet.spot_prices(config, instance_type)
+            wants_gpu = job.device != "CPU" and instance_type not in fleet.GPU_INSTANCE_TYPES
+            offers = fleet.gpu_prices(config) if wants_gpu else []
         except BrendaError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -277,11 +282,26 @@ class BRENDA_OT_launch_nodes(_BrendaOperator):
         type(self).spot_prices = (
             f"Spot price now: US$ {cheapest[0]:.4f}/hour" if cheapest else "No spot price known"
         )
+        type(self).gpu_offers = [
+            f"{offer.instance_type}: spot US$ {offer.spot:.4f}, on-demand US$ {offer.on_demand}"
+            if offer.spot is not None
+            else f"{offer.instance_type}: no spot price, on-demand US$ {offer.on_demand}"
+            for offer in offers
+        ]
         return context.window_manager.invoke_props_dialog(self)
 
     def draw(self, context: bpy.types.Context) -> None:
         job = context.scene.brenda
         self.layout.label(text=self.spot_prices)
+        if self.gpu_offers:
+            device = scene_info.render_device(context)
+            self.layout.label(
+                text=f"The scene renders on {device}: set a GPU instance type in the "
+                "preferences, or its tasks fail on these nodes",
+                icon="ERROR",
+            )
+            for offer in self.gpu_offers:
+                self.layout.label(text=offer)
         market = "spot" if job.use_spot else "on-demand"
         self.layout.label(text=f"Launch {job.node_count} {market} nodes?")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import bpy
 
-from . import monitor
+from . import monitor, scene_info
 from .operators import why_not_ready
 
 
@@ -36,6 +36,7 @@ class BRENDA_PT_farm(_SidebarPanel):
         draw_project(layout, job, state)
 
         column = layout.column(align=True)
+        column.label(text=f"Renders on {scene_info.render_device(context)}", icon="RENDER_STILL")
         column.prop(job, "priority")
         column.prop(job, "node_count")
         row = column.row(align=True)
@@ -141,6 +142,7 @@ def draw_project(layout: Any, job: Any, state: Any) -> None:
     column.prop(job, "allow_python")
     column.prop(job, "task_timeout")
     column.prop(job, "single_colour")
+    column.prop(job, "on_mismatch")
     column.operator("brenda.check_project", icon="VIEWZOOM")
     if state.report:
         report = column.box()

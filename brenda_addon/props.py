@@ -70,6 +70,19 @@ class BRENDA_PG_job(bpy.types.PropertyGroup):
         description="A frame that is one colour all over (no camera, light or material) fails "
         "its task instead of being stored",
     )
+    on_mismatch: bpy.props.EnumProperty(
+        name="If a Node Differs",
+        items=[
+            (
+                "fail",
+                "Fail the Task",
+                "A node with another Blender version, without an add-on "
+                "or with other colour management fails the task, saying how it differs",
+            ),
+            ("warn", "Warn and Render", "The node renders anyway and logs how it differs"),
+        ],
+        default="fail",
+    )
     allow_python: bpy.props.BoolProperty(
         name="Allow Python",
         default=False,

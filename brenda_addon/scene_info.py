@@ -4,6 +4,7 @@ frozen dataclasses, and which file and project root to pack, on the main thread 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import bpy
@@ -11,6 +12,7 @@ import bpy
 from .preferences import preferences
 from .shared.job import FarmSettings, JobSettings
 from .shared.packing import find_project_root
+from .shared.tasks import DEVICES, Environment
 
 
 def farm_settings(context: bpy.types.Context) -> FarmSettings:
@@ -59,4 +61,44 @@ def job_settings(context: bpy.types.Context) -> JobSettings:
         allow_python=job.allow_python,
         timeout=job.task_timeout * 60 or None,
         single_colour=job.single_colour,
+        device=render_device(context),
+        environment=artist_environment(context),
+    )
+
+
+def render_device(context: bpy.types.Context) -> str:
+    """The scene's Cycles device as the nodes name it: CPU, or this Blender's GPU backend."""
+    scene = context.scene
+    if scene.render.engine != "CYCLES" or scene.cycles.device != "GPU":
+        return "CPU"
+    cycles = context.preferences.addons.get("cycles")
+    backend = cycles.preferences.compute_device_type if cycles else "NONE"
+    return backend if backend in DEVICES else "CPU"
+
+
+def artist_environment(context: bpy.types.Context) -> Environment:
+    """This Blender as the nodes must match it: version, the add-ons enabled that do not come
+    with Blender (Brenda aside), colour management."""
+    import addon_utils
+
+    bundled = bpy.utils.system_resource("SCRIPTS")
+    own = __package__ or ""
+    addons = []
+    for module in addon_utils.modules():
+        name = module.__name__
+        if name == own or not addon_utils.check(name)[1]:
+            continue
+        if (module.__file__ or "").startswith(bundled):
+            continue
+        version = addon_utils.module_bl_info(module).get("version", ())
+        addons.append((name, ".".join(str(part) for part in version)))
+    scene = context.scene
+    return Environment(
+        blender=f"{bpy.app.version[0]}.{bpy.app.version[1]}",
+        addons=tuple(sorted(addons)),
+        display=scene.display_settings.display_device,
+        view=scene.view_settings.view_transform,
+        look=scene.view_settings.look,
+        ocio=os.path.basename(os.environ.get("OCIO", "")) or "builtin",
+        on_mismatch=scene.brenda.on_mismatch,
     )

@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from .config import Config, load_config
 from .errors import BrendaError
 from .jobs import Job, make_job
-from .tasks import FrameRange, RenderSettings
+from .tasks import Environment, FrameRange, RenderSettings
 
 PROJECT_PREFIX = "projects/"
 OUTPUT_PREFIX = "frames/"
@@ -72,6 +72,10 @@ class JobSettings:
     """Seconds a task may run; None: the nodes' TASK_TIMEOUT."""
     single_colour: bool = False
     """Fail frames that are one colour all over."""
+    device: str = "CPU"
+    """Where Cycles renders: CPU, or the GPU backend the artist's Blender uses."""
+    environment: Environment | None = None
+    """The artist's Blender, which the nodes' must match."""
 
     @property
     def job_name(self) -> str:
@@ -92,6 +96,8 @@ class JobSettings:
             allow_python=self.allow_python,
             timeout=self.timeout,
             single_colour=self.single_colour,
+            device=self.device,
+            environment=self.environment,
         )
 
     def farm_job(self, farm: FarmSettings, config: Config) -> Job:

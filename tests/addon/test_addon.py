@@ -122,6 +122,19 @@ def test_the_add_on_runs_a_job_end_to_end(
     kept, urgent = found["kept"], found["cancelled"]
     assert kept.startswith("shot-") and urgent.startswith("shot-") and kept != urgent
     assert found["jobs"] == [[urgent, "active", 3, 2], [kept, "active", 0, 2]]
+    record = boto_client("s3").get_object(
+        Bucket="addon-frames", Key=f"frames/.brenda/jobs/{kept}.json"
+    )
+    settings = json.loads(record["Body"].read())["settings"]
+    assert settings["device"] == "CPU"  # the scene renders on the CPU
+    environment = settings["environment"]
+    assert (environment["blender"], environment["view"], environment["ocio"]) == (
+        "4.5",
+        "Standard",
+        "builtin",
+    )
+    assert environment["on_mismatch"] == "fail"
+    assert not any(name.endswith(".brenda") for name, _ in environment["addons"])
     assert found["actions"] == ["FINISHED", "FINISHED"]
     assert found["after_actions"] == [[urgent, "cancelled", 3], [kept, "active", 1]]
     panel = found["panel_running"]
