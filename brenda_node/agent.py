@@ -623,6 +623,8 @@ class Node:
 
     def _show_line(self, line: BlenderLine) -> None:
         blender_log.info("| %s", line.text)
+        if line.device is not None:
+            self.state.show(device=line.device)
         if line.frame is not None or line.sample is not None:
             self.state.show(
                 force=False,

@@ -36,7 +36,7 @@ from shared.tasks import RenderTask, ScriptTask, Task
 
 from . import render_script
 from .processes import STOP_GRACE_SECONDS, kill_group, stop_process_group
-from .render_script import DONE_MARK, OUTPUT_MARK, READY_MARK, SIZE_MARK
+from .render_script import DEVICE_MARK, DONE_MARK, OUTPUT_MARK, READY_MARK, SIZE_MARK
 from .warm import WarmKey, WarmPool
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ class BlenderLine:
     saved: str | None = None
     render_seconds: float | None = None
     """What Blender says rendering (and saving) the last frame took."""
+    device: str | None = None
+    """What the render script said the task renders on (CPU, or a GPU backend and its cards)."""
     output: str | None = None
     size: tuple[int, int] | None = None
     """The frame size a structured task's render script announced."""
@@ -98,6 +100,7 @@ def parse_line(text: str) -> BlenderLine:
         sample=(int(sample.group(1)), int(sample.group(2))) if sample else None,
         saved=saved.group(1) if saved else None,
         render_seconds=_seconds(took) if took else None,
+        device=text[len(DEVICE_MARK) :] if text.startswith(DEVICE_MARK) else None,
         output=text[len(OUTPUT_MARK) :] if text.startswith(OUTPUT_MARK) else None,
         size=_size(text),
         error=bool(_ERROR.match(text)) and not frame,

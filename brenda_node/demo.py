@@ -37,7 +37,7 @@ from shared.cli.common import (
     usage_errors,
 )
 from shared.config import Config, load_config
-from shared.costs import JobCost, format_dollars, job_cost, stored_ledgers
+from shared.costs import JobCost, Ledger, format_dollars, job_cost, stored_ledgers
 from shared.errors import BrendaError, TaskError, UsageError
 from shared.local import LOCAL_REGION, local_endpoint
 from shared.store import open_store
@@ -395,7 +395,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"This run's frames, contact sheet and logs: {output}")
     previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
-        wall, statuses, job, cost = render(args, job, output)
+        wall, statuses, job, cost, warm = render(args, job, output)
     except KeyboardInterrupt:
         kept = sum(1 for _ in frames_folder.iterdir()) if frames_folder.is_dir() else 0
         print(f"Interrupted: the {kept} frames stored so far are in {frames_folder}.")
@@ -413,12 +413,21 @@ def run_demo(args: argparse.Namespace) -> int:
         f"Cost:             {format_dollars(cost.dollars)} (a local farm is free; "
         f"{cost.node_seconds:.1f} node-seconds, {cost.render_seconds:.1f} s rendering)"
     )
+    devices = sorted({str(status["device"]) for status in statuses if status.get("device")})
+    print(f"Rendered on:      {', '.join(devices) or 'unknown'}")
+    if warm is not None:
+        first, later = warm
+        print(
+            f"Warm Blender:     {later:.2f} s a task once Blender is loaded, {first:.2f} s for "
+            f"the first task on each node (Blender starting, loading the file): "
+            f"{first / later:.1f}x faster"
+        )
     return 0
 
 
 def render(
     args: argparse.Namespace, job: Job, output: Path
-) -> tuple[float, list[dict[str, Any]], Job, JobCost]:
+) -> tuple[float, list[dict[str, Any]], Job, JobCost, tuple[float, float] | None]:
     """The farm's run: endpoint, project, tasks, nodes; frames land in ``output`` as stored."""
     frames_folder = output / "frames"
     with tempfile.TemporaryDirectory(prefix="brenda-demo-") as scratch, local_endpoint() as url:
@@ -448,9 +457,20 @@ def render(
                 node.wait()
             keep_logs(folder, output, len(nodes))
         wall = time.monotonic() - started
-        cost = job_cost(stored_ledgers(open_store(config)), running=0, now=time.time(), stale=0)
+        ledgers = stored_ledgers(open_store(config))
+        cost = job_cost(ledgers, running=0, now=time.time(), stale=0)
         contact_sheet([frames_folder / name for name in job.frames], output / "contact-sheet.png")
-    return wall, statuses, job, cost
+    return wall, statuses, job, cost, warm_gain(ledgers)
+
+
+def warm_gain(ledgers: list[Ledger]) -> tuple[float, float] | None:
+    """Mean seconds of a node's first task (Blender started and the file loaded for it) and of
+    its later ones (warm Blender); None without both."""
+    firsts = [ledger.tasks[0].wall_seconds for ledger in ledgers if ledger.tasks]
+    laters = [task.wall_seconds for ledger in ledgers for task in ledger.tasks[1:]]
+    if not firsts or not laters:
+        return None
+    return sum(firsts) / len(firsts), sum(laters) / len(laters)
 
 
 def keep_logs(folder: Path, output: Path, count: int) -> None:

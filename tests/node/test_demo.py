@@ -35,6 +35,11 @@ def test_demo_renders_tiled_frames_and_a_contact_sheet(
     assert "Farm efficiency:  " in out
     cost = re.search(r"^Cost: +\$0\.00 \(a local farm is free; ([\d.]+) node-seconds", out, re.M)
     assert cost and float(cost.group(1)) > 0, out
+    assert "Rendered on:      CPU\n" in out
+    warm = re.search(
+        r"^Warm Blender: +([\d.]+) s a task once .* ([\d.]+) s for the first", out, re.M
+    )
+    assert warm and 0 < float(warm.group(1)) < float(warm.group(2)), out
     frames = sorted(path.name for path in (output / "frames").iterdir())
     assert frames == ["frame_000001.png", "frame_000002.png", "frame_000003.png"]
     sheet = ImageBuf(str(output / "contact-sheet.png")).spec()
