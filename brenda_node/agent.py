@@ -40,7 +40,7 @@ from shared.errors import BrendaError, Cancelled, CloudError, StoreError, TaskEr
 from shared.jobs import Job, JobRegistry, serving_order
 from shared.progress import Progress
 from shared.store import OutputStore, check_name, failure_name, open_store, open_store_at
-from shared.tasks import RenderTask, Task, decode_task, title
+from shared.tasks import FRAME_EXTENSIONS, RenderTask, Task, decode_task, title
 from shared.urls import SqsUrl, parse_url
 
 from .blender import BlenderLine, RunResult, TaskRunner, blender_command, write_launcher
@@ -195,6 +195,8 @@ class StoredTask:
     ledger: LedgerWriter
     cost: TaskCost
     failure: str | None = None
+    denoise: tuple[TaskRunner, dict[str, Any]] | None = None
+    """The runner that denoises a frame assembled from this task's tiles, and how."""
     """Why the task failed although it saved these outputs (the watchdog stopped it)."""
     progress: Progress = field(default_factory=Progress)
 
@@ -336,9 +338,15 @@ class Uploader:
             task.store.put(path, name, task.progress)
             log.info("stored %s in %s", name, task.store)
             stored.add(name)
-        self._assemble_tiles(task.store, sorted(stored), task.progress)
+        self._assemble_tiles(task.store, sorted(stored), task.progress, task.denoise)
 
-    def _assemble_tiles(self, store: OutputStore, names: list[str], progress: Progress) -> None:
+    def _assemble_tiles(
+        self,
+        store: OutputStore,
+        names: list[str],
+        progress: Progress,
+        denoise: tuple[TaskRunner, dict[str, Any]] | None,
+    ) -> None:
         for name in names:
             tile = parse_tile_name(name)
             if tile is None:
@@ -356,8 +364,16 @@ class Uploader:
                     local.append((part, path))
                 frame = Path(scratch) / ("frame" + Path(tile.frame_name).suffix)
                 assemble(local, frame)
-                store.put(frame, tile.frame_name)
-            log.info("assembled %s from %d tiles", tile.frame_name, len(tiles))
+                frame_name = tile.frame_name
+                if denoise is not None:
+                    runner, after = denoise
+                    suffix = FRAME_EXTENSIONS[after["format"]]
+                    frame_name = str(Path(frame_name).with_suffix(suffix))
+                    final = Path(scratch) / ("denoised" + suffix)
+                    runner.denoise(frame, final, after)
+                    frame = final
+                store.put(frame, frame_name)
+            log.info("assembled %s from %d tiles", frame_name, len(tiles))
 
 
 class Backoff:
@@ -697,6 +713,7 @@ class Node:
                         serving.ledger,
                         spent,
                         failure,
+                        (serving.runner, result.denoise) if result.denoise else None,
                     )
                 )
                 return

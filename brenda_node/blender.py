@@ -36,7 +36,14 @@ from shared.tasks import RenderTask, ScriptTask, Task
 
 from . import render_script
 from .processes import STOP_GRACE_SECONDS, kill_group, stop_process_group
-from .render_script import DEVICE_MARK, DONE_MARK, OUTPUT_MARK, READY_MARK, SIZE_MARK
+from .render_script import (
+    DENOISE_MARK,
+    DEVICE_MARK,
+    DONE_MARK,
+    OUTPUT_MARK,
+    READY_MARK,
+    SIZE_MARK,
+)
 from .warm import WarmKey, WarmPool
 
 log = logging.getLogger(__name__)
@@ -74,6 +81,8 @@ class BlenderLine:
     """What Blender says rendering (and saving) the last frame took."""
     device: str | None = None
     """What the render script said the task renders on (CPU, or a GPU backend and its cards)."""
+    denoise: dict[str, Any] | None = None
+    """How to denoise the frame once its tiles are assembled (a tile rendered noisy)."""
     output: str | None = None
     size: tuple[int, int] | None = None
     """The frame size a structured task's render script announced."""
@@ -101,6 +110,7 @@ def parse_line(text: str) -> BlenderLine:
         saved=saved.group(1) if saved else None,
         render_seconds=_seconds(took) if took else None,
         device=text[len(DEVICE_MARK) :] if text.startswith(DEVICE_MARK) else None,
+        denoise=_json(text[len(DENOISE_MARK) :]) if text.startswith(DENOISE_MARK) else None,
         output=text[len(OUTPUT_MARK) :] if text.startswith(OUTPUT_MARK) else None,
         size=_size(text),
         error=bool(_ERROR.match(text)) and not frame,
@@ -108,6 +118,14 @@ def parse_line(text: str) -> BlenderLine:
         driver_blocked=_DRIVER_BLOCKED in text,
         driver_failed=driver.group(1) if driver else None,
     )
+
+
+def _json(text: str) -> dict[str, Any] | None:
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _seconds(match: re.Match[str]) -> float:
@@ -163,6 +181,8 @@ class RunResult:
     outputs: list[Path]
     render_seconds: float = 0.0
     """What Blender said rendering the frames took, summed."""
+    denoise: dict[str, Any] | None = None
+    """How to denoise the frame once its tiles are assembled (tiles rendered noisy)."""
     reported: list[str] = field(default_factory=list)
     """Files the render script reported as written (structured tasks)."""
     last_lines: list[str] = field(default_factory=list)
@@ -258,6 +278,7 @@ class OutputReader:
     size: tuple[int, int] | None = None
     """The image size the render script said the frames have."""
     render_seconds: float = 0.0
+    denoise: dict[str, Any] | None = None
     last_seen: float = 0.0
     """When the last line arrived (monotonic seconds)."""
     _driver_blocked: bool = False
@@ -274,6 +295,8 @@ class OutputReader:
             self.size = line.size
         if line.render_seconds is not None:
             self.render_seconds += line.render_seconds
+        if line.denoise is not None:
+            self.denoise = line.denoise
         if line.missing is not None:
             self.missing.append(line.missing)
         self._driver_blocked = self._driver_blocked or line.driver_blocked
@@ -354,6 +377,7 @@ class TaskRunner:
             seconds=time.monotonic() - started,
             outputs=stored_outputs(outdir),
             render_seconds=output.render_seconds,
+            denoise=output.denoise,
             reported=output.reported,
             last_lines=list(output.lines),
             last_error=output.last_error,
@@ -433,6 +457,41 @@ class TaskRunner:
                 return 0
             if line != READY_MARK:
                 output.feed(line)
+
+    def denoise(self, noisy: Path, target: Path, after: dict[str, Any]) -> None:
+        """Denoise an assembled frame (a multilayer OpenEXR of noisy tiles and their denoising
+        passes) into ``target``, in a Blender of its own."""
+        settings = {"noisy": str(noisy), "output": str(target), "after": after}
+        command = [
+            str(self.launcher_folder / "blender"),
+            "-b",
+            "--python-exit-code",
+            "1",
+            "-P",
+            str(RENDER_SCRIPT),
+            "--",
+            json.dumps({"denoise": settings}),
+        ]
+        environ = dict(self.environ)
+        environ["PATH"] = f"{self.launcher_folder}{os.pathsep}{environ.get('PATH', os.defpath)}"
+        try:
+            done = subprocess.run(
+                command,
+                cwd=noisy.parent,
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise BrendaError(f"Denoising {target.name} failed: {error}.") from error
+        if done.returncode != 0 or not target.is_file():
+            lines = (done.stdout + done.stderr).strip().splitlines()
+            raise BrendaError(
+                f"Denoising {target.name} failed: {lines[-1] if lines else 'no output'}."
+            )
 
     def _timeout_of(self, task: Task) -> float:
         if isinstance(task, RenderTask) and task.settings.timeout is not None:

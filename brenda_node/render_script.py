@@ -36,6 +36,7 @@ OUTPUT_MARK = "BRENDA-OUTPUT: "
 SIZE_MARK = "BRENDA-SIZE: "
 READY_MARK = "BRENDA-READY"
 DEVICE_MARK = "BRENDA-DEVICE: "
+DENOISE_MARK = "BRENDA-DENOISE: "
 DONE_MARK = "BRENDA-TASK-DONE"
 MISSING_SHOWN = 5
 _TRAILING_NUMBER = re.compile(r"(\d+)(?=\.[^./]*$|$)")
@@ -322,6 +323,99 @@ def enable_project_addons(bpy: Any) -> None:
             print(f"Info: enabled the project's add-on {name}", flush=True)
 
 
+def denoise_after_assembly(scene: Any, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """For a tile of a scene Cycles denoises: render it noisy with the passes the denoiser needs
+    (a multilayer OpenEXR), so that the frame is denoised once, whole, after its tiles are
+    assembled (``denoise``): denoising each tile alone shows seams. Returns what that needs."""
+    if scene.render.engine != "CYCLES":
+        return None
+    layers = [layer for layer in scene.view_layers if layer.use]
+    # A warm Blender renders task after task: each starts from the file's own settings.
+    if "brenda_denoising" not in scene:
+        scene["brenda_denoising"] = bool(scene.cycles.use_denoising)
+        scene["brenda_passes"] = [layer.cycles.denoising_store_passes for layer in layers]
+    scene.cycles.use_denoising = bool(scene["brenda_denoising"])
+    for layer, stored in zip(layers, scene["brenda_passes"], strict=False):
+        layer.cycles.denoising_store_passes = bool(stored)
+    if settings["tile"] is None or not scene.cycles.use_denoising:
+        return None
+    if len(layers) != 1 or (scene.use_nodes and scene.render.use_compositing):
+        print(
+            "Warning: each tile is denoised alone (seams may show): whole-frame denoising of "
+            "tiles needs one view layer and no compositing",
+            flush=True,
+        )
+        return None
+    image = scene.render.image_settings
+    after = {
+        "format": image.file_format,
+        "color_depth": image.color_depth,
+        "color_mode": image.color_mode,
+        "layer": layers[0].name,
+        "view": scene.view_settings.view_transform,
+        "look": scene.view_settings.look,
+        "exposure": scene.view_settings.exposure,
+        "gamma": scene.view_settings.gamma,
+        "display": scene.display_settings.display_device,
+        "prefilter": scene.cycles.denoising_prefilter,
+        "quality": scene.cycles.denoising_quality,
+    }
+    scene.cycles.use_denoising = False
+    layers[0].cycles.denoising_store_passes = True
+    image.file_format = "OPEN_EXR_MULTILAYER"
+    image.color_depth = "32"
+    return after
+
+
+def denoise(bpy: Any, settings: dict[str, Any]) -> None:
+    """Denoise an assembled frame once, whole, with Blender's compositor (OpenImageDenoise, as
+    Cycles does) and write it as the job asked, in the scene's colour management."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    after = settings["after"]
+    scene.render.resolution_x, scene.render.resolution_y = after["size"]
+    scene.render.resolution_percentage = 100
+    scene.view_settings.view_transform = after["view"]
+    scene.view_settings.look = after["look"]
+    scene.view_settings.exposure = after["exposure"]
+    scene.view_settings.gamma = after["gamma"]
+    scene.display_settings.display_device = after["display"]
+    scene.use_nodes = True
+    tree = scene.node_tree
+    for node in list(tree.nodes):
+        tree.nodes.remove(node)
+    source = tree.nodes.new("CompositorNodeImage")
+    source.image = bpy.data.images.load(settings["noisy"])
+    source.layer = after["layer"]
+    denoiser = tree.nodes.new("CompositorNodeDenoise")
+    denoiser.prefilter = after["prefilter"]
+    denoiser.quality = after["quality"]
+    denoiser.use_hdr = True
+    composite = tree.nodes.new("CompositorNodeComposite")
+    tree.links.new(source.outputs["Combined"], denoiser.inputs["Image"])
+    tree.links.new(source.outputs["Denoising Normal"], denoiser.inputs["Normal"])
+    tree.links.new(source.outputs["Denoising Albedo"], denoiser.inputs["Albedo"])
+    tree.links.new(denoiser.outputs["Image"], composite.inputs["Image"])
+    image = scene.render.image_settings
+    image.file_format = after["format"]
+    image.color_mode = after["color_mode"]
+    if after["color_depth"]:
+        image.color_depth = after["color_depth"]
+    scene.render.use_file_extension = False
+    scene.render.filepath = settings["output"]
+    bpy.ops.render.render(write_still=True)
+    print(f"{OUTPUT_MARK}{settings['output']}", flush=True)
+
+
+def restore_image_settings(scene: Any) -> None:
+    """Put the scene's output settings back as the file has them, so that a warm Blender starts
+    every task where a fresh one would (a denoised tile's task changes them)."""
+    image = scene.render.image_settings
+    if "brenda_image" not in scene:
+        scene["brenda_image"] = [image.file_format, image.color_mode, image.color_depth]
+    image.file_format, image.color_mode, image.color_depth = scene["brenda_image"]
+
+
 def render_task(bpy: Any, settings: dict[str, Any]) -> None:
     """Render one task's frames into its output path; print their size and files."""
     name = settings["scene"]
@@ -329,6 +423,7 @@ def render_task(bpy: Any, settings: dict[str, Any]) -> None:
         raise SystemExit(f"Error: the file has no scene named '{name}'")
     scene = bpy.data.scenes[name] if name is not None else bpy.context.scene
     render = scene.render
+    restore_image_settings(scene)
     render.image_settings.file_format = settings["format"]
     render.filepath = settings["output"]
     render.use_file_extension = True
@@ -342,6 +437,7 @@ def render_task(bpy: Any, settings: dict[str, Any]) -> None:
         enable_project_addons(bpy)
     check_environment(bpy, scene, settings.get("environment"))
     print(f"{DEVICE_MARK}{use_device(bpy, scene, settings.get('device', 'CPU'))}", flush=True)
+    after = denoise_after_assembly(scene, settings)
     if not settings.get("allow_python", False):
         scene.frame_set(start)
         refuse_python_drivers(bpy)
@@ -351,6 +447,8 @@ def render_task(bpy: Any, settings: dict[str, Any]) -> None:
     percent = render.resolution_percentage
     width, height = render.resolution_x * percent // 100, render.resolution_y * percent // 100
     print(f"{SIZE_MARK}{width} {height}", flush=True)
+    if after is not None:
+        print(f"{DENOISE_MARK}{json.dumps({**after, 'size': [width, height]})}", flush=True)
     bpy.ops.render.render(animation=True, scene=scene.name)
     for frame in range(start, end + 1, step):
         path = render.frame_path(frame=frame)
@@ -377,6 +475,8 @@ def main() -> None:
     settings = arguments()
     if settings.get("serve"):
         serve(bpy)
+    elif settings.get("denoise"):
+        denoise(bpy, settings["denoise"])
     else:
         render_task(bpy, settings)
 
