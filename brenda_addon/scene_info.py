@@ -4,8 +4,10 @@ frozen dataclasses, and which file and project root to pack, on the main thread 
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
+from typing import Any
 
 import bpy
 
@@ -79,9 +81,13 @@ def render_device(context: bpy.types.Context) -> str:
 def artist_environment(context: bpy.types.Context) -> Environment:
     """This Blender as the nodes must match it: version, the add-ons enabled that do not come
     with Blender (Brenda aside), colour management."""
-    import addon_utils
-
-    bundled = bpy.utils.system_resource("SCRIPTS")
+    # Blender's own module; its stubs say its functions return None.
+    addon_utils: Any = importlib.import_module("addon_utils")
+    bundled = tuple(
+        folder
+        for folder in (bpy.utils.resource_path(kind) for kind in ("LOCAL", "SYSTEM"))
+        if folder
+    )
     own = __package__ or ""
     addons = []
     for module in addon_utils.modules():

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from shared.tasks import FrameChunk, RenderSettings, RenderTask
-from tests.node.conftest import Farm, make_sample_blend, processes_running, wait_for
+from tests.node.conftest import (
+    Farm,
+    MetadataServer,
+    make_sample_blend,
+    processes_running,
+    wait_for,
+)
 from tests.node.test_packed_projects import pixels
 
 pytestmark = pytest.mark.slow
@@ -76,16 +82,39 @@ def test_a_warm_blender_is_replaced_after_warm_tasks_and_when_it_crashes(
     assert processes_running(blend) == []
 
 
+@pytest.mark.parametrize("stop", ["SIGTERM", "spot notice"])
 def test_a_node_told_to_stop_gives_the_task_back_and_leaves_no_warm_blender(
-    farm: Farm, project: Path
+    farm: Farm, project: Path, metadata: MetadataServer, stop: str
 ) -> None:
     make_sample_blend(project / "scene.blend", width=320, height=180, samples=4000, frames=1)
     farm.push(frame_tasks(range(1, 2)))
-    node = farm.start_node("a")
+    node = farm.start_node("a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url, METADATA_POLL="1")
     wait_for(lambda: farm.status("a").get("sample"), 120, "the render")
-    node.send_signal(signal.SIGTERM)
+    if stop == "SIGTERM":
+        node.send_signal(signal.SIGTERM)
+    else:
+        metadata.values["/latest/meta-data/spot/instance-action"] = '{"action": "terminate"}'
     assert node.wait(timeout=30) == 0
     counts = farm.counts()
     assert (counts.pending, counts.in_flight) == (1, 0)
     assert processes_running(str(project / "scene.blend")) == []
     assert "goes back to the queue" in farm.console("a")
+
+
+def test_a_node_killed_mid_render_loses_nothing_and_its_warm_blender_ends(
+    farm: Farm, project: Path
+) -> None:
+    make_sample_blend(project / "scene.blend", width=160, height=90, samples=800, frames=2)
+    blend = str(project / "scene.blend")
+    farm.settings.update(VISIBILITY_TIMEOUT="3", VISIBILITY_TIMEOUT_REASSERT="1")
+    farm.push(frame_tasks(range(1, 3)))
+    doomed = farm.start_node("doomed")
+    wait_for(lambda: farm.status("doomed").get("sample"), 120, "the render")
+    doomed.kill()
+    doomed.wait()
+    # Its warm Blender sees the end of its stdin once its frame is done, and exits.
+    wait_for(lambda: processes_running(blend) == [], 120, "the orphaned warm Blender to end")
+    assert farm.start_node("b").wait(timeout=180) == 0, farm.console("b")
+    assert farm.stored() == ["frame_000001.png", "frame_000002.png"]
+    counts = farm.counts()
+    assert (counts.pending, counts.in_flight, counts.dead) == (0, 0, 0)
