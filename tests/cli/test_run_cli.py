@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from shared.cli.run import main
+from shared.fleet import GPU_INSTANCE_TYPES
 from tests.conftest import QuietHandler, serving_http
 
 AMI = "ami-12c6146b"
@@ -480,14 +481,8 @@ def test_price_offers_the_gpu_types_with_spot_and_on_demand_prices(
     code, out, _ = run(capsys, "price", "--gpu")
     assert code == 0
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
-    assert list(rows) == [
-        "g4dn.xlarge",
-        "g4dn.2xlarge",
-        "g5.xlarge",
-        "g5.2xlarge",
-        "g6.xlarge",
-        "g6.2xlarge",
-    ]
+    assert list(rows) == list(GPU_INSTANCE_TYPES)
+    assert {name.split(".")[0] for name in rows} == {"g4dn", "g5", "g6"}
     # moto's spot price is US$ 0.00001 everywhere; the on-demand ones are AWS's list prices.
     assert rows["g4dn.xlarge"][:3] == ["spot", "0.0000", "in"]
     assert rows["g4dn.xlarge"][-2:] == ["on-demand", "0.5260"]
