@@ -37,6 +37,7 @@ from shared.cli.common import (
     usage_errors,
 )
 from shared.config import Config, load_config
+from shared.content import ContentStore, default_hash_cache, folder_files, manifest_of
 from shared.costs import JobCost, Ledger, format_dollars, job_cost, stored_ledgers
 from shared.errors import BrendaError, TaskError, UsageError
 from shared.local import LOCAL_REGION, local_endpoint
@@ -49,6 +50,7 @@ from shared.tasks import (
     render_tasks,
     tile_grid,
 )
+from shared.urls import S3Url
 
 from . import sample_scene
 from .blender import blender_command
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log what Brenda does, step by step"
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,pack}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,pack,upload}")
     pack = commands.add_parser(
         "pack",
         help="pack a .blend and every file it uses into a project archive",
@@ -112,6 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="pack even when files the render reads are missing",
     )
+    upload = commands.add_parser(
+        "upload",
+        help="upload a project, sending only the files the farm's store lacks",
+        description="Upload FILE.blend (packed as 'brenda pack' packs it) or a project FOLDER to "
+        "the farm's content store under FARM_PROJECTS: every file stored once, by its SHA-256, "
+        "and only the files the store lacks are sent. Prints the project version's URL, for "
+        "BLENDER_PROJECT or 'brenda-work submit --project'.",
+    )
+    upload.add_argument("target", type=Path, metavar="FILE.blend|FOLDER")
+    upload.add_argument(
+        "-p", "--project-root", type=Path, metavar="ROOT", help="the project root, as for pack"
+    )
+    upload.add_argument(
+        "--render-anyway",
+        action="store_true",
+        help="upload even when files the render reads are missing",
+    )
+    upload.add_argument("-c", "--config", metavar="FILE", help="configuration file")
     demo = commands.add_parser(
         "demo",
         help="run a render farm on this machine (no AWS account needed)",
@@ -509,9 +529,56 @@ def run_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_upload(args: argparse.Namespace) -> int:
+    """``brenda upload``: hash, ask the store what it lacks, send that, then the manifest."""
+    target = args.target
+    if not target.exists():
+        raise UsageError(f"{target} not found.")
+    config = load_config(args.config)
+    projects = config.url("FARM_PROJECTS", S3Url)
+    if projects is None:
+        raise UsageError(
+            "brenda upload needs FARM_PROJECTS=s3://BUCKET/projects/ (the farm's store)."
+        )
+    cache = default_hash_cache()
+    with (
+        tempfile.TemporaryDirectory(prefix="brenda-upload-") as scratch,
+        progress_bar("bytes") as progress,
+    ):
+        if target.is_dir():
+            files = list(folder_files(target))
+            pointer = target.resolve().name
+        else:
+            report, files = packing.stage(
+                target,
+                Path(scratch),
+                root=args.project_root,
+                render_anyway=args.render_anyway,
+                progress=progress,
+            )
+            for line in report.lines():
+                print(line)
+            pointer = target.stem
+        manifest = manifest_of(files, cache, progress)
+        cache.save()
+        local = {name: path for name, path, _ in files}
+        with cloud_errors(f"connecting to {projects}"):
+            store = ContentStore(make_client("s3", config), projects)
+        sent = store.upload(manifest, lambda entry: local[entry.path], progress, pointer=pointer)
+    print(
+        f"Sent {sent.sent_files} of {sent.files} files, {packing.human_bytes(sent.sent_bytes)} of "
+        f"{packing.human_bytes(sent.bytes)} (hashed {packing.human_bytes(cache.hashed)}; the "
+        "rest of the hashes came from the cache)."
+    )
+    print(f"Project version: {sent.manifest_url}")
+    return 0
+
+
 def run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(PROG, verbose=args.verbose)
+    if args.command == "upload":
+        return run_upload(args)
     return run_pack(args) if args.command == "pack" else run_demo(args)
 
 

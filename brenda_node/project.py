@@ -333,6 +333,97 @@ def fetch_s3(url: S3Url, work: Path, config: Config, *, always: bool) -> Path:
         shutil.rmtree(download.parent, ignore_errors=True)
 
 
+def is_manifest(key: str) -> bool:
+    """Whether an S3 key names a content-addressed project version (``.../manifests/H.json``)."""
+    path = PurePosixPath(key)
+    return path.suffix == ".json" and path.parent.name == "manifests"
+
+
+def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
+    """The project version a manifest names, built in ``work`` from the node's content cache
+    (``WORK_DIR/content``): only the files the cache lacks are downloaded, each checked against
+    its hash; project files are read-only hard links to the cache."""
+    from shared.aws import s3
+    from shared.aws.session import cloud_errors, make_client
+    from shared.content import CONTENT, Manifest, file_hash
+
+    key = url.prefix
+    origin = f"s3://{url.bucket}/{key}"
+    version = PurePosixPath(key).stem
+    cached = _cached(work, version)
+    if cached is not None:
+        log.info("project %s already built in %s", origin, work)
+        return cached
+    content_prefix = str(PurePosixPath(key).parent.parent / CONTENT).lstrip("./")
+    if not content_prefix.endswith("/"):
+        content_prefix += "/"
+    store = Path(str(config.text("WORK_DIR"))).resolve() / "content"
+    store.mkdir(parents=True, exist_ok=True)
+    with cloud_errors(f"fetching the project {origin}"):
+        client = make_client("s3", config, pool=config.integer("CURL_MAX_THREADS"))
+        text = s3.read_text(client, url.bucket, key)
+        if text is None:
+            raise ProjectError(f"The project {origin} does not exist.")
+        manifest = Manifest.from_json(text, origin)
+        wanted = {entry.hash: entry for entry in manifest.files}
+        lacking = [entry for digest, entry in wanted.items() if not (store / digest).is_file()]
+        for entry in lacking:
+            partial = store / f"{entry.hash}.partial"
+            s3.download_file(
+                client, url.bucket, content_prefix + entry.hash, partial, size=entry.size
+            )
+            actual = file_hash(partial)
+            if actual != entry.hash:
+                partial.unlink()
+                raise ProjectError(
+                    f"The store's copy of {entry.path} in {origin} is corrupt: its bytes hash to "
+                    f"{actual}, not {entry.hash}."
+                )
+            partial.chmod(0o444)
+            partial.replace(store / entry.hash)
+    log.info(
+        "project %s: %d of %d files fetched (%d bytes), the rest from the node's cache",
+        origin,
+        len(lacking),
+        len(manifest.files),
+        sum(entry.size for entry in lacking),
+    )
+    staging = work / (PROJECT_FOLDER + ".staging")
+    if staging.exists():
+        shutil.rmtree(staging)
+    for entry in manifest.files:
+        target = staging / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(store / entry.hash, target)
+        except OSError:
+            shutil.copyfile(store / entry.hash, target)
+            target.chmod(0o444)
+    (staging / ".brenda-version").write_text(version, encoding="utf-8")
+    _replace(staging, work / PROJECT_FOLDER)
+    trim_content(store, keep=set(wanted))
+    return work / PROJECT_FOLDER
+
+
+CONTENT_DISK_SHARE = 0.5
+"""The node's content cache may fill at most this share of its disk (what it uses plus what is
+free); files the project just built uses are never removed."""
+
+
+def trim_content(store: Path, keep: set[str]) -> None:
+    """Remove the least recently stored content the current project does not use, while the
+    cache is over its share of the disk."""
+    files = [(path.stat().st_mtime, path) for path in store.iterdir() if path.is_file()]
+    used = sum(path.stat().st_size for _, path in files)
+    room = (shutil.disk_usage(store).free + used) * CONTENT_DISK_SHARE
+    for _, path in sorted(files):
+        if used <= room:
+            return
+        if path.name not in keep:
+            used -= path.stat().st_size
+            path.unlink()
+
+
 def fetch_project(config: Config, work: Path, volumes: EbsVolumes | None = None) -> Path:
     """The local folder of the configured project, fetched if needed."""
     url = config.get("BLENDER_PROJECT")
@@ -345,6 +436,8 @@ def fetch_url(url: object, config: Config, work: Path, volumes: EbsVolumes | Non
     """The local folder of the project at ``url`` (kept in ``work``), fetched if needed."""
     if isinstance(url, FileUrl):
         return fetch_file(url, work)
+    if isinstance(url, S3Url) and is_manifest(url.prefix):
+        return fetch_manifest(url, work, config)
     if isinstance(url, S3Url):
         always = bool(config.flag("BLENDER_PROJECT_ALWAYS_REFETCH"))
         return fetch_s3(url, work, config, always=always)

@@ -334,6 +334,45 @@ def pack(
     return PackReport(**{**report.__dict__, "archive": archive})
 
 
+def stage(
+    blend: Path,
+    folder: Path,
+    *,
+    root: Path | None = None,
+    render_anyway: bool = False,
+    progress: Progress | None = None,
+) -> tuple[PackReport, list[tuple[str, Path, Path]]]:
+    """Pack into ``folder`` as files, for a content-addressed upload: the report, and each file
+    as (path in the project, the packed file, the file whose bytes it copies). BAT copies every
+    file but the .blend files unchanged, so their hashes can be cached on their source."""
+    progress = progress or Progress()
+    blend, root = _locate(blend, root)
+    report = inspect(blend, root=root, progress=progress)
+    if not render_anyway:
+        refuse_missing(report)
+    _stage(blend, root, folder, progress)
+    files = []
+    for path in sorted(item for item in folder.rglob("*") if item.is_file()):
+        name = path.relative_to(folder).as_posix()
+        source = _source_of(name, root)
+        same = (
+            source
+            if path.suffix != ".blend"
+            and source.is_file()
+            and source.stat().st_size == path.stat().st_size
+            else path
+        )
+        files.append((name, path, same))
+    return report, files
+
+
+def _source_of(name: str, root: Path) -> Path:
+    """Where a packed file came from: its place under the root, or its absolute path for a file
+    packed into ``_outside_project/``."""
+    outside = f"{OUTSIDE_FOLDER}/"
+    return Path("/" + name[len(outside) :]) if name.startswith(outside) else root / name
+
+
 def _stage(blend: Path, root: Path, staging: Path, progress: Progress) -> None:
     """BAT copies every file into ``staging`` and rewrites the paths in the copied .blend files.
 

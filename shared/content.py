@@ -1,0 +1,285 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Content-addressed projects: each file stored once, named by its hash, and a manifest per
+project version, so an upload sends only what the store lacks and a node fetches only what it
+lacks. No bpy module use.
+
+Layout under the farm's projects prefix (``FARM_PROJECTS``, like ``s3://bucket/projects/``):
+
+- ``content/<sha256>``: a file's bytes;
+- ``manifests/<sha256>.json``: a project version, every file's path, size, hash and mode, named
+  by the hash of its own text, so a job naming it renders exactly that version;
+- ``<name>.manifest``: the URL of a project's latest manifest (what the add-on pushes).
+
+SHA-256, not a faster non-cryptographic hash (xxh128): the store is shared by every project of
+the farm and a node trusts a name for its bytes, so names must not collide even on purpose;
+hashlib's SHA-256 uses the CPU's SHA extensions where there are some (well over 1 GB/s a core),
+and a cache keyed by path, size and modification time spares re-hashing unchanged files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import stat
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .aws import s3
+from .aws.session import cloud_errors
+from .errors import BrendaError
+from .progress import Progress
+from .urls import S3Url
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = 1
+CONTENT = "content/"
+MANIFESTS = "manifests/"
+POINTER_SUFFIX = ".manifest"
+PARALLEL = 16
+"""Files asked about or sent at once (each big file is also sent in parts, in parallel)."""
+
+
+def file_hash(path: Path) -> str:
+    with path.open("rb") as source:
+        return hashlib.file_digest(source, "sha256").hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str
+    """Relative POSIX path inside the project."""
+    size: int
+    hash: str
+    mode: int
+    """0o755 for executables, else 0o644."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    files: tuple[Entry, ...]
+
+    def to_json(self) -> str:
+        document = {"brenda_manifest": MANIFEST_FORMAT, "files": [asdict(e) for e in self.files]}
+        return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def name(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    @property
+    def size(self) -> int:
+        return sum(entry.size for entry in self.files)
+
+    @classmethod
+    def from_json(cls, text: str, origin: str) -> Manifest:
+        try:
+            document = json.loads(text)
+            if document.get("brenda_manifest") != MANIFEST_FORMAT:
+                raise ValueError(f"format {document.get('brenda_manifest')}")
+            entries = tuple(
+                Entry(str(item["path"]), int(item["size"]), str(item["hash"]), int(item["mode"]))
+                for item in document["files"]
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise BrendaError(f"{origin} is not a Brenda project manifest ({error}).") from error
+        for entry in entries:
+            check_entry(entry, origin)
+        return cls(entries)
+
+
+def check_entry(entry: Entry, origin: str) -> None:
+    path = PurePosixPath(entry.path)
+    if (
+        not entry.path
+        or path.is_absolute()
+        or ".." in path.parts
+        or "\\" in entry.path
+        or "\0" in entry.path
+    ):
+        raise BrendaError(f"{origin} names '{entry.path}', which is not a path inside a project.")
+    if len(entry.hash) != 64 or any(char not in "0123456789abcdef" for char in entry.hash):
+        raise BrendaError(f"{origin} gives {entry.path} the hash '{entry.hash}', not a SHA-256.")
+    if entry.size < 0 or entry.mode not in (0o644, 0o755):
+        raise BrendaError(f"{origin} gives {entry.path} a size or mode Brenda does not write.")
+
+
+class HashCache:
+    """File hashes kept between runs, keyed by path, size and modification time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._known: dict[str, list[Any]] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self._known = {}
+        self.hashed = 0
+        """Bytes hashed in this run (the rest came from the cache)."""
+
+    def hash(self, path: Path) -> str:
+        info = path.stat()
+        key = str(path.resolve())
+        with self._lock:
+            known = self._known.get(key)
+        if known is not None and known[:2] == [info.st_size, info.st_mtime_ns]:
+            return str(known[2])
+        digest = file_hash(path)
+        with self._lock:
+            self._known[key] = [info.st_size, info.st_mtime_ns, digest]
+            self.hashed += info.st_size
+        return digest
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".partial")
+        with self._lock:
+            partial.write_text(json.dumps(self._known), encoding="utf-8")
+        partial.replace(self.path)
+
+
+def default_hash_cache() -> HashCache:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return HashCache(base / "brenda" / "hashes.json")
+
+
+def manifest_of(
+    files: Iterable[tuple[str, Path, Path]], cache: HashCache, progress: Progress
+) -> Manifest:
+    """The manifest of ``files``: (path in the project, the file, the file whose bytes are the
+    same and whose hash may be cached, such as the source a packer copied it from)."""
+    listed = sorted(files)
+    progress.start("Hashing", sum(path.stat().st_size for _, path, _ in listed))
+
+    def entry(item: tuple[str, Path, Path]) -> Entry:
+        name, path, same = item
+        progress.check()
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode):
+            raise BrendaError(f"{path} is not a regular file: only files go into a project.")
+        digest = cache.hash(same)
+        progress.advance(info.st_size)
+        mode = 0o755 if info.st_mode & 0o111 else 0o644
+        return Entry(name, info.st_size, digest, mode)
+
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        return Manifest(tuple(pool.map(entry, listed)))
+
+
+def folder_files(folder: Path) -> Iterator[tuple[str, Path, Path]]:
+    """Every file of a project folder, as ``manifest_of`` takes them."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            raise BrendaError(f"{path} is a link: a project holds files only.")
+        if path.is_file():
+            yield path.relative_to(folder).as_posix(), path, path
+
+
+@dataclass(frozen=True)
+class Upload:
+    manifest_url: str
+    files: int
+    bytes: int
+    sent_files: int
+    sent_bytes: int
+
+
+class ContentStore:
+    """The farm's content store and manifests under its projects prefix."""
+
+    def __init__(self, client: Any, projects: S3Url) -> None:
+        self.client = client
+        self.projects = projects
+
+    def key(self, digest: str) -> str:
+        return self.projects.key(f"{CONTENT}{digest}")
+
+    def manifest_url(self, manifest: Manifest) -> str:
+        return f"s3://{self.projects.bucket}/{self.projects.key(MANIFESTS)}{manifest.name}.json"
+
+    def missing(self, digests: Iterable[str], progress: Progress) -> set[str]:
+        """The hashes the store lacks (a HEAD each, in parallel)."""
+        wanted = sorted(set(digests))
+        progress.start("Asking the store what it lacks", len(wanted))
+
+        def lacks(digest: str) -> bool:
+            progress.check()
+            info = s3.head(self.client, self.projects.bucket, self.key(digest))
+            progress.advance()
+            return info is None
+
+        with (
+            cloud_errors(f"reading the content store s3://{self.projects.bucket}"),
+            ThreadPoolExecutor(PARALLEL) as pool,
+        ):
+            return {d for d, gone in zip(wanted, pool.map(lacks, wanted), strict=True) if gone}
+
+    def upload(
+        self,
+        manifest: Manifest,
+        local: Callable[[Entry], Path],
+        progress: Progress,
+        *,
+        pointer: str | None = None,
+    ) -> Upload:
+        """Send the files the store lacks (``local`` finds each one's bytes), then the manifest,
+        then the ``pointer`` to it. An interrupted upload sent whole files only: run again, it
+        sends the rest."""
+        lacking = self.missing((entry.hash for entry in manifest.files), progress)
+        sending = {entry.hash: entry for entry in manifest.files if entry.hash in lacking}
+        total = sum(entry.size for entry in sending.values())
+        progress.start(f"Uploading {len(sending)} files", total)
+        bucket = self.projects.bucket
+
+        def send(entry: Entry) -> None:
+            s3.upload_file(
+                self.client, local(entry), bucket, self.key(entry.hash), _Share(progress)
+            )
+
+        url = self.manifest_url(manifest)
+        with cloud_errors(f"uploading to s3://{bucket}"):
+            with ThreadPoolExecutor(PARALLEL) as pool:
+                for _ in pool.map(send, sending.values()):
+                    progress.check()
+            manifest_key = self.projects.key(f"{MANIFESTS}{manifest.name}.json")
+            s3.write_text(self.client, bucket, manifest_key, manifest.to_json())
+            if pointer is not None:
+                s3.write_text(self.client, bucket, self.projects.key(pointer + POINTER_SUFFIX), url)
+        return Upload(url, len(manifest.files), manifest.size, len(sending), total)
+
+    def latest(self, pointer: str) -> str | None:
+        """The manifest URL a project's pointer names, if it has one."""
+        with cloud_errors(f"reading s3://{self.projects.bucket}"):
+            key = self.projects.key(pointer + POINTER_SUFFIX)
+            text = s3.read_text(self.client, self.projects.bucket, key)
+        return text.strip() if text else None
+
+
+class _Share(Progress):
+    """One file's transfer, counted into the whole upload's bytes and cancelled with it."""
+
+    def __init__(self, whole: Progress) -> None:
+        super().__init__(description=whole.description)
+        self.whole = whole
+
+    def start(self, description: str, total: int | None) -> None:
+        self.whole.check()
+
+    def advance(self, amount: int = 1) -> None:
+        self.whole.advance(amount)
+
+    def wait_for_cancel(self, timeout: float) -> bool:
+        return self.whole.wait_for_cancel(timeout)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.whole.cancelled
+
+    def check(self) -> None:
+        self.whole.check()
