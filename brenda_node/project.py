@@ -347,7 +347,7 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
     from shared.aws.session import cloud_errors, make_client
     from shared.content import CONTENT, Manifest, file_hash
 
-    key = url.prefix
+    key = url.prefix.rstrip("/")
     origin = f"s3://{url.bucket}/{key}"
     version = PurePosixPath(key).stem
     cached = _cached(work, version)

@@ -1,0 +1,191 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Content-addressed projects against moto's server: uploads send only what the store lacks
+(and resume), projects share files, nodes fetch only what changed and refuse corrupt bytes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from brenda_node.demo import main as brenda
+from brenda_node.project import ProjectError, fetch_url
+from shared.config import load_config
+from shared.content import ContentStore, HashCache, Manifest, folder_files, manifest_of
+from shared.errors import Cancelled
+from shared.progress import Progress
+from shared.urls import S3Url, parse_url
+
+PROJECTS = S3Url("studio", "projects/")
+
+
+def make_project(folder: Path, files: int = 20, seed: int = 0) -> Path:
+    (folder / "textures").mkdir(parents=True)
+    (folder / "scene.blend").write_bytes(b"BLENDER" + bytes([seed]) * 5000)
+    for number in range(files):
+        (folder / "textures" / f"t{number}.png").write_bytes(os.urandom(1000 + number))
+    return folder
+
+
+@pytest.fixture
+def store(aws: str, boto_client: Any) -> ContentStore:
+    client = boto_client("s3")
+    client.create_bucket(Bucket="studio")
+    return ContentStore(client, PROJECTS)
+
+
+def upload(
+    store: ContentStore, folder: Path, cache: HashCache, progress: Progress | None = None
+) -> Any:
+    files = list(folder_files(folder))
+    manifest = manifest_of(files, cache, Progress())
+    local = {name: path for name, path, _ in files}
+    return store.upload(
+        manifest, lambda entry: local[entry.path], progress or Progress(), pointer=folder.name
+    )
+
+
+def stored(boto_client: Any) -> list[str]:
+    listing = boto_client("s3").list_objects_v2(Bucket="studio", Prefix="projects/content/")
+    return [item["Key"] for item in listing.get("Contents", [])]
+
+
+def test_a_re_upload_sends_only_the_changed_file_and_hashes_only_it(
+    store: ContentStore, tmp_path: Path, boto_client: Any
+) -> None:
+    project = make_project(tmp_path / "shot1")
+    cache = HashCache(tmp_path / "hashes.json")
+    first = upload(store, project, cache)
+    assert (first.sent_files, first.files) == (21, 21)
+    assert first.sent_bytes == first.bytes
+    cache.save()
+
+    again = HashCache(tmp_path / "hashes.json")
+    unchanged = upload(store, project, again)
+    assert (unchanged.sent_files, unchanged.sent_bytes, again.hashed) == (0, 0, 0)
+    assert unchanged.manifest_url == first.manifest_url  # the same version, by content
+
+    (project / "textures" / "t3.png").write_bytes(os.urandom(1_000_000))
+    changed = upload(store, project, again)
+    assert (changed.sent_files, changed.sent_bytes) == (1, 1_000_000)
+    assert again.hashed == 1_000_000
+    assert changed.manifest_url != first.manifest_url
+    assert len(stored(boto_client)) == 22
+    assert store.latest("shot1") == changed.manifest_url
+
+
+def test_two_projects_sharing_textures_store_them_once(
+    store: ContentStore, tmp_path: Path, boto_client: Any
+) -> None:
+    one = make_project(tmp_path / "one", files=5)
+    two = tmp_path / "two"
+    two.mkdir()
+    (two / "textures").mkdir()
+    for name in ("t0.png", "t1.png"):
+        (two / "textures" / name).write_bytes((one / "textures" / name).read_bytes())
+    (two / "scene.blend").write_bytes(b"another scene")
+    cache = HashCache(tmp_path / "hashes.json")
+    upload(store, one, cache)
+    second = upload(store, two, cache)
+    assert (second.sent_files, second.files) == (1, 3)
+    assert len(stored(boto_client)) == 7
+
+
+def test_an_interrupted_upload_resumes_with_what_did_not_arrive(
+    store: ContentStore, tmp_path: Path, boto_client: Any
+) -> None:
+    project = make_project(tmp_path / "shot1", files=30)
+    cache = HashCache(tmp_path / "hashes.json")
+
+    def cancel_midway(progress: Progress) -> None:
+        if progress.description.startswith("Uploading") and progress.done > 8000:
+            progress.cancel()
+
+    with pytest.raises(Cancelled):
+        upload(store, project, cache, Progress(on_change=cancel_midway))
+    arrived = len(stored(boto_client))
+    assert 0 < arrived < 31
+    listing = boto_client("s3").list_objects_v2(Bucket="studio", Prefix="projects/manifests/")
+    assert "Contents" not in listing  # no manifest names files that may not be there
+    resumed = upload(store, project, cache)
+    assert resumed.sent_files == 31 - arrived
+    assert len(stored(boto_client)) == 31
+
+
+def node_config(tmp_path: Path) -> Any:
+    environ = {**os.environ, "BRENDA_WORK_DIR": str(tmp_path / "node")}
+    return load_config(environ=environ)
+
+
+def test_a_node_fetches_only_what_a_new_version_changed_and_links_the_rest(
+    store: ContentStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    project = make_project(tmp_path / "shot1")
+    cache = HashCache(tmp_path / "hashes.json")
+    first = upload(store, project, cache)
+    config, work = node_config(tmp_path), tmp_path / "node" / "job"
+    work.mkdir(parents=True)
+    caplog.set_level(logging.INFO)
+    built = fetch_url(parse_url(first.manifest_url), config, work)
+    assert "21 of 21 files fetched" in caplog.text
+    assert (built / "textures" / "t5.png").read_bytes() == (
+        project / "textures" / "t5.png"
+    ).read_bytes()
+    assert (built / "scene.blend").stat().st_mode & 0o222 == 0  # read-only: the cache is shared
+
+    (project / "scene.blend").write_bytes(b"BLENDER edited")
+    second = upload(store, project, cache)
+    caplog.clear()
+    rebuilt = fetch_url(parse_url(second.manifest_url), config, work)
+    assert "1 of 21 files fetched (14 bytes)" in caplog.text
+    assert (rebuilt / "scene.blend").read_bytes() == b"BLENDER edited"
+    caplog.clear()
+    assert fetch_url(parse_url(second.manifest_url), config, work) == rebuilt
+    assert "already built" in caplog.text
+
+
+def test_a_corrupt_object_in_the_store_is_refused_with_the_file_named(
+    store: ContentStore, tmp_path: Path, boto_client: Any
+) -> None:
+    project = make_project(tmp_path / "shot1", files=2)
+    sent = upload(store, project, HashCache(tmp_path / "hashes.json"))
+    text = boto_client("s3").get_object(Bucket="studio", Key=sent.manifest_url.split("/", 3)[3])
+    manifest = Manifest.from_json(text["Body"].read().decode(), "test")
+    blend = next(entry for entry in manifest.files if entry.path == "scene.blend")
+    boto_client("s3").put_object(
+        Bucket="studio", Key=f"projects/content/{blend.hash}", Body=b"evil"
+    )
+    work = tmp_path / "node" / "job"
+    work.mkdir(parents=True)
+    with pytest.raises(ProjectError, match=r"The store's copy of scene\.blend .* is corrupt"):
+        fetch_url(parse_url(sent.manifest_url), node_config(tmp_path), work)
+    assert not (work / "project").exists()
+
+
+def test_a_manifest_naming_a_path_outside_the_project_is_refused() -> None:
+    text = (
+        '{"brenda_manifest":1,"files":[{"path":"../x","size":1,"hash":"'
+        + "0" * 64
+        + '","mode":420}]}'
+    )
+    with pytest.raises(Exception, match=r"names '\.\./x', which is not a path inside a project"):
+        Manifest.from_json(text, "s3://studio/projects/manifests/a.json")
+
+
+def test_brenda_upload_says_what_it_sent_against_the_projects_size(
+    store: ContentStore,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BRENDA_FARM_PROJECTS", "s3://studio/projects/")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    project = make_project(tmp_path / "shot1", files=3)
+    assert brenda(["upload", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert "Sent 4 of 4 files" in out and "Project version: s3://studio/projects/manifests/" in out
+    assert brenda(["upload", str(project)]) == 0
+    assert "Sent 0 of 4 files, 0 bytes of 8.0 KB (hashed 0 bytes;" in capsys.readouterr().out
