@@ -283,3 +283,62 @@ class _Share(Progress):
 
     def check(self) -> None:
         self.whole.check()
+
+
+@dataclass(frozen=True)
+class Garbage:
+    """What ``gc`` would remove: objects (key, size) no live manifest uses, and dead manifests."""
+
+    content: list[tuple[str, int]]
+    manifests: list[tuple[str, int]]
+    kept_bytes: int
+
+    @property
+    def bytes(self) -> int:
+        return sum(size for _, size in self.content + self.manifests)
+
+
+def find_garbage(store: ContentStore, *, days: int, live: Iterable[str], now: float) -> Garbage:
+    """Content no manifest of the last ``days`` days uses, nor one a pointer or ``live`` (the
+    URLs jobs render) names. Content younger than ``days`` stays too: an upload sends its files
+    before its manifest."""
+    from datetime import UTC, datetime, timedelta
+
+    client, bucket = store.client, store.projects.bucket
+    cutoff = datetime.fromtimestamp(now, UTC) - timedelta(days=days)
+    kept = {url.rsplit("/", 1)[-1] for url in live}
+    with cloud_errors(f"listing the projects in s3://{bucket}"):
+        for item in s3.list_objects(client, bucket, store.projects.prefix):
+            if (
+                item.key.endswith(POINTER_SUFFIX)
+                and "/" not in item.key[len(store.projects.prefix) :]
+            ):
+                pointed = s3.read_text(client, bucket, item.key)
+                if pointed:
+                    kept.add(pointed.strip().rsplit("/", 1)[-1])
+        manifests = list(s3.list_objects(client, bucket, store.projects.key(MANIFESTS)))
+        used: set[str] = set()
+        dead = []
+        for item in manifests:
+            name = item.key.rsplit("/", 1)[-1]
+            if item.modified >= cutoff or name in kept:
+                text = s3.read_text(client, bucket, item.key) or ""
+                used.update(entry.hash for entry in Manifest.from_json(text, item.key).files)
+            else:
+                dead.append((item.key, item.size))
+        content, kept_bytes = [], 0
+        for item in s3.list_objects(client, bucket, store.projects.key(CONTENT)):
+            if item.key.rsplit("/", 1)[-1] in used or item.modified >= cutoff:
+                kept_bytes += item.size
+            else:
+                content.append((item.key, item.size))
+    return Garbage(content, dead, kept_bytes)
+
+
+def remove_garbage(store: ContentStore, garbage: Garbage) -> None:
+    """Delete what ``find_garbage`` found, content first, 1,000 keys a request."""
+    keys = [key for key, _ in garbage.content + garbage.manifests]
+    with cloud_errors(f"deleting from s3://{store.projects.bucket}"):
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            store.client.delete_objects(Bucket=store.projects.bucket, Delete={"Objects": batch})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,17 @@ import pytest
 
 from brenda_node.demo import main as brenda
 from brenda_node.project import ProjectError, fetch_url
+from shared.cli.work import main as brenda_work
 from shared.config import load_config
-from shared.content import ContentStore, HashCache, Manifest, folder_files, manifest_of
+from shared.content import (
+    ContentStore,
+    HashCache,
+    Manifest,
+    find_garbage,
+    folder_files,
+    manifest_of,
+    remove_garbage,
+)
 from shared.errors import Cancelled
 from shared.progress import Progress
 from shared.urls import S3Url, parse_url
@@ -189,3 +199,50 @@ def test_brenda_upload_says_what_it_sent_against_the_projects_size(
     assert "Sent 4 of 4 files" in out and "Project version: s3://studio/projects/manifests/" in out
     assert brenda(["upload", str(project)]) == 0
     assert "Sent 0 of 4 files, 0 bytes of 8.0 KB (hashed 0 bytes;" in capsys.readouterr().out
+
+
+def test_gc_keeps_what_live_manifests_use_and_removes_the_rest_only_when_told(
+    store: ContentStore,
+    tmp_path: Path,
+    boto_client: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BRENDA_FARM_PROJECTS", "s3://studio/projects/")
+    project = make_project(tmp_path / "shot1", files=3)
+    cache = HashCache(tmp_path / "hashes.json")
+    old = upload(store, project, cache)
+    (project / "textures" / "t0.png").write_bytes(b"new texture")
+    new = upload(store, project, cache)
+    forgotten = upload(store, make_project(tmp_path / "other", files=1, seed=7), cache)
+    s3 = boto_client("s3")
+    s3.delete_object(Bucket="studio", Key="projects/other.manifest")  # no longer anyone's latest
+    # Pretend the first two versions were uploaded long ago; "shot1"'s pointer names the newest.
+    later = time.time() + 40 * 86400
+    garbage = find_garbage(store, days=30, live=[], now=later)
+    removed = {key.rsplit("/", 1)[-1] for key, _ in garbage.content}
+    old_only = {e.hash for e in manifest(s3, old)} - {e.hash for e in manifest(s3, new)}
+    other_only = {e.hash for e in manifest(s3, forgotten)} - {e.hash for e in manifest(s3, new)}
+    assert removed == old_only | other_only
+    assert {key.rsplit("/", 1)[-1] for key, _ in garbage.manifests} == {
+        url.rsplit("/", 1)[-1] for url in (old.manifest_url, forgotten.manifest_url)
+    }
+    # A job still rendering the forgotten project keeps it.
+    kept = find_garbage(store, days=30, live=[forgotten.manifest_url], now=later)
+    assert {key.rsplit("/", 1)[-1] for key, _ in kept.content} == old_only
+
+    # Today nothing is old enough to go; a dry run deletes nothing.
+    assert brenda_work(["gc"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "gc would remove 0 stored files and 0 project versions"
+    )
+    before = len(stored(boto_client))
+    remove_garbage(store, garbage)
+    assert len(stored(boto_client)) == before - len(garbage.content)
+    (tmp_path / "node").mkdir()
+    assert fetch_url(parse_url(new.manifest_url), node_config(tmp_path), tmp_path / "node")
+
+
+def manifest(s3: Any, sent: Any) -> tuple[Any, ...]:
+    body = s3.get_object(Bucket="studio", Key=sent.manifest_url.split("/", 3)[3])["Body"].read()
+    return Manifest.from_json(body.decode(), "test").files

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Collection, Sequence
 
 from .. import jobs, work
+from ..aws.session import make_client
 from ..config import Config, load_config
+from ..content import ContentStore, find_garbage, remove_garbage
 from ..errors import TaskError, UsageError
+from ..packing import human_bytes
 from ..tasks import (
     DEVICES,
     IMAGE_FORMATS,
@@ -26,7 +30,7 @@ from ..tasks import (
     shuffled,
     tile_grid,
 )
-from ..urls import SqsUrl, parse_url
+from ..urls import S3Url, SqsUrl, parse_url
 from .common import (
     ArgumentParser,
     add_common_options,
@@ -49,6 +53,7 @@ COMMANDS = (
     "priority",
     "retry",
     "missing",
+    "gc",
 )
 JOB_COMMANDS = ("pause", "resume", "cancel", "priority", "retry", "missing")
 
@@ -67,6 +72,8 @@ commands:
             stop its running ones within a minute), change its priority (higher goes first)
   retry JOB     put the job's dead-lettered tasks back to work
   missing JOB   queue the job's frames that are not stored (or stored empty)
+  gc        the content store under FARM_PROJECTS: what no project version of the last
+            --days days (nor a job, nor a project's latest upload) uses; --delete removes it
 """
 
 EPILOG = """\
@@ -86,6 +93,7 @@ examples:
       --priority 5 submit
   brenda-work jobs
   brenda-work pause shot1-20261125-203600-1a2b
+  brenda-work --days 14 gc                  what gc would remove, with sizes
 
 templates: -T takes a file, or a built-in template: frame, subframe.
 """
@@ -125,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-H", "--hard", action="store_true", help="reset: delete the queues instead of emptying"
     )
+    parser.add_argument(
+        "--days", type=int, default=30, metavar="N", help="gc: keep what the last N days used"
+    )
+    parser.add_argument("--delete", action="store_true", help="gc: remove it (default: show)")
     frames = parser.add_argument_group("frames")
     frames.add_argument("-s", "--start", type=int, metavar="N", help="first frame (default 1)")
     frames.add_argument("-e", "--end", type=int, metavar="N", help="last frame (inclusive)")
@@ -262,6 +274,10 @@ def check_command_options(args: argparse.Namespace) -> None:
         raise UsageError("-H/--hard applies only to reset.")
     if args.dry_run and args.command not in ("push", "submit"):
         raise UsageError("-d/--dry-run applies only to push and submit.")
+    if args.delete and args.command != "gc":
+        raise UsageError("--delete applies only to gc.")
+    if args.days < 1:
+        raise UsageError(f"--days must be 1 or more, not {args.days}.")
     if args.target and args.command not in JOB_COMMANDS:
         raise UsageError(f"{args.command} takes no arguments ({' '.join(args.target)}).")
 
@@ -384,6 +400,27 @@ def cmd_job(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace, config: Config) -> int:
+    projects = config.url("FARM_PROJECTS", S3Url)
+    if projects is None:
+        raise config.missing("FARM_PROJECTS")
+    store = ContentStore(make_client("s3", config), projects)
+    live = []
+    if config.get("FARM_OUTPUTS") is not None:
+        live = [job.project for job in jobs.JobRegistry(config).jobs() if job.state != "cancelled"]
+    garbage = find_garbage(store, days=args.days, live=live, now=time.time())
+    what = (
+        f"{len(garbage.content)} stored files and {len(garbage.manifests)} project versions, "
+        f"{human_bytes(garbage.bytes)} (keeping {human_bytes(garbage.kept_bytes)})"
+    )
+    if not args.delete:
+        print(f"gc would remove {what}; run again with --delete to remove them.")
+        return 0
+    remove_garbage(store, garbage)
+    print(f"Removed {what}.")
+    return 0
+
+
 def run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(PROG, verbose=args.verbose)
@@ -399,6 +436,8 @@ def run(argv: Sequence[str]) -> int:
         return cmd_push(args, config)
     if args.command == "status":
         return cmd_status(config)
+    if args.command == "gc":
+        return cmd_gc(args, config)
     return cmd_reset(args, config)
 
 
