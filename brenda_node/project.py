@@ -27,6 +27,7 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -345,7 +346,7 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
     its hash; project files are read-only hard links to the cache."""
     from shared.aws import s3
     from shared.aws.session import cloud_errors, make_client
-    from shared.content import CONTENT, Manifest, file_hash
+    from shared.content import CONTENT, PARALLEL, Entry, Manifest, file_hash
 
     key = url.prefix.rstrip("/")
     origin = f"s3://{url.bucket}/{key}"
@@ -367,7 +368,8 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
         manifest = Manifest.from_json(text, origin)
         wanted = {entry.hash: entry for entry in manifest.files}
         lacking = [entry for digest, entry in wanted.items() if not (store / digest).is_file()]
-        for entry in lacking:
+
+        def fetch(entry: Entry) -> None:
             partial = store / f"{entry.hash}.partial"
             s3.download_file(
                 client, url.bucket, content_prefix + entry.hash, partial, size=entry.size
@@ -381,6 +383,10 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
                 )
             partial.chmod(0o444)
             partial.replace(store / entry.hash)
+
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            for _ in pool.map(fetch, lacking):
+                pass
     log.info(
         "project %s: %d of %d files fetched (%d bytes), the rest from the node's cache",
         origin,

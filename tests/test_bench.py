@@ -38,3 +38,17 @@ def test_the_warm_bench_renders_both_ways_and_prints_the_speed_up() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("frames/hour") == 2 and "speed-up: " in result.stdout
+
+
+def test_the_upload_bench_sends_only_the_change_after_the_first_upload() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "upload.py"), "--files", "20", "--large-mb", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert "content store sends     1.00 MB" in lines[2], result.stdout
+    assert "node fetches     1.00 MB" in lines[2], result.stdout
