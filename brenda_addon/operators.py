@@ -19,10 +19,18 @@ import bpy
 from . import monitor, scene_info
 from .jobs import BackgroundWork
 from .shared import ebs_ops, fleet, jobs, packing
+from .shared.content import ContentStore, Upload, default_hash_cache, manifest_of
 from .shared.errors import BrendaError
-from .shared.job import FarmSettings, JobSettings, ensure_output_bucket, farm_config
+from .shared.job import (
+    PROJECT_PREFIX,
+    FarmSettings,
+    JobSettings,
+    ensure_output_bucket,
+    farm_config,
+)
 from .shared.packing import PackReport
 from .shared.progress import Progress
+from .shared.urls import S3Url
 
 FRAMES_FOLDER = "//brenda_frames"
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
@@ -133,18 +141,53 @@ class BRENDA_OT_pack_project(_BrendaOperator):
         return self.run(context, pack)
 
 
-def upload(farm: FarmSettings, job: JobSettings, archive: Path, progress: Progress) -> str:
+def project_store(farm: FarmSettings, job: JobSettings) -> ContentStore:
+    """The farm's content store, its (private) bucket made if needed."""
     from .shared.aws import s3
     from .shared.aws.session import cloud_errors, make_client, make_session, region_for
 
     config = farm_config(farm, job)
-    with cloud_errors(f"uploading the project to s3://{farm.project_bucket}"):
+    with cloud_errors(f"preparing the project bucket s3://{farm.project_bucket}"):
         client = make_client("s3", config)
         s3.ensure_bucket(
             client, farm.project_bucket, region_for("s3", config, make_session(config))
         )
-        s3.upload_file(client, archive, farm.project_bucket, job.project_key(), progress)
+    return ContentStore(client, S3Url(farm.project_bucket, PROJECT_PREFIX))
+
+
+def upload(farm: FarmSettings, job: JobSettings, archive: Path, progress: Progress) -> str:
+    """The project archive to ``projects/<blend>.tar.gz`` (what an EBS helper copies)."""
+    from .shared.aws import s3
+    from .shared.aws.session import cloud_errors
+
+    store = project_store(farm, job)
+    with cloud_errors(f"uploading the project to s3://{farm.project_bucket}"):
+        s3.upload_file(store.client, archive, farm.project_bucket, job.project_key(), progress)
     return job.project_key()
+
+
+def upload_content(
+    farm: FarmSettings, job: JobSettings, report: PackReport, progress: Progress
+) -> Upload:
+    """Pack the saved .blend as files and send what the farm's content store lacks (bpy-free).
+    The project's pointer then names this version, which Push Job renders."""
+    cache = default_hash_cache()
+    with tempfile.TemporaryDirectory(prefix="brenda-upload-") as folder:
+        _, files = packing.stage(
+            report.root / report.blend,
+            Path(folder),
+            root=report.root,
+            render_anyway=job.render_anyway,
+            progress=progress,
+            report=report,
+        )
+        manifest = manifest_of(files, cache, progress)
+        cache.save()
+        local = {name: path for name, path, _ in files}
+        store = project_store(farm, job)
+        return store.upload(
+            manifest, lambda entry: local[entry.path], progress, pointer=job.job_name
+        )
 
 
 class _ModalWork(_BrendaOperator):
@@ -211,33 +254,32 @@ class BRENDA_OT_upload_project(_ModalWork):
         farm = scene_info.farm_settings(context)
         job, report = preflight(context, save=True)
 
-        def pack_and_upload(progress: Progress) -> str:
-            packed = pack_in_place(job, report, progress)
-            assert packed.archive is not None
-            return upload(farm, job, packed.archive, progress)
-
-        return BackgroundWork(pack_and_upload)
+        return BackgroundWork(lambda progress: upload_content(farm, job, report, progress))
 
     def finish(self, context: bpy.types.Context, result: Any) -> str:
-        context.window_manager.brenda.uploaded_key = str(result)
-        return f"Uploaded the project to {result}."
+        sent: Upload = result
+        context.window_manager.brenda.uploaded_key = sent.manifest_url.rsplit("/", 1)[-1]
+        return (
+            f"Uploaded the project: sent {sent.sent_files} of {sent.files} files, "
+            f"{packing.human_bytes(sent.sent_bytes)} of {packing.human_bytes(sent.bytes)}."
+        )
 
 
 def push_job(farm: FarmSettings, job: JobSettings, progress: Progress) -> str:
     """Submit the scene's job to the farm, rendering the uploaded project (bpy-free)."""
-    from .shared.aws import s3
     from .shared.aws.session import cloud_errors, make_client
 
     config = farm_config(farm, job)
     with cloud_errors(f"looking for the uploaded project in s3://{farm.project_bucket}"):
-        uploaded = s3.head(make_client("s3", config), farm.project_bucket, job.project_key())
-    if uploaded is None:
+        store = ContentStore(make_client("s3", config), S3Url(farm.project_bucket, PROJECT_PREFIX))
+        version = store.latest(job.job_name)
+    if version is None:
         raise BrendaError(
-            f"s3://{farm.project_bucket}/{job.project_key()} is not there: run Brenda: Upload "
-            "Project first."
+            f"{job.job_name} has not been uploaded to s3://{farm.project_bucket}: run Brenda: "
+            "Upload Project first."
         )
     ensure_output_bucket(farm, config)
-    made = jobs.JobRegistry(config).submit(job.farm_job(farm, config), progress)
+    made = jobs.JobRegistry(config).submit(job.farm_job(config, version), progress)
     return made.id
 
 
@@ -475,7 +517,11 @@ class BRENDA_OT_build_ebs_volume(_BrendaOperator):
         farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
 
         def build() -> str:
-            size = self.size_gb or automatic_volume_size(archive_path(job))
+            # The helper copies the project archive: packed and uploaded for it.
+            packed = pack_in_place(job, preflight(context, save=True)[1], Progress())
+            assert packed.archive is not None
+            upload(farm, job, packed.archive, Progress())
+            size = self.size_gb or automatic_volume_size(packed.archive)
             config = farm_config(farm, job)
             plan = ebs_ops.plan_helper(
                 config,

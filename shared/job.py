@@ -100,11 +100,12 @@ class JobSettings:
             environment=self.environment,
         )
 
-    def farm_job(self, farm: FarmSettings, config: Config) -> Job:
-        """The farm job that renders this scene from the uploaded project (not yet submitted)."""
+    def farm_job(self, config: Config, project: str) -> Job:
+        """The farm job that renders this scene from ``project`` (an uploaded version's URL),
+        not yet submitted."""
         return make_job(
             config,
-            project=f"s3://{farm.project_bucket}/{self.project_key()}",
+            project=project,
             frames=str(self.frames()),
             settings=self.render_settings(),
             chunk=self.frames_per_task,

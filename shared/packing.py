@@ -341,13 +341,15 @@ def stage(
     root: Path | None = None,
     render_anyway: bool = False,
     progress: Progress | None = None,
+    report: PackReport | None = None,
 ) -> tuple[PackReport, list[tuple[str, Path, Path]]]:
     """Pack into ``folder`` as files, for a content-addressed upload: the report, and each file
     as (path in the project, the packed file, the file whose bytes it copies). BAT copies every
-    file but the .blend files unchanged, so their hashes can be cached on their source."""
+    file but the .blend files unchanged, so their hashes can be cached on their source.
+    ``report`` is the preflight report already made for the same file and root, if any."""
     progress = progress or Progress()
     blend, root = _locate(blend, root)
-    report = inspect(blend, root=root, progress=progress)
+    report = report or inspect(blend, root=root, progress=progress)
     if not render_anyway:
         refuse_missing(report)
     _stage(blend, root, folder, progress)

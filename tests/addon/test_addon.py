@@ -125,7 +125,10 @@ def test_the_add_on_runs_a_job_end_to_end(
     record = boto_client("s3").get_object(
         Bucket="addon-frames", Key=f"frames/.brenda/jobs/{kept}.json"
     )
-    settings = json.loads(record["Body"].read())["settings"]
+    document = json.loads(record["Body"].read())
+    # The job renders the version uploaded, by content: a later upload does not change it.
+    assert document["project"].startswith("s3://addon-projects/projects/manifests/")
+    settings = document["settings"]
     assert settings["device"] == "CPU"  # the scene renders on the CPU
     environment = settings["environment"]
     assert (environment["blender"], environment["view"], environment["ocio"]) == (
