@@ -52,3 +52,16 @@ def test_the_upload_bench_sends_only_the_change_after_the_first_upload() -> None
     lines = result.stdout.splitlines()
     assert "content store sends     1.00 MB" in lines[2], result.stdout
     assert "node fetches     1.00 MB" in lines[2], result.stdout
+
+
+@pytest.mark.slow
+def test_the_chunking_bench_compares_three_ways_for_two_edits() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "blend_chunks.py"), "--spheres", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("content-defined chunks") == 2
