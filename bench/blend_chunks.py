@@ -36,11 +36,11 @@ for number in range(4):
     image.generated_type = "UV_GRID"
     image.pack()
 bpy.ops.wm.save_as_mainfile(filepath=f"{folder}/first.blend", compress=False)
-bpy.data.objects[3].location.z += 0.5
+bpy.data.objects[0].location.z += 0.5
 bpy.ops.wm.save_as_mainfile(filepath=f"{folder}/moved.blend", compress=False)
 bpy.ops.wm.open_mainfile(filepath=f"{folder}/first.blend")
 bpy.ops.mesh.primitive_cube_add(location=(0, 5, 0))
-bpy.data.objects[2].name = "a renamed sphere"
+bpy.data.objects[0].name = "a renamed sphere"
 bpy.ops.wm.save_as_mainfile(filepath=f"{folder}/added.blend", compress=False)
 """
 WINDOW = 64
@@ -105,7 +105,8 @@ def main() -> int:
         folder = Path(scratch)
         script = folder / "scene.py"
         script.write_text(SCENE, encoding="utf-8")
-        command = [*blender_command(None), "-b", "--python", str(script), "--", scratch]
+        blender = [*blender_command(None), "-b", "--python-exit-code", "1"]
+        command = [*blender, "--python", str(script), "--", scratch]
         subprocess.run([*command, str(args.spheres)], check=True, capture_output=True)
         first = (folder / "first.blend").read_bytes()
         print(f".blend: {len(first) / 1e6:.1f} MB, uncompressed")
