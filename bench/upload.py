@@ -14,6 +14,7 @@ Run: ``python bench/upload.py [--files N] [--large-mb N]``.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import tarfile
 import tempfile
@@ -41,7 +42,7 @@ def make_project(folder: Path, files: int, large_mb: int) -> None:
         (folder / "textures" / f"texture{number:03d}.png").write_bytes(os.urandom(size))
     for number in range(3):
         (folder / "caches" / f"sim{number}.vdb").write_bytes(os.urandom(large_mb * MB))
-    (folder / "shot.blend").write_bytes(os.urandom(8 * MB))
+    (folder / "shot.blend").write_bytes(os.urandom(64 * MB))
 
 
 def timed(work: Callable[[], int]) -> tuple[int, float]:
@@ -82,13 +83,16 @@ def main() -> int:
             s3.upload_file(client, archive, "bench", "projects/shot.tar.gz")
             return archive.stat().st_size
 
+        fetch_log = FetchedBytes()
+        logging.getLogger("brenda_node.project").addHandler(fetch_log)
+        logging.getLogger("brenda_node.project").setLevel(logging.INFO)
+
         def node_fetch() -> int:
-            content = folder / "node" / "content"
-            before = sum(path.stat().st_size for path in content.iterdir())
+            """Bytes the node downloads (what it puts together from blocks is not counted)."""
             work = folder / "node" / "job"
             work.mkdir(exist_ok=True)
             fetch_url(parse_url(content_upload.url), node_config, work)  # type: ignore[attr-defined]
-            return sum(path.stat().st_size for path in content.iterdir()) - before
+            return fetch_log.last
 
         size = sum(path.stat().st_size for path in project.rglob("*") if path.is_file())
         count = sum(1 for path in project.rglob("*") if path.is_file())
@@ -112,13 +116,25 @@ def main() -> int:
     return 0
 
 
+class FetchedBytes(logging.Handler):
+    """The byte count of the node's last "files fetched" log line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "files fetched" in record.msg and isinstance(record.args, tuple):
+            self.last = int(record.args[-1])
+
+
 def change(textures: Path, size: int) -> None:
     (textures / "texture007.png").write_bytes(os.urandom(size))
 
 
 def edit(blend: Path) -> None:
     with blend.open("r+b") as file:
-        file.seek(4 * MB)
+        file.seek(33 * MB)
         file.write(b"edited")
 
 

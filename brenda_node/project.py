@@ -346,7 +346,7 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
     its hash; project files are read-only hard links to the cache."""
     from shared.aws import s3
     from shared.aws.session import cloud_errors, make_client
-    from shared.content import CONTENT, PARALLEL, Entry, Manifest, file_hash
+    from shared.content import CONTENT, PARALLEL, Entry, Manifest
 
     key = url.prefix.rstrip("/")
     origin = f"s3://{url.bucket}/{key}"
@@ -366,33 +366,32 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
         if text is None:
             raise ProjectError(f"The project {origin} does not exist.")
         manifest = Manifest.from_json(text, origin)
-        wanted = {entry.hash: entry for entry in manifest.files}
-        lacking = [entry for digest, entry in wanted.items() if not (store / digest).is_file()]
+        lacking = {e.hash: e for e in manifest.files if not (store / e.hash).is_file()}
+        needed: dict[str, tuple[Entry, int]] = {}
+        for entry in lacking.values():
+            for index, digest in enumerate(entry.stored):
+                if not (store / digest).is_file():
+                    needed.setdefault(digest, (entry, index))
 
-        def fetch(entry: Entry) -> None:
-            partial = store / f"{entry.hash}.partial"
-            s3.download_file(
-                client, url.bucket, content_prefix + entry.hash, partial, size=entry.size
-            )
-            actual = file_hash(partial)
-            if actual != entry.hash:
-                partial.unlink()
-                raise ProjectError(
-                    f"The store's copy of {entry.path} in {origin} is corrupt: its bytes hash to "
-                    f"{actual}, not {entry.hash}."
-                )
-            partial.chmod(0o444)
-            partial.replace(store / entry.hash)
+        def fetch(item: tuple[str, tuple[Entry, int]]) -> None:
+            digest, (entry, index) = item
+            what = f"{entry.path} (block {index})" if entry.blocks else entry.path
+            partial = store / f"{digest}.partial"
+            s3.download_file(client, url.bucket, content_prefix + digest, partial)
+            check_content(partial, digest, f"The store's copy of {what} in {origin}")
 
         with ThreadPoolExecutor(PARALLEL) as pool:
-            for _ in pool.map(fetch, lacking):
+            for _ in pool.map(fetch, needed.items()):
                 pass
+    for entry in lacking.values():
+        if entry.blocks:
+            assemble_blocks(store, entry.hash, entry.blocks, entry.path)
     log.info(
         "project %s: %d of %d files fetched (%d bytes), the rest from the node's cache",
         origin,
         len(lacking),
         len(manifest.files),
-        sum(entry.size for entry in lacking),
+        sum((store / digest).stat().st_size for digest in needed),
     )
     staging = work / (PROJECT_FOLDER + ".staging")
     if staging.exists():
@@ -407,8 +406,30 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
             target.chmod(0o444)
     (staging / ".brenda-version").write_text(version, encoding="utf-8")
     _replace(staging, work / PROJECT_FOLDER)
-    trim_content(store, keep=set(wanted))
+    trim_content(store, keep={d for e in manifest.files for d in (e.hash, *e.blocks)})
     return work / PROJECT_FOLDER
+
+
+def assemble_blocks(store: Path, digest: str, blocks: Sequence[str], path: str) -> None:
+    """A file stored in blocks, put together in the content cache and checked whole."""
+    partial = store / f"{digest}.partial"
+    with partial.open("wb") as whole:
+        for block in blocks:
+            with (store / block).open("rb") as piece:
+                shutil.copyfileobj(piece, whole)
+    check_content(partial, digest, f"{path} assembled from its blocks")
+
+
+def check_content(partial: Path, digest: str, what: str) -> None:
+    """Keep ``partial`` in the content cache as ``digest`` if its bytes hash to it."""
+    from shared.content import file_hash
+
+    actual = file_hash(partial)
+    if actual != digest:
+        partial.unlink()
+        raise ProjectError(f"{what} is corrupt: its bytes hash to {actual}, not {digest}.")
+    partial.chmod(0o444)
+    partial.replace(partial.with_name(digest))
 
 
 CONTENT_DISK_SHARE = 0.5

@@ -246,3 +246,28 @@ def test_gc_keeps_what_live_manifests_use_and_removes_the_rest_only_when_told(
 def manifest(s3: Any, sent: Any) -> tuple[Any, ...]:
     body = s3.get_object(Bucket="studio", Key=sent.manifest_url.split("/", 3)[3])["Body"].read()
     return Manifest.from_json(body.decode(), "test").files
+
+
+def test_a_value_edit_of_a_big_blend_sends_and_fetches_one_block(
+    store: ContentStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    project = tmp_path / "shot1"
+    project.mkdir()
+    blend = project / "shot.blend"
+    blend.write_bytes(os.urandom(12 << 20))  # three 4 MiB blocks
+    cache = HashCache(tmp_path / "hashes.json")
+    first = upload(store, project, cache)
+    assert (first.sent_files, first.sent_bytes) == (1, 12 << 20)
+    config, work = node_config(tmp_path), tmp_path / "node" / "job"
+    work.mkdir(parents=True)
+    fetch_url(parse_url(first.manifest_url), config, work)
+
+    with blend.open("r+b") as file:  # what Blender does when a value changes: bytes in place
+        file.seek(5 << 20)
+        file.write(b"edited")
+    second = upload(store, project, cache)
+    assert (second.sent_files, second.sent_bytes) == (1, 4 << 20)
+    caplog.set_level(logging.INFO)
+    rebuilt = fetch_url(parse_url(second.manifest_url), config, work)
+    assert f"1 of 1 files fetched ({4 << 20} bytes)" in caplog.text
+    assert (rebuilt / "shot.blend").read_bytes() == blend.read_bytes()
