@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from .aws import s3
 from .aws.session import cloud_errors
@@ -45,6 +45,8 @@ from .progress import Progress
 from .urls import S3Url
 
 log = logging.getLogger(__name__)
+Item = TypeVar("Item")
+Done = TypeVar("Done")
 
 MANIFEST_FORMAT = 1
 CONTENT = "content/"
@@ -223,8 +225,20 @@ def manifest_of(
         mode = 0o755 if info.st_mode & 0o111 else 0o644
         return Entry(name, info.st_size, digest, mode, blocks)
 
+    return Manifest(tuple(in_parallel(entry, listed, progress)))
+
+
+def in_parallel(
+    work: Callable[[Item], Done], items: Iterable[Item], progress: Progress
+) -> list[Done]:
+    """``work`` on every item, PARALLEL at once. An error, or Ctrl-C in the caller's thread,
+    cancels ``progress``, so the rest stop at their next check instead of running on."""
     with ThreadPoolExecutor(PARALLEL) as pool:
-        return Manifest(tuple(pool.map(entry, listed)))
+        try:
+            return list(pool.map(work, items))
+        except BaseException:
+            progress.cancel()
+            raise
 
 
 def folder_files(folder: Path) -> Iterator[tuple[str, Path, Path]]:
@@ -269,11 +283,9 @@ class ContentStore:
             progress.advance()
             return info is None
 
-        with (
-            cloud_errors(f"reading the content store s3://{self.projects.bucket}"),
-            ThreadPoolExecutor(PARALLEL) as pool,
-        ):
-            return {d for d, gone in zip(wanted, pool.map(lacks, wanted), strict=True) if gone}
+        with cloud_errors(f"reading the content store s3://{self.projects.bucket}"):
+            gone = in_parallel(lacks, wanted, progress)
+        return {digest for digest, lacked in zip(wanted, gone, strict=True) if lacked}
 
     def upload(
         self,
@@ -313,9 +325,7 @@ class ContentStore:
 
         url = self.manifest_url(manifest)
         with cloud_errors(f"uploading to s3://{bucket}"):
-            with ThreadPoolExecutor(PARALLEL) as pool:
-                for _ in pool.map(send, sending.items()):
-                    progress.check()
+            in_parallel(send, sending.items(), progress)
             manifest_key = self.projects.key(f"{MANIFESTS}{manifest.name}.json")
             s3.write_text(self.client, bucket, manifest_key, manifest.to_json())
             if pointer is not None:

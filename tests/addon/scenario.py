@@ -154,15 +154,22 @@ def make_scene() -> Path:
 
 
 def cancelled_upload() -> str:
-    """The upload operator's background path, cancelled as Esc does: the error it ends with."""
+    """The upload operator's background path, cancelled as Esc does once sending has begun:
+    the error it ends with."""
     operators = importlib.import_module(f"{MODULE}.operators")
     jobs = importlib.import_module(f"{MODULE}.jobs")
     scene_info = importlib.import_module(f"{MODULE}.scene_info")
     farm = scene_info.farm_settings(bpy.context)
-    job = scene_info.job_settings(bpy.context)
-    archive = operators.archive_path(job)
-    work = jobs.BackgroundWork(lambda progress: operators.upload(farm, job, archive, progress))
-    work.progress.cancel()
+    job, report = operators.preflight(bpy.context, save=True)
+    work = jobs.BackgroundWork(
+        lambda progress: operators.upload_content(farm, job, report, progress)
+    )
+
+    def escape_once_sending(progress: Any) -> None:
+        if progress.description.startswith("Uploading"):
+            progress.cancel()
+
+    work.progress.on_change = escape_once_sending
     work.start()
     while not work.done:
         time.sleep(0.01)
@@ -201,8 +208,8 @@ def phase_submit() -> None:
     scene.brenda.frame_start, scene.brenda.frame_end = 5, 3
     findings["bad_range"] = call("push_job")
     scene.brenda.use_scene_range = True
-    findings["upload"] = call("upload_project")
     findings["cancelled_upload"] = cancelled_upload()
+    findings["upload"] = call("upload_project")
     findings["ebs"] = [call("build_ebs_volume"), call("snapshot_ebs_volume")]
     state = bpy.context.window_manager.brenda
     findings["push"] = call("push_job")
