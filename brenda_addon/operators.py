@@ -19,7 +19,7 @@ import bpy
 from . import monitor, scene_info
 from .jobs import BackgroundWork
 from .shared import ebs_ops, fleet, jobs, packing
-from .shared.content import ContentStore, Upload, default_hash_cache, manifest_of
+from .shared.content import ContentStore, Upload, default_hash_cache, send_project
 from .shared.errors import BrendaError
 from .shared.job import (
     PROJECT_PREFIX,
@@ -181,13 +181,7 @@ def upload_content(
             progress=progress,
             report=report,
         )
-        manifest = manifest_of(files, cache, progress)
-        cache.save()
-        local = {name: path for name, path, _ in files}
-        store = project_store(farm, job)
-        return store.upload(
-            manifest, lambda entry: local[entry.path], progress, pointer=job.job_name
-        )
+        return send_project(project_store(farm, job), files, cache, progress, pointer=job.job_name)
 
 
 class _ModalWork(_BrendaOperator):

@@ -37,7 +37,7 @@ from shared.cli.common import (
     usage_errors,
 )
 from shared.config import Config, load_config
-from shared.content import ContentStore, default_hash_cache, folder_files, manifest_of
+from shared.content import ContentStore, default_hash_cache, folder_files, send_project
 from shared.costs import JobCost, Ledger, format_dollars, job_cost, stored_ledgers
 from shared.errors import BrendaError, TaskError, UsageError
 from shared.local import LOCAL_REGION, local_endpoint
@@ -559,12 +559,9 @@ def run_upload(args: argparse.Namespace) -> int:
             for line in report.lines():
                 print(line)
             pointer = target.stem
-        manifest = manifest_of(files, cache, progress)
-        cache.save()
-        local = {name: path for name, path, _ in files}
         with cloud_errors(f"connecting to {projects}"):
             store = ContentStore(make_client("s3", config), projects)
-        sent = store.upload(manifest, lambda entry: local[entry.path], progress, pointer=pointer)
+        sent = send_project(store, files, cache, progress, pointer=pointer)
     print(
         f"Sent {sent.sent_files} of {sent.files} files, {packing.human_bytes(sent.sent_bytes)} of "
         f"{packing.human_bytes(sent.bytes)} (hashed {packing.human_bytes(cache.hashed)}; the "

@@ -423,3 +423,19 @@ def remove_garbage(store: ContentStore, garbage: Garbage) -> None:
         for start in range(0, len(keys), 1000):
             batch = [{"Key": key} for key in keys[start : start + 1000]]
             store.client.delete_objects(Bucket=store.projects.bucket, Delete={"Objects": batch})
+
+
+def send_project(
+    store: ContentStore,
+    files: list[tuple[str, Path, Path]],
+    cache: HashCache,
+    progress: Progress,
+    *,
+    pointer: str,
+) -> Upload:
+    """Hash a project's files (as ``manifest_of`` takes them) and send what the store lacks;
+    ``pointer`` then names this version."""
+    manifest = manifest_of(files, cache, progress)
+    cache.save()
+    local = {name: path for name, path, _ in files}
+    return store.upload(manifest, lambda entry: local[entry.path], progress, pointer=pointer)
