@@ -297,6 +297,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Service that tells brenda-run init this machine's public address.",
     ),
     Setting("INSTANCE_TYPE", _text, "c7i.2xlarge", "EC2 instance type for nodes."),
+    Setting(
+        "INSTANCE_TYPES",
+        _text,
+        None,
+        "Types of similar size a fleet may mix, like c7i.2xlarge,c6i.2xlarge,c6a.2xlarge "
+        "(default: INSTANCE_TYPE).",
+    ),
     Setting("BID_PRICE", _price, None, "Spot maximum price in US$ per hour."),
     Setting("USE_ISTORE", _flag, None, "1: nodes work on the instance store."),
     Setting("NO_EBS", _flag, False, "1: launch with no block-device mapping."),

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from .. import fleet
+from .. import autoscale, fleet
 from ..config import Config, load_config
 from .common import (
     ArgumentParser,
@@ -19,7 +19,7 @@ from .common import (
 )
 
 PROG = "brenda-run"
-COMMANDS = ("init", "spot", "demand", "price", "status", "stop", "cancel", "script")
+COMMANDS = ("init", "fleet", "spot", "demand", "price", "status", "stop", "cancel", "script")
 
 DESCRIPTION = """\
 Launch and manage the farm's EC2 nodes. Everything is tagged brenda:farm=FARM (default
@@ -28,6 +28,8 @@ Launch and manage the farm's EC2 nodes. Everything is tagged brenda:farm=FARM (d
 commands:
   init     one-time set-up: key pair, security group admitting SSH from your address only,
            the nodes' IAM role (least privilege; no AWS keys on nodes)
+  fleet    a fleet that sizes itself: an Auto Scaling group of 0 to -N spot nodes of the
+           INSTANCE_TYPES (--types), following the work queue's backlog (scale to zero)
   spot     launch spot nodes (-N count, -p max price, -P persistent, -i type, -a AMI, -z zone)
   demand   launch on-demand nodes (they terminate when they shut down)
   price    current spot price per availability zone (--gpu: of the GPU instance types)
@@ -41,6 +43,7 @@ EPILOG = """\
 examples:
   brenda-run init
   brenda-run price
+  brenda-run -N 50 --types c7i.2xlarge,c6i.2xlarge,c6a.2xlarge fleet
   brenda-run price --gpu                 GPU types for --device CUDA/OPTIX jobs, with prices
   brenda-run -N 20 -p 0.25 -d spot       show what would be launched, launch nothing
   brenda-run -N 20 -p 0.25 -z us-east-1b spot
@@ -78,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--gpu", action="store_true", help="price: the GPU instance types, spot and on-demand"
+    )
+    parser.add_argument(
+        "--types", metavar="T1,T2", help="fleet: instance types to mix (default INSTANCE_TYPES)"
+    )
+    parser.add_argument(
+        "--on-demand-base", type=int, default=0, metavar="N", help="fleet: N on-demand nodes"
     )
     parser.add_argument("--no-ssh-keys", action="store_true", help="init: skip the key pair")
     parser.add_argument(
@@ -136,6 +145,24 @@ def cmd_status(config: Config) -> int:
     return 0
 
 
+def cmd_fleet(args: argparse.Namespace, config: Config) -> int:
+    plan = autoscale.plan_fleet(
+        config,
+        maximum=args.n_instances,
+        types=args.types,
+        on_demand_base=args.on_demand_base,
+        image=args.ami,
+    )
+    for line in plan.summary():
+        print(line)
+    if args.dry_run:
+        print("Dry run: nothing was made.")
+        return 0
+    group = autoscale.ensure_fleet(config, plan)
+    print(f"Fleet {group} is ready; 'brenda-run stop' takes it to zero.")
+    return 0
+
+
 def cmd_price(args: argparse.Namespace, config: Config) -> int:
     if args.gpu:
         print("GPU instance types (for jobs on CUDA or OPTIX), US$ per hour:")
@@ -159,6 +186,8 @@ def run(argv: Sequence[str]) -> int:
     command = args.command
     if command in ("spot", "demand"):
         return cmd_launch(args, config)
+    if command == "fleet":
+        return cmd_fleet(args, config)
     if command == "script":
         print(fleet.user_data(config), end="")
         return 0
@@ -167,6 +196,8 @@ def run(argv: Sequence[str]) -> int:
     if command == "price":
         return cmd_price(args, config)
     if command == "stop":
+        if not args.dry_run and autoscale.scale_to_zero(config):
+            print(f"Fleet {autoscale.group_name(str(config.text('FARM')))}: 0 nodes wanted.")
         ids = fleet.stop(config, terminate=args.terminate, dry_run=args.dry_run)
         verb = "TERMINATE" if args.terminate else "STOP"
         print(

@@ -1,0 +1,246 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A fleet that sizes itself, on AWS's own machinery: an EC2 Auto Scaling group per farm. No bpy.
+
+``brenda-<farm>`` is both the launch template (the node image, the farm's instance profile,
+IMDSv2 required, the boot script, the farm's tags) and the group: several instance types of
+similar size (``INSTANCE_TYPES``), spot with the price-capacity-optimized allocation across every
+zone's default subnet, an optional on-demand base, capacity rebalancing on, from 0 to ``-N``
+nodes. A target-tracking policy keeps the backlog per node (tasks waiting plus tasks held, from
+the work queue's CloudWatch metrics, over the nodes in service) at ``TASKS_PER_NODE``, as AWS
+documents for SQS workers: the group grows with the queue and shrinks to zero when it is empty.
+Nodes protect themselves from scale-in while they hold a task (see ``brenda_node.protection``),
+so scaling in never stops a render.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from .aws import ec2, iam
+from .aws.session import cloud_errors, make_client
+from .config import Config
+from .errors import BrendaError, UsageError
+from .urls import SqsUrl
+
+POLICY = "brenda-backlog-per-node"
+
+
+def group_name(farm: str) -> str:
+    return f"brenda-{farm}"
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    farm: str
+    types: tuple[str, ...]
+    maximum: int
+    on_demand_base: int
+    image: str
+    key_name: str
+    security_group: str
+    profile: str
+    user_data: str
+    queue: str | None
+    """The work queue whose backlog sizes the group; None: jobs (not scaled yet, see README)."""
+    tasks_per_node: float
+
+    def summary(self) -> list[str]:
+        base = f", {self.on_demand_base} of them on-demand" if self.on_demand_base else ""
+        scaling = (
+            f"follows the backlog of sqs://{self.queue}: {self.tasks_per_node:g} task(s) per node"
+            if self.queue
+            else "set by hand (brenda-run -N N fleet); jobs do not drive it yet"
+        )
+        return [
+            f"Auto Scaling group {group_name(self.farm)}: 0 to {self.maximum} nodes{base}",
+            f"Types                {', '.join(self.types)} (spot, price-capacity-optimized)",
+            f"Image                {self.image}",
+            f"Size                 {scaling}",
+        ]
+
+
+def plan_fleet(
+    config: Config,
+    *,
+    maximum: int,
+    types: str | None,
+    on_demand_base: int,
+    image: str | None,
+) -> FleetPlan:
+    from .fleet import user_data
+
+    if maximum < 1:
+        raise UsageError(f"The fleet's maximum (-N) must be 1 or more, not {maximum}.")
+    if not 0 <= on_demand_base <= maximum:
+        raise UsageError(f"--on-demand-base must be between 0 and -N ({maximum}).")
+    listed = types or config.text("INSTANCE_TYPES") or config.text("INSTANCE_TYPE")
+    chosen = tuple(item.strip() for item in str(listed).split(",") if item.strip())
+    if not chosen or any("." not in item for item in chosen):
+        raise UsageError(f"Instance types '{listed}' must be like c7i.2xlarge,c6i.2xlarge.")
+    image = image or config.text("AMI_ID")
+    if not image:
+        raise UsageError("The fleet needs a node image: -a AMI or AMI_ID (see deploy/).")
+    farm = str(config.text("FARM"))
+    queue = config.url("WORK_QUEUE", SqsUrl)
+    return FleetPlan(
+        farm=farm,
+        types=chosen,
+        maximum=maximum,
+        on_demand_base=on_demand_base,
+        image=image,
+        key_name=str(config.text("SSH_KEY_NAME")),
+        security_group=str(config.text("SECURITY_GROUP")),
+        profile=iam.role_name(farm),
+        user_data=user_data(config),
+        queue=queue.queue if queue else None,
+        tasks_per_node=1.0,
+    )
+
+
+def backlog_per_node(queue: str, group: str, target: float) -> dict[str, Any]:
+    """Target tracking on (visible + in flight) / nodes in service, from CloudWatch."""
+
+    def metric(ident: str, namespace: str, name: str, dimension: tuple[str, str]) -> dict[str, Any]:
+        return {
+            "Id": ident,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": namespace,
+                    "MetricName": name,
+                    "Dimensions": [{"Name": dimension[0], "Value": dimension[1]}],
+                },
+                "Stat": "Sum",
+            },
+            "ReturnData": False,
+        }
+
+    return {
+        "TargetValue": target,
+        "CustomizedMetricSpecification": {
+            "Metrics": [
+                metric(
+                    "waiting", "AWS/SQS", "ApproximateNumberOfMessagesVisible", ("QueueName", queue)
+                ),
+                metric(
+                    "held", "AWS/SQS", "ApproximateNumberOfMessagesNotVisible", ("QueueName", queue)
+                ),
+                metric(
+                    "nodes",
+                    "AWS/AutoScaling",
+                    "GroupInServiceInstances",
+                    ("AutoScalingGroupName", group),
+                ),
+                {
+                    "Id": "backlog_per_node",
+                    "Expression": "(waiting + held) / MAX([nodes, 1])",
+                    "Label": "Tasks per node",
+                    "ReturnData": True,
+                },
+            ]
+        },
+    }
+
+
+def ensure_fleet(config: Config, plan: FleetPlan) -> str:
+    """Make or update the farm's launch template, group and scaling policy; returns the group."""
+    from .fleet import ec2_client, security_group_id
+
+    group = group_name(plan.farm)
+    client = ec2_client(config)
+    with cloud_errors(f"making the Auto Scaling group {group}"):
+        if not iam.profile_exists(make_client("iam", config), plan.profile):
+            raise BrendaError(
+                f"The nodes' instance profile {plan.profile} does not exist: run "
+                "'brenda-run init' first."
+            )
+        data = {
+            "ImageId": plan.image,
+            "KeyName": plan.key_name,
+            "SecurityGroupIds": [security_group_id(client, plan.security_group)],
+            "IamInstanceProfile": {"Name": plan.profile},
+            "UserData": base64.b64encode(plan.user_data.encode()).decode(),
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+            "TagSpecifications": ec2.farm_tags(plan.farm, "instance"),
+        }
+        existing = client.describe_launch_templates(
+            Filters=[{"Name": "launch-template-name", "Values": [group]}]
+        )["LaunchTemplates"]
+        if existing:
+            client.create_launch_template_version(LaunchTemplateName=group, LaunchTemplateData=data)
+        else:
+            client.create_launch_template(
+                LaunchTemplateName=group,
+                LaunchTemplateData=data,
+                TagSpecifications=ec2.farm_tags(plan.farm, "launch-template"),
+            )
+        subnets = [
+            subnet["SubnetId"]
+            for subnet in client.describe_subnets(
+                Filters=[{"Name": "default-for-az", "Values": ["true"]}]
+            )["Subnets"]
+        ]
+        if not subnets:
+            raise BrendaError("The region has no default subnets for the fleet to spread over.")
+        scaling = make_client("autoscaling", config)
+        settings: dict[str, Any] = {
+            "AutoScalingGroupName": group,
+            "MinSize": 0,
+            "MaxSize": plan.maximum,
+            "CapacityRebalance": True,
+            "VPCZoneIdentifier": ",".join(subnets),
+            "MixedInstancesPolicy": {
+                "LaunchTemplate": {
+                    "LaunchTemplateSpecification": {
+                        "LaunchTemplateName": group,
+                        "Version": "$Latest",
+                    },
+                    "Overrides": [{"InstanceType": name} for name in plan.types],
+                },
+                "InstancesDistribution": {
+                    "OnDemandBaseCapacity": plan.on_demand_base,
+                    "OnDemandPercentageAboveBaseCapacity": 0,
+                    "SpotAllocationStrategy": "price-capacity-optimized",
+                },
+            },
+        }
+        found = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+        if found["AutoScalingGroups"]:
+            scaling.update_auto_scaling_group(**settings)
+        else:
+            tags = [
+                {"Key": ec2.FARM_TAG, "Value": plan.farm, "PropagateAtLaunch": True},
+                {"Key": ec2.ROLE_TAG, "Value": "node", "PropagateAtLaunch": True},
+            ]
+            scaling.create_auto_scaling_group(**settings, DesiredCapacity=0, Tags=tags)
+        if plan.queue:
+            scaling.put_scaling_policy(
+                AutoScalingGroupName=group,
+                PolicyName=POLICY,
+                PolicyType="TargetTrackingScaling",
+                TargetTrackingConfiguration=backlog_per_node(
+                    plan.queue, group, plan.tasks_per_node
+                ),
+            )
+        else:
+            scaling.update_auto_scaling_group(
+                AutoScalingGroupName=group, DesiredCapacity=plan.maximum
+            )
+    return group
+
+
+def scale_to_zero(config: Config) -> bool:
+    """Take the farm's group to no nodes (protected ones finish their task first); False if
+    the farm has no group."""
+    group = group_name(str(config.text("FARM")))
+    with cloud_errors(f"stopping the Auto Scaling group {group}"):
+        scaling = make_client("autoscaling", config)
+        if not scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
+            "AutoScalingGroups"
+        ]:
+            return False
+        scaling.update_auto_scaling_group(
+            AutoScalingGroupName=group, MinSize=0, MaxSize=0, DesiredCapacity=0
+        )
+    return True

@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``brenda-run fleet``: the farm's Auto Scaling group, launch template and backlog policy, made
+against moto's server; ``stop`` takes the group to zero."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.test_run_cli import (
+    farm_env,  # noqa: F401  (the fixture)
+    initialised,  # noqa: F401  (the fixture)
+    run,
+)
+
+GROUP = "brenda-test-farm"
+
+
+def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
+    initialised: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+) -> None:
+    types = "c7i.2xlarge,c6i.2xlarge,c6a.2xlarge"
+    code, out, _ = run(capsys, "-N", "40", "--types", types, "-d", "fleet")
+    assert code == 0 and "0 to 40 nodes" in out and "Dry run: nothing was made." in out
+    scaling = boto_client("autoscaling")
+    assert scaling.describe_auto_scaling_groups()["AutoScalingGroups"] == []
+
+    code, out, err = run(capsys, "-N", "40", "--types", types, "--on-demand-base", "2", "fleet")
+    assert code == 0, err
+    [group] = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
+        "AutoScalingGroups"
+    ]
+    assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (0, 40, 0)
+    assert group["CapacityRebalance"] is True
+    mixed = group["MixedInstancesPolicy"]
+    overrides = mixed["LaunchTemplate"]["Overrides"]
+    assert [item["InstanceType"] for item in overrides] == types.split(",")
+    distribution = mixed["InstancesDistribution"]
+    assert distribution["SpotAllocationStrategy"] == "price-capacity-optimized"
+    assert (
+        distribution["OnDemandBaseCapacity"],
+        distribution["OnDemandPercentageAboveBaseCapacity"],
+    ) == (2, 0)
+    ec2 = boto_client("ec2")
+    zones = {subnet["AvailabilityZone"] for subnet in ec2.describe_subnets()["Subnets"]}
+    subnets = group["VPCZoneIdentifier"].split(",")
+    assert len(subnets) == len(zones) > 1  # every zone's default subnet
+    assert {"Key": "brenda:farm", "Value": "test-farm"} in [
+        {"Key": tag["Key"], "Value": tag["Value"]} for tag in group["Tags"]
+    ]
+
+    [template] = ec2.describe_launch_template_versions(LaunchTemplateName=GROUP)[
+        "LaunchTemplateVersions"
+    ]
+    data = template["LaunchTemplateData"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["IamInstanceProfile"]["Name"] == "brenda-node-test-farm"
+    boot = base64.b64decode(data["UserData"]).decode()
+    assert 'BRENDA_WORK_QUEUE="sqs://frames"' in boot and "very-secret" not in boot
+
+    [policy] = scaling.describe_policies(AutoScalingGroupName=GROUP)["ScalingPolicies"]
+    tracking = policy["TargetTrackingConfiguration"]
+    assert tracking["TargetValue"] == 1.0
+    metrics = {item["Id"]: item for item in tracking["CustomizedMetricSpecification"]["Metrics"]}
+    assert metrics["backlog_per_node"]["Expression"] == "(waiting + held) / MAX([nodes, 1])"
+    waiting = metrics["waiting"]["MetricStat"]["Metric"]
+    assert (waiting["MetricName"], waiting["Dimensions"]) == (
+        "ApproximateNumberOfMessagesVisible",
+        [{"Name": "QueueName", "Value": "frames"}],
+    )
+
+    # A second run changes the group in place; stop takes it to zero.
+    assert run(capsys, "-N", "10", "fleet")[0] == 0
+    [group] = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
+        "AutoScalingGroups"
+    ]
+    assert group["MaxSize"] == 10
+    assert (
+        len(
+            ec2.describe_launch_template_versions(LaunchTemplateName=GROUP)[
+                "LaunchTemplateVersions"
+            ]
+        )
+        == 2
+    )
+    code, out, _ = run(capsys, "stop")
+    assert code == 0 and f"Fleet {GROUP}: 0 nodes wanted." in out
+    [group] = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
+        "AutoScalingGroups"
+    ]
+    assert (group["MaxSize"], group["DesiredCapacity"]) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-N", "0", "fleet"], "The fleet's maximum (-N) must be 1 or more, not 0."),
+        (
+            ["-N", "2", "--on-demand-base", "3", "fleet"],
+            "--on-demand-base must be between 0 and -N (2).",
+        ),
+        (["--types", "big", "fleet"], "Instance types 'big' must be like c7i.2xlarge,c6i.2xlarge."),
+    ],
+    ids=["no nodes", "base over maximum", "bad type"],
+)
+def test_fleet_refuses_bad_settings_in_one_sentence(
+    farm_env: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err == f"brenda-run: {message}\n"
