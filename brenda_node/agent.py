@@ -48,6 +48,7 @@ from .ebs import EbsVolumes, LinuxBlockDevices, mount_additional
 from .lease import Lease
 from .ledger import LedgerWriter, frames_of
 from .project import fetch_project, fetch_url
+from .protection import ScaleInProtection
 from .spot import MetadataClient, machine_from_metadata, watch_for_interruption
 from .tiles import assemble, complete_frames, parse_tile_name, tile_prefix
 from .validate import check_outputs
@@ -467,6 +468,7 @@ class Node:
             else None
         )
         self.prices = PriceBook(LOCAL, config)
+        self.protection: ScaleInProtection | None = None
         self.metadata = (
             MetadataClient(str(config.text("METADATA_URL")))
             if config.flag("RUNNING_ON_EC2")
@@ -482,6 +484,8 @@ class Node:
         config = self.config
         self.state.begin(config.done_mode())
         self.prices = PriceBook(self._machine(), config)
+        if self.metadata is not None:
+            self.protection = ScaleInProtection(config, self.metadata)
         if config.get("WORK_QUEUE") is None:
             return "dry run: jobs are fetched as they come" if dry_run else self._serve_jobs()
         self.state.show(state="fetching project")
@@ -538,6 +542,7 @@ class Node:
         try:
             return loop()
         finally:
+            self.idle()
             if self.warm is not None:
                 self.warm.discard()
             if self.stopper.stopped:
@@ -566,6 +571,7 @@ class Node:
                 continue
             retries.succeeded()
             if message is None:
+                self.idle()
                 ended = self.when_idle() if idle else None
                 if ended is not None:
                     return ended
@@ -587,7 +593,14 @@ class Node:
         self.stopper.event.wait(self.config.integer("POLL_PAUSE"))
         return None
 
+    def idle(self) -> None:
+        """Nothing is held: an Auto Scaling group may take this node."""
+        if self.protection is not None and not self.uploader.busy:
+            self.protection.release()
+
     def _lease(self, queue: WorkQueue, message: Message) -> Lease:
+        if self.protection is not None:
+            self.protection.hold()
         return Lease(
             queue,
             message,
@@ -829,6 +842,7 @@ class FarmJobs:
                 continue
             retries.succeeded()
             if taken is None:
+                node.idle()
                 ended = node.when_idle() if idle else None
                 if ended is not None:
                     return ended

@@ -127,12 +127,20 @@ def node_policy(*, farm: str, queue_arns: list[str], grants: FarmGrants) -> dict
             "Condition": {"StringEquals": {f"aws:ResourceTag/{FARM_TAG}": farm}},
         },
         {
+            "Sid": "OwnScaleInProtection",
+            "Effect": "Allow",
+            "Action": ["autoscaling:SetInstanceProtection"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {f"aws:ResourceTag/{FARM_TAG}": farm}},
+        },
+        {
             "Sid": "DescribeSelf",
             "Effect": "Allow",
             "Action": [
                 "ec2:DescribeInstances",
                 "ec2:DescribeSpotInstanceRequests",
                 "ec2:DescribeSpotPriceHistory",
+                "autoscaling:DescribeAutoScalingInstances",
             ],
             "Resource": "*",
         },

@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A node of an Auto Scaling group protects itself from scale-in while it holds a task and lets
+the group take it once idle (moto's Auto Scaling, a real node)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.node.conftest import Farm, MetadataServer, script_tasks, wait_for
+
+
+def protected(scaling: Any, instance: str) -> bool:
+    [item] = scaling.describe_auto_scaling_instances(InstanceIds=[instance])["AutoScalingInstances"]
+    return bool(item["ProtectedFromScaleIn"])
+
+
+def test_a_node_is_protected_from_scale_in_while_it_holds_a_task(
+    farm: Farm, metadata: MetadataServer, boto_client: Any
+) -> None:
+    ec2, scaling = boto_client("ec2"), boto_client("autoscaling")
+    ec2.create_launch_template(
+        LaunchTemplateName="brenda-test", LaunchTemplateData={"ImageId": "ami-12c6146b"}
+    )
+    scaling.create_auto_scaling_group(
+        AutoScalingGroupName="brenda-test",
+        LaunchTemplate={"LaunchTemplateName": "brenda-test", "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=1,
+        DesiredCapacity=1,
+        AvailabilityZones=["us-east-1a"],
+    )
+    [instance] = [
+        item["InstanceId"]
+        for item in scaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"]
+    ]
+    metadata.values["/latest/meta-data/instance-id"] = instance
+    farm.push(script_tasks('sleep 3\necho > "$OUTDIR/frame_$START.txt"\n', range(1, 2)))
+    node = farm.start_node("a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url)
+    wait_for(lambda: farm.status("a").get("state") == "rendering", 60, "the task to start")
+    assert protected(scaling, instance)
+    assert node.wait(timeout=60) == 0, farm.console("a")
+    assert not protected(scaling, instance)
+    assert "node of Auto Scaling group brenda-test" in farm.console("a")
