@@ -24,6 +24,9 @@ NOTICES = {
     "/latest/meta-data/spot/instance-action": "a spot interruption notice",
     "/latest/meta-data/events/recommendations/rebalance": "a spot rebalance recommendation",
 }
+LIFECYCLE_PATH = "/latest/meta-data/autoscaling/target-lifecycle-state"
+"""Where a node of an Auto Scaling group reads ``Terminated`` once the group is removing it
+(its termination lifecycle hook holds the instance while the node gives its task back)."""
 REQUEST_TIMEOUT = (1.0, 2.0)
 """Connect and read timeouts: the metadata service answers at once or not at all."""
 
@@ -74,6 +77,9 @@ def watch_for_interruption(
                     if detail is not None:
                         on_notice(f"{notice} ({detail.strip()})")
                         return
+                if (client.get(LIFECYCLE_PATH) or "").strip() == "Terminated":
+                    on_notice("its Auto Scaling group is terminating it")
+                    return
             except OSError as error:
                 if not complained:
                     log.warning("cannot read instance metadata at %s: %s", client.base_url, error)

@@ -9,7 +9,9 @@ nodes. A target-tracking policy keeps the backlog per node (tasks waiting plus t
 the work queue's CloudWatch metrics, over the nodes in service) at ``TASKS_PER_NODE``, as AWS
 documents for SQS workers: the group grows with the queue and shrinks to zero when it is empty.
 Nodes protect themselves from scale-in while they hold a task (see ``brenda_node.protection``),
-so scaling in never stops a render.
+so scaling in never stops a render; a node the group terminates for another reason (capacity
+rebalancing, a change of types) is held by a termination lifecycle hook while it sees that in
+its instance metadata and gives its task back.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from .errors import BrendaError, UsageError
 from .urls import SqsUrl
 
 POLICY = "brenda-backlog-per-node"
+GIVE_BACK_HOOK = "brenda-give-back"
+GIVE_BACK_SECONDS = 120
+"""How long a terminating node is held: it sees the group's decision in its instance metadata
+within METADATA_POLL seconds and gives its task back at once, as for a spot notice."""
 
 
 def group_name(farm: str) -> str:
@@ -214,6 +220,13 @@ def ensure_fleet(config: Config, plan: FleetPlan) -> str:
                 {"Key": ec2.ROLE_TAG, "Value": "node", "PropagateAtLaunch": True},
             ]
             scaling.create_auto_scaling_group(**settings, DesiredCapacity=0, Tags=tags)
+        scaling.put_lifecycle_hook(
+            LifecycleHookName=GIVE_BACK_HOOK,
+            AutoScalingGroupName=group,
+            LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+            HeartbeatTimeout=GIVE_BACK_SECONDS,
+            DefaultResult="CONTINUE",
+        )
         if plan.queue:
             scaling.put_scaling_policy(
                 AutoScalingGroupName=group,

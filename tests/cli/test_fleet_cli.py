@@ -74,6 +74,13 @@ def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
         [{"Name": "QueueName", "Value": "frames"}],
     )
 
+    [hook] = scaling.describe_lifecycle_hooks(AutoScalingGroupName=GROUP)["LifecycleHooks"]
+    assert (hook["LifecycleTransition"], hook["DefaultResult"], hook["HeartbeatTimeout"]) == (
+        "autoscaling:EC2_INSTANCE_TERMINATING",
+        "CONTINUE",
+        120,
+    )
+
     # A second run changes the group in place; stop takes it to zero.
     assert run(capsys, "-N", "10", "fleet")[0] == 0
     [group] = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[

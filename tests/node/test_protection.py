@@ -4,9 +4,22 @@ the group take it once idle (moto's Auto Scaling, a real node)."""
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
-from tests.node.conftest import Farm, MetadataServer, script_tasks, wait_for
+from brenda_node.spot import LIFECYCLE_PATH
+from tests.node.conftest import (
+    Farm,
+    MetadataServer,
+    logged_seconds_between,
+    processes_running,
+    script_tasks,
+    wait_for,
+)
+
+# A task that sleeps for a length of its own, so that pgrep finds this test's sleep only.
+SLOW = f"40.{os.getpid()}"
 
 
 def protected(scaling: Any, instance: str) -> bool:
@@ -41,3 +54,21 @@ def test_a_node_is_protected_from_scale_in_while_it_holds_a_task(
     assert node.wait(timeout=60) == 0, farm.console("a")
     assert not protected(scaling, instance)
     assert "node of Auto Scaling group brenda-test" in farm.console("a")
+
+
+def test_a_node_its_group_terminates_gives_its_task_back_at_once(
+    farm: Farm, metadata: MetadataServer
+) -> None:
+    metadata.values[LIFECYCLE_PATH] = "InService"
+    farm.push(script_tasks(f"sleep {SLOW}\n", range(1, 2)))
+    node = farm.start_node("a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url, METADATA_POLL="1")
+    wait_for(lambda: farm.status("a").get("state") == "rendering", 60, "the task to start")
+    time.sleep(2)  # InService: the node renders on
+    assert node.poll() is None
+    metadata.values[LIFECYCLE_PATH] = "Terminated"  # the group's termination hook holds it
+    assert node.wait(timeout=30) == 0
+    assert farm.counts().pending == 1
+    console = farm.console("a")
+    stopping = "stopping: its Auto Scaling group is terminating it"
+    assert logged_seconds_between(console, stopping, "goes back to") < 5
+    assert processes_running(SLOW) == []
