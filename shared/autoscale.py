@@ -257,3 +257,47 @@ def scale_to_zero(config: Config) -> bool:
             AutoScalingGroupName=group, MinSize=0, MaxSize=0, DesiredCapacity=0
         )
     return True
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """The farm's group as ``brenda-run status`` shows it."""
+
+    name: str
+    desired: int
+    maximum: int
+    running: int
+    pending: int
+    placements: dict[str, int]
+    """Nodes per "type in zone"."""
+    problems: list[str]
+    """The latest failed scaling activities' messages (capacity, quota)."""
+
+
+def group_state(config: Config) -> GroupState | None:
+    group = group_name(str(config.text("FARM")))
+    with cloud_errors(f"reading the Auto Scaling group {group}"):
+        scaling = make_client("autoscaling", config)
+        found = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+        if not found["AutoScalingGroups"]:
+            return None
+        described = found["AutoScalingGroups"][0]
+        activities = scaling.describe_scaling_activities(AutoScalingGroupName=group, MaxRecords=20)
+    instances = described.get("Instances", [])
+    placements: dict[str, int] = {}
+    for item in instances:
+        where = f"{item.get('InstanceType', '?')} in {item['AvailabilityZone']}"
+        placements[where] = placements.get(where, 0) + 1
+    return GroupState(
+        name=group,
+        desired=int(described["DesiredCapacity"]),
+        maximum=int(described["MaxSize"]),
+        running=sum(item["LifecycleState"] == "InService" for item in instances),
+        pending=sum(item["LifecycleState"].startswith("Pending") for item in instances),
+        placements=dict(sorted(placements.items())),
+        problems=[
+            str(activity.get("StatusMessage") or activity.get("Description"))
+            for activity in activities.get("Activities", [])
+            if activity.get("StatusCode") in ("Failed", "Cancelled")
+        ][:3],
+    )

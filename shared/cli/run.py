@@ -123,6 +123,16 @@ def cmd_status(config: Config) -> int:
     nodes, requests = fleet.farm_state(config)
     now = datetime.now(UTC)
     farm = config.text("FARM")
+    group = autoscale.group_state(config)
+    if group is not None:
+        print(
+            f"Fleet {group.name}: {group.desired} wanted (at most {group.maximum}), "
+            f"{group.running} running, {group.pending} starting"
+        )
+        for where, count in group.placements.items():
+            print(f"  {count:>4}  {where}")
+        for problem in group.problems:
+            print(f"  failed: {problem}")
     if not nodes and not requests:
         print(f"Farm {farm} has no nodes and no spot requests.")
         return 0

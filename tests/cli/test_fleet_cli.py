@@ -81,6 +81,13 @@ def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
         120,
     )
 
+    scaling.set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=2)
+    code, out, _ = run(capsys, "status")
+    assert code == 0
+    assert "Fleet brenda-test-farm: 2 wanted (at most 40), 2 running, 0 starting" in out
+    placements = [line.split(maxsplit=1) for line in out.splitlines() if " in us-east-1" in line]
+    assert sum(int(count) for count, _ in placements) == 2
+
     # A second run changes the group in place; stop takes it to zero.
     assert run(capsys, "-N", "10", "fleet")[0] == 0
     [group] = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
