@@ -68,12 +68,14 @@ def main() -> int:
         node_config = load_config(environ=environ)
         (folder / "node" / "content").mkdir(parents=True)
 
+        versions: list[str] = []
+
         def content_upload() -> int:
             files = list(folder_files(project))
             manifest = manifest_of(files, cache, Progress())
             local = {name: path for name, path, _ in files}
             sent = store.upload(manifest, lambda entry: local[entry.path], Progress())
-            content_upload.url = sent.manifest_url  # type: ignore[attr-defined]
+            versions.append(sent.manifest_url)
             return sent.sent_bytes
 
         def tarball_upload() -> int:
@@ -91,7 +93,7 @@ def main() -> int:
             """Bytes the node downloads (what it puts together from blocks is not counted)."""
             work = folder / "node" / "job"
             work.mkdir(exist_ok=True)
-            fetch_url(parse_url(content_upload.url), node_config, work)  # type: ignore[attr-defined]
+            fetch_url(parse_url(versions[-1]), node_config, work)
             return fetch_log.last
 
         size = sum(path.stat().st_size for path in project.rglob("*") if path.is_file())

@@ -6,6 +6,7 @@ something else."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,10 +16,10 @@ from tests.node.conftest import Farm, make_sample_blend
 pytestmark = pytest.mark.slow
 
 
-def task(frame: int, **settings: object) -> RenderTask:
+def task(frame: int, **settings: Any) -> RenderTask:
     return RenderTask(
         FrameChunk(frame, frame, 1), None, RenderSettings(blend="scene.blend", **settings)
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_a_node_that_differs_from_the_artists_blender_fails_or_warns_as_the_job_says(
