@@ -44,6 +44,7 @@ from shared.tasks import FRAME_EXTENSIONS, RenderTask, Task, decode_task, title
 from shared.urls import SqsUrl, parse_url
 
 from .blender import BlenderLine, RunResult, TaskRunner, blender_command, write_launcher
+from .budget import BudgetWatch
 from .ebs import EbsVolumes, LinuxBlockDevices, mount_additional
 from .lease import Lease
 from .ledger import LedgerWriter, frames_of
@@ -469,6 +470,7 @@ class Node:
         )
         self.prices = PriceBook(LOCAL, config)
         self.protection: ScaleInProtection | None = None
+        self.budget: BudgetWatch | None = None
         self.metadata = (
             MetadataClient(str(config.text("METADATA_URL")))
             if config.flag("RUNNING_ON_EC2")
@@ -486,6 +488,7 @@ class Node:
         self.prices = PriceBook(self._machine(), config)
         if self.metadata is not None:
             self.protection = ScaleInProtection(config, self.metadata)
+            self.budget = BudgetWatch(config, self.protection)
         if config.get("WORK_QUEUE") is None:
             return "dry run: jobs are fetched as they come" if dry_run else self._serve_jobs()
         self.state.show(state="fetching project")
@@ -594,11 +597,16 @@ class Node:
         return None
 
     def idle(self) -> None:
-        """Nothing is held: an Auto Scaling group may take this node."""
+        """Nothing is held: an Auto Scaling group may take this node (once its fleet's budget
+        has been checked)."""
+        if self.budget is not None:
+            self.budget.check()
         if self.protection is not None and not self.uploader.busy:
             self.protection.release()
 
     def _lease(self, queue: WorkQueue, message: Message) -> Lease:
+        if self.budget is not None:
+            self.budget.check()
         if self.protection is not None:
             self.protection.hold()
         return Lease(

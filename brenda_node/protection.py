@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from shared.aws.session import cloud_errors, make_client
 from shared.config import Config
@@ -22,6 +23,7 @@ class ScaleInProtection:
         self.config = config
         self.instance: str | None = None
         self.group: str | None = None
+        self.client: Any = None
         self._protected = False
         self._lock = threading.Lock()
         try:

@@ -27,6 +27,7 @@ from .errors import BrendaError, UsageError
 from .urls import SqsUrl
 
 POLICY = "brenda-backlog-per-node"
+BUDGET_TAG = "brenda:budget"
 GIVE_BACK_HOOK = "brenda-give-back"
 GIVE_BACK_SECONDS = 120
 """How long a terminating node is held: it sees the group's decision in its instance metadata
@@ -51,6 +52,8 @@ class FleetPlan:
     queue: str | None
     """The work queue whose backlog sizes the group; None: jobs (not scaled yet, see README)."""
     tasks_per_node: float
+    budget: float | None = None
+    """US$ the farm may spend; its nodes stop the fleet growing once it has."""
 
     def summary(self) -> list[str]:
         base = f", {self.on_demand_base} of them on-demand" if self.on_demand_base else ""
@@ -59,8 +62,9 @@ class FleetPlan:
             if self.queue
             else "set by hand (brenda-run -N N fleet); jobs do not drive it yet"
         )
+        budget = f"; it stops at US$ {self.budget:.2f} spent" if self.budget else ""
         return [
-            f"Auto Scaling group {group_name(self.farm)}: 0 to {self.maximum} nodes{base}",
+            f"Auto Scaling group {group_name(self.farm)}: 0 to {self.maximum} nodes{base}{budget}",
             f"Types                {', '.join(self.types)} (spot, price-capacity-optimized)",
             f"Image                {self.image}",
             f"Size                 {scaling}",
@@ -74,11 +78,14 @@ def plan_fleet(
     types: str | None,
     on_demand_base: int,
     image: str | None,
+    budget: float | None = None,
 ) -> FleetPlan:
     from .fleet import user_data
 
     if maximum < 1:
         raise UsageError(f"The fleet's maximum (-N) must be 1 or more, not {maximum}.")
+    if budget is not None and not budget > 0:
+        raise UsageError(f"--budget must be a sum of US$ above 0, not {budget}.")
     if not 0 <= on_demand_base <= maximum:
         raise UsageError(f"--on-demand-base must be between 0 and -N ({maximum}).")
     listed = types or config.text("INSTANCE_TYPES") or config.text("INSTANCE_TYPE")
@@ -102,6 +109,7 @@ def plan_fleet(
         user_data=user_data(config),
         queue=queue.queue if queue else None,
         tasks_per_node=1.0,
+        budget=budget,
     )
 
 
@@ -227,6 +235,16 @@ def ensure_fleet(config: Config, plan: FleetPlan) -> str:
             HeartbeatTimeout=GIVE_BACK_SECONDS,
             DefaultResult="CONTINUE",
         )
+        budget_tag = {
+            "ResourceId": group,
+            "ResourceType": "auto-scaling-group",
+            "Key": BUDGET_TAG,
+            "PropagateAtLaunch": False,
+        }
+        if plan.budget is not None:
+            scaling.create_or_update_tags(Tags=[{**budget_tag, "Value": f"{plan.budget:.2f}"}])
+        else:
+            scaling.delete_tags(Tags=[budget_tag])
         if plan.queue:
             scaling.put_scaling_policy(
                 AutoScalingGroupName=group,

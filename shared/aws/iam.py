@@ -129,7 +129,10 @@ def node_policy(*, farm: str, queue_arns: list[str], grants: FarmGrants) -> dict
         {
             "Sid": "OwnScaleInProtection",
             "Effect": "Allow",
-            "Action": ["autoscaling:SetInstanceProtection"],
+            "Action": [
+                "autoscaling:SetInstanceProtection",
+                "autoscaling:UpdateAutoScalingGroup",
+            ],
             "Resource": "*",
             "Condition": {"StringEquals": {f"aws:ResourceTag/{FARM_TAG}": farm}},
         },
@@ -141,6 +144,7 @@ def node_policy(*, farm: str, queue_arns: list[str], grants: FarmGrants) -> dict
                 "ec2:DescribeSpotInstanceRequests",
                 "ec2:DescribeSpotPriceHistory",
                 "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling:DescribeAutoScalingGroups",
             ],
             "Resource": "*",
         },

@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--on-demand-base", type=int, default=0, metavar="N", help="fleet: N on-demand nodes"
     )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        metavar="US$",
+        help="fleet: stop starting nodes once the farm has spent this much",
+    )
     parser.add_argument("--no-ssh-keys", action="store_true", help="init: skip the key pair")
     parser.add_argument(
         "--no-security-group", action="store_true", help="init: skip the security group"
@@ -162,6 +168,7 @@ def cmd_fleet(args: argparse.Namespace, config: Config) -> int:
         types=args.types,
         on_demand_base=args.on_demand_base,
         image=args.ami,
+        budget=args.budget,
     )
     for line in plan.summary():
         print(line)

@@ -30,8 +30,10 @@ def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
     scaling = boto_client("autoscaling")
     assert scaling.describe_auto_scaling_groups()["AutoScalingGroups"] == []
 
-    code, out, err = run(capsys, "-N", "40", "--types", types, "--on-demand-base", "2", "fleet")
+    argv = ["-N", "40", "--types", types, "--on-demand-base", "2", "--budget", "80", "fleet"]
+    code, out, err = run(capsys, *argv)
     assert code == 0, err
+    assert "it stops at US$ 80.00 spent" in out
     [group] = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
         "AutoScalingGroups"
     ]
@@ -50,9 +52,8 @@ def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
     zones = {subnet["AvailabilityZone"] for subnet in ec2.describe_subnets()["Subnets"]}
     subnets = group["VPCZoneIdentifier"].split(",")
     assert len(subnets) == len(zones) > 1  # every zone's default subnet
-    assert {"Key": "brenda:farm", "Value": "test-farm"} in [
-        {"Key": tag["Key"], "Value": tag["Value"]} for tag in group["Tags"]
-    ]
+    tags = {tag["Key"]: tag["Value"] for tag in group["Tags"]}
+    assert (tags["brenda:farm"], tags["brenda:budget"]) == ("test-farm", "80.00")
 
     [template] = ec2.describe_launch_template_versions(LaunchTemplateName=GROUP)[
         "LaunchTemplateVersions"
@@ -94,6 +95,7 @@ def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
         "AutoScalingGroups"
     ]
     assert group["MaxSize"] == 10
+    assert "brenda:budget" not in {tag["Key"] for tag in group["Tags"]}  # no budget any more
     assert (
         len(
             ec2.describe_launch_template_versions(LaunchTemplateName=GROUP)[
@@ -119,8 +121,9 @@ def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
             "--on-demand-base must be between 0 and -N (2).",
         ),
         (["--types", "big", "fleet"], "Instance types 'big' must be like c7i.2xlarge,c6i.2xlarge."),
+        (["--budget", "0", "fleet"], "--budget must be a sum of US$ above 0, not 0.0."),
     ],
-    ids=["no nodes", "base over maximum", "bad type"],
+    ids=["no nodes", "base over maximum", "bad type", "no budget"],
 )
 def test_fleet_refuses_bad_settings_in_one_sentence(
     farm_env: Path,  # noqa: F811

@@ -140,9 +140,12 @@ def test_the_node_role_covers_every_job_of_the_farm_and_a_new_init_only_adds(
     # Its ledgers beside each job's frames, and the spot price that prices them.
     assert granted(first, "Outputs", "arn:aws:s3:::studio-frames/frames/shot2/.brenda/nodes/a.json")
     assert "ec2:DescribeSpotPriceHistory" in statement(first, "DescribeSelf")["Action"]
-    # Scale-in protection of its own instance only: the farm's tag on the group.
+    # Scale-in protection, and the budget's stop, on the farm's own group only (its tag).
     protection = statement(first, "OwnScaleInProtection")
-    assert protection["Action"] == ["autoscaling:SetInstanceProtection"]
+    assert protection["Action"] == [
+        "autoscaling:SetInstanceProtection",
+        "autoscaling:UpdateAutoScalingGroup",
+    ]
     assert protection["Condition"] == {"StringEquals": {"aws:ResourceTag/brenda:farm": "test-farm"}}
 
     # The second .blend's init leaves the policy as it was under the running nodes.

@@ -8,7 +8,10 @@ import os
 import time
 from typing import Any
 
+import pytest
+
 from brenda_node.spot import LIFECYCLE_PATH
+from shared.costs import Ledger, Machine, PricePoint, TaskCost, cost_between
 from tests.node.conftest import (
     Farm,
     MetadataServer,
@@ -27,9 +30,8 @@ def protected(scaling: Any, instance: str) -> bool:
     return bool(item["ProtectedFromScaleIn"])
 
 
-def test_a_node_is_protected_from_scale_in_while_it_holds_a_task(
-    farm: Farm, metadata: MetadataServer, boto_client: Any
-) -> None:
+def group_with_a_node(boto_client: Any, metadata: MetadataServer) -> str:
+    """An Auto Scaling group with one instance, which the metadata server says this node is."""
     ec2, scaling = boto_client("ec2"), boto_client("autoscaling")
     ec2.create_launch_template(
         LaunchTemplateName="brenda-test", LaunchTemplateData={"ImageId": "ami-12c6146b"}
@@ -47,6 +49,14 @@ def test_a_node_is_protected_from_scale_in_while_it_holds_a_task(
         for item in scaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"]
     ]
     metadata.values["/latest/meta-data/instance-id"] = instance
+    return instance
+
+
+def test_a_node_is_protected_from_scale_in_while_it_holds_a_task(
+    farm: Farm, metadata: MetadataServer, boto_client: Any
+) -> None:
+    scaling = boto_client("autoscaling")
+    instance = group_with_a_node(boto_client, metadata)
     farm.push(script_tasks('sleep 3\necho > "$OUTDIR/frame_$START.txt"\n', range(1, 2)))
     node = farm.start_node("a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url)
     wait_for(lambda: farm.status("a").get("state") == "rendering", 60, "the task to start")
@@ -72,3 +82,47 @@ def test_a_node_its_group_terminates_gives_its_task_back_at_once(
     stopping = "stopping: its Auto Scaling group is terminating it"
     assert logged_seconds_between(console, stopping, "goes back to") < 5
     assert processes_running(SLOW) == []
+
+
+def test_a_fleet_whose_spending_reaches_its_budget_stops_growing(
+    farm: Farm, metadata: MetadataServer, boto_client: Any
+) -> None:
+    scaling = boto_client("autoscaling")
+    group_with_a_node(boto_client, metadata)
+    scaling.create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": "brenda-test",
+                "ResourceType": "auto-scaling-group",
+                "Key": "brenda:budget",
+                "Value": "2.50",
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+    # What the farm's nodes spent so far: 2 h of a g5.xlarge at the spot prices of the day.
+    history = [PricePoint(0, 0.45), PricePoint(3600, 0.62)]
+    spent = cost_between(history, 0, 7200)
+    assert spent == pytest.approx(1.07)
+    earlier = Ledger("node-0", Machine("spot", "g5.xlarge", "us-east-1a"), None, 0, [
+        TaskCost("frames 1", 1, 0, 7200, 7000, 0.45, spent, "stored"),
+    ])  # fmt: skip
+    (farm.output / ".brenda" / "nodes").mkdir(parents=True)
+    ledger = farm.output / ".brenda" / "nodes" / "node-0.json"
+    ledger.write_text(earlier.to_json())
+    farm.push(script_tasks('echo > "$OUTDIR/frame_$START.txt"\n', range(2, 4)))
+    assert farm.start_node("a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url).wait(timeout=60) == 0
+    [group] = scaling.describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert group["MaxSize"] == 1  # US$ 1.07 of 2.50: the fleet goes on
+
+    over = Ledger("node-1", earlier.machine, None, 0, [
+        TaskCost("frames 9", 1, 0, 7200, 7000, 0.62, 1.50, "stored"),
+    ])  # fmt: skip
+    (farm.output / ".brenda" / "nodes" / "node-1.json").write_text(over.to_json())
+    farm.push(script_tasks('echo > "$OUTDIR/frame_$START.txt"\n', range(4, 5)))
+    node = farm.start_node("b", RUNNING_ON_EC2="1", METADATA_URL=metadata.url)
+    assert node.wait(timeout=60) == 0, farm.console("b")
+    [group] = scaling.describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert (group["MaxSize"], group["DesiredCapacity"]) == (0, 0)  # US$ 2.57: stop growing
+    assert "the farm spent $2.57 of its $2.50 budget" in farm.console("b")
+    assert "frame_4.txt" in farm.stored()  # its own task finished first
