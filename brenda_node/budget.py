@@ -34,6 +34,8 @@ class BudgetWatch:
         self.protection = protection
         self.budget: float | None = None
         self._checked = -float("inf")
+        self._registry: JobRegistry | None = None
+        """Kept between checks: it reads again only the ledgers that changed."""
         if protection.group is None:
             return
         try:
@@ -81,5 +83,7 @@ class BudgetWatch:
         if config.get("WORK_QUEUE") is not None:
             ledgers = stored_ledgers(open_store(config))
             return job_cost(ledgers, running=0, now=time.time(), stale=0).dollars
-        registry = JobRegistry(config)
+        if self._registry is None:
+            self._registry = JobRegistry(config)
+        registry = self._registry
         return sum(registry.report(job).cost.dollars for job in registry.jobs())
