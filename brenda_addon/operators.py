@@ -18,7 +18,7 @@ import bpy
 
 from . import monitor, scene_info
 from .jobs import BackgroundWork
-from .shared import ebs_ops, fleet, jobs, packing
+from .shared import autoscale, ebs_ops, fleet, jobs, packing
 from .shared.content import ContentStore, Upload, default_hash_cache, send_project
 from .shared.errors import BrendaError
 from .shared.job import (
@@ -339,13 +339,33 @@ class BRENDA_OT_launch_nodes(_BrendaOperator):
             for offer in self.gpu_offers:
                 self.layout.label(text=offer)
         market = "spot" if job.use_spot else "on-demand"
-        self.layout.label(text=f"Launch {job.node_count} {market} nodes?")
+        if job.use_fleet:
+            budget = f", stopping at US$ {job.budget:.2f} spent" if job.budget else ""
+            self.layout.label(
+                text=f"Make a self-sizing fleet of up to {job.node_count} {market} nodes{budget}?"
+            )
+        else:
+            self.layout.label(text=f"Launch {job.node_count} {market} nodes?")
 
     def execute(self, context: bpy.types.Context) -> Result:
         farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
 
         def launch() -> str:
             config = farm_config(farm, job)
+            if job.fleet:
+                group = autoscale.ensure_fleet(
+                    config,
+                    autoscale.plan_fleet(
+                        config,
+                        maximum=job.node_count,
+                        types=farm.instance_type or None,
+                        on_demand_base=0 if job.spot else job.node_count,
+                        image=farm.ami or None,
+                        budget=job.budget or None,
+                    ),
+                )
+                budget = f", stopping at US$ {job.budget:.2f} spent" if job.budget else ""
+                return f"Fleet {group}: up to {job.node_count} nodes{budget}."
             plan = fleet.plan_launch(
                 config,
                 spot=job.spot,

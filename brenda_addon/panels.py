@@ -45,6 +45,11 @@ class BRENDA_PT_farm(_SidebarPanel):
         sub.enabled = job.use_spot
         sub.prop(job, "spot_price")
         column.prop(job, "done")
+        row = column.row(align=True)
+        row.prop(job, "use_fleet")
+        sub = row.row(align=True)
+        sub.enabled = job.use_fleet
+        sub.prop(job, "budget")
 
         column = layout.column(align=True)
         column.operator("brenda.upload_project", icon="EXPORT")

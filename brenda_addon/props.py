@@ -45,6 +45,19 @@ class BRENDA_PG_job(bpy.types.PropertyGroup):
         description="US$ per node-hour; 0: up to the on-demand price",
     )
     done: bpy.props.EnumProperty(name="When Done", items=DONE_POLICIES, default="shutdown")
+    use_fleet: bpy.props.BoolProperty(
+        name="Self-Sizing Fleet",
+        default=False,
+        description="Launch an Auto Scaling group of up to Nodes nodes (scale-in never stops a "
+        "render) instead of a fixed number of nodes",
+    )
+    budget: bpy.props.FloatProperty(
+        name="Budget",
+        default=0.0,
+        min=0.0,
+        precision=2,
+        description="US$ the farm may spend; the fleet then starts no more nodes. 0: no budget",
+    )
     project_root: bpy.props.StringProperty(
         name="Project Root",
         subtype="DIR_PATH",

@@ -59,6 +59,8 @@ def job_settings(context: bpy.types.Context) -> JobSettings:
         spot_price=job.spot_price,
         done=job.done,
         priority=job.priority,
+        fleet=job.use_fleet,
+        budget=job.budget if job.use_fleet else 0.0,
         render_anyway=job.render_anyway,
         allow_python=job.allow_python,
         timeout=job.task_timeout * 60 or None,

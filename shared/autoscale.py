@@ -219,6 +219,8 @@ def ensure_fleet(config: Config, plan: FleetPlan) -> str:
                 },
             },
         }
+        if not plan.queue:  # nothing sizes a jobs farm's group yet: -N nodes
+            settings["DesiredCapacity"] = plan.maximum
         found = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
         if found["AutoScalingGroups"]:
             scaling.update_auto_scaling_group(**settings)
@@ -227,7 +229,7 @@ def ensure_fleet(config: Config, plan: FleetPlan) -> str:
                 {"Key": ec2.FARM_TAG, "Value": plan.farm, "PropagateAtLaunch": True},
                 {"Key": ec2.ROLE_TAG, "Value": "node", "PropagateAtLaunch": True},
             ]
-            scaling.create_auto_scaling_group(**settings, DesiredCapacity=0, Tags=tags)
+            scaling.create_auto_scaling_group(**{"DesiredCapacity": 0, **settings}, Tags=tags)
         scaling.put_lifecycle_hook(
             LifecycleHookName=GIVE_BACK_HOOK,
             AutoScalingGroupName=group,
@@ -253,10 +255,6 @@ def ensure_fleet(config: Config, plan: FleetPlan) -> str:
                 TargetTrackingConfiguration=backlog_per_node(
                     plan.queue, group, plan.tasks_per_node
                 ),
-            )
-        else:
-            scaling.update_auto_scaling_group(
-                AutoScalingGroupName=group, DesiredCapacity=plan.maximum
             )
     return group
 

@@ -64,6 +64,10 @@ class JobSettings:
     spot_price: float
     done: str
     priority: int = 0
+    fleet: bool = False
+    """Launch a self-sizing fleet (an Auto Scaling group) rather than fixed nodes."""
+    budget: float = 0.0
+    """US$ the fleet may spend; 0: no budget."""
     render_anyway: bool = False
     """Pack and render even when files the render reads are missing."""
     allow_python: bool = False

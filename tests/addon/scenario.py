@@ -220,6 +220,9 @@ def phase_submit() -> None:
     scene.brenda.node_count = 2
     scene.brenda.spot_price = 0.25
     findings["launch"] = call("launch_nodes")
+    scene.brenda.use_fleet, scene.brenda.budget = True, 40.0
+    findings["fleet"] = call("launch_nodes")
+    scene.brenda.use_fleet = False
     findings["refresh"] = call("refresh_jobs")
     findings["jobs"] = [
         [item.job_id, item.state, item.priority, item.frames] for item in state.jobs

@@ -106,7 +106,14 @@ def test_the_add_on_runs_a_job_end_to_end(
     assert "//textures/red.png" in found["paths_kept"]
     assert found["bad_range"] == "error: Error: End frame 3 is before start frame 5.\n"
     assert (found["upload"], found["push"], found["push_urgent"]) == ("FINISHED",) * 3
-    assert (found["launch"], found["refresh"]) == ("FINISHED",) * 2
+    assert (found["launch"], found["refresh"], found["fleet"]) == ("FINISHED",) * 3
+    [group] = boto_client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=["brenda-addon"]
+    )["AutoScalingGroups"]
+    assert (group["MinSize"], group["MaxSize"]) == (0, 2)
+    assert {tag["Key"]: tag["Value"] for tag in group["Tags"]}["brenda:budget"] == "40.00"
+    overrides = group["MixedInstancesPolicy"]["LaunchTemplate"]["Overrides"]
+    assert [item["InstanceType"] for item in overrides] == ["c7i.2xlarge"]
     assert found["ebs"] == ["FINISHED", "FINISHED"]
     # Esc while sending: nothing half-made is named; the next upload sends what is left.
     assert found["cancelled_upload"] == "Uploading 4 files and blocks was cancelled."
