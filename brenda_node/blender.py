@@ -353,12 +353,10 @@ class TaskRunner:
         if outdir.exists():
             shutil.rmtree(outdir)
         outdir.mkdir(parents=True)
-        environ = dict(self.environ)
-        environ.update(
+        environ = self._environment(
             OUTDIR=str(outdir),
             TMP=str(self.temp_folder),
             TMPDIR=str(self.temp_folder),
-            PATH=f"{self.launcher_folder}{os.pathsep}{environ.get('PATH', os.defpath)}",
             PYTHONUNBUFFERED="1",
         )
         self.temp_folder.mkdir(parents=True, exist_ok=True)
@@ -462,23 +460,13 @@ class TaskRunner:
         """Denoise an assembled frame (a multilayer OpenEXR of noisy tiles and their denoising
         passes) into ``target``, in a Blender of its own."""
         settings = {"noisy": str(noisy), "output": str(target), "after": after}
-        command = [
-            str(self.launcher_folder / "blender"),
-            "-b",
-            "--python-exit-code",
-            "1",
-            "-P",
-            str(RENDER_SCRIPT),
-            "--",
-            json.dumps({"denoise": settings}),
-        ]
-        environ = dict(self.environ)
-        environ["PATH"] = f"{self.launcher_folder}{os.pathsep}{environ.get('PATH', os.defpath)}"
+        command = blender_arguments(self.launcher_folder / "blender", None)
+        command.append(json.dumps({"denoise": settings}))
         try:
             done = subprocess.run(
                 command,
                 cwd=noisy.parent,
-                env=environ,
+                env=self._environment(),
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
@@ -492,6 +480,11 @@ class TaskRunner:
             raise BrendaError(
                 f"Denoising {target.name} failed: {lines[-1] if lines else 'no output'}."
             )
+
+    def _environment(self, **extra: str) -> dict[str, str]:
+        """What Blender runs with: the task environment, this node's launcher first on PATH."""
+        path = self.environ.get("PATH", os.defpath)
+        return {**self.environ, "PATH": f"{self.launcher_folder}{os.pathsep}{path}", **extra}
 
     def _timeout_of(self, task: Task) -> float:
         if isinstance(task, RenderTask) and task.settings.timeout is not None:
@@ -547,14 +540,18 @@ def render_arguments(task: RenderTask, project: Path, outdir: Path) -> tuple[Pat
     }
 
 
-def blender_arguments(blender: Path, blend: Path, allow_python: bool) -> list[str]:
-    """Blender opening ``blend`` and running the render script, up to its settings."""
+def blender_arguments(blender: Path, blend: Path | None, allow_python: bool = False) -> list[str]:
+    """Blender opening ``blend`` (if any) and running the render script, up to its settings."""
+    # Before the file: whether its own Python (drivers, registered scripts) may run.
+    opening = (
+        ["--enable-autoexec" if allow_python else "--disable-autoexec", str(blend)]
+        if blend is not None
+        else []
+    )
     return [
         str(blender),
         "-b",
-        # Before the file: whether its own Python (drivers, registered scripts) may run.
-        "--enable-autoexec" if allow_python else "--disable-autoexec",
-        str(blend),
+        *opening,
         "--python-exit-code",
         "1",
         "-P",
