@@ -80,7 +80,7 @@ def plan_fleet(
     image: str | None,
     budget: float | None = None,
 ) -> FleetPlan:
-    from .fleet import user_data
+    from .fleet import node_image, user_data
 
     if maximum < 1:
         raise UsageError(f"The fleet's maximum (-N) must be 1 or more, not {maximum}.")
@@ -92,9 +92,6 @@ def plan_fleet(
     chosen = tuple(item.strip() for item in str(listed).split(",") if item.strip())
     if not chosen or any("." not in item for item in chosen):
         raise UsageError(f"Instance types '{listed}' must be like c7i.2xlarge,c6i.2xlarge.")
-    image = image or config.text("AMI_ID")
-    if not image:
-        raise UsageError("The fleet needs a node image: -a AMI or AMI_ID (see deploy/).")
     farm = str(config.text("FARM"))
     queue = config.url("WORK_QUEUE", SqsUrl)
     return FleetPlan(
@@ -102,7 +99,7 @@ def plan_fleet(
         types=chosen,
         maximum=maximum,
         on_demand_base=on_demand_base,
-        image=image,
+        image=node_image(config, image),
         key_name=str(config.text("SSH_KEY_NAME")),
         security_group=str(config.text("SECURITY_GROUP")),
         profile=iam.role_name(farm),
@@ -159,16 +156,12 @@ def backlog_per_node(queue: str, group: str, target: float) -> dict[str, Any]:
 
 def ensure_fleet(config: Config, plan: FleetPlan) -> str:
     """Make or update the farm's launch template, group and scaling policy; returns the group."""
-    from .fleet import ec2_client, security_group_id
+    from .fleet import ec2_client, require_profile, security_group_id
 
     group = group_name(plan.farm)
     client = ec2_client(config)
     with cloud_errors(f"making the Auto Scaling group {group}"):
-        if not iam.profile_exists(make_client("iam", config), plan.profile):
-            raise BrendaError(
-                f"The nodes' instance profile {plan.profile} does not exist: run "
-                "'brenda-run init' first."
-            )
+        require_profile(config, plan.profile)
         data = {
             "ImageId": plan.image,
             "KeyName": plan.key_name,

@@ -166,11 +166,7 @@ def plan_launch(
 ) -> LaunchPlan:
     if count < 1:
         raise UsageError(f"The number of nodes (-N) must be 1 or more, not {count}.")
-    image = image or config.text("AMI_ID")
-    if not image or image == "*":
-        raise ConfigError(
-            "No node image: give -a AMI or set AMI_ID (build one with deploy/build-node-image.sh)."
-        )
+    image = node_image(config, image)
     bid = config.number("BID_PRICE")
     if price is not None:
         try:
@@ -196,6 +192,24 @@ def plan_launch(
         profile=iam.role_name(farm),
         user_data=user_data(config),
     )
+
+
+def node_image(config: Config, image: str | None) -> str:
+    """The nodes' image: ``image`` (-a), else AMI_ID."""
+    chosen = image or config.text("AMI_ID")
+    if not chosen or chosen == "*":
+        raise ConfigError(
+            "No node image: give -a AMI or set AMI_ID (build one with deploy/build-node-image.sh)."
+        )
+    return chosen
+
+
+def require_profile(config: Config, profile: str) -> None:
+    """Refuse to launch nodes whose instance profile ``init`` has not made."""
+    if not iam.profile_exists(make_client("iam", config), profile):
+        raise BrendaError(
+            f"The nodes' instance profile {profile} does not exist: run 'brenda-run init' first."
+        )
 
 
 def ec2_client(config: Config) -> Any:
@@ -224,11 +238,7 @@ def launch(config: Config, plan: LaunchPlan) -> list[str]:
     """Start the nodes; returns instance ids, or spot request ids for persistent requests."""
     client = ec2_client(config)
     with cloud_errors(f"launching {plan.count} {plan.instance_type} nodes"):
-        if not iam.profile_exists(make_client("iam", config), plan.profile):
-            raise BrendaError(
-                f"The nodes' instance profile {plan.profile} does not exist: run "
-                "'brenda-run init' first."
-            )
+        require_profile(config, plan.profile)
         network = _network(client, plan)
         common: dict[str, Any] = {
             "ImageId": plan.image,
