@@ -22,7 +22,6 @@ from .shared import autoscale, ebs_ops, fleet, jobs, packing
 from .shared.content import ContentStore, Upload, default_hash_cache, send_project
 from .shared.errors import BrendaError
 from .shared.job import (
-    PROJECT_PREFIX,
     FarmSettings,
     JobSettings,
     ensure_output_bucket,
@@ -152,7 +151,7 @@ def project_store(farm: FarmSettings, job: JobSettings) -> ContentStore:
         s3.ensure_bucket(
             client, farm.project_bucket, region_for("s3", config, make_session(config))
         )
-    return ContentStore(client, S3Url(farm.project_bucket, PROJECT_PREFIX))
+    return ContentStore(client, config.require_url("FARM_PROJECTS", S3Url))
 
 
 def upload(farm: FarmSettings, job: JobSettings, archive: Path, progress: Progress) -> str:
@@ -265,7 +264,8 @@ def push_job(farm: FarmSettings, job: JobSettings, progress: Progress) -> str:
 
     config = farm_config(farm, job)
     with cloud_errors(f"looking for the uploaded project in s3://{farm.project_bucket}"):
-        store = ContentStore(make_client("s3", config), S3Url(farm.project_bucket, PROJECT_PREFIX))
+        projects = config.require_url("FARM_PROJECTS", S3Url)
+        store = ContentStore(make_client("s3", config), projects)
         version = store.latest(job.job_name)
     if version is None:
         raise BrendaError(
