@@ -353,9 +353,10 @@ def stage(
     if not render_anyway:
         refuse_missing(report)
     _stage(blend, root, folder, progress)
+    from .content import folder_files
+
     files = []
-    for path in sorted(item for item in folder.rglob("*") if item.is_file()):
-        name = path.relative_to(folder).as_posix()
+    for name, path, _ in folder_files(folder):
         source = _source_of(name, root)
         same = (
             source
