@@ -25,11 +25,11 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .aws import s3
 from .aws.session import cloud_errors, make_client
@@ -54,6 +54,7 @@ from .tasks import (
 from .urls import S3Url, parse_url
 
 log = logging.getLogger(__name__)
+Parsed = TypeVar("Parsed")
 
 STATES = ("active", "paused", "cancelled")
 RECORDS = ".brenda/jobs/"
@@ -132,6 +133,36 @@ def _outputs(config: Config) -> S3Url:
     return outputs
 
 
+class ReadByEtag(Generic[Parsed]):
+    """JSON objects read from S3 and kept with their ETag: one is read again only once it
+    changed; one that does not parse is skipped with a warning."""
+
+    def __init__(self, what: str, parse: Callable[[str], Parsed]) -> None:
+        self.what = what
+        self.parse = parse
+        self._kept: dict[str, tuple[str, Parsed]] = {}
+
+    def read(self, client: Any, bucket: str, key: str, etag: str) -> tuple[Parsed, bool] | None:
+        """The object at ``key`` and whether it was read now (new or changed)."""
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] == etag:
+            return kept[1], False
+        text = s3.read_text(client, bucket, key)
+        if text is None:
+            return None
+        try:
+            parsed = self.parse(text)
+        except (ValueError, TypeError, KeyError) as error:
+            log.warning("%s %s is not readable: %s", self.what, key, error)
+            return None
+        self._kept[key] = (etag, parsed)
+        return parsed, True
+
+    def keep_only(self, keys: set[str]) -> None:
+        """Forget the objects that are gone."""
+        self._kept = {key: kept for key, kept in self._kept.items() if key in keys}
+
+
 class JobRegistry:
     """The farm's job records and queues."""
 
@@ -142,8 +173,8 @@ class JobRegistry:
         with cloud_errors("connecting to AWS"):
             self.s3 = make_client("s3", config)
             self.sqs = make_client("sqs", config, pool=16)
-        self._records: dict[str, tuple[str, Job]] = {}
-        self._ledgers: dict[str, tuple[str, Ledger]] = {}
+        self._records = ReadByEtag("job record", Job.from_json)
+        self._ledgers = ReadByEtag("ledger", Ledger.from_json)
         self.changed: set[str] = set()
         """The jobs whose records were new or changed at the last ``jobs()``."""
 
@@ -158,24 +189,18 @@ class JobRegistry:
         """Every job of the farm, newest first; records unchanged since the last call are not
         read again."""
         prefix = self.outputs.key(RECORDS)
-        found: dict[str, tuple[str, Job]] = {}
+        jobs: list[Job] = []
         self.changed = set()
         with cloud_errors(f"listing the jobs of farm {self.farm}"):
-            for item in s3.list_objects(self.s3, self.outputs.bucket, prefix):
-                cached = self._records.get(item.key)
-                if cached is not None and cached[0] == item.etag:
-                    found[item.key] = cached
-                    continue
-                text = s3.read_text(self.s3, self.outputs.bucket, item.key)
-                if text is None:
-                    continue
-                try:
-                    found[item.key] = (item.etag, Job.from_json(text))
-                    self.changed.add(found[item.key][1].id)
-                except (ValueError, TypeError, KeyError) as error:
-                    log.warning("job record %s is not readable: %s", item.key, error)
-        self._records = found
-        jobs = [job for _, job in found.values() if job.farm == self.farm]
+            listed = list(s3.list_objects(self.s3, self.outputs.bucket, prefix))
+            for item in listed:
+                read = self._records.read(self.s3, self.outputs.bucket, item.key, item.etag)
+                if read is not None:
+                    jobs.append(read[0])
+                    if read[1]:
+                        self.changed.add(read[0].id)
+        self._records.keep_only({item.key for item in listed})
+        jobs = [job for job in jobs if job.farm == self.farm]
         return sorted(jobs, key=lambda job: job.created, reverse=True)
 
     def job(self, job_id: str) -> Job:
@@ -348,18 +373,9 @@ class JobRegistry:
         ledgers = []
         with cloud_errors("reading the nodes' ledgers"):
             for key, etag in keys:
-                cached = self._ledgers.get(key)
-                if cached is None or cached[0] != etag:
-                    text = s3.read_text(self.s3, bucket, key)
-                    if text is None:
-                        continue
-                    try:
-                        cached = (etag, Ledger.from_json(text))
-                    except (ValueError, TypeError, KeyError) as error:
-                        log.warning("ledger %s is not readable: %s", key, error)
-                        continue
-                    self._ledgers[key] = cached
-                ledgers.append(cached[1])
+                read = self._ledgers.read(self.s3, bucket, key, etag)
+                if read is not None:
+                    ledgers.append(read[0])
         return ledgers
 
 
