@@ -36,7 +36,9 @@ def test_tiles_with_denoising_match_the_whole_frame_render(farm: Farm, tmp_path:
     project = tmp_path / "denoise-project"
     project.mkdir()
     blend = project / "scene.blend"
-    subprocess.run([sys.executable, "-c", SCENE, str(blend)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", SCENE, str(blend)], check=True, capture_output=True, timeout=120
+    )
     farm.settings["BLENDER_PROJECT"] = f"file://{project}"
     settings = RenderSettings(blend="scene.blend")
     frame = FrameChunk(1, 1, 1)

@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Projects packed by ``brenda pack`` rendered by a real ``brenda-node`` with the sources moved
-away: the pixels equal a render of the original, and a texture missing on the node fails its task
-with the file named until it is dead-lettered (unless the job renders anyway)."""
+"""Projects packed by ``brenda pack`` (or uploaded by ``brenda upload``) rendered by a real
+``brenda-node`` with the sources moved away: the pixels equal a render of the original, and a
+texture missing on the node fails its task with the file named until it is dead-lettered
+(unless the job renders anyway)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +91,27 @@ def test_a_texture_missing_on_the_node_fails_its_task_until_it_is_dead_lettered(
     out = capsys.readouterr().out
     assert "  dead-lettered         1\n" in out
     assert f"  frames 2: Task frames 2 failed: the task exited with status 1 ({missing})" in out
+
+
+def test_a_studio_project_uploaded_to_the_content_store_renders_like_the_original(
+    farm: Farm,
+    studio: Studio,
+    tmp_path: Path,
+    boto_client: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    boto_client("s3").create_bucket(Bucket="studio-projects")
+    monkeypatch.setenv("BRENDA_FARM_PROJECTS", "s3://studio-projects/projects/")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert brenda(["upload", str(studio.blend)]) == 0
+    version = re.search(r"^Project version: (\S+)$", capsys.readouterr().out, re.M)
+    assert version, "no version printed"
+    output = tmp_path / "frames"
+    farm.settings.update(BLENDER_PROJECT=version.group(1), RENDER_OUTPUT=f"file://{output}")
+    farm.push([frame_task(2)])
+    with studio.moved_away():
+        assert farm.start_node("a").wait(timeout=240) == 0, farm.console("a")
+    rendered, original = pixels(output / "frame_000002.png"), pixels(studio.reference)
+    assert rendered.shape == original.shape == (48, 64, 4)
+    assert np.abs(rendered - original).max() <= 1 / 255
