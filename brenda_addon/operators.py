@@ -353,7 +353,7 @@ class BRENDA_OT_launch_nodes(_BrendaOperator):
         def launch() -> str:
             config = farm_config(farm, job)
             if job.fleet:
-                group = autoscale.ensure_fleet(
+                planned, notes = autoscale.fit_quota(
                     config,
                     autoscale.plan_fleet(
                         config,
@@ -364,20 +364,24 @@ class BRENDA_OT_launch_nodes(_BrendaOperator):
                         budget=job.budget or None,
                     ),
                 )
+                group = autoscale.ensure_fleet(config, planned)
                 budget = f", stopping at US$ {job.budget:.2f} spent" if job.budget else ""
-                return f"Fleet {group}: up to {job.node_count} nodes{budget}."
-            plan = fleet.plan_launch(
+                return " ".join([f"Fleet {group}: up to {planned.maximum} nodes{budget}.", *notes])
+            plan, notes = fleet.fit_quota(
                 config,
-                spot=job.spot,
-                count=job.node_count,
-                instance_type=farm.instance_type or None,
-                image=farm.ami or None,
-                price=str(job.spot_price) if job.spot and job.spot_price > 0 else None,
-                persistent=False,
-                placement=None,
+                fleet.plan_launch(
+                    config,
+                    spot=job.spot,
+                    count=job.node_count,
+                    instance_type=farm.instance_type or None,
+                    image=farm.ami or None,
+                    price=str(job.spot_price) if job.spot and job.spot_price > 0 else None,
+                    persistent=False,
+                    placement=None,
+                ),
             )
             ids = fleet.launch(config, plan)
-            return f"Launched {len(ids)} nodes."
+            return " ".join([f"Launched {len(ids)} nodes.", *notes])
 
         return self.run(context, launch)
 

@@ -17,13 +17,14 @@ its instance metadata and gives its task back.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .aws import ec2, iam
 from .aws.session import cloud_errors, make_client
 from .config import Config
 from .errors import BrendaError, UsageError
+from .quotas import fit_spot_quota
 from .urls import SqsUrl
 
 POLICY = "brenda-backlog-per-node"
@@ -108,6 +109,16 @@ def plan_fleet(
         tasks_per_node=1.0,
         budget=budget,
     )
+
+
+def fit_quota(config: Config, plan: FleetPlan) -> tuple[FleetPlan, tuple[str, ...]]:
+    """The plan with its spot nodes cut to what the account's spot vCPU quota leaves room for,
+    and what to say about it; raises when not one spot node fits."""
+    spot = plan.maximum - plan.on_demand_base
+    if spot == 0:
+        return plan, ()
+    fit = fit_spot_quota(config, plan.types, spot)
+    return replace(plan, maximum=plan.on_demand_base + fit.nodes), fit.notes
 
 
 def backlog_per_node(queue: str, group: str, target: float) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import ipaddress
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from .config import Config, node_required
 from .errors import BrendaError, ConfigError, UsageError
 from .http import http_session
 from .jobs import queue_name
+from .quotas import fit_spot_quota
 from .urls import EbsUrl, S3Url, SqsUrl
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,15 @@ def plan_launch(
         profile=iam.role_name(farm),
         user_data=user_data(config),
     )
+
+
+def fit_quota(config: Config, plan: LaunchPlan) -> tuple[LaunchPlan, tuple[str, ...]]:
+    """The plan with its spot nodes cut to what the account's spot vCPU quota leaves room for,
+    and what to say about it; raises when not one fits. On-demand plans are left as they are."""
+    if not plan.spot:
+        return plan, ()
+    fit = fit_spot_quota(config, [plan.instance_type], plan.count)
+    return replace(plan, count=fit.nodes), fit.notes
 
 
 def node_image(config: Config, image: str | None) -> str:

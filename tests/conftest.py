@@ -81,6 +81,37 @@ def boto_client(aws: str) -> Any:
     return make
 
 
+@pytest.fixture
+def spot_quotas(aws: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
+    """The account's EC2 spot vCPU quotas, by quota code, as moto's Service Quotas serves them.
+
+    moto's server (in this process) holds default quotas for VPC only; this adds EC2's with the
+    values the test puts in the returned dictionary, so that the requests still go to the
+    endpoint over HTTP and are answered there."""
+    from moto.servicequotas.models import ServiceQuotasBackend
+
+    quotas: dict[str, float] = {}
+    served = ServiceQuotasBackend.get_service_quota
+
+    def get_service_quota(
+        backend: ServiceQuotasBackend, service_code: str, quota_code: str
+    ) -> dict[str, Any]:
+        if service_code == "ec2" and quota_code in quotas:
+            return {
+                "ServiceCode": "ec2",
+                "QuotaCode": quota_code,
+                "QuotaName": quota_code,
+                "Value": quotas[quota_code],
+                "Unit": "None",
+                "Adjustable": True,
+                "GlobalQuota": False,
+            }
+        return served(backend, service_code, quota_code)
+
+    monkeypatch.setattr(ServiceQuotasBackend, "get_service_quota", get_service_quota)
+    return quotas
+
+
 @dataclass(frozen=True)
 class Studio:
     """A studio project made by tests/packing/studio.py, and its reference render of frame 2."""

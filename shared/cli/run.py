@@ -116,6 +116,9 @@ def cmd_launch(args: argparse.Namespace, config: Config) -> int:
         persistent=args.persistent,
         placement=args.zone,
     )
+    plan, notes = fleet.fit_quota(config, plan)
+    for note in notes:
+        print(f"Note: {note}")
     print_plan(plan.summary(), plan.user_data, dry_run=args.dry_run)
     if args.dry_run:
         return 0
@@ -170,6 +173,9 @@ def cmd_fleet(args: argparse.Namespace, config: Config) -> int:
         image=args.ami,
         budget=args.budget,
     )
+    plan, notes = autoscale.fit_quota(config, plan)
+    for note in notes:
+        print(f"Note: {note}")
     for line in plan.summary():
         print(line)
     if args.dry_run:

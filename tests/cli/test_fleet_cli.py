@@ -133,3 +133,55 @@ def test_fleet_refuses_bad_settings_in_one_sentence(
 ) -> None:
     code, _, err = run(capsys, *argv)
     assert code == 2 and err == f"brenda-run: {message}\n"
+
+
+def test_launches_are_cut_to_the_spot_vcpu_quota_and_refused_over_it(
+    initialised: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    spot_quotas: dict[str, float],
+) -> None:
+    spot_quotas["L-34B43A08"] = 32  # standard families: 32 vCPUs
+    ec2 = boto_client("ec2")
+    ec2.request_spot_instances(  # another farm's node already holds 8 of them
+        InstanceCount=1,
+        LaunchSpecification={"ImageId": "ami-12c6146b", "InstanceType": "c5.2xlarge"},
+    )
+    types = "c7i.2xlarge,c6i.4xlarge"  # counted at 16 vCPUs each: either may start
+    code, out, err = run(capsys, "-N", "40", "--types", types, "fleet")
+    assert code == 0, err
+    assert (
+        "Note: Your spot quota 'All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests' "
+        "(L-34B43A08) is 32 vCPUs in us-east-1, 8 of them in use: room for 1 of the 40 nodes "
+        "of 16 vCPUs; raise it in the Service Quotas console (Amazon EC2) or with 'aws "
+        "service-quotas request-service-quota-increase --service-code ec2 --quota-code "
+        "L-34B43A08 --desired-value 648'." in out
+    )
+    assert "0 to 1 nodes" in out
+    [group] = boto_client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert group["MaxSize"] == 1
+
+    # On-demand nodes do not count against it; a fixed spot launch is cut the same way.
+    assert run(capsys, "-N", "3", "--types", types, "--on-demand-base", "2", "fleet")[0] == 0
+    code, out, _ = run(capsys, "-N", "5", "-i", "c7i.2xlarge", "-d", "spot")
+    assert code == 0 and "room for 3 of the 5 nodes of 8 vCPUs" in out
+    assert "Instance count       3" in out
+
+    spot_quotas["L-34B43A08"] = 12  # not one 16-vCPU node fits beside the 8 in use
+    code, out, err = run(capsys, "-N", "4", "--types", types, "fleet")
+    assert code == 1 and out == ""
+    assert err == (
+        "brenda-run: Your spot quota 'All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance "
+        "Requests' (L-34B43A08) is 12 vCPUs in us-east-1, 8 of them in use: not one 16-vCPU "
+        "node fits; raise it in the Service Quotas console (Amazon EC2) or with 'aws "
+        "service-quotas request-service-quota-increase --service-code ec2 --quota-code "
+        "L-34B43A08 --desired-value 72'.\n"
+    )
+    [group] = boto_client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert group["MaxSize"] == 3  # unchanged by the refused launch
+
+    # GPU types count against the G and VT quota, which starts at 0 vCPUs.
+    spot_quotas["L-3819A6DF"] = 0
+    code, _, err = run(capsys, "-N", "2", "-i", "g5.xlarge", "spot")
+    assert code == 1 and "'All G and VT Spot Instance Requests' (L-3819A6DF) is 0" in err
+    assert len(ec2.describe_spot_instance_requests()["SpotInstanceRequests"]) == 1
