@@ -630,7 +630,9 @@ class Node:
             serving.notes.record(lease, f"Message {message.message_id} is not a task: {error}")
             return
         what = title(task) if serving.job is None else f"{serving.job.id} {title(task)}"
-        serving.ledger.working_on(title(task))
+        serving.ledger.working_on(
+            title(task), since=started, dollars_per_hour=self.prices.price(started)
+        )
         log.info("task %d: %s (try %d)", number, what, message.receive_count)
         self.state.show(state="rendering", task=what, frame=None, sample=None)
         outdir = self.work / f"outdir{number}"

@@ -2,15 +2,21 @@
 """A fleet's budget, kept by its own nodes: no controller of Brenda's runs anywhere. No bpy.
 
 ``brenda-run fleet --budget USD`` tags the farm's Auto Scaling group with the budget. A node of
-that group adds up what the farm has spent (the ledgers every node keeps beside the frames) at
-most every BUDGET_CHECK seconds; once it reaches the budget, the node sets the group's maximum
-and wanted size to zero: the group starts no more nodes, and those rendering finish their task
-(they are protected from scale-in while they hold one) and then go.
+that group adds up what the farm has spent and what the tasks rendering now will cost by their
+end (the ledgers every node keeps beside the frames); once that reaches the budget, the node sets
+the group's maximum and wanted size to zero: the group starts no more nodes, and those rendering
+finish their task (they are protected from scale-in while they hold one) and then go.
+
+Each check reads every node's ledger, so checks are spread over the fleet: the farm as a whole
+checks about BUDGET_CHECKERS times per BUDGET_CHECK seconds whatever its size (each node every
+BUDGET_CHECK x group maximum / BUDGET_CHECKERS seconds, the first at a random moment in that
+span), and the reads grow with the fleet, not with its square.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 
 from shared.autoscale import BUDGET_TAG
@@ -26,6 +32,12 @@ from .protection import ScaleInProtection
 log = logging.getLogger(__name__)
 
 BUDGET_CHECK = 300.0
+BUDGET_CHECKERS = 10
+
+
+def check_interval(group_maximum: int) -> float:
+    """Seconds between one node's budget checks in a group of up to ``group_maximum`` nodes."""
+    return BUDGET_CHECK * max(1.0, group_maximum / BUDGET_CHECKERS)
 
 
 class BudgetWatch:
@@ -33,7 +45,8 @@ class BudgetWatch:
         self.config = config
         self.protection = protection
         self.budget: float | None = None
-        self._checked = -float("inf")
+        self.interval = BUDGET_CHECK
+        self._due = 0.0
         self._registry: JobRegistry | None = None
         """Kept between checks: it reads again only the ledgers that changed."""
         if protection.group is None:
@@ -46,20 +59,25 @@ class BudgetWatch:
         except BrendaError as error:
             log.warning("the fleet's budget is not known: %s", error)
             return
-        for tag in groups[0].get("Tags", []) if groups else []:
+        if not groups:
+            return
+        for tag in groups[0].get("Tags", []):
             if tag["Key"] == BUDGET_TAG:
                 self.budget = float(tag["Value"])
                 log.info("the fleet stops at a budget of %s", format_dollars(self.budget))
+        self.interval = check_interval(int(groups[0]["MaxSize"]))
+        self._due = time.monotonic() + random.uniform(0, self.interval - BUDGET_CHECK)
 
     def check(self, *, now: float | None = None) -> None:
-        """Stop the fleet growing once the farm's spending reaches its budget."""
+        """Stop the fleet growing once the farm's spending, with what its running tasks will
+        cost, reaches its budget."""
         now = time.monotonic() if now is None else now
-        if self.budget is None or now - self._checked < BUDGET_CHECK:
+        if self.budget is None or now < self._due:
             return
-        self._checked = now
+        self._due = now + self.interval
         try:
-            spent = self.spent()
-            if spent < self.budget:
+            spent, running = self.spending()
+            if spent + running < self.budget:
                 return
             with cloud_errors("stopping the fleet at its budget"):
                 self.protection.client.update_auto_scaling_group(
@@ -69,21 +87,28 @@ class BudgetWatch:
             log.warning("the fleet's budget could not be checked: %s", error)
             return
         log.warning(
-            "the farm spent %s of its %s budget: the fleet starts no more nodes, and those "
-            "rendering finish their task",
+            "the farm spent %s, and its tasks rendering now will cost about %s more: %s of its "
+            "%s budget; the fleet starts no more nodes, and those rendering finish their task",
             format_dollars(spent),
+            format_dollars(running),
+            format_dollars(spent + running),
             format_dollars(self.budget),
         )
         self.budget = None
 
-    def spent(self) -> float:
-        """What the farm's nodes have recorded spending: every job's ledgers, or the ledgers
-        beside RENDER_OUTPUT for a farm with one queue."""
+    def spending(self) -> tuple[float, float]:
+        """What the farm's nodes have recorded spending, and what the tasks they render now will
+        cost by their end: every job's ledgers, or those beside RENDER_OUTPUT for a farm with
+        one queue."""
         config = self.config
         if config.get("WORK_QUEUE") is not None:
             ledgers = stored_ledgers(open_store(config))
-            return job_cost(ledgers, running=0, now=time.time(), stale=0).dollars
+            cost = job_cost(
+                ledgers, running=len(ledgers), now=time.time(), stale=config.integer("TASK_TIMEOUT")
+            )
+            return cost.dollars, cost.running_dollars
         if self._registry is None:
             self._registry = JobRegistry(config)
         registry = self._registry
-        return sum(registry.report(job).cost.dollars for job in registry.jobs())
+        costs = [registry.report(job).cost for job in registry.jobs()]
+        return sum(cost.dollars for cost in costs), sum(cost.running_dollars for cost in costs)

@@ -27,9 +27,11 @@ class LedgerWriter:
         self.name = ledger_name(node, started)
         self._lock = threading.Lock()
 
-    def working_on(self, task: str) -> None:
+    def working_on(self, task: str, *, since: float, dollars_per_hour: float | None) -> None:
         with self._lock:
             self.ledger.working_on = task
+            self.ledger.working_since = since
+            self.ledger.dollars_per_hour = dollars_per_hour
             self._write()
 
     def add(self, cost: TaskCost, outcome: str) -> None:
@@ -39,7 +41,7 @@ class LedgerWriter:
         with self._lock:
             self.ledger.tasks.append(replace(cost, outcome=outcome, frames=cost.frames * stored))
             if self.ledger.working_on == cost.task:
-                self.ledger.working_on = None
+                self.ledger.working_on = self.ledger.working_since = None
             self._write()
 
     def _write(self) -> None:

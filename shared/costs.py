@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import re
+import statistics
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -237,6 +238,10 @@ class Ledger:
     working_on: str | None = None
     updated: float = 0.0
     tasks: list[TaskCost] = field(default_factory=list)
+    working_since: float | None = None
+    """When the task it is working on began."""
+    dollars_per_hour: float | None = None
+    """Its price when that task began (None: not known)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -250,6 +255,8 @@ class Ledger:
             working_on=document.get("working_on"),
             updated=float(document.get("updated", 0.0)),
             tasks=[TaskCost(**task) for task in document.get("tasks", [])],
+            working_since=document.get("working_since"),
+            dollars_per_hour=document.get("dollars_per_hour"),
         )
 
 
@@ -281,6 +288,9 @@ class JobCost:
     render_seconds: float
     nodes: int
     """Nodes rendering it now."""
+    running_dollars: float = 0.0
+    """What the tasks rendering now will cost by their end, each taking at least as long as
+    the job's typical stored task: money a budget must count before the nodes stop."""
 
     @property
     def per_frame(self) -> float | None:
@@ -304,17 +314,27 @@ def job_cost(ledgers: Iterable[Ledger], *, running: int, now: float, stale: floa
     """Add a job's ledgers up. Nodes on it: ledgers working on a task and written within
     ``stale`` seconds, at most the ``running`` tasks SQS counts (a node that died mid-task
     leaves its ledger working, but its lease runs out)."""
+    ledgers = list(ledgers)
     tasks = [task for ledger in ledgers for task in ledger.tasks]
-    working = sum(
-        1 for ledger in ledgers if ledger.working_on is not None and now - ledger.updated <= stale
-    )
+    working = [
+        ledger
+        for ledger in ledgers
+        if ledger.working_on is not None and now - ledger.updated <= stale
+    ]
+    stored_seconds = [task.wall_seconds for task in tasks if task.outcome == "stored"]
+    typical = statistics.median(stored_seconds) if stored_seconds else 0.0
     return JobCost(
         dollars=sum(task.dollars for task in tasks if task.dollars is not None),
         unpriced_tasks=sum(task.dollars is None for task in tasks),
         frames_rendered=sum(task.frames for task in tasks if task.outcome == "stored"),
         node_seconds=sum(task.wall_seconds for task in tasks),
         render_seconds=sum(task.render_seconds for task in tasks),
-        nodes=min(working, running),
+        nodes=min(len(working), running),
+        running_dollars=sum(
+            ledger.dollars_per_hour * max(now - ledger.working_since, typical) / 3600
+            for ledger in working
+            if ledger.dollars_per_hour is not None and ledger.working_since is not None
+        ),
     )
 
 

@@ -121,6 +121,20 @@ def test_a_jobs_cost_counts_every_task_and_its_frames_only_the_stored_ones() -> 
     assert job_cost([on_demand, on_demand], running=1, now=TEN, stale=3600).nodes == 1
 
 
+def test_tasks_rendering_now_count_at_least_a_typical_tasks_length_at_their_price() -> None:
+    machine = Machine("spot", "g5.xlarge", "us-east-1a")
+    done = Ledger(
+        "a", machine, None, TEN, [task(0.2, 1800), task(0.2, 1800), task(0.1, 5, "failed")]
+    )
+    started = Ledger("b", machine, "frame 7", TEN, [], TEN, 0.40)  # 60 s in: 1,800 s to go by
+    long = Ledger("c", machine, "frame 8", TEN - 3600, [], TEN - 3600, 0.50)  # 1 h 1 min in
+    unpriced = Ledger("d", machine, "frame 9", TEN, [], TEN, None)
+    cost = job_cost([done, started, long, unpriced], running=3, now=TEN + 60, stale=7200)
+    assert cost.running_dollars == pytest.approx(0.40 * 1800 / 3600 + 0.50 * 3660 / 3600)
+    # Ledgers long silent are nodes gone: their tasks are not running.
+    assert job_cost([started], running=1, now=TEN + 9000, stale=7200).running_dollars == 0
+
+
 def test_a_job_without_stored_frames_has_no_cost_per_frame_or_eta() -> None:
     cost = JobCost(0.0, 0, 0, 0.0, 0.0, 0)
     assert (cost.per_frame, cost.projected(10), cost.eta_seconds(10)) == (None, None, None)

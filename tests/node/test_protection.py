@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from brenda_node.budget import BUDGET_CHECK, BUDGET_CHECKERS, check_interval
 from brenda_node.spot import LIFECYCLE_PATH
 from shared.costs import Ledger, Machine, PricePoint, TaskCost, cost_between
 from tests.node.conftest import (
@@ -115,14 +116,26 @@ def test_a_fleet_whose_spending_reaches_its_budget_stops_growing(
     [group] = scaling.describe_auto_scaling_groups()["AutoScalingGroups"]
     assert group["MaxSize"] == 1  # US$ 1.07 of 2.50: the fleet goes on
 
-    over = Ledger("node-1", earlier.machine, None, 0, [
-        TaskCost("frames 9", 1, 0, 7200, 7000, 0.62, 1.50, "stored"),
-    ])  # fmt: skip
-    (farm.output / ".brenda" / "nodes" / "node-1.json").write_text(over.to_json())
+    # Another node has rendered one task for two hours at $0.75/h: US$ 1.50 that no stored
+    # task records yet, which the budget counts before the task ends.
+    began = time.time() - 7200
+    rendering = Ledger("node-1", earlier.machine, "frames 9", began, [], began, 0.75)
+    (farm.output / ".brenda" / "nodes" / "node-1.json").write_text(rendering.to_json())
     farm.push(script_tasks('echo > "$OUTDIR/frame_$START.txt"\n', range(4, 5)))
     node = farm.start_node("b", RUNNING_ON_EC2="1", METADATA_URL=metadata.url)
     assert node.wait(timeout=60) == 0, farm.console("b")
     [group] = scaling.describe_auto_scaling_groups()["AutoScalingGroups"]
     assert (group["MaxSize"], group["DesiredCapacity"]) == (0, 0)  # US$ 2.57: stop growing
-    assert "the farm spent $2.57 of its $2.50 budget" in farm.console("b")
+    assert (
+        "the farm spent $1.07, and its tasks rendering now will cost about $1.50 more: $2.57 of "
+        "its $2.50 budget" in farm.console("b")
+    )
     assert "frame_4.txt" in farm.stored()  # its own task finished first
+
+
+def test_budget_checks_are_spread_over_a_big_fleet() -> None:
+    assert check_interval(1) == check_interval(BUDGET_CHECKERS) == BUDGET_CHECK
+    # A thousand nodes check a hundred times less often each: the farm checks as often.
+    assert check_interval(1000) == 100 * BUDGET_CHECK
+    for size in (1, 10, 100, 1000):
+        assert size / check_interval(size) <= BUDGET_CHECKERS / BUDGET_CHECK
