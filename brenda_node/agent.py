@@ -50,7 +50,12 @@ from .lease import Lease
 from .ledger import LedgerWriter, frames_of
 from .project import fetch_project, fetch_url
 from .protection import ScaleInProtection
-from .spot import MetadataClient, machine_from_metadata, watch_for_interruption
+from .spot import (
+    GROUP_TERMINATES,
+    MetadataClient,
+    machine_from_metadata,
+    watch_for_interruption,
+)
 from .tiles import assemble, complete_frames, parse_tile_name, tile_prefix
 from .validate import check_outputs
 from .warm import WarmPool, default_memory_limit
@@ -554,6 +559,8 @@ class Node:
                 self.uploader.wait()
             for kept in notes:
                 kept.flush()
+            if self.protection is not None and self.stopper.reason == GROUP_TERMINATES:
+                self.protection.let_go()
             self.state.show(state="stopped")
 
     def _loop(self, queue: WorkQueue, serving: Serving) -> str:

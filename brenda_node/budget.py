@@ -49,23 +49,14 @@ class BudgetWatch:
         self._due = 0.0
         self._registry: JobRegistry | None = None
         """Kept between checks: it reads again only the ledgers that changed."""
-        if protection.group is None:
+        described = protection.described
+        if not described:
             return
-        try:
-            with cloud_errors("reading the fleet's budget"):
-                groups = protection.client.describe_auto_scaling_groups(
-                    AutoScalingGroupNames=[protection.group]
-                )["AutoScalingGroups"]
-        except BrendaError as error:
-            log.warning("the fleet's budget is not known: %s", error)
-            return
-        if not groups:
-            return
-        for tag in groups[0].get("Tags", []):
+        for tag in described.get("Tags", []):
             if tag["Key"] == BUDGET_TAG:
                 self.budget = float(tag["Value"])
                 log.info("the fleet stops at a budget of %s", format_dollars(self.budget))
-        self.interval = check_interval(int(groups[0]["MaxSize"]))
+        self.interval = check_interval(int(described["MaxSize"]))
         self._due = time.monotonic() + random.uniform(0, self.interval - BUDGET_CHECK)
 
     def check(self, *, now: float | None = None) -> None:

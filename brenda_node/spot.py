@@ -63,6 +63,9 @@ class MetadataClient:
         return response.text
 
 
+GROUP_TERMINATES = "its Auto Scaling group is terminating it"
+
+
 def watch_for_interruption(
     client: MetadataClient, period: float, stop: threading.Event, on_notice: Callable[[str], None]
 ) -> threading.Thread:
@@ -78,7 +81,7 @@ def watch_for_interruption(
                         on_notice(f"{notice} ({detail.strip()})")
                         return
                 if (client.get(LIFECYCLE_PATH) or "").strip() == "Terminated":
-                    on_notice("its Auto Scaling group is terminating it")
+                    on_notice(GROUP_TERMINATES)
                     return
             except OSError as error:
                 if not complained:

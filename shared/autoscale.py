@@ -8,10 +8,10 @@ zone's default subnet, an optional on-demand base, capacity rebalancing on, from
 nodes. A target-tracking policy keeps the backlog per node (tasks waiting plus tasks held, from
 the work queue's CloudWatch metrics, over the nodes in service) at ``TASKS_PER_NODE``, as AWS
 documents for SQS workers: the group grows with the queue and shrinks to zero when it is empty.
-Nodes protect themselves from scale-in while they hold a task (see ``brenda_node.protection``),
-so scaling in never stops a render; a node the group terminates for another reason (capacity
-rebalancing, a change of types) is held by a termination lifecycle hook while it sees that in
-its instance metadata and gives its task back.
+Nodes start protected from scale-in and drop the protection only while idle (see
+``brenda_node.protection``), so scaling in never stops a render; a node the group terminates
+for another reason (capacity rebalancing, a change of types) is held by a termination lifecycle
+hook while it sees that in its instance metadata and gives its task back.
 """
 
 from __future__ import annotations
@@ -179,7 +179,11 @@ def ensure_fleet(config: Config, plan: FleetPlan) -> str:
             "SecurityGroupIds": [security_group_id(client, plan.security_group)],
             "IamInstanceProfile": {"Name": plan.profile},
             "UserData": base64.b64encode(plan.user_data.encode()).decode(),
-            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+            "MetadataOptions": {
+                "HttpTokens": "required",
+                "HttpEndpoint": "enabled",
+                "InstanceMetadataTags": "enabled",  # nodes read their group's name there
+            },
             "TagSpecifications": ec2.farm_tags(plan.farm, "instance"),
         }
         existing = client.describe_launch_templates(
@@ -207,6 +211,7 @@ def ensure_fleet(config: Config, plan: FleetPlan) -> str:
             "MinSize": 0,
             "MaxSize": plan.maximum,
             "CapacityRebalance": True,
+            "NewInstancesProtectedFromScaleIn": True,  # a node releases itself once idle
             "VPCZoneIdentifier": ",".join(subnets),
             "MixedInstancesPolicy": {
                 "LaunchTemplate": {

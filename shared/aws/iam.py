@@ -132,6 +132,7 @@ def node_policy(*, farm: str, queue_arns: list[str], grants: FarmGrants) -> dict
             "Action": [
                 "autoscaling:SetInstanceProtection",
                 "autoscaling:UpdateAutoScalingGroup",
+                "autoscaling:CompleteLifecycleAction",
             ],
             "Resource": "*",
             "Condition": {"StringEquals": {f"aws:ResourceTag/{FARM_TAG}": farm}},

@@ -82,6 +82,7 @@ def cloud_errors(action: str) -> Iterator[None]:
     into one CloudError sentence."""
     import boto3.exceptions
     import botocore.exceptions as boto_errors
+    from botocore.parsers import ResponseParserError
 
     try:
         yield
@@ -111,6 +112,8 @@ def cloud_errors(action: str) -> Iterator[None]:
         raise CloudError(f"AWS refused {action}: {_last_line(error)}.") from error
     except boto_errors.BotoCoreError as error:
         raise CloudError(f"AWS failed while {action}: {error}.") from error
+    except ResponseParserError as error:  # a proxy's or emulator's error page, not AWS's XML
+        raise CloudError(f"AWS gave an answer that is not AWS's while {action}.") from error
 
 
 def _client_error_sentence(action: str, error: Any) -> str:

@@ -39,6 +39,7 @@ def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
     ]
     assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (0, 40, 0)
     assert group["CapacityRebalance"] is True
+    assert group["NewInstancesProtectedFromScaleIn"] is True  # nodes let go once idle
     mixed = group["MixedInstancesPolicy"]
     overrides = mixed["LaunchTemplate"]["Overrides"]
     assert [item["InstanceType"] for item in overrides] == types.split(",")
@@ -60,6 +61,7 @@ def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
     ]
     data = template["LaunchTemplateData"]
     assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["MetadataOptions"]["InstanceMetadataTags"] == "enabled"  # the group's name
     assert data["IamInstanceProfile"]["Name"] == "brenda-node-test-farm"
     boot = base64.b64decode(data["UserData"]).decode()
     assert 'BRENDA_WORK_QUEUE="sqs://frames"' in boot and "very-secret" not in boot

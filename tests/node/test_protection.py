@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from brenda_node.budget import BUDGET_CHECK, BUDGET_CHECKERS, check_interval
+from brenda_node.protection import GROUP_TAG_PATH
 from brenda_node.spot import LIFECYCLE_PATH
 from shared.costs import Ledger, Machine, PricePoint, TaskCost, cost_between
 from tests.node.conftest import (
@@ -31,8 +32,9 @@ def protected(scaling: Any, instance: str) -> bool:
     return bool(item["ProtectedFromScaleIn"])
 
 
-def group_with_a_node(boto_client: Any, metadata: MetadataServer) -> str:
-    """An Auto Scaling group with one instance, which the metadata server says this node is."""
+def group_with_a_node(boto_client: Any, metadata: MetadataServer, *, tagged: bool = True) -> str:
+    """An Auto Scaling group that launches its nodes protected, with one instance, which the
+    metadata server says this node is (with its group's name among its tags if ``tagged``)."""
     ec2, scaling = boto_client("ec2"), boto_client("autoscaling")
     ec2.create_launch_template(
         LaunchTemplateName="brenda-test", LaunchTemplateData={"ImageId": "ami-12c6146b"}
@@ -44,12 +46,15 @@ def group_with_a_node(boto_client: Any, metadata: MetadataServer) -> str:
         MaxSize=1,
         DesiredCapacity=1,
         AvailabilityZones=["us-east-1a"],
+        NewInstancesProtectedFromScaleIn=True,
     )
     [instance] = [
         item["InstanceId"]
         for item in scaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"]
     ]
     metadata.values["/latest/meta-data/instance-id"] = instance
+    if tagged:
+        metadata.values[GROUP_TAG_PATH] = "brenda-test"
     return instance
 
 
@@ -58,18 +63,26 @@ def test_a_node_is_protected_from_scale_in_while_it_holds_a_task(
 ) -> None:
     scaling = boto_client("autoscaling")
     instance = group_with_a_node(boto_client, metadata)
-    farm.push(script_tasks('sleep 3\necho > "$OUTDIR/frame_$START.txt"\n', range(1, 2)))
-    node = farm.start_node("a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url)
+    assert protected(scaling, instance)  # launched protected: a booting node is not taken
+    farm.push(script_tasks('sleep 3\necho > "$OUTDIR/frame_$START.txt"\n', range(1, 3)))
+    node = farm.start_node("a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url, DONE="poll")
     wait_for(lambda: farm.status("a").get("state") == "rendering", 60, "the task to start")
     assert protected(scaling, instance)
-    assert node.wait(timeout=60) == 0, farm.console("a")
-    assert not protected(scaling, instance)
+    wait_for(lambda: not protected(scaling, instance), 60, "the idle node to let the group go")
+    assert sorted(farm.stored()) == ["frame_1.txt", "frame_2.txt"]
+    farm.push(script_tasks('sleep 3\necho > "$OUTDIR/frame_$START.txt"\n', range(3, 4)))
+    wait_for(lambda: protected(scaling, instance), 60, "work to protect the node again")
+    wait_for(lambda: "frame_3.txt" in farm.stored(), 60, "the third frame")
+    wait_for(lambda: not protected(scaling, instance), 60, "the idle node to let the group go")
+    node.terminate()
+    assert node.wait(timeout=30) == 0, farm.console("a")
     assert "node of Auto Scaling group brenda-test" in farm.console("a")
 
 
 def test_a_node_its_group_terminates_gives_its_task_back_at_once(
-    farm: Farm, metadata: MetadataServer
+    farm: Farm, metadata: MetadataServer, boto_client: Any
 ) -> None:
+    group_with_a_node(boto_client, metadata)
     metadata.values[LIFECYCLE_PATH] = "InService"
     farm.push(script_tasks(f"sleep {SLOW}\n", range(1, 2)))
     node = farm.start_node("a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url, METADATA_POLL="1")
@@ -83,13 +96,18 @@ def test_a_node_its_group_terminates_gives_its_task_back_at_once(
     stopping = "stopping: its Auto Scaling group is terminating it"
     assert logged_seconds_between(console, stopping, "goes back to") < 5
     assert processes_running(SLOW) == []
+    # Then it ends the hook's wait (moto lacks CompleteLifecycleAction: the hook times out).
+    assert (
+        "the group may terminate this node now" in console
+        or "(the group terminates it when the hook times out)" in console
+    )
 
 
 def test_a_fleet_whose_spending_reaches_its_budget_stops_growing(
     farm: Farm, metadata: MetadataServer, boto_client: Any
 ) -> None:
     scaling = boto_client("autoscaling")
-    group_with_a_node(boto_client, metadata)
+    group_with_a_node(boto_client, metadata, tagged=False)  # found by DescribeAutoScalingInstances
     scaling.create_or_update_tags(
         Tags=[
             {
