@@ -65,3 +65,19 @@ def test_the_chunking_bench_compares_three_ways_for_two_edits() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("content-defined chunks") == 2
+
+
+def test_the_scale_simulation_stores_every_task_and_compares_with_the_design_before() -> None:
+    argv = ["--nodes", "20", "--tasks", "400", "--sweep", "5,20", "--interruptions", "0.5"]
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "scale.py"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "every task stored (400/400)" in out, out
+    assert "against the ideal" in out and "sqs:ReceiveMessage" in out
+    assert "budget checks read" in out and "the design before" in out
