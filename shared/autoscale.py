@@ -6,8 +6,13 @@ IMDSv2 required, the boot script, the farm's tags) and the group: several instan
 similar size (``INSTANCE_TYPES``), spot with the price-capacity-optimized allocation across every
 zone's default subnet, an optional on-demand base, capacity rebalancing on, from 0 to ``-N``
 nodes. A target-tracking policy keeps the backlog per node (tasks waiting plus tasks held, from
-the work queue's CloudWatch metrics, over the nodes in service) at ``TASKS_PER_NODE``, as AWS
+the queues' CloudWatch metrics, over the nodes in service) at one task per node, as AWS
 documents for SQS workers: the group grows with the queue and shrinks to zero when it is empty.
+A farm with ``WORK_QUEUE`` follows that queue; a farm of jobs follows its active jobs' queues,
+and every submit and job control (pause, resume, cancel, retry, missing, priority) points the
+policy at the jobs active then, the MAX_SIZED_QUEUES of highest priority holding tasks (metric
+math in a target-tracking policy takes at most ten metrics: two per queue and the nodes); with
+no such job the group is taken to zero.
 Nodes start protected from scale-in and drop the protection only while idle (see
 ``brenda_node.protection``), so scaling in never stops a render; a node the group terminates
 for another reason (capacity rebalancing, a change of types) is held by a termination lifecycle
@@ -17,6 +22,7 @@ hook while it sees that in its instance metadata and gives its task back.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,6 +34,7 @@ from .quotas import fit_spot_quota
 from .urls import SqsUrl
 
 POLICY = "brenda-backlog-per-node"
+MAX_SIZED_QUEUES = 4
 BUDGET_TAG = "brenda:budget"
 GIVE_BACK_HOOK = "brenda-give-back"
 GIVE_BACK_SECONDS = 120
@@ -50,19 +57,23 @@ class FleetPlan:
     security_group: str
     profile: str
     user_data: str
-    queue: str | None
-    """The work queue whose backlog sizes the group; None: jobs (not scaled yet, see README)."""
+    queues: tuple[str, ...]
+    """The queues whose backlog sizes the group: WORK_QUEUE, or the active jobs' queues."""
+    jobs: bool
+    """A farm of jobs: its submits and job controls point the policy at its jobs' queues."""
     tasks_per_node: float
     budget: float | None = None
     """US$ the farm may spend; its nodes stop the fleet growing once it has."""
 
     def summary(self) -> list[str]:
         base = f", {self.on_demand_base} of them on-demand" if self.on_demand_base else ""
-        scaling = (
-            f"follows the backlog of sqs://{self.queue}: {self.tasks_per_node:g} task(s) per node"
-            if self.queue
-            else "set by hand (brenda-run -N N fleet); jobs do not drive it yet"
-        )
+        if not self.jobs:
+            followed = f"sqs://{self.queues[0]}"
+        elif self.queues:
+            followed = f"{len(self.queues)} active job(s) ({', '.join(self.queues)})"
+        else:
+            followed = "the farm's active jobs (none now: 0 nodes until one is submitted)"
+        scaling = f"follows the backlog of {followed}: {self.tasks_per_node:g} task(s) per node"
         budget = f"; it stops at US$ {self.budget:.2f} spent" if self.budget else ""
         return [
             f"Auto Scaling group {group_name(self.farm)}: 0 to {self.maximum} nodes{base}{budget}",
@@ -95,6 +106,12 @@ def plan_fleet(
         raise UsageError(f"Instance types '{listed}' must be like c7i.2xlarge,c6i.2xlarge.")
     farm = str(config.text("FARM"))
     queue = config.url("WORK_QUEUE", SqsUrl)
+    if queue is not None:
+        queues: tuple[str, ...] = (queue.queue,)
+    else:
+        from .jobs import JobRegistry
+
+        queues = tuple(JobRegistry(config).sizing_queues(MAX_SIZED_QUEUES))
     return FleetPlan(
         farm=farm,
         types=chosen,
@@ -105,7 +122,8 @@ def plan_fleet(
         security_group=str(config.text("SECURITY_GROUP")),
         profile=iam.role_name(farm),
         user_data=user_data(config),
-        queue=queue.queue if queue else None,
+        queues=queues,
+        jobs=queue is None,
         tasks_per_node=1.0,
         budget=budget,
     )
@@ -121,8 +139,8 @@ def fit_quota(config: Config, plan: FleetPlan) -> tuple[FleetPlan, tuple[str, ..
     return replace(plan, maximum=plan.on_demand_base + fit.nodes), fit.notes
 
 
-def backlog_per_node(queue: str, group: str, target: float) -> dict[str, Any]:
-    """Target tracking on (visible + in flight) / nodes in service, from CloudWatch."""
+def backlog_per_node(queues: Sequence[str], group: str, target: float) -> dict[str, Any]:
+    """Target tracking on (visible + in flight, over ``queues``) / nodes in service."""
 
     def metric(ident: str, namespace: str, name: str, dimension: tuple[str, str]) -> dict[str, Any]:
         return {
@@ -138,16 +156,28 @@ def backlog_per_node(queue: str, group: str, target: float) -> dict[str, Any]:
             "ReturnData": False,
         }
 
+    metrics: list[dict[str, Any]] = []
+    for index, queue in enumerate(queues):
+        metrics += [
+            metric(
+                f"waiting{index}",
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                ("QueueName", queue),
+            ),
+            metric(
+                f"held{index}",
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesNotVisible",
+                ("QueueName", queue),
+            ),
+        ]
+    tasks = " + ".join(item["Id"] for item in metrics)
     return {
         "TargetValue": target,
         "CustomizedMetricSpecification": {
             "Metrics": [
-                metric(
-                    "waiting", "AWS/SQS", "ApproximateNumberOfMessagesVisible", ("QueueName", queue)
-                ),
-                metric(
-                    "held", "AWS/SQS", "ApproximateNumberOfMessagesNotVisible", ("QueueName", queue)
-                ),
+                *metrics,
                 metric(
                     "nodes",
                     "AWS/AutoScaling",
@@ -156,13 +186,43 @@ def backlog_per_node(queue: str, group: str, target: float) -> dict[str, Any]:
                 ),
                 {
                     "Id": "backlog_per_node",
-                    "Expression": "(waiting + held) / MAX([nodes, 1])",
+                    "Expression": f"({tasks}) / MAX([nodes, 1])",
                     "Label": "Tasks per node",
                     "ReturnData": True,
                 },
             ]
         },
     }
+
+
+def _follow(scaling: Any, group: str, queues: Sequence[str], tasks_per_node: float) -> None:
+    """Size the group on the backlog of ``queues``; with none, no policy and no nodes."""
+    if queues:
+        scaling.put_scaling_policy(
+            AutoScalingGroupName=group,
+            PolicyName=POLICY,
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingConfiguration=backlog_per_node(queues, group, tasks_per_node),
+        )
+        return
+    policies = scaling.describe_policies(AutoScalingGroupName=group, PolicyNames=[POLICY])
+    if policies["ScalingPolicies"]:
+        scaling.delete_policy(AutoScalingGroupName=group, PolicyName=POLICY)
+    scaling.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=0)
+
+
+def follow_jobs(config: Config, sizing_queues: Callable[[int], list[str]]) -> bool:
+    """Point the farm's group at its active jobs' queues, as ``sizing_queues(limit)`` lists
+    them (after a submit or a job control); False if the farm has no group."""
+    group = group_name(str(config.text("FARM")))
+    with cloud_errors(f"sizing the Auto Scaling group {group} on the farm's jobs"):
+        scaling = make_client("autoscaling", config)
+        if not scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
+            "AutoScalingGroups"
+        ]:
+            return False
+        _follow(scaling, group, sizing_queues(MAX_SIZED_QUEUES), 1.0)
+    return True
 
 
 def ensure_fleet(config: Config, plan: FleetPlan) -> str:
@@ -228,8 +288,6 @@ def ensure_fleet(config: Config, plan: FleetPlan) -> str:
                 },
             },
         }
-        if not plan.queue:  # nothing sizes a jobs farm's group yet: -N nodes
-            settings["DesiredCapacity"] = plan.maximum
         found = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
         if found["AutoScalingGroups"]:
             scaling.update_auto_scaling_group(**settings)
@@ -256,15 +314,7 @@ def ensure_fleet(config: Config, plan: FleetPlan) -> str:
             scaling.create_or_update_tags(Tags=[{**budget_tag, "Value": f"{plan.budget:.2f}"}])
         else:
             scaling.delete_tags(Tags=[budget_tag])
-        if plan.queue:
-            scaling.put_scaling_policy(
-                AutoScalingGroupName=group,
-                PolicyName=POLICY,
-                PolicyType="TargetTrackingScaling",
-                TargetTrackingConfiguration=backlog_per_node(
-                    plan.queue, group, plan.tasks_per_node
-                ),
-            )
+        _follow(scaling, group, plan.queues, plan.tasks_per_node)
     return group
 
 

@@ -235,6 +235,7 @@ class JobRegistry:
             raise
         made = replace(job, tasks=sent)
         self.write(made)
+        self.resize_fleet()
         return made
 
     def set_state(self, job_id: str, state: str) -> Job:
@@ -302,7 +303,15 @@ class JobRegistry:
         progress: Progress | None = None,
     ) -> str:
         """Pause, resume, cancel, reprioritise (``priority``), retry or re-queue the missing
-        frames of a job; returns what happened, as a sentence."""
+        frames of a job; returns what happened, as a sentence. The farm's self-sizing fleet, if
+        it has one, then follows the jobs active now."""
+        done = self._control(job_id, action, priority=priority, progress=progress)
+        self.resize_fleet()
+        return done
+
+    def _control(
+        self, job_id: str, action: str, *, priority: int | None, progress: Progress | None
+    ) -> str:
         if action == "retry":
             return f"Job {job_id}: {self.retry(job_id)} dead-lettered tasks back to work."
         if action == "missing":
@@ -322,6 +331,33 @@ class JobRegistry:
         else:
             raise UsageError(f"'{action}' is not something a job can do.")
         return f"Job {job.id}: {job.state}, priority {job.priority}."
+
+    def sizing_queues(self, limit: int) -> list[str]:
+        """The queues of the active jobs holding tasks, highest priority (then oldest) first."""
+        active = sorted(
+            (job for job in self.jobs() if job.state == "active"),
+            key=lambda job: (-job.priority, job.created),
+        )
+        queues = []
+        for job in active:
+            counts = self.counts(job)
+            if counts is not None and counts.pending + counts.in_flight + counts.delayed:
+                queues.append(job.queue)
+                if len(queues) == limit:
+                    break
+        return queues
+
+    def resize_fleet(self) -> None:
+        """Point the farm's Auto Scaling group, if it has one, at the jobs active now (a farm
+        with WORK_QUEUE set follows that queue alone, as its nodes do)."""
+        from .autoscale import follow_jobs
+
+        if self.config.get("WORK_QUEUE") is not None:
+            return
+        try:
+            follow_jobs(self.config, self.sizing_queues)
+        except BrendaError as error:
+            log.warning("the farm's fleet does not follow this change: %s", error)
 
     def counts(self, job: Job) -> QueueCounts | None:
         queue = self.queue(job)

@@ -5,11 +5,13 @@ against moto's server; ``stop`` takes the group to zero."""
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shared.cli.work import main as brenda_work
 from tests.cli.test_run_cli import (
     farm_env,  # noqa: F401  (the fixture)
     initialised,  # noqa: F401  (the fixture)
@@ -70,8 +72,8 @@ def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
     tracking = policy["TargetTrackingConfiguration"]
     assert tracking["TargetValue"] == 1.0
     metrics = {item["Id"]: item for item in tracking["CustomizedMetricSpecification"]["Metrics"]}
-    assert metrics["backlog_per_node"]["Expression"] == "(waiting + held) / MAX([nodes, 1])"
-    waiting = metrics["waiting"]["MetricStat"]["Metric"]
+    assert metrics["backlog_per_node"]["Expression"] == "(waiting0 + held0) / MAX([nodes, 1])"
+    waiting = metrics["waiting0"]["MetricStat"]["Metric"]
     assert (waiting["MetricName"], waiting["Dimensions"]) == (
         "ApproximateNumberOfMessagesVisible",
         [{"Name": "QueueName", "Value": "frames"}],
@@ -112,6 +114,62 @@ def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
         "AutoScalingGroups"
     ]
     assert (group["MaxSize"], group["DesiredCapacity"]) == (0, 0)
+
+
+def followed_queues(scaling: Any) -> list[str]:
+    """The queues the group's target-tracking policy counts, in its order; [] for no policy."""
+    policies = scaling.describe_policies(AutoScalingGroupName=GROUP)["ScalingPolicies"]
+    if not policies:
+        return []
+    [policy] = policies
+    metrics = policy["TargetTrackingConfiguration"]["CustomizedMetricSpecification"]["Metrics"]
+    return [
+        item["MetricStat"]["Metric"]["Dimensions"][0]["Value"]
+        for item in metrics
+        if item["Id"].startswith("waiting")
+    ]
+
+
+def test_a_farm_of_jobs_sizes_its_fleet_on_the_queues_of_its_active_jobs(
+    initialised: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.delenv("BRENDA_WORK_QUEUE")
+    monkeypatch.setenv("BRENDA_FARM_OUTPUTS", "s3://frames/farm/")
+    boto_client("s3").create_bucket(Bucket="frames")
+    scaling = boto_client("autoscaling")
+
+    def submit(frames: str, *options: str) -> str:
+        argv = ["--project", f"file://{tmp_path}", "--frames", frames, *options, "submit"]
+        assert brenda_work(argv) == 0
+        match = re.search(r"Submitted job (\S+):", capsys.readouterr().out)
+        assert match
+        return match.group(1)
+
+    def control(*argv: str) -> None:
+        assert brenda_work(list(argv)) == 0
+        capsys.readouterr()
+
+    code, out, _ = run(capsys, "-N", "20", "fleet")  # no job yet: the group waits at zero
+    assert code == 0 and "none now: 0 nodes until one is submitted" in out
+    assert followed_queues(scaling) == []
+    shot1 = submit("1-4")
+    shot2 = submit("1-2", "--priority", "5")
+    # Highest priority first; a submit is enough for the group to follow the new job.
+    assert followed_queues(scaling) == [f"test-farm-job-{shot2}", f"test-farm-job-{shot1}"]
+    control("pause", shot2)
+    assert followed_queues(scaling) == [f"test-farm-job-{shot1}"]
+    control("resume", shot2)
+    control("cancel", shot1)
+    assert followed_queues(scaling) == [f"test-farm-job-{shot2}"]
+    scaling.set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=2)
+    control("cancel", shot2)  # nothing active: no policy, no nodes
+    assert followed_queues(scaling) == []
+    [group] = scaling.describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert group["DesiredCapacity"] == 0
 
 
 @pytest.mark.parametrize(
