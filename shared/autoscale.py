@@ -83,6 +83,27 @@ class FleetPlan:
         ]
 
 
+def fleet_types(config: Config, types: str | None) -> tuple[str, ...]:
+    """The instance types to mix: ``types`` (--types), else INSTANCE_TYPES, else INSTANCE_TYPE."""
+    listed = types or config.text("INSTANCE_TYPES") or config.text("INSTANCE_TYPE")
+    chosen = tuple(item.strip() for item in str(listed).split(",") if item.strip())
+    if not chosen or any("." not in item for item in chosen):
+        raise UsageError(f"Instance types '{listed}' must be like c7i.2xlarge,c6i.2xlarge.")
+    return chosen
+
+
+def cautious_spot_price(config: Config, types: Sequence[str]) -> float | None:
+    """The dearest of the types' cheapest spot prices now, US$ per hour; None if none is known."""
+    from .fleet import spot_prices
+
+    cheapest = []
+    for name in types:
+        prices = [price for price, _ in spot_prices(config, name).values()]
+        if prices:
+            cheapest.append(min(prices))
+    return max(cheapest) if cheapest else None
+
+
 def plan_fleet(
     config: Config,
     *,
@@ -100,10 +121,7 @@ def plan_fleet(
         raise UsageError(f"--budget must be a sum of US$ above 0, not {budget}.")
     if not 0 <= on_demand_base <= maximum:
         raise UsageError(f"--on-demand-base must be between 0 and -N ({maximum}).")
-    listed = types or config.text("INSTANCE_TYPES") or config.text("INSTANCE_TYPE")
-    chosen = tuple(item.strip() for item in str(listed).split(",") if item.strip())
-    if not chosen or any("." not in item for item in chosen):
-        raise UsageError(f"Instance types '{listed}' must be like c7i.2xlarge,c6i.2xlarge.")
+    chosen = fleet_types(config, types)
     farm = str(config.text("FARM"))
     queue = config.url("WORK_QUEUE", SqsUrl)
     if queue is not None:

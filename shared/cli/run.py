@@ -8,8 +8,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from .. import autoscale, fleet
+from .. import autoscale, deadline, fleet
 from ..config import Config, load_config
+from ..costs import format_dollars
+from ..errors import BrendaError, UsageError
 from .common import (
     ArgumentParser,
     add_common_options,
@@ -29,7 +31,9 @@ commands:
   init     one-time set-up: key pair, security group admitting SSH from your address only,
            the nodes' IAM role (least privilege; no AWS keys on nodes)
   fleet    a fleet that sizes itself: an Auto Scaling group of 0 to -N spot nodes of the
-           INSTANCE_TYPES (--types), following the work queue's backlog (scale to zero)
+           INSTANCE_TYPES (--types), following the work queue's or the active jobs'
+           backlog (scale to zero); --budget US$ stops it at a spend, --finish-by TIME sizes
+           it to end in time (and says the cost first); cut to the spot vCPU quota
   spot     launch spot nodes (-N count, -p max price, -P persistent, -i type, -a AMI, -z zone)
   demand   launch on-demand nodes (they terminate when they shut down)
   price    current spot price per availability zone (--gpu: of the GPU instance types)
@@ -44,6 +48,7 @@ examples:
   brenda-run init
   brenda-run price
   brenda-run -N 50 --types c7i.2xlarge,c6i.2xlarge,c6a.2xlarge fleet
+  brenda-run --finish-by 2026-11-27T18:00 --budget 80 -d fleet
   brenda-run price --gpu                 GPU types for --device CUDA/OPTIX jobs, with prices
   brenda-run -N 20 -p 0.25 -d spot       show what would be launched, launch nothing
   brenda-run -N 20 -p 0.25 -z us-east-1b spot
@@ -63,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_options(parser)
     parser.add_argument("-a", "--ami", metavar="AMI", help="node image (default AMI_ID)")
     parser.add_argument(
-        "-N", "--n-instances", type=int, default=1, metavar="N", help="number of nodes"
+        "-N",
+        "--n-instances",
+        type=int,
+        metavar="N",
+        help="number of nodes (fleet: at most; default 1, or what --finish-by needs)",
     )
     parser.add_argument(
         "-i", "--instance-type", metavar="TYPE", help="instance type (default INSTANCE_TYPE)"
@@ -94,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="US$",
         help="fleet: stop starting nodes once the farm has spent this much",
     )
+    parser.add_argument(
+        "--finish-by",
+        metavar="TIME",
+        help="fleet: as many nodes as end the work by TIME (2026-11-27T18:00, 18:00, +6h), "
+        "from the seconds measured so far; says the cost first",
+    )
     parser.add_argument("--no-ssh-keys", action="store_true", help="init: skip the key pair")
     parser.add_argument(
         "--no-security-group", action="store_true", help="init: skip the security group"
@@ -109,7 +124,7 @@ def cmd_launch(args: argparse.Namespace, config: Config) -> int:
     plan = fleet.plan_launch(
         config,
         spot=args.command == "spot",
-        count=args.n_instances,
+        count=1 if args.n_instances is None else args.n_instances,
         instance_type=args.instance_type,
         image=args.ami,
         price=args.price,
@@ -165,17 +180,42 @@ def cmd_status(config: Config) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace, config: Config) -> int:
+    finish: deadline.DeadlinePlan | None = None
+    maximum = 1 if args.n_instances is None else args.n_instances
+    if args.finish_by is not None:
+        now = datetime.now(UTC)
+        when = deadline.parse_deadline(args.finish_by, now)
+        types = autoscale.fleet_types(config, args.types)
+        finish = deadline.plan_deadline(
+            deadline.work_left(config), when, now, autoscale.cautious_spot_price(config, types)
+        )
+        if args.n_instances is not None and finish.nodes > args.n_instances:
+            raise UsageError(
+                f"{finish.summary()}: more than -N {args.n_instances}; raise -N or give a "
+                "later time."
+            )
+        maximum = finish.nodes
     plan = autoscale.plan_fleet(
         config,
-        maximum=args.n_instances,
+        maximum=maximum,
         types=args.types,
         on_demand_base=args.on_demand_base,
         image=args.ami,
         budget=args.budget,
     )
     plan, notes = autoscale.fit_quota(config, plan)
+    if finish is not None and plan.maximum < finish.nodes:
+        raise BrendaError(" ".join([f"{finish.summary()}, more than the quota allows.", *notes]))
     for note in notes:
         print(f"Note: {note}")
+    if finish is not None:
+        print(finish.summary())
+        dollars = finish.dollars
+        if args.budget and dollars is not None and dollars > args.budget:
+            print(
+                f"Note: that is more than the budget of {format_dollars(args.budget)}: the "
+                "fleet stops at the budget, before the end."
+            )
     for line in plan.summary():
         print(line)
     if args.dry_run:

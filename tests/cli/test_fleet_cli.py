@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from shared.cli.work import main as brenda_work
+from shared.costs import Ledger, Machine, TaskCost
 from tests.cli.test_run_cli import (
     farm_env,  # noqa: F401  (the fixture)
     initialised,  # noqa: F401  (the fixture)
@@ -245,3 +246,47 @@ def test_launches_are_cut_to_the_spot_vcpu_quota_and_refused_over_it(
     code, _, err = run(capsys, "-N", "2", "-i", "g5.xlarge", "spot")
     assert code == 1 and "'All G and VT Spot Instance Requests' (L-3819A6DF) is 0" in err
     assert len(ec2.describe_spot_instance_requests()["SpotInstanceRequests"]) == 1
+
+
+def test_finish_by_sizes_the_fleet_from_the_measured_task_length_and_says_the_cost(
+    initialised: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+) -> None:
+    boto_client("s3").create_bucket(Bucket="frames")
+    sqs = boto_client("sqs")
+    url = sqs.create_queue(QueueName="frames")["QueueUrl"]
+    for start in range(0, 100, 10):  # 100 tasks waiting
+        entries = [{"Id": str(n), "MessageBody": f"frame {n}"} for n in range(start, start + 10)]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    code, _, err = run(capsys, "--finish-by", "+3h", "fleet")
+    assert code == 1 and "render a few first (brenda-run -N 2 fleet)" in err
+    # Ten minutes a task, measured by a node beside the farm's frames.
+    measured = Ledger("node-a", Machine("spot", "c7i.2xlarge", "us-east-1a"), None, 0, [
+        TaskCost("frame 1", 1, 0, 600, 590, 0.1, 0.0167, "stored"),
+        TaskCost("frame 2", 1, 600, 600, 590, 0.1, 0.0167, "stored"),
+    ])  # fmt: skip
+    boto_client("s3").put_object(
+        Bucket="frames", Key="shot1/.brenda/nodes/node-a.json", Body=measured.to_json()
+    )
+
+    # 60,000 node-seconds over 3 h less a start (5 min) and one task (10 min): 7 nodes.
+    code, out, err = run(capsys, "--finish-by", "+3h", "--budget", "0.0001", "-d", "fleet")
+    assert code == 0, err
+    assert re.search(r"Finish by .* UTC: 100 tasks of 10m 00s, 16h 40m of node time: 7 node", out)
+    assert "about $" in out and "at today's spot prices" in out
+    assert "more than the budget of $0.0001: the fleet stops at the budget" in out
+    assert "0 to 7 nodes" in out
+    code, _, err = run(capsys, "-N", "5", "--finish-by", "+3h", "fleet")
+    assert (
+        code == 2 and "7 node(s)" in err and "more than -N 5; raise -N or give a later time" in err
+    )
+    code, _, err = run(capsys, "--finish-by", "+10m", "fleet")
+    assert code == 2 and "give a later time" in err
+    code, _, err = run(capsys, "--finish-by", "friday", "fleet")
+    assert err == (
+        "brenda-run: --finish-by 'friday' is not a time: give 2026-11-27T18:00, 18:00 or +6h.\n"
+    )
+    assert run(capsys, "-N", "10", "--finish-by", "+3h", "fleet")[0] == 0
+    [group] = boto_client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert group["MaxSize"] == 7
