@@ -18,7 +18,7 @@ import bpy.utils.previews
 from . import scene_info
 from .jobs import BackgroundWork
 from .shared.job import FarmSettings, farm_config
-from .shared.monitor import FarmMonitor, JobView, RefreshSchedule
+from .shared.monitor import FarmMonitor, FarmView, RefreshSchedule
 from .shared.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -50,16 +50,18 @@ def farm_monitor(farm: FarmSettings) -> FarmMonitor:
     return _state.monitors[farm]
 
 
-def read_jobs(farm: FarmSettings, selected: str, progress: Progress) -> list[JobView]:
-    return farm_monitor(farm).refresh(selected, progress)
+def read_farm(farm: FarmSettings, selected: str, progress: Progress) -> FarmView:
+    return farm_monitor(farm).read(selected, progress)
 
 
 def download(farm: FarmSettings, job_id: str, folder: Path, progress: Progress) -> list[Path]:
     return farm_monitor(farm).download(job_id, folder, progress)
 
 
-def apply(state: Any, views: list[JobView]) -> None:
+def apply(state: Any, farm: FarmView) -> None:
     """Copy what a refresh read into ``WindowManager.brenda`` (main thread)."""
+    views = farm.jobs
+    state.fleet = "\n".join(farm.fleet)
     state.jobs.clear()
     for view in views:
         item = state.jobs.add()
@@ -116,7 +118,7 @@ def _tick(context: Any) -> float:
             state.last_error = str(work.error)
         else:
             apply(state, work.result)
-        rendering = work.error is None and any(view.rendering for view in work.result)
+        rendering = work.error is None and any(view.rendering for view in work.result.jobs)
         wait = _state.schedule.next_wait(rendering=rendering, watched=_state.watched)
         _state.due, _state.watched = now + wait, False
         for window in context.window_manager.windows:
@@ -130,7 +132,7 @@ def _tick(context: Any) -> float:
         _state.due = now + _state.schedule.fastest  # nothing to ask until the settings are there
         return POLL_SECONDS
     selected = state.selected_job
-    _state.work = BackgroundWork(lambda progress: read_jobs(farm, selected, progress))
+    _state.work = BackgroundWork(lambda progress: read_farm(farm, selected, progress))
     _state.work.start()
     return POLL_SECONDS
 

@@ -396,9 +396,9 @@ class BRENDA_OT_refresh_jobs(_BrendaOperator):
         farm = scene_info.farm_settings(context)
 
         def refresh() -> str:
-            views = monitor.read_jobs(farm, context.window_manager.brenda.selected_job, Progress())
-            monitor.apply(context.window_manager.brenda, views)
-            return f"{len(views)} jobs on farm {farm.farm}."
+            read = monitor.read_farm(farm, context.window_manager.brenda.selected_job, Progress())
+            monitor.apply(context.window_manager.brenda, read)
+            return f"{len(read.jobs)} jobs on farm {farm.farm}."
 
         return self.run(context, refresh)
 

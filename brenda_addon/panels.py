@@ -83,6 +83,11 @@ class BRENDA_PT_jobs(_SidebarPanel):
         row = layout.row(align=True)
         row.operator("brenda.refresh_jobs", icon="FILE_REFRESH")
         row.operator("brenda.download_frames", icon="IMPORT")
+        if state.fleet:
+            box = layout.box()
+            for line in state.fleet.splitlines():
+                failed = line.strip().startswith("failed:")
+                box.label(text=line.strip(), icon="ERROR" if failed else "NONE")
         if not state.jobs_read:
             layout.label(text="The farm's jobs show here once read", icon="INFO")
         elif not state.jobs:

@@ -129,6 +129,9 @@ class BRENDA_PG_state(bpy.types.PropertyGroup):
         name="Selected Job", description="The job whose frames the panel shows"
     )
     jobs_read: bpy.props.BoolProperty(name="Jobs Read")
+    fleet: bpy.props.StringProperty(
+        name="Fleet", description="The farm's self-sizing fleet as the last refresh found it"
+    )
 
 
 classes = (BRENDA_PG_job, BRENDA_PG_farm_job, BRENDA_PG_state)

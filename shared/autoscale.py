@@ -22,6 +22,7 @@ hook while it sees that in its instance metadata and gives its task back.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -37,6 +38,21 @@ POLICY = "brenda-backlog-per-node"
 MAX_SIZED_QUEUES = 4
 BUDGET_TAG = "brenda:budget"
 GIVE_BACK_HOOK = "brenda-give-back"
+ACTIVITIES_READ = 100
+INTERRUPTED = re.compile(
+    r"rebalance recommendation|indicating it has been terminated or stopped|spot instance "
+    r"interruption",
+    re.IGNORECASE,
+)
+"""How Auto Scaling words the cause of replacing a node that spot took back: after a rebalance
+recommendation (capacity rebalancing), else once EC2 reports it gone."""
+
+
+def interruptions(activities: list[dict[str, Any]]) -> int:
+    """Scaling activities that replaced a node spot took back."""
+    return sum(bool(INTERRUPTED.search(str(item.get("Cause", "")))) for item in activities)
+
+
 GIVE_BACK_SECONDS = 120
 """How long a terminating node is held: it sees the group's decision in its instance metadata
 within METADATA_POLL seconds and gives its task back at once, as for a spot notice."""
@@ -365,6 +381,19 @@ class GroupState:
     """Nodes per "type in zone"."""
     problems: list[str]
     """The latest failed scaling activities' messages (capacity, quota)."""
+    interrupted: int
+    """Nodes the group replaced after a spot interruption or rebalance recommendation, among
+    its latest ACTIVITIES_READ activities."""
+
+    def lines(self) -> list[str]:
+        """What ``brenda-run status`` and the add-on's panel show of it."""
+        return [
+            f"Fleet {self.name}: {self.desired} wanted (at most {self.maximum}), "
+            f"{self.running} running, {self.pending} starting",
+            *(f"  {count:>4}  {where}" for where, count in self.placements.items()),
+            f"  spot interruptions so far: {self.interrupted}",
+            *(f"  failed: {problem}" for problem in self.problems),
+        ]
 
 
 def group_state(config: Config) -> GroupState | None:
@@ -375,7 +404,9 @@ def group_state(config: Config) -> GroupState | None:
         if not found["AutoScalingGroups"]:
             return None
         described = found["AutoScalingGroups"][0]
-        activities = scaling.describe_scaling_activities(AutoScalingGroupName=group, MaxRecords=20)
+        activities = scaling.describe_scaling_activities(
+            AutoScalingGroupName=group, MaxRecords=ACTIVITIES_READ
+        ).get("Activities", [])
     instances = described.get("Instances", [])
     placements: dict[str, int] = {}
     for item in instances:
@@ -390,7 +421,8 @@ def group_state(config: Config) -> GroupState | None:
         placements=dict(sorted(placements.items())),
         problems=[
             str(activity.get("StatusMessage") or activity.get("Description"))
-            for activity in activities.get("Activities", [])
+            for activity in activities
             if activity.get("StatusCode") in ("Failed", "Cancelled")
         ][:3],
+        interrupted=interruptions(activities),
     )

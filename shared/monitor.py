@@ -6,19 +6,25 @@ report (a LIST of its output, its queue's counts, a GET per changed ledger: see
 ``JobRegistry.report``), and the newest frames of the job being looked at, each downloaded once,
 for thumbnails. The add-on refreshes every 5 s while a job renders and its panel is being drawn,
 and backs off, doubling to 5 minutes, while Blender sits idle (the panel not drawn since the last
-refresh) or no job renders.
+refresh) or no job renders. Each refresh also reads the farm's self-sizing fleet, if it has one
+(two Auto Scaling calls: its group and its latest activities).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .autoscale import group_state
 from .config import Config
+from .errors import BrendaError
 from .jobs import REPORT_COLUMNS, JobRegistry, frame_names, report_row
 from .progress import Progress
 from .store import open_store_at
+
+log = logging.getLogger(__name__)
 
 THUMBNAILS = 3
 
@@ -52,6 +58,14 @@ class JobView:
         )
 
 
+@dataclass(frozen=True)
+class FarmView:
+    """What a refresh read: the jobs, and the fleet's lines (none without a fleet)."""
+
+    jobs: list[JobView]
+    fleet: tuple[str, ...] = ()
+
+
 class FarmMonitor:
     """Reads the farm's jobs for the add-on; keeps what it read to read only what changed."""
 
@@ -66,6 +80,17 @@ class FarmMonitor:
         newest job) fetched for thumbnails."""
         with self._lock:  # the timer's thread and the Refresh button share the caches
             return self._refresh(selected, progress)
+
+    def read(self, selected: str, progress: Progress) -> FarmView:
+        """The jobs as ``refresh`` reads them, and the farm's fleet as ``brenda-run status``
+        shows it (a fleet that cannot be read is left out: the jobs still show)."""
+        jobs = self.refresh(selected, progress)
+        try:
+            group = group_state(self.config)
+        except BrendaError as error:
+            log.warning("the farm's fleet cannot be shown: %s", error)
+            return FarmView(jobs)
+        return FarmView(jobs, tuple(group.lines()) if group else ())
 
     def _refresh(self, selected: str, progress: Progress) -> list[JobView]:
         jobs = self.registry.jobs()

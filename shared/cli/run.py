@@ -149,14 +149,8 @@ def cmd_status(config: Config) -> int:
     farm = config.text("FARM")
     group = autoscale.group_state(config)
     if group is not None:
-        print(
-            f"Fleet {group.name}: {group.desired} wanted (at most {group.maximum}), "
-            f"{group.running} running, {group.pending} starting"
-        )
-        for where, count in group.placements.items():
-            print(f"  {count:>4}  {where}")
-        for problem in group.problems:
-            print(f"  failed: {problem}")
+        for line in group.lines():
+            print(line)
     if not nodes and not requests:
         print(f"Farm {farm} has no nodes and no spot requests.")
         return 0

@@ -155,6 +155,17 @@ def test_the_add_on_runs_a_job_end_to_end(
         in panel
     )
     assert "  action=pause" in panel and "  action=resume" not in panel
+    # The panel shows the fleet, which follows the job left active (the other is cancelled).
+    assert "Fleet brenda-addon: 0 wanted (at most 2), 0 running, 0 starting" in panel
+    assert "spot interruptions so far: 0" in panel
+    [policy] = boto_client("autoscaling").describe_policies(AutoScalingGroupName="brenda-addon")[
+        "ScalingPolicies"
+    ]
+    metrics = policy["TargetTrackingConfiguration"]["CustomizedMetricSpecification"]["Metrics"]
+    assert [item["MetricStat"]["Metric"]["Dimensions"][0]["Value"] for item in metrics[:-2]] == [
+        f"addon-job-{kept}",
+        f"addon-job-{kept}",
+    ]
     for operator, outcome in found["unreachable"].items():
         assert outcome.startswith("error: Error: Could not reach"), operator
         assert outcome.count("\n") == 1, operator

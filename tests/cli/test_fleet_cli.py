@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from shared import autoscale
 from shared.cli.work import main as brenda_work
 from shared.costs import Ledger, Machine, TaskCost
 from tests.cli.test_run_cli import (
@@ -290,3 +291,34 @@ def test_finish_by_sizes_the_fleet_from_the_measured_task_length_and_says_the_co
     assert run(capsys, "-N", "10", "--finish-by", "+3h", "fleet")[0] == 0
     [group] = boto_client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
     assert group["MaxSize"] == 7
+
+
+def test_status_counts_the_nodes_spot_took_back_and_shows_failed_launches() -> None:
+    activities = [
+        {"Cause": "At 2026-11-26T10:00:00Z an instance was taken out of service in response to "
+         "an EC2 instance rebalance recommendation.", "StatusCode": "Successful"},
+        {"Cause": "At 2026-11-26T10:05:00Z an instance was taken out of service in response to "
+         "an EC2 health check indicating it has been terminated or stopped.",
+         "StatusCode": "Successful"},
+        {"Cause": "At 2026-11-26T10:06:00Z a user request update of AutoScalingGroup "
+         "constraints to min: 0, max: 10, desired: 3 changing the desired capacity from 4 to 3.",
+         "StatusCode": "Successful"},
+    ]  # fmt: skip
+    assert autoscale.interruptions(activities) == 2
+    state = autoscale.GroupState(
+        GROUP,
+        desired=3,
+        maximum=10,
+        running=2,
+        pending=1,
+        placements={"c7i.2xlarge in us-east-1a": 2, "c6i.2xlarge in us-east-1b": 1},
+        problems=["Could not launch Spot Instances. InsufficientInstanceCapacity."],
+        interrupted=2,
+    )
+    assert state.lines() == [
+        f"Fleet {GROUP}: 3 wanted (at most 10), 2 running, 1 starting",
+        "     2  c7i.2xlarge in us-east-1a",
+        "     1  c6i.2xlarge in us-east-1b",
+        "  spot interruptions so far: 2",
+        "  failed: Could not launch Spot Instances. InsufficientInstanceCapacity.",
+    ]
