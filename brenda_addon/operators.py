@@ -591,6 +591,7 @@ class BRENDA_OT_stop_farm(_BrendaOperator):
 
         def stop() -> str:
             config = farm_config(farm, job)
+            autoscale.stop_fleet(config, "stopped from Blender")
             stopped = fleet.stop(config, terminate=True, dry_run=False)
             cancelled = fleet.cancel(config, dry_run=False)
             return (

@@ -476,6 +476,8 @@ class Node:
         self.prices = PriceBook(LOCAL, config)
         self.protection: ScaleInProtection | None = None
         self.budget: BudgetWatch | None = None
+        self.drain_reason: str | None = None
+        """Set when the node's fleet was stopped: it takes no more tasks."""
         self.metadata = (
             MetadataClient(str(config.text("METADATA_URL")))
             if config.flag("RUNNING_ON_EC2")
@@ -546,17 +548,18 @@ class Node:
                 config.integer("METADATA_POLL"),
                 self.stopper.event,
                 self.stopper.stop,
+                self.drain,
             )
         try:
             return loop()
         finally:
-            self.idle()
             if self.warm is not None:
                 self.warm.discard()
             if self.stopper.stopped:
                 self.uploader.cancel()
             else:
                 self.uploader.wait()
+            self.idle()  # the last outputs are stored: the group may take the node
             for kept in notes:
                 kept.flush()
             if self.protection is not None and self.stopper.reason == GROUP_TERMINATES:
@@ -569,6 +572,8 @@ class Node:
         retries = Backoff(config, self.stopper.event)
         number = 0
         while not self.stopper.stopped:
+            if (drained := self.drained()) is not None:
+                return drained
             self.state.show(state="waiting for a task", task=None, frame=None, sample=None)
             if not self.uploader.busy:
                 serving.notes.flush()
@@ -587,12 +592,24 @@ class Node:
                     return ended
                 continue
             lease = self._lease(queue, message)
-            if self.stopper.stopped:
+            if self.stopper.stopped or self.drain_reason is not None:
                 lease.give_back()
-                break
+                continue
             number += 1
             self._render(lease, number, serving, self.stopper.event)
         return f"stopped: {self.stopper.reason}"
+
+    def drain(self, reason: str) -> None:
+        """The fleet was stopped (``reason``): finish the task in hand, take no other."""
+        log.warning("draining (%s): the task in hand finishes, no other is taken", reason)
+        self.drain_reason = reason
+
+    def drained(self) -> str | None:
+        """How the node ends once drained (as when its work is done), or None."""
+        if self.drain_reason is None:
+            return None
+        self.idle()
+        return "shutdown" if self.state.done_mode() == "shutdown" else "exit"
 
     def when_idle(self) -> str | None:
         """Nothing is left to do: the DONE mode to end with, or None after a poll pause."""
@@ -850,6 +867,8 @@ class FarmJobs:
         retries = Backoff(config, node.stopper.event)
         number = 0
         while not node.stopper.stopped:
+            if (drained := node.drained()) is not None:
+                return drained
             node.state.show(state="waiting for a task", task=None, frame=None, sample=None)
             try:
                 taken = self._take()
@@ -866,9 +885,9 @@ class FarmJobs:
                 continue
             job, queue, message = taken
             lease = node._lease(queue, message)
-            if node.stopper.stopped:
+            if node.stopper.stopped or node.drain_reason is not None:
                 lease.give_back()
-                break
+                continue
             number += 1
             try:
                 serving = self.serving(job)

@@ -4,8 +4,8 @@
 ``brenda-run fleet --budget USD`` tags the farm's Auto Scaling group with the budget. A node of
 that group adds up what the farm has spent and what the tasks rendering now will cost by their
 end (the ledgers every node keeps beside the frames); once that reaches the budget, the node sets
-the group's maximum and wanted size to zero: the group starts no more nodes, and those rendering
-finish their task (they are protected from scale-in while they hold one) and then go.
+the group's maximum and wanted size to zero and drains its nodes (``autoscale.stop_fleet``): the
+group starts no more nodes, and those rendering finish their task, take no other and go.
 
 Each check reads every node's ledger, so checks are spread over the fleet: the farm as a whole
 checks about BUDGET_CHECKERS times per BUDGET_CHECK seconds whatever its size (each node every
@@ -19,8 +19,7 @@ import logging
 import random
 import time
 
-from shared.autoscale import BUDGET_TAG
-from shared.aws.session import cloud_errors
+from shared.autoscale import BUDGET_TAG, stop_fleet
 from shared.config import Config
 from shared.costs import format_dollars, job_cost, stored_ledgers
 from shared.errors import BrendaError
@@ -70,10 +69,7 @@ class BudgetWatch:
             spent, running = self.spending()
             if spent + running < self.budget:
                 return
-            with cloud_errors("stopping the fleet at its budget"):
-                self.protection.client.update_auto_scaling_group(
-                    AutoScalingGroupName=self.protection.group, MaxSize=0, DesiredCapacity=0
-                )
+            stop_fleet(self.config, "budget reached", self.protection.group)
         except BrendaError as error:
             log.warning("the fleet's budget could not be checked: %s", error)
             return

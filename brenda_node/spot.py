@@ -64,17 +64,31 @@ class MetadataClient:
 
 
 GROUP_TERMINATES = "its Auto Scaling group is terminating it"
+DRAIN_PATH = "/latest/meta-data/tags/instance/brenda:drain"
+"""The tag ``autoscale.stop_fleet`` puts on a stopped fleet's nodes (EC2 updates the instance's
+metadata tags while it runs)."""
 
 
 def watch_for_interruption(
-    client: MetadataClient, period: float, stop: threading.Event, on_notice: Callable[[str], None]
+    client: MetadataClient,
+    period: float,
+    stop: threading.Event,
+    on_notice: Callable[[str], None],
+    on_drain: Callable[[str], None] | None = None,
 ) -> threading.Thread:
-    """Poll the metadata every ``period`` seconds until ``stop``; report the first notice."""
+    """Poll the metadata every ``period`` seconds until ``stop``; report the first notice, and
+    the drain tag once it appears (``on_drain``)."""
 
     def poll() -> None:
         complained = False
+        drained = on_drain is None
         while not stop.is_set():
             try:
+                if not drained and on_drain is not None:
+                    reason = client.get(DRAIN_PATH)
+                    if reason is not None:
+                        on_drain(reason.strip())
+                        drained = True
                 for path, notice in NOTICES.items():
                     detail = client.get(path)
                     if detail is not None:

@@ -35,6 +35,7 @@ from .quotas import fit_spot_quota
 from .urls import SqsUrl
 
 POLICY = "brenda-backlog-per-node"
+TAGGED_AT_ONCE = 1000
 MAX_SIZED_QUEUES = 4
 BUDGET_TAG = "brenda:budget"
 GIVE_BACK_HOOK = "brenda-give-back"
@@ -352,20 +353,31 @@ def ensure_fleet(config: Config, plan: FleetPlan) -> str:
     return group
 
 
-def scale_to_zero(config: Config) -> bool:
-    """Take the farm's group to no nodes (protected ones finish their task first); False if
-    the farm has no group."""
-    group = group_name(str(config.text("FARM")))
+def stop_fleet(config: Config, reason: str, group: str | None = None) -> list[str] | None:
+    """Take the farm's group to no nodes and drain them: each is tagged ``brenda:drain`` with
+    ``reason``, which it reads in its instance metadata, finishes the task it renders, takes no
+    other and lets the group take it (a protected node busy with the queue would otherwise
+    render on). ``group``: the farm's unless named. Returns the nodes drained; None if there is
+    no such group."""
+    from .fleet import ec2_client
+
+    group = group or group_name(str(config.text("FARM")))
     with cloud_errors(f"stopping the Auto Scaling group {group}"):
         scaling = make_client("autoscaling", config)
-        if not scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
-            "AutoScalingGroups"
-        ]:
-            return False
+        found = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+        if not found["AutoScalingGroups"]:
+            return None
         scaling.update_auto_scaling_group(
             AutoScalingGroupName=group, MinSize=0, MaxSize=0, DesiredCapacity=0
         )
-    return True
+        instances = [item["InstanceId"] for item in found["AutoScalingGroups"][0]["Instances"]]
+        client = ec2_client(config)
+        for start in range(0, len(instances), TAGGED_AT_ONCE):
+            client.create_tags(
+                Resources=instances[start : start + TAGGED_AT_ONCE],
+                Tags=[{"Key": ec2.DRAIN_TAG, "Value": reason}],
+            )
+    return instances
 
 
 @dataclass(frozen=True)

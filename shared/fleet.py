@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -299,12 +300,19 @@ def farm_state(config: Config) -> tuple[list[ec2.Instance], list[ec2.SpotRequest
         return ec2.instances(client, farm), ec2.spot_requests(client, farm)
 
 
-def stop(config: Config, *, terminate: bool, dry_run: bool) -> list[str]:
-    """Terminate (or stop) the farm's instances, cancelling their spot requests first."""
+def stop(
+    config: Config, *, terminate: bool, dry_run: bool, draining: Collection[str] = ()
+) -> list[str]:
+    """Terminate (or stop) the farm's instances, cancelling their spot requests first; nodes
+    ``draining`` (of its stopped fleet) are left to finish their task unless ``terminate``."""
     client = ec2_client(config)
     farm = str(config.text("FARM"))
     with cloud_errors(f"listing the nodes of farm {farm}"):
-        nodes = [node for node in ec2.instances(client, farm) if node.state != "stopped"]
+        nodes = [
+            node
+            for node in ec2.instances(client, farm)
+            if node.state != "stopped" and (terminate or node.id not in draining)
+        ]
     if not dry_run:
         shut_down(config, nodes, terminate=terminate, client=client)
     return [node.id for node in nodes]

@@ -78,7 +78,7 @@ def _quota_value(config: Config, quota: SpotQuota) -> float | None:
             client = make_client("service-quotas", config)
             found = client.get_service_quota(ServiceCode="ec2", QuotaCode=quota.code)
     except CloudError as error:
-        log.warning("the spot quota cannot be checked: %s", error)
+        log.info("the spot quota cannot be checked: %s", error)
         return None
     return float(found["Quota"]["Value"])
 

@@ -17,6 +17,8 @@ from ..errors import CloudError
 from .session import error_code
 
 FARM_TAG = "brenda:farm"
+DRAIN_TAG = "brenda:drain"
+"""On a stopped fleet's nodes: finish the task in hand, take no other (see autoscale)."""
 ROLE_TAG = "brenda:role"
 NODE_ROLE = "node"
 LIVE_STATES = ("pending", "running", "stopping", "stopped")

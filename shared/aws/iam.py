@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..urls import S3Url, parse_url
-from .ec2 import FARM_TAG
+from .ec2 import DRAIN_TAG, FARM_TAG
 from .session import error_code
 
 TRUST = {
@@ -136,6 +136,17 @@ def node_policy(*, farm: str, queue_arns: list[str], grants: FarmGrants) -> dict
             ],
             "Resource": "*",
             "Condition": {"StringEquals": {f"aws:ResourceTag/{FARM_TAG}": farm}},
+        },
+        {
+            # At its budget a node drains its fleet: the drain tag alone, on the farm's nodes.
+            "Sid": "DrainFarmNodes",
+            "Effect": "Allow",
+            "Action": ["ec2:CreateTags"],
+            "Resource": INSTANCES,
+            "Condition": {
+                "StringEquals": {f"aws:ResourceTag/{FARM_TAG}": farm},
+                "ForAllValues:StringEquals": {"aws:TagKeys": [DRAIN_TAG]},
+            },
         },
         {
             "Sid": "DescribeSelf",

@@ -253,9 +253,17 @@ def run(argv: Sequence[str]) -> int:
     if command == "price":
         return cmd_price(args, config)
     if command == "stop":
-        if not args.dry_run and autoscale.scale_to_zero(config):
-            print(f"Fleet {autoscale.group_name(str(config.text('FARM')))}: 0 nodes wanted.")
-        ids = fleet.stop(config, terminate=args.terminate, dry_run=args.dry_run)
+        draining = (
+            None if args.dry_run else autoscale.stop_fleet(config, "stopped by brenda-run stop")
+        )
+        if draining is not None:
+            print(
+                f"Fleet {autoscale.group_name(str(config.text('FARM')))}: 0 nodes wanted; "
+                f"{len(draining)} node(s) finish their task and go."
+            )
+        ids = fleet.stop(
+            config, terminate=args.terminate, dry_run=args.dry_run, draining=draining or ()
+        )
         verb = "TERMINATE" if args.terminate else "STOP"
         print(
             f"{verb} {' '.join(ids) if ids else '(no nodes)'}"

@@ -111,11 +111,21 @@ def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
         == 2
     )
     code, out, _ = run(capsys, "stop")
-    assert code == 0 and f"Fleet {GROUP}: 0 nodes wanted." in out
+    assert code == 0
+    assert f"Fleet {GROUP}: 0 nodes wanted; 2 node(s) finish their task and go." in out
+    assert "STOP (no nodes)" in out  # the draining nodes are left to finish
     [group] = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
         "AutoScalingGroups"
     ]
     assert (group["MaxSize"], group["DesiredCapacity"]) == (0, 0)
+    drained = [
+        tag["Value"]
+        for reservation in ec2.describe_instances()["Reservations"]
+        for item in reservation["Instances"]
+        for tag in item.get("Tags", [])
+        if tag["Key"] == "brenda:drain"
+    ]
+    assert drained == ["stopped by brenda-run stop"] * 2  # both nodes finish their task and go
 
 
 def followed_queues(scaling: Any) -> list[str]:

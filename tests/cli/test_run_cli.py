@@ -140,11 +140,13 @@ def test_the_node_role_covers_every_job_of_the_farm_and_a_new_init_only_adds(
     # Its ledgers beside each job's frames, and the spot price that prices them.
     assert granted(first, "Outputs", "arn:aws:s3:::studio-frames/frames/shot2/.brenda/nodes/a.json")
     assert "ec2:DescribeSpotPriceHistory" in statement(first, "DescribeSelf")["Action"]
-    # Scale-in protection, and the budget's stop, on the farm's own group only (its tag).
+    # Scale-in protection, the lifecycle hook and the budget's stop, on the farm's own group
+    # only (its tag).
     protection = statement(first, "OwnScaleInProtection")
     assert protection["Action"] == [
         "autoscaling:SetInstanceProtection",
         "autoscaling:UpdateAutoScalingGroup",
+        "autoscaling:CompleteLifecycleAction",
     ]
     assert protection["Condition"] == {"StringEquals": {"aws:ResourceTag/brenda:farm": "test-farm"}}
 
@@ -226,6 +228,10 @@ def test_volume_actions_are_scoped_to_the_farm_and_the_node_itself(
         }
         if touches:
             assert item["Resource"] != "*" and item.get("Condition"), item["Sid"]
+    assert statement(document, "DrainFarmNodes")["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/brenda:farm": "test-farm"},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["brenda:drain"]},
+    }
     assert statement(document, "TagOnCreate")["Condition"] == {
         "StringEquals": {"ec2:CreateAction": "CreateVolume"}
     }
@@ -383,8 +389,12 @@ def test_dry_run_spot_launches_nothing(
 
 
 def test_spot_nodes_boot_the_service_without_secrets_and_show_in_status(
-    initialised: Path, capsys: pytest.CaptureFixture[str], boto_client: Any
+    initialised: Path,
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    spot_quotas: dict[str, float],
 ) -> None:
+    spot_quotas["L-34B43A08"] = 64  # room enough: nothing to note
     code, out, _ = run(capsys, "-N", "2", "-p", "0.3", "-z", "us-east-1b", "spot")
     assert code == 0 and out.startswith("Farm                 test-farm\n")
     launched = instances(boto_client)

@@ -12,7 +12,7 @@ import pytest
 
 from brenda_node.budget import BUDGET_CHECK, BUDGET_CHECKERS, check_interval
 from brenda_node.protection import GROUP_TAG_PATH
-from brenda_node.spot import LIFECYCLE_PATH
+from brenda_node.spot import DRAIN_PATH, LIFECYCLE_PATH
 from shared.costs import Ledger, Machine, PricePoint, TaskCost, cost_between
 from tests.node.conftest import (
     Farm,
@@ -149,6 +149,27 @@ def test_a_fleet_whose_spending_reaches_its_budget_stops_growing(
         "its $2.50 budget" in farm.console("b")
     )
     assert "frame_4.txt" in farm.stored()  # its own task finished first
+    [instance] = boto_client("ec2").describe_instances()["Reservations"][0]["Instances"]
+    assert {"Key": "brenda:drain", "Value": "budget reached"} in instance["Tags"]  # all drain
+
+
+def test_a_drained_node_finishes_the_task_in_hand_and_takes_no_other(
+    farm: Farm, metadata: MetadataServer, boto_client: Any
+) -> None:
+    scaling = boto_client("autoscaling")
+    instance = group_with_a_node(boto_client, metadata)
+    farm.push(script_tasks('sleep 3\necho > "$OUTDIR/frame_$START.txt"\n', range(1, 4)))
+    node = farm.start_node(
+        "a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url, METADATA_POLL="1", DONE="poll"
+    )
+    wait_for(lambda: farm.status("a").get("state") == "rendering", 60, "the task to start")
+    # The fleet is stopped: EC2 shows the drain tag in the node's instance metadata.
+    metadata.values[DRAIN_PATH] = "stopped by brenda-run stop"
+    assert node.wait(timeout=60) == 0, farm.console("a")
+    assert farm.stored() == ["frame_1.txt"]  # finished, then no other taken (even in poll mode)
+    assert farm.counts().pending == 2
+    assert "draining (stopped by brenda-run stop)" in farm.console("a")
+    assert not protected(scaling, instance)  # the group may take it
 
 
 def test_budget_checks_are_spread_over_a_big_fleet() -> None:
