@@ -49,11 +49,6 @@ INTERRUPTED = re.compile(
 recommendation (capacity rebalancing), else once EC2 reports it gone."""
 
 
-def interruptions(activities: list[dict[str, Any]]) -> int:
-    """Scaling activities that replaced a node spot took back."""
-    return sum(bool(INTERRUPTED.search(str(item.get("Cause", "")))) for item in activities)
-
-
 GIVE_BACK_SECONDS = 120
 """How long a terminating node is held: it sees the group's decision in its instance metadata
 within METADATA_POLL seconds and gives its task back at once, as for a spot notice."""
@@ -406,6 +401,11 @@ class GroupState:
             f"  spot interruptions so far: {self.interrupted}",
             *(f"  failed: {problem}" for problem in self.problems),
         ]
+
+
+def interruptions(activities: list[dict[str, Any]]) -> int:
+    """Scaling activities that replaced a node spot took back."""
+    return sum(bool(INTERRUPTED.search(str(item.get("Cause", "")))) for item in activities)
 
 
 def group_state(config: Config) -> GroupState | None:

@@ -142,7 +142,7 @@ def plan_deadline(
     seconds = (deadline - now).total_seconds()
     usable = seconds - STARTUP_SECONDS - work.typical_task
     if work.node_seconds == 0:
-        return DeadlinePlan(deadline, work, 1, dollars_per_hour)
+        raise UsageError("The farm has nothing left to render: --finish-by has nothing to size.")
     if usable <= 0:
         raise UsageError(
             f"--finish-by leaves {format_duration(max(seconds, 0))}, less than a node's start "

@@ -6,12 +6,11 @@ No bpy module use.
 Spot quotas are counted in vCPUs per family group and region: the vCPUs of running and pending
 spot instances plus those of open spot requests. The quota comes from Service Quotas (the value
 applied to the account); where it cannot be read (no permission, a region without Service
-Quotas), the launch goes on with a warning, since EC2 itself still enforces it.
+Quotas), the launch goes on with a note saying why, since EC2 itself still enforces it.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Sequence
@@ -21,8 +20,6 @@ from typing import Any
 from .aws.session import cloud_errors, make_client
 from .config import Config
 from .errors import BrendaError, CloudError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,15 +68,14 @@ def _vcpus(client: Any, types: Sequence[str]) -> dict[str, int]:
     return found
 
 
-def _quota_value(config: Config, quota: SpotQuota) -> float | None:
-    """The quota applied to the account; None where it cannot be read."""
+def _quota_value(config: Config, quota: SpotQuota) -> float | str:
+    """The quota applied to the account, or why it cannot be read."""
     try:
         with cloud_errors(f"reading the spot quota {quota.code}"):
             client = make_client("service-quotas", config)
             found = client.get_service_quota(ServiceCode="ec2", QuotaCode=quota.code)
     except CloudError as error:
-        log.info("the spot quota cannot be checked: %s", error)
-        return None
+        return str(error)
     return float(found["Quota"]["Value"])
 
 
@@ -132,10 +128,8 @@ def fit_spot_quota(config: Config, types: Sequence[str], wanted: int) -> QuotaFi
         if not counted:
             continue
         limit = _quota_value(config, quota)
-        if limit is None:
-            return QuotaFit(
-                wanted, ("The spot vCPU quota could not be read; EC2 still applies it.",)
-            )
+        if isinstance(limit, str):
+            return QuotaFit(wanted, (f"{limit.rstrip('.')}: EC2 still applies the quota.",))
         checked = True
         with cloud_errors("counting the spot vCPUs in use"):
             used = _spot_vcpus_in_use(client, quota)

@@ -33,3 +33,5 @@ def test_a_deadline_shares_the_work_over_the_time_left_after_a_start_and_a_tail(
     assert plan.dollars == pytest.approx((36_000 + 12 * STARTUP_SECONDS) / 3600 * 0.25)
     with pytest.raises(UsageError, match="give a later time"):
         plan_deadline(work, NOW + timedelta(minutes=9), NOW, 0.25)
+    with pytest.raises(UsageError, match="nothing left to render"):
+        plan_deadline(WorkLeft(0, 0, "0 tasks"), NOW + timedelta(hours=1), NOW, 0.25)

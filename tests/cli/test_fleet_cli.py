@@ -38,6 +38,8 @@ def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
     code, out, err = run(capsys, *argv)
     assert code == 0, err
     assert "it stops at US$ 80.00 spent" in out
+    # moto's Service Quotas knows no EC2 quota: the launch goes on and says why.
+    assert "(NoSuchResourceException" in out and "EC2 still applies the quota." in out
     [group] = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
         "AutoScalingGroups"
     ]
