@@ -592,8 +592,7 @@ class Node:
                     return ended
                 continue
             lease = self._lease(queue, message)
-            if self.stopper.stopped or self.drain_reason is not None:
-                lease.give_back()
+            if lease is None:
                 continue
             number += 1
             self._render(lease, number, serving, self.stopper.event)
@@ -628,17 +627,23 @@ class Node:
         if self.protection is not None and not self.uploader.busy:
             self.protection.release()
 
-    def _lease(self, queue: WorkQueue, message: Message) -> Lease:
+    def _lease(self, queue: WorkQueue, message: Message) -> Lease | None:
+        """The task's lease, renewed until it ends; None when the node is stopping or draining:
+        the task went back to the queue at once."""
         if self.budget is not None:
             self.budget.check()
         if self.protection is not None:
             self.protection.hold()
-        return Lease(
+        lease = Lease(
             queue,
             message,
             timeout=self.config.integer("VISIBILITY_TIMEOUT"),
             period=self.config.integer("VISIBILITY_TIMEOUT_REASSERT"),
         )
+        if self.stopper.stopped or self.drain_reason is not None:
+            lease.give_back()
+            return None
+        return lease
 
     def _serve_jobs(self) -> str:
         farm = FarmJobs(JobRegistry(self.config), self)
@@ -885,8 +890,7 @@ class FarmJobs:
                 continue
             job, queue, message = taken
             lease = node._lease(queue, message)
-            if node.stopper.stopped or node.drain_reason is not None:
-                lease.give_back()
+            if lease is None:
                 continue
             number += 1
             try:

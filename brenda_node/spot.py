@@ -81,14 +81,14 @@ def watch_for_interruption(
 
     def poll() -> None:
         complained = False
-        drained = on_drain is None
+        drain = on_drain  # None once reported
         while not stop.is_set():
             try:
-                if not drained and on_drain is not None:
+                if drain is not None:
                     reason = client.get(DRAIN_PATH)
                     if reason is not None:
-                        on_drain(reason.strip())
-                        drained = True
+                        drain(reason.strip())
+                        drain = None
                 for path, notice in NOTICES.items():
                     detail = client.get(path)
                     if detail is not None:
