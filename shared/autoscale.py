@@ -106,14 +106,10 @@ def fleet_types(config: Config, types: str | None) -> tuple[str, ...]:
 
 def cautious_spot_price(config: Config, types: Sequence[str]) -> float | None:
     """The dearest of the types' cheapest spot prices now, US$ per hour; None if none is known."""
-    from .fleet import spot_prices
+    from .fleet import cheapest_spot_price
 
-    cheapest = []
-    for name in types:
-        prices = [price for price, _ in spot_prices(config, name).values()]
-        if prices:
-            cheapest.append(min(prices))
-    return max(cheapest) if cheapest else None
+    known = [found[0] for name in types if (found := cheapest_spot_price(config, name))]
+    return max(known) if known else None
 
 
 def plan_fleet(

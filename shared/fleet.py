@@ -382,17 +382,23 @@ def gpu_prices(config: Config) -> list[TypePrice]:
 
     found = []
     for instance_type in GPU_INSTANCE_TYPES:
-        prices = spot_prices(config, instance_type)
-        zone = min(prices, key=lambda name: prices[name][0], default=None)
+        cheapest = cheapest_spot_price(config, instance_type)
         found.append(
             TypePrice(
                 instance_type,
-                prices[zone][0] if zone else None,
-                zone,
+                cheapest[0] if cheapest else None,
+                cheapest[1] if cheapest else None,
                 ON_DEMAND_PRICES.get(instance_type),
             )
         )
     return found
+
+
+def cheapest_spot_price(config: Config, instance_type: str) -> tuple[float, str] | None:
+    """The type's lowest spot price now, US$ per hour, and its zone; None if none is known."""
+    prices = spot_prices(config, instance_type)
+    zone = min(prices, key=lambda name: prices[name][0], default=None)
+    return None if zone is None else (prices[zone][0], zone)
 
 
 def spot_prices(config: Config, instance_type: str) -> dict[str, tuple[float, Any]]:
