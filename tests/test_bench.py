@@ -12,16 +12,22 @@ import pytest
 BENCH = Path(__file__).parents[1] / "bench"
 
 
-def test_the_push_bench_runs_several_rounds_without_purging_a_queue() -> None:
-    # Three rounds per client: moto allows one purge a minute, which stopped the second round.
+def run_bench(script: str, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``bench/script`` to the end, successfully."""
     result = subprocess.run(
-        [sys.executable, str(BENCH / "push.py"), "--tasks", "60", "--round", "20", "--rtt-ms", "1"],
+        [sys.executable, str(BENCH / script), *argv],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def test_the_push_bench_runs_several_rounds_without_purging_a_queue() -> None:
+    # Three rounds per client: moto allows one purge a minute, which stopped the second round.
+    result = run_bench("push.py", "--tasks", "60", "--round", "20", "--rtt-ms", "1")
     assert "PurgeQueueInProgress" not in result.stdout + result.stderr
     assert result.stdout.count("speed-up") == 2
 
@@ -29,26 +35,12 @@ def test_the_push_bench_runs_several_rounds_without_purging_a_queue() -> None:
 @pytest.mark.slow
 def test_the_warm_bench_renders_both_ways_and_prints_the_speed_up() -> None:
     argv = ["--tasks", "2", "--objects", "1", "--textures", "1", "--samples", "1"]
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "warm.py"), *argv],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_bench("warm.py", *argv)
     assert result.stdout.count("frames/hour") == 2 and "speed-up: " in result.stdout
 
 
 def test_the_upload_bench_sends_only_the_change_after_the_first_upload() -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "upload.py"), "--files", "20", "--large-mb", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_bench("upload.py", "--files", "20", "--large-mb", "1")
     lines = result.stdout.splitlines()
     assert "content store sends     1.00 MB" in lines[2], result.stdout
     assert "node fetches     1.00 MB" in lines[2], result.stdout
@@ -56,27 +48,13 @@ def test_the_upload_bench_sends_only_the_change_after_the_first_upload() -> None
 
 @pytest.mark.slow
 def test_the_chunking_bench_compares_three_ways_for_two_edits() -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "blend_chunks.py"), "--spheres", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_bench("blend_chunks.py", "--spheres", "1")
     assert result.stdout.count("content-defined chunks") == 2
 
 
 def test_the_scale_simulation_stores_every_task_and_compares_with_the_design_before() -> None:
     argv = ["--nodes", "20", "--tasks", "400", "--sweep", "5,20", "--interruptions", "0.5"]
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "scale.py"), *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_bench("scale.py", *argv, timeout=120)
     out = result.stdout
     assert "every task stored (400/400)" in out, out
     assert "against the ideal" in out and "sqs:ReceiveMessage" in out
