@@ -138,6 +138,7 @@ class NodeState:
     render_seconds: float = 0.0
     activity: dict[str, Any] = field(default_factory=dict)
     _written: float = 0.0
+    _held_back: threading.Timer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def begin(self, done_mode: str) -> None:
@@ -168,24 +169,43 @@ class NodeState:
         self.show(force=True)
 
     def show(self, *, force: bool = True, **activity: Any) -> None:
-        """Record what the node does now; writes at most every STATUS_INTERVAL unless forced."""
+        """Record what the node does now; writes at most every STATUS_INTERVAL unless forced.
+
+        A change held back by the interval is written when it ends, so the last progress line
+        of a quiet stretch (Blender reports samples in bursts) still reaches status.json."""
         with self._lock:
             self.activity.update(activity)
-            now = time.monotonic()
-            if not force and now - self._written < STATUS_INTERVAL:
+            wait = self._written + STATUS_INTERVAL - time.monotonic()
+            if not force and wait > 0:
+                if self._held_back is None:
+                    self._held_back = threading.Timer(wait, self._write_held_back)
+                    self._held_back.daemon = True
+                    self._held_back.start()
                 return
-            self._written = now
-            status = {
-                **self.activity,
-                "pid": os.getpid(),
-                "tasks_done": self.tasks_done,
-                "render_seconds": round(self.render_seconds, 3),
-            }
-            try:
-                write_atomically(self.folder / "status.json", json.dumps(status))
-            except OSError as error:
-                # Only a display: a full disk is noticed where it matters, at the next task.
-                log.warning("status.json not written: %s", error.strerror or error)
+            self._write()
+
+    def _write_held_back(self) -> None:
+        with self._lock:
+            self._held_back = None
+            self._write()
+
+    def _write(self) -> None:
+        """Write status.json; the caller holds the lock."""
+        if self._held_back is not None:
+            self._held_back.cancel()
+            self._held_back = None
+        self._written = time.monotonic()
+        status = {
+            **self.activity,
+            "pid": os.getpid(),
+            "tasks_done": self.tasks_done,
+            "render_seconds": round(self.render_seconds, 3),
+        }
+        try:
+            write_atomically(self.folder / "status.json", json.dumps(status))
+        except OSError as error:
+            # Only a display: a full disk is noticed where it matters, at the next task.
+            log.warning("status.json not written: %s", error.strerror or error)
 
 
 @dataclass

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from brenda_node.agent import NodeState
 from brenda_node.cli import main as node_main
-from tests.node.conftest import Farm, script_tasks
+from tests.node.conftest import Farm, script_tasks, wait_for
 
 
 def test_two_nodes_store_every_output_and_exit_when_the_queue_is_done(farm: Farm) -> None:
@@ -136,3 +138,18 @@ def test_a_full_work_disk_gives_the_task_back_at_once_and_stops_the_node(
     counts = farm.counts()
     assert (counts.pending, counts.in_flight, counts.dead) == (0, 0, 0)
     assert farm.stored() == [f"frame_{n}.bin" for n in (1, 2, 3)]
+
+
+def test_progress_held_back_by_the_status_interval_is_written_when_it_ends(
+    tmp_path: Path,
+) -> None:
+    state = NodeState(tmp_path)
+    state.show(state="rendering", sample=None)
+    state.show(force=False, sample="1/3000")  # Blender's last line before a quiet stretch
+
+    def written() -> dict[str, Any]:
+        return dict(json.loads((tmp_path / "status.json").read_text()))
+
+    assert written()["sample"] is None
+    wait_for(lambda: written()["sample"] == "1/3000", 10, "the held-back sample to be written")
+    assert written()["state"] == "rendering"

@@ -132,9 +132,12 @@ def test_a_node_killed_mid_render_loses_no_frame(
     project = Path(farm.settings["BLENDER_PROJECT"].removeprefix("file://"))
     (project / "scene.blend").write_bytes(sample_blend.read_bytes())
     farm.settings.update(VISIBILITY_TIMEOUT="4", VISIBILITY_TIMEOUT_REASSERT="1")
+    # Three seconds a frame on any machine: with adaptive sampling on, 3000 samples of this
+    # scene converge in under a second, and a fast machine finished the job before the kill.
     slow = tmp_path / "slow-template"
     slow.write_text(
-        'blender -b *.blend --python-expr "import bpy; bpy.context.scene.cycles.samples = 3000" '
+        'blender -b *.blend --python-expr "import bpy; cycles = bpy.context.scene.cycles; '
+        'cycles.use_adaptive_sampling = False; cycles.samples = 1000000; cycles.time_limit = 3" '
         '-F PNG -o "$OUTDIR/frame_######" -s $START -e $END -a\n'
     )
     template, origin = load_template(str(slow))
