@@ -64,13 +64,16 @@ def test_a_node_is_protected_from_scale_in_while_it_holds_a_task(
     scaling = boto_client("autoscaling")
     instance = group_with_a_node(boto_client, metadata)
     assert protected(scaling, instance)  # launched protected: a booting node is not taken
-    farm.push(script_tasks('sleep 3\necho > "$OUTDIR/frame_$START.txt"\n', range(1, 3)))
-    node = farm.start_node("a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url, DONE="poll")
+    task = 'sleep 2\necho > "$OUTDIR/frame_$START.txt"\n'
+    farm.push(script_tasks(task, range(1, 3)))
+    node = farm.start_node(
+        "a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url, DONE="poll", POLL_PAUSE="1"
+    )
     wait_for(lambda: farm.status("a").get("state") == "rendering", 60, "the task to start")
     assert protected(scaling, instance)
     wait_for(lambda: not protected(scaling, instance), 60, "the idle node to let the group go")
     assert sorted(farm.stored()) == ["frame_1.txt", "frame_2.txt"]
-    farm.push(script_tasks('sleep 3\necho > "$OUTDIR/frame_$START.txt"\n', range(3, 4)))
+    farm.push(script_tasks(task, range(3, 4)))
     wait_for(lambda: protected(scaling, instance), 60, "work to protect the node again")
     wait_for(lambda: "frame_3.txt" in farm.stored(), 60, "the third frame")
     wait_for(lambda: not protected(scaling, instance), 60, "the idle node to let the group go")
