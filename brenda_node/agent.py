@@ -222,9 +222,9 @@ class StoredTask:
     ledger: LedgerWriter
     cost: TaskCost
     failure: str | None = None
+    """Why the task failed although it saved these outputs (the watchdog stopped it)."""
     denoise: tuple[TaskRunner, dict[str, Any]] | None = None
     """The runner that denoises a frame assembled from this task's tiles, and how."""
-    """Why the task failed although it saved these outputs (the watchdog stopped it)."""
     progress: Progress = field(default_factory=Progress)
 
 
