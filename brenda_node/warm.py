@@ -116,8 +116,6 @@ class WarmPool:
         self.max_tasks = max_tasks
         self.max_memory = max_memory
         self.current: WarmBlender | None = None
-        self.started = 0
-        """How many warm processes this pool started (for logs and tests)."""
 
     def take(self, key: WarmKey, command: Sequence[str], environ: Mapping[str, str]) -> WarmBlender:
         """The warm process for ``key``: the current one if it has that key and still runs."""
@@ -126,7 +124,6 @@ class WarmPool:
             self.discard()
         if self.current is None:
             self.current = WarmBlender.start(key, command, environ)
-            self.started += 1
         return self.current
 
     def finished(self, warm: WarmBlender) -> None:
