@@ -346,7 +346,7 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
     its hash; project files are read-only hard links to the cache."""
     from shared.aws import s3
     from shared.aws.session import cloud_errors, make_client
-    from shared.content import CONTENT, PARALLEL, Entry, Manifest
+    from shared.content import CONTENT, PARALLEL, Entry, Manifest, pieces_where
 
     key = url.prefix.rstrip("/")
     origin = f"s3://{url.bucket}/{key}"
@@ -367,11 +367,7 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
             raise ProjectError(f"The project {origin} does not exist.")
         manifest = Manifest.from_json(text, origin)
         lacking = {e.hash: e for e in manifest.files if not (store / e.hash).is_file()}
-        needed: dict[str, tuple[Entry, int]] = {}
-        for entry in lacking.values():
-            for index, digest in enumerate(entry.stored):
-                if not (store / digest).is_file():
-                    needed.setdefault(digest, (entry, index))
+        needed = pieces_where(lacking.values(), lambda digest: not (store / digest).is_file())
 
         def fetch(item: tuple[str, tuple[Entry, int]]) -> None:
             digest, (entry, index) = item

@@ -136,6 +136,19 @@ class Manifest:
         return cls(entries)
 
 
+def pieces_where(
+    entries: Iterable[Entry], wanted: Callable[[str], bool]
+) -> dict[str, tuple[Entry, int]]:
+    """Each ``wanted`` piece the entries are stored in (a whole file or a block), by its hash,
+    once: with the first entry holding it and its index among that entry's pieces."""
+    found: dict[str, tuple[Entry, int]] = {}
+    for entry in entries:
+        for index, digest in enumerate(entry.stored):
+            if digest not in found and wanted(digest):
+                found[digest] = (entry, index)
+    return found
+
+
 def _piece_size(entry: Entry, index: int) -> int:
     if not entry.blocks:
         return entry.size
@@ -300,11 +313,7 @@ class ContentStore:
         sends the rest."""
         pieces = {digest for entry in manifest.files for digest in entry.stored}
         lacking = self.missing(pieces, progress)
-        sending: dict[str, tuple[Entry, int]] = {}
-        for entry in manifest.files:
-            for index, digest in enumerate(entry.stored):
-                if digest in lacking:
-                    sending.setdefault(digest, (entry, index))
+        sending = pieces_where(manifest.files, lacking.__contains__)
         total = sum(_piece_size(entry, index) for entry, index in sending.values())
         progress.start(f"Uploading {len(sending)} files and blocks", total)
         bucket = self.projects.bucket
