@@ -16,7 +16,7 @@ import logging
 import threading
 from typing import Any
 
-from shared.autoscale import GIVE_BACK_HOOK
+from shared.autoscale import GIVE_BACK_HOOK, described_group
 from shared.aws.session import cloud_errors, make_client
 from shared.config import Config
 from shared.errors import CloudError
@@ -63,11 +63,11 @@ class ScaleInProtection:
             if not groups:
                 return
             group = groups[0]
-        described = self.client.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
-        if not described["AutoScalingGroups"]:
+        described = described_group(self.client, group)
+        if described is None:
             return
         self.instance, self.group = instance, group
-        self.described = described["AutoScalingGroups"][0]
+        self.described = described
         self._protected = any(
             item["InstanceId"] == instance and item.get("ProtectedFromScaleIn", False)
             for item in self.described.get("Instances", [])

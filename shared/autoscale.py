@@ -35,6 +35,8 @@ from .quotas import fit_spot_quota
 from .urls import SqsUrl
 
 POLICY = "brenda-backlog-per-node"
+TASKS_PER_NODE = 1.0
+"""The backlog per node the scaling policy keeps: tasks waiting plus tasks held, per node."""
 TAGGED_AT_ONCE = 1000
 MAX_SIZED_QUEUES = 4
 BUDGET_TAG = "brenda:budget"
@@ -73,7 +75,6 @@ class FleetPlan:
     """The queues whose backlog sizes the group: WORK_QUEUE, or the active jobs' queues."""
     jobs: bool
     """A farm of jobs: its submits and job controls point the policy at its jobs' queues."""
-    tasks_per_node: float
     budget: float | None = None
     """US$ the farm may spend; its nodes stop the fleet growing once it has."""
 
@@ -85,7 +86,7 @@ class FleetPlan:
             followed = f"{len(self.queues)} active job(s) ({', '.join(self.queues)})"
         else:
             followed = "the farm's active jobs (none now: 0 nodes until one is submitted)"
-        scaling = f"follows the backlog of {followed}: {self.tasks_per_node:g} task(s) per node"
+        scaling = f"follows the backlog of {followed}: {TASKS_PER_NODE:g} task(s) per node"
         budget = f"; it stops at US$ {self.budget:.2f} spent" if self.budget else ""
         return [
             f"Auto Scaling group {group_name(self.farm)}: 0 to {self.maximum} nodes{base}{budget}",
@@ -93,6 +94,12 @@ class FleetPlan:
             f"Image                {self.image}",
             f"Size                 {scaling}",
         ]
+
+
+def described_group(scaling: Any, group: str) -> dict[str, Any] | None:
+    """The group as DescribeAutoScalingGroups gives it; None if there is no such group."""
+    found = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+    return dict(found["AutoScalingGroups"][0]) if found["AutoScalingGroups"] else None
 
 
 def fleet_types(config: Config, types: str | None) -> tuple[str, ...]:
@@ -150,7 +157,6 @@ def plan_fleet(
         user_data=user_data(config),
         queues=queues,
         jobs=queue is None,
-        tasks_per_node=1.0,
         budget=budget,
     )
 
@@ -165,7 +171,7 @@ def fit_quota(config: Config, plan: FleetPlan) -> tuple[FleetPlan, tuple[str, ..
     return replace(plan, maximum=plan.on_demand_base + fit.nodes), fit.notes
 
 
-def backlog_per_node(queues: Sequence[str], group: str, target: float) -> dict[str, Any]:
+def backlog_per_node(queues: Sequence[str], group: str) -> dict[str, Any]:
     """Target tracking on (visible + in flight, over ``queues``) / nodes in service."""
 
     def metric(ident: str, namespace: str, name: str, dimension: tuple[str, str]) -> dict[str, Any]:
@@ -200,7 +206,7 @@ def backlog_per_node(queues: Sequence[str], group: str, target: float) -> dict[s
         ]
     tasks = " + ".join(item["Id"] for item in metrics)
     return {
-        "TargetValue": target,
+        "TargetValue": TASKS_PER_NODE,
         "CustomizedMetricSpecification": {
             "Metrics": [
                 *metrics,
@@ -221,14 +227,14 @@ def backlog_per_node(queues: Sequence[str], group: str, target: float) -> dict[s
     }
 
 
-def _follow(scaling: Any, group: str, queues: Sequence[str], tasks_per_node: float) -> None:
+def _follow(scaling: Any, group: str, queues: Sequence[str]) -> None:
     """Size the group on the backlog of ``queues``; with none, no policy and no nodes."""
     if queues:
         scaling.put_scaling_policy(
             AutoScalingGroupName=group,
             PolicyName=POLICY,
             PolicyType="TargetTrackingScaling",
-            TargetTrackingConfiguration=backlog_per_node(queues, group, tasks_per_node),
+            TargetTrackingConfiguration=backlog_per_node(queues, group),
         )
         return
     policies = scaling.describe_policies(AutoScalingGroupName=group, PolicyNames=[POLICY])
@@ -243,11 +249,9 @@ def follow_jobs(config: Config, sizing_queues: Callable[[int], list[str]]) -> bo
     group = group_name(str(config.text("FARM")))
     with cloud_errors(f"sizing the Auto Scaling group {group} on the farm's jobs"):
         scaling = make_client("autoscaling", config)
-        if not scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
-            "AutoScalingGroups"
-        ]:
+        if described_group(scaling, group) is None:
             return False
-        _follow(scaling, group, sizing_queues(MAX_SIZED_QUEUES), 1.0)
+        _follow(scaling, group, sizing_queues(MAX_SIZED_QUEUES))
     return True
 
 
@@ -314,8 +318,7 @@ def ensure_fleet(config: Config, plan: FleetPlan) -> str:
                 },
             },
         }
-        found = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
-        if found["AutoScalingGroups"]:
+        if described_group(scaling, group) is not None:
             scaling.update_auto_scaling_group(**settings)
         else:
             tags = [
@@ -340,7 +343,7 @@ def ensure_fleet(config: Config, plan: FleetPlan) -> str:
             scaling.create_or_update_tags(Tags=[{**budget_tag, "Value": f"{plan.budget:.2f}"}])
         else:
             scaling.delete_tags(Tags=[budget_tag])
-        _follow(scaling, group, plan.queues, plan.tasks_per_node)
+        _follow(scaling, group, plan.queues)
     return group
 
 
@@ -355,13 +358,13 @@ def stop_fleet(config: Config, reason: str, group: str | None = None) -> list[st
     group = group or group_name(str(config.text("FARM")))
     with cloud_errors(f"stopping the Auto Scaling group {group}"):
         scaling = make_client("autoscaling", config)
-        found = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
-        if not found["AutoScalingGroups"]:
+        described = described_group(scaling, group)
+        if described is None:
             return None
         scaling.update_auto_scaling_group(
             AutoScalingGroupName=group, MinSize=0, MaxSize=0, DesiredCapacity=0
         )
-        instances = [item["InstanceId"] for item in found["AutoScalingGroups"][0]["Instances"]]
+        instances = [item["InstanceId"] for item in described["Instances"]]
         client = ec2_client(config)
         for start in range(0, len(instances), TAGGED_AT_ONCE):
             client.create_tags(
@@ -408,10 +411,9 @@ def group_state(config: Config) -> GroupState | None:
     group = group_name(str(config.text("FARM")))
     with cloud_errors(f"reading the Auto Scaling group {group}"):
         scaling = make_client("autoscaling", config)
-        found = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
-        if not found["AutoScalingGroups"]:
+        described = described_group(scaling, group)
+        if described is None:
             return None
-        described = found["AutoScalingGroups"][0]
         activities = scaling.describe_scaling_activities(
             AutoScalingGroupName=group, MaxRecords=ACTIVITIES_READ
         ).get("Activities", [])
