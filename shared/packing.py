@@ -306,6 +306,22 @@ def refuse_missing(report: PackReport) -> None:
     )
 
 
+def _checked(
+    blend: Path,
+    root: Path | None,
+    render_anyway: bool,
+    progress: Progress,
+    report: PackReport | None,
+) -> tuple[Path, Path, PackReport]:
+    """The .blend and root located, and the preflight report (``report`` if already made);
+    missing files a render reads stop here unless ``render_anyway``."""
+    blend, located_root = _locate(blend, root)
+    report = report or inspect(blend, root=located_root, progress=progress)
+    if not render_anyway:
+        refuse_missing(report)
+    return blend, located_root, report
+
+
 def pack(
     blend: Path,
     archive: Path,
@@ -320,10 +336,7 @@ def pack(
     packing unless ``render_anyway``. The archive appears whole or not at all. ``report`` is
     the preflight report already made for the same file and root, if any."""
     progress = progress or Progress()
-    blend, root = _locate(blend, root)
-    report = report or inspect(blend, root=root, progress=progress)
-    if not render_anyway:
-        refuse_missing(report)
+    blend, root, report = _checked(blend, root, render_anyway, progress, report)
     archive = Path(os.path.abspath(archive))
     if archive.is_relative_to(root) and archive.suffix == ".blend":
         raise BrendaError(f"The archive {archive} would overwrite a .blend file.")
@@ -348,10 +361,7 @@ def stage(
     file but the .blend files unchanged, so their hashes can be cached on their source.
     ``report`` is the preflight report already made for the same file and root, if any."""
     progress = progress or Progress()
-    blend, root = _locate(blend, root)
-    report = report or inspect(blend, root=root, progress=progress)
-    if not render_anyway:
-        refuse_missing(report)
+    blend, root, report = _checked(blend, root, render_anyway, progress, report)
     _stage(blend, root, folder, progress)
     from .content import folder_files
 
