@@ -265,13 +265,17 @@ def use_device(bpy: Any, scene: Any, device: str) -> str:
     return f"{device}: {', '.join(item.name for item in found)}"
 
 
-def environment_differences(bpy: Any, scene: Any, wanted: dict[str, Any]) -> list[str]:
-    """How this Blender differs from the artist's: version, add-ons, colour management."""
+def environment_differences(
+    bpy: Any, scene: Any, wanted: dict[str, Any], newer_ok: bool = False
+) -> list[str]:
+    """How this Blender differs from the artist's: version (a newer one only counts when the job
+    does not accept it), add-ons, colour management."""
     addon_utils: Any = importlib.import_module("addon_utils")  # Blender's own module
 
     found = []
     version = ".".join(str(part) for part in bpy.app.version[:2])
-    if wanted["blender"] != version:
+    artist = tuple(int(part) for part in wanted["blender"].split("."))
+    if wanted["blender"] != version and not (newer_ok and bpy.app.version[:2] > artist):
         found.append(f"Blender {version} here, {wanted['blender']} where the job was pushed")
     for name, addon_version in wanted.get("addons", ()):
         module = sys.modules.get(name)
@@ -296,10 +300,12 @@ def environment_differences(bpy: Any, scene: Any, wanted: dict[str, Any]) -> lis
     return found
 
 
-def check_environment(bpy: Any, scene: Any, wanted: dict[str, Any] | None) -> None:
+def check_environment(
+    bpy: Any, scene: Any, wanted: dict[str, Any] | None, newer_ok: bool = False
+) -> None:
     if wanted is None:
         return
-    differences = environment_differences(bpy, scene, wanted)
+    differences = environment_differences(bpy, scene, wanted, newer_ok)
     if not differences:
         return
     text = "; ".join(differences)
@@ -339,7 +345,7 @@ def denoise_after_assembly(scene: Any, settings: dict[str, Any]) -> dict[str, An
         layer.cycles.denoising_store_passes = bool(stored)
     if settings["tile"] is None or not scene.cycles.use_denoising:
         return None
-    if len(layers) != 1 or (scene.use_nodes and scene.render.use_compositing):
+    if len(layers) != 1 or (compositor(scene) is not None and scene.render.use_compositing):
         print(
             "Warning: each tile is denoised alone (seams may show): whole-frame denoising of "
             "tiles needs one view layer and no compositing",
@@ -362,9 +368,57 @@ def denoise_after_assembly(scene: Any, settings: dict[str, Any]) -> dict[str, An
     }
     scene.cycles.use_denoising = False
     layers[0].cycles.denoising_store_passes = True
-    image.file_format = "OPEN_EXR_MULTILAYER"
+    set_file_format(image, "OPEN_EXR_MULTILAYER")
     image.color_depth = "32"
     return after
+
+
+# Blender 5.0 made multilayer OpenEXR and video media types of their own: file_format then takes
+# only the formats of the image settings' media type.
+MEDIA_TYPES = {"OPEN_EXR_MULTILAYER": "MULTI_LAYER_IMAGE", "FFMPEG": "VIDEO"}
+
+
+def set_file_format(image: Any, file_format: str) -> None:
+    """Set an image settings' format, on every Blender (4.2 to 5.x)."""
+    if hasattr(image, "media_type"):
+        image.media_type = MEDIA_TYPES.get(file_format, "IMAGE")
+    image.file_format = file_format
+
+
+def compositor(scene: Any) -> Any:
+    """The scene's compositing node tree, or None when it composites nothing (Blender 5.0 keeps
+    it in ``compositing_node_group``; before, ``node_tree`` counted only with ``use_nodes``)."""
+    if hasattr(scene, "compositing_node_group"):
+        return scene.compositing_node_group
+    return scene.node_tree if scene.use_nodes else None
+
+
+def new_compositor(bpy: Any, scene: Any) -> tuple[Any, Any]:
+    """An empty compositing node tree for ``scene``, and the input its result goes to."""
+    if hasattr(scene, "compositing_node_group"):
+        tree = bpy.data.node_groups.new("Brenda denoising", "CompositorNodeTree")
+        scene.compositing_node_group = tree
+        tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+        return tree, tree.nodes.new("NodeGroupOutput").inputs["Image"]
+    scene.use_nodes = True
+    tree = scene.node_tree
+    for node in list(tree.nodes):
+        tree.nodes.remove(node)
+    return tree, tree.nodes.new("CompositorNodeComposite").inputs["Image"]
+
+
+def set_denoiser(denoiser: Any, prefilter: str, quality: str) -> None:
+    """The Denoise node set as Cycles denoised (settings are menu inputs from Blender 5.0; 4.2's
+    node has no quality and denoises at its best)."""
+    if "Prefilter" in denoiser.inputs:
+        denoiser.inputs["Prefilter"].default_value = prefilter.title()
+        denoiser.inputs["Quality"].default_value = quality.title()
+        denoiser.inputs["HDR"].default_value = True
+        return
+    denoiser.prefilter = prefilter
+    if hasattr(denoiser, "quality"):
+        denoiser.quality = quality
+    denoiser.use_hdr = True
 
 
 def denoise(bpy: Any, settings: dict[str, Any]) -> None:
@@ -380,24 +434,18 @@ def denoise(bpy: Any, settings: dict[str, Any]) -> None:
     scene.view_settings.exposure = after["exposure"]
     scene.view_settings.gamma = after["gamma"]
     scene.display_settings.display_device = after["display"]
-    scene.use_nodes = True
-    tree = scene.node_tree
-    for node in list(tree.nodes):
-        tree.nodes.remove(node)
+    tree, result = new_compositor(bpy, scene)
     source = tree.nodes.new("CompositorNodeImage")
     source.image = bpy.data.images.load(settings["noisy"])
     source.layer = after["layer"]
     denoiser = tree.nodes.new("CompositorNodeDenoise")
-    denoiser.prefilter = after["prefilter"]
-    denoiser.quality = after["quality"]
-    denoiser.use_hdr = True
-    composite = tree.nodes.new("CompositorNodeComposite")
+    set_denoiser(denoiser, after["prefilter"], after["quality"])
     tree.links.new(source.outputs["Combined"], denoiser.inputs["Image"])
     tree.links.new(source.outputs["Denoising Normal"], denoiser.inputs["Normal"])
     tree.links.new(source.outputs["Denoising Albedo"], denoiser.inputs["Albedo"])
-    tree.links.new(denoiser.outputs["Image"], composite.inputs["Image"])
+    tree.links.new(denoiser.outputs["Image"], result)
     image = scene.render.image_settings
-    image.file_format = after["format"]
+    set_file_format(image, after["format"])
     image.color_mode = after["color_mode"]
     if after["color_depth"]:
         image.color_depth = after["color_depth"]
@@ -407,13 +455,21 @@ def denoise(bpy: Any, settings: dict[str, Any]) -> None:
     print(f"{OUTPUT_MARK}{settings['output']}", flush=True)
 
 
+RESTORED_IMAGE_SETTINGS = ("file_format", "color_mode", "color_depth", "use_exr_interleave")
+
+
 def restore_image_settings(scene: Any) -> None:
     """Put the scene's output settings back as the file has them, so that a warm Blender starts
     every task where a fresh one would (a denoised tile's task changes them)."""
     image = scene.render.image_settings
     if "brenda_image" not in scene:
-        scene["brenda_image"] = [image.file_format, image.color_mode, image.color_depth]
-    image.file_format, image.color_mode, image.color_depth = scene["brenda_image"]
+        kept = [name for name in RESTORED_IMAGE_SETTINGS if hasattr(image, name)]
+        scene["brenda_image"] = {name: getattr(image, name) for name in kept}
+    stored = scene["brenda_image"]
+    set_file_format(image, stored["file_format"])
+    for name in RESTORED_IMAGE_SETTINGS[1:]:
+        if name in stored:
+            setattr(image, name, stored[name])
 
 
 def render_task(bpy: Any, settings: dict[str, Any]) -> None:
@@ -424,7 +480,7 @@ def render_task(bpy: Any, settings: dict[str, Any]) -> None:
     scene = bpy.data.scenes[name] if name is not None else bpy.context.scene
     render = scene.render
     restore_image_settings(scene)
-    render.image_settings.file_format = settings["format"]
+    set_file_format(render.image_settings, settings["format"])
     render.filepath = settings["output"]
     render.use_file_extension = True
     tile = settings["tile"]
@@ -435,9 +491,15 @@ def render_task(bpy: Any, settings: dict[str, Any]) -> None:
     start, end, step = settings["frames"]
     if settings.get("allow_python", False):
         enable_project_addons(bpy)
-    check_environment(bpy, scene, settings.get("environment"))
+    check_environment(
+        bpy, scene, settings.get("environment"), settings.get("blender_newer_ok", False)
+    )
     print(f"{DEVICE_MARK}{use_device(bpy, scene, settings.get('device', 'CPU'))}", flush=True)
     after = denoise_after_assembly(scene, settings)
+    if tile is not None and hasattr(render.image_settings, "use_exr_interleave"):
+        # Blender 5.0 writes multilayer OpenEXR as one part per pass; tiles are assembled (and
+        # their denoising passes read) from one interleaved part, as Blender 4.x wrote them.
+        render.image_settings.use_exr_interleave = True
     if not settings.get("allow_python", False):
         scene.frame_set(start)
         refuse_python_drivers(bpy)
@@ -454,6 +516,34 @@ def render_task(bpy: Any, settings: dict[str, Any]) -> None:
         path = render.frame_path(frame=frame)
         if os.path.isfile(path):
             print(f"{OUTPUT_MARK}{path}", flush=True)
+
+
+RELAY_HANDLER = "brenda_relay_progress"
+
+
+def relay_progress(bpy: Any) -> None:
+    """From Blender 5.0 a background render prints no progress, only its "Saved:" line (as a log
+    line): print the render statistics Blender hands its ``render_stats`` handlers as 4.x printed
+    them, ``Fra:N ... Sample 3/16`` and ``Time: 00:01.25 (Saving: ...)``, so that the node sees
+    frames, samples and render times on every version. Registered once per process."""
+    handlers = bpy.app.handlers
+    if bpy.app.version < (5, 0, 0) or any(
+        getattr(handler, "__name__", "") == RELAY_HANDLER for handler in handlers.render_stats
+    ):
+        return
+    rendering = {"frame": 0}
+
+    @handlers.persistent  # type: ignore[untyped-decorator]
+    def brenda_render_pre(scene: Any, *_: Any) -> None:
+        rendering["frame"] = scene.frame_current
+
+    @handlers.persistent  # type: ignore[untyped-decorator]
+    def brenda_relay_progress(text: str) -> None:
+        shown = text if text.startswith("Time:") else f"Fra:{rendering['frame']} | {text}"
+        print(shown, flush=True)
+
+    handlers.render_pre.append(brenda_render_pre)
+    handlers.render_stats.append(brenda_relay_progress)
 
 
 def serve(bpy: Any) -> None:
@@ -473,6 +563,7 @@ def main() -> None:
     # Blender's own module, used as Blender runs it (the add-on is type-checked against stubs).
     bpy: Any = importlib.import_module("bpy")
     settings = arguments()
+    relay_progress(bpy)
     if settings.get("serve"):
         serve(bpy)
     elif settings.get("denoise"):

@@ -39,13 +39,13 @@ def main() -> None:
     bpy.ops.object.shade_smooth()
     monkey.data.materials.append(material(bpy, "Monkey", (0.9, 0.25, 0.1)))
     frames = int(settings["frames"])
+    # New keys turn at an even speed; set before inserting them, as Blender 5.0's actions keep
+    # their curves in slots and layers, where 4.x had action.fcurves.
+    bpy.context.preferences.edit.keyframe_new_interpolation_type = "LINEAR"
     monkey.rotation_euler = (0.0, 0.0, 0.0)
     monkey.keyframe_insert("rotation_euler", frame=1)
     monkey.rotation_euler = (0.0, 0.0, 2 * math.pi)
     monkey.keyframe_insert("rotation_euler", frame=frames + 1)
-    for curve in monkey.animation_data.action.fcurves:
-        for point in curve.keyframe_points:
-            point.interpolation = "LINEAR"
     bpy.ops.mesh.primitive_uv_sphere_add(radius=0.6, location=(2.0, 1.0, 0.6))
     bpy.context.object.data.materials.append(material(bpy, "Ball", (0.1, 0.35, 0.9)))
 

@@ -118,6 +118,11 @@ def assemble(tiles: list[tuple[TileName, Path]], target: Path) -> None:
         image = ImageBuf(str(path), 0, 0, raw)
         if image.has_error:
             raise BrendaError(f"Tile {tile.name} cannot be read: {image.geterror()}.")
+        if image.nsubimages > 1:
+            raise BrendaError(
+                f"Tile {tile.name} is a multi-part OpenEXR ({image.nsubimages} parts): tiles are "
+                "assembled from single-part images, and its other parts would be lost."
+            )
         images.append((tile, image))
     spec = ImageSpec(images[0][1].spec())
     width, height, channels = spec.width, spec.height, spec.nchannels

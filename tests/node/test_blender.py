@@ -9,13 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from brenda_node.blender import (
-    RunResult,
-    blender_command,
-    find_blend,
-    parse_line,
-    write_launcher,
-)
+from brenda_node.blender import RunResult, find_blend, parse_line
+from brenda_node.blenders import blender_command, write_launcher
 from brenda_node.render_script import sequence_file, sequence_frame, udim_file
 from shared.errors import BrendaError
 
@@ -39,6 +34,65 @@ def test_blender_lines_are_understood(text: str) -> None:
     assert (line.frame, line.sample, line.saved, line.error) == BLENDER_LINES[text]
 
 
+# Real lines of a background Cycles render on each version (32x24, 16 samples): Blender 4.x
+# prints its progress; 5.x prints only "Saved:" as a log line, and the render script relays the
+# statistics Blender hands its render_stats handlers as 4.x printed them.
+VERSION_LINES = {
+    "4.2": [
+        "Fra:1 Mem:10.28M (Peak 12.08M) | Time:00:00.00 | Remaining:00:00.00 | Mem:0.11M, "
+        "Peak:0.11M | Scene, ViewLayer | Sample 1/16",
+        "Saved: '/tmp/probe/s42/f_0001.png'",
+        "Time: 00:00.29 (Saving: 00:00.28)",
+    ],
+    "4.5": [
+        "Fra:1 Mem:8.20M (Peak 10.09M) | Time:00:00.00 | Remaining:00:00.00 | Mem:0.11M, "
+        "Peak:0.11M | Scene, ViewLayer | Sample 1/16",
+        "Saved: '/tmp/probe/q/f_0001.png'",
+        "Time: 00:00.28 (Saving: 00:00.26)",
+    ],
+    "5.0": [
+        "Fra:1 | Remaining: 00:00.00 | Mem: 2M | Sample 1/16",
+        "00:00.514  render           | Saved: '/tmp/probe/s50/f_0001.png'",
+        "Time: 00:00.07 (Saving: 00:00.06)",
+    ],
+    "5.2": [
+        "Fra:1 | Remaining: 00:00.00 | Mem: 1M | Sample 1/16",
+        "00:00.605  render           | Saved: '/tmp/probe/s52/f_0001.png'",
+        "Time: 00:00.12 (Saving: 00:00.11)",
+    ],
+    "5.3": [
+        "Fra:1 | Remaining: 00:00.07 | Mem: 1M | Sample 1/16",
+        "00:01.911  render           | Saved: '/tmp/probe/q/f_0001.png'",
+        "Time: 00:00.40 (Saving: 00:00.31)",
+    ],
+    # A render of over a minute, as 4.x prints its time (hours only when there are some).
+    "4.5 long": [
+        "Fra:240 Mem:812.40M (Peak 1203.10M) | Time:01:02.50 | Remaining:00:03.10 | "
+        "Mem:412.00M, Peak:412.00M | Scene, ViewLayer | Sample 512/1024",
+        "Saved: '/farm/out/frame_000240.exr'",
+        "Time: 01:02:03.25 (Saving: 00:00.40)",
+    ],
+}
+VERSION_MEANINGS = {
+    "4.2": (1, (1, 16), "/tmp/probe/s42/f_0001.png", 0.29),
+    "4.5": (1, (1, 16), "/tmp/probe/q/f_0001.png", 0.28),
+    "5.0": (1, (1, 16), "/tmp/probe/s50/f_0001.png", 0.07),
+    "5.2": (1, (1, 16), "/tmp/probe/s52/f_0001.png", 0.12),
+    "5.3": (1, (1, 16), "/tmp/probe/q/f_0001.png", 0.40),
+    "4.5 long": (240, (512, 1024), "/farm/out/frame_000240.exr", 3723.25),
+}
+
+
+@pytest.mark.parametrize("version", list(VERSION_LINES))
+def test_progress_saved_files_and_render_times_are_read_on_every_version(version: str) -> None:
+    progress, saved, took = (parse_line(text) for text in VERSION_LINES[version])
+    frame, sample, path, seconds = VERSION_MEANINGS[version]
+    assert (progress.frame, progress.sample) == (frame, sample)
+    assert saved.saved == path and saved.frame is None and not saved.error
+    assert took.render_seconds == pytest.approx(seconds)
+    assert saved.text == VERSION_LINES[version][1]  # logged as Blender printed it
+
+
 def test_launcher_runs_the_configured_blender_with_its_arguments(tmp_path: Path) -> None:
     fake = tmp_path / "my blender"
     fake.write_text('#!/bin/sh\necho "args: $*"\n')
@@ -53,7 +107,9 @@ def test_launcher_runs_the_configured_blender_with_its_arguments(tmp_path: Path)
 
 
 def test_unknown_blender_is_one_sentence(tmp_path: Path) -> None:
-    with pytest.raises(BrendaError, match=r"^BLENDER=/nowhere/blender is not an executable"):
+    with pytest.raises(
+        BrendaError, match=r"^The Blender program /nowhere/blender is not an executable"
+    ):
         blender_command("/nowhere/blender")
 
 
