@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brenda_node.blender import blender_command
+from brenda_node.blenders import blender_command
 
 SCENE = """
 import bpy, sys

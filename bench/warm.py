@@ -7,7 +7,8 @@ ways render the same tasks with the node's own ``TaskRunner`` (the ``blender`` p
 else the ``bpy`` wheel), one after the other in the same run, each from a fresh start; the first
 frame of each way is included, since a node pays it too.
 
-Run: ``python bench/warm.py [--tasks N] [--objects N] [--textures N] [--samples N]``.
+Run: ``python bench/warm.py [--tasks N] [--objects N] [--textures N] [--samples N]
+[--blender PROGRAM]``; ``--blender .venvs/py3.13/bin/brenda-blender`` measures Blender 5.2.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import threading
 import time
 from pathlib import Path
 
-from brenda_node.blender import TaskRunner, blender_command, write_launcher
+from brenda_node.blender import TaskRunner
+from brenda_node.blenders import Blenders, blender_command
 from brenda_node.warm import WarmPool, default_memory_limit
 from shared.tasks import FrameChunk, RenderSettings, RenderTask
 
@@ -63,21 +65,22 @@ bpy.ops.wm.save_as_mainfile(filepath=f"{folder}/scene.blend")
 """
 
 
-def build_scene(folder: Path, objects: int, textures: int, samples: int) -> None:
+def build_scene(
+    folder: Path, objects: int, textures: int, samples: int, blender: str | None
+) -> None:
     script = folder / "build.py"
     script.write_text(SCENE, encoding="utf-8")
     settings = {"folder": str(folder), "objects": objects, "textures": textures, "samples": samples}
-    command = [*blender_command(None), "-b", "--python", str(script), "--", json.dumps(settings)]
+    command = [*blender_command(blender), "-b", "--python", str(script), "--", json.dumps(settings)]
     subprocess.run(command, check=True, capture_output=True, timeout=600)
 
 
-def render_all(folder: Path, tasks: int, warm: bool) -> tuple[float, float]:
+def render_all(folder: Path, tasks: int, warm: bool, blender: str | None) -> tuple[float, float]:
     """Seconds to render ``tasks`` one-frame tasks, warm or with a Blender per task, and the
     seconds of it Blender reported rendering."""
-    launcher = folder / "bin"
-    write_launcher(launcher, blender_command(None))
     pool = WarmPool(1000, default_memory_limit()) if warm else None
-    runner = TaskRunner(folder, launcher, folder / "tmp", warm=pool)
+    blenders = Blenders.of([blender], folder / "bin")
+    runner = TaskRunner(folder, blenders, folder / "tmp", warm=pool)
     settings = RenderSettings(blend="scene.blend")
     started = time.monotonic()
     rendering = 0.0
@@ -100,14 +103,16 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=6, help="dense meshes in the scene (6)")
     parser.add_argument("--textures", type=int, default=4, help="2048x2048 textures (4)")
     parser.add_argument("--samples", type=int, default=16, help="Cycles samples per frame (16)")
+    parser.add_argument("--blender", help="the Blender program (default: as a node finds it)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="brenda-bench-warm-") as scratch:
         folder = Path(scratch)
-        build_scene(folder, args.objects, args.textures, args.samples)
+        build_scene(folder, args.objects, args.textures, args.samples, args.blender)
+        print(f"Blender: {Blenders.of([args.blender], folder / 'bin').default.describe()}")
         size = sum(path.stat().st_size for path in folder.iterdir() if path.is_file())
         print(f"scene: {args.objects} meshes, {args.textures} textures, {size >> 20} MB on disk")
-        cold = render_all(folder, args.tasks, warm=False)
-        warm = render_all(folder, args.tasks, warm=True)
+        cold = render_all(folder, args.tasks, warm=False, blender=args.blender)
+        warm = render_all(folder, args.tasks, warm=True, blender=args.blender)
     for label, (seconds, rendering) in (("a Blender per task", cold), ("warm Blender", warm)):
         per_hour = args.tasks * 3600 / seconds
         print(

@@ -153,6 +153,7 @@ def draw_project(layout: Any, job: Any, state: Any) -> None:
     column.prop(job, "task_timeout")
     column.prop(job, "single_colour")
     column.prop(job, "on_mismatch")
+    column.prop(job, "blender_newer_ok")
     column.operator("brenda.check_project", icon="VIEWZOOM")
     if state.report:
         report = column.box()

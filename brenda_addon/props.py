@@ -96,6 +96,12 @@ class BRENDA_PG_job(bpy.types.PropertyGroup):
         ],
         default="fail",
     )
+    blender_newer_ok: bpy.props.BoolProperty(
+        name="Newer Blender OK",
+        default=False,
+        description="A node without the Blender version that saved this file may render it with "
+        "a newer one; off, such a frame fails naming both versions",
+    )
     allow_python: bpy.props.BoolProperty(
         name="Allow Python",
         default=False,

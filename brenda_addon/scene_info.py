@@ -63,6 +63,7 @@ def job_settings(context: bpy.types.Context) -> JobSettings:
         budget=job.budget if job.use_fleet else 0.0,
         render_anyway=job.render_anyway,
         allow_python=job.allow_python,
+        blender_newer_ok=job.blender_newer_ok,
         timeout=job.task_timeout * 60 or None,
         single_colour=job.single_colour,
         device=render_device(context),

@@ -43,7 +43,8 @@ from shared.store import OutputStore, check_name, failure_name, open_store, open
 from shared.tasks import FRAME_EXTENSIONS, RenderTask, Task, decode_task, title
 from shared.urls import SqsUrl, parse_url
 
-from .blender import BlenderLine, RunResult, TaskRunner, blender_command, write_launcher
+from .blender import BlenderLine, RunResult, TaskRunner
+from .blenders import Blender, Blenders
 from .budget import BudgetWatch
 from .ebs import EbsVolumes, LinuxBlockDevices, mount_additional
 from .lease import Lease
@@ -223,7 +224,7 @@ class StoredTask:
     cost: TaskCost
     failure: str | None = None
     """Why the task failed although it saved these outputs (the watchdog stopped it)."""
-    denoise: tuple[TaskRunner, dict[str, Any]] | None = None
+    denoise: tuple[TaskRunner, dict[str, Any], Blender] | None = None
     """The runner that denoises a frame assembled from this task's tiles, and how."""
     progress: Progress = field(default_factory=Progress)
 
@@ -372,7 +373,7 @@ class Uploader:
         store: OutputStore,
         names: list[str],
         progress: Progress,
-        denoise: tuple[TaskRunner, dict[str, Any]] | None,
+        denoise: tuple[TaskRunner, dict[str, Any], Blender] | None,
     ) -> None:
         for name in names:
             tile = parse_tile_name(name)
@@ -393,11 +394,11 @@ class Uploader:
                 assemble(local, frame)
                 frame_name = tile.frame_name
                 if denoise is not None:
-                    runner, after = denoise
+                    runner, after, blender = denoise
                     suffix = FRAME_EXTENSIONS[after["format"]]
                     frame_name = str(Path(frame_name).with_suffix(suffix))
                     final = Path(scratch) / ("denoised" + suffix)
-                    runner.denoise(frame, final, after)
+                    runner.denoise(frame, final, after, blender)
                     frame = final
                 store.put(frame, frame_name)
             log.info("assembled %s from %d tiles", frame_name, len(tiles))
@@ -483,7 +484,7 @@ class Node:
         self.state = NodeState(work)
         self.name = node_name()
         self.uploader = Uploader(self.state, lambda: Backoff(config, stopper.event))
-        self._launcher_written = False
+        self._blenders: Blenders | None = None
         self.started = time.time()
         self.warm = (
             WarmPool(
@@ -512,6 +513,7 @@ class Node:
         """
         config = self.config
         self.state.begin(config.done_mode())
+        self._blenders = Blenders.find(config, self.work / "bin")  # versions logged at start
         self.prices = PriceBook(self._machine(), config)
         if self.metadata is not None:
             self.protection = ScaleInProtection(config, self.metadata)
@@ -545,15 +547,18 @@ class Node:
     def ledger(self, store: OutputStore) -> LedgerWriter:
         return LedgerWriter(store, self.name, self.prices.machine, self.started)
 
+    @property
+    def blenders(self) -> Blenders:
+        """The node's Blenders, their versions asked once per run (every runner shares them)."""
+        if self._blenders is None:
+            self._blenders = Blenders.find(self.config, self.work / "bin")
+        return self._blenders
+
     def _runner(self, project: Path) -> TaskRunner:
         config = self.config
-        launcher_folder = self.work / "bin"
-        if not self._launcher_written:  # once per run: every job's runner shares it
-            write_launcher(launcher_folder, blender_command(config.text("BLENDER")))
-            self._launcher_written = True
         return TaskRunner(
             project,
-            launcher_folder,
+            self.blenders,
             self.work / "tmp",
             timeout=config.integer("TASK_TIMEOUT"),
             silence=config.integer("TASK_SILENCE"),
@@ -785,7 +790,9 @@ class Node:
                         serving.ledger,
                         spent,
                         failure,
-                        (serving.runner, result.denoise) if result.denoise else None,
+                        (serving.runner, result.denoise, result.blender)
+                        if result.denoise and result.blender
+                        else None,
                     )
                 )
                 return

@@ -1,10 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Find Blender, run a task with it, and read what it prints. No bpy module use.
+"""Run a task with Blender, and read what it prints. No bpy module use.
 
-Blender is the ``blender`` executable (the ``BLENDER`` setting, else ``PATH``) or, where only the
-``bpy`` wheel is installed, ``python -m brenda_node.bpy_host``, which accepts the same command-line
-flags. Either way the node writes a ``blender`` launcher into its work folder and puts it first on
-the task's ``PATH``, so that task templates saying ``blender -b *.blend ...`` work unchanged.
+The Blender is one of the node's (``blenders``): the one whose version saved the task's .blend,
+the first one for template tasks. Its ``blender`` launcher goes first on the task's ``PATH``, so
+that task templates saying ``blender -b *.blend ...`` work unchanged.
 
 Every task runs in its own process group, so stopping a task stops Blender and anything the task
 script started, not only the shell.
@@ -12,29 +11,28 @@ script started, not only the shell.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
 import queue
 import re
-import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.blend_header import saved_by
 from shared.errors import BrendaError
 from shared.tasks import RenderTask, ScriptTask, Task
 
 from . import render_script
+from .blenders import Blender, Blenders
 from .processes import STOP_GRACE_SECONDS, kill_group, stop_process_group
 from .render_script import (
     DENOISE_MARK,
@@ -54,6 +52,9 @@ POLL_SECONDS = 0.005
 ERROR_LINES_KEPT = 40
 RENDER_SCRIPT = Path(render_script.__file__)
 
+# From Blender 5.0 each line Blender logs starts with the time and the log's name:
+# "00:00.298  render           | Saved: '/tmp/frame_0001.png'".
+_LOG_PREFIX = re.compile(r"^(?:\d+:)?\d\d:\d\d\.\d{3}\s+[\w.]+\s*\| ")
 _FRAME = re.compile(r"^Fra:(\d+)\b")
 _SAMPLE = re.compile(r"\bSample (\d+)/(\d+)")
 _SAVED = re.compile(r"^Saved: '(.*)'")
@@ -95,8 +96,10 @@ class BlenderLine:
     """The expression of a driver that failed."""
 
 
-def parse_line(text: str) -> BlenderLine:
-    """Recognise Blender's frame and sample progress, saved files, and error lines."""
+def parse_line(line: str) -> BlenderLine:
+    """Recognise Blender's frame and sample progress, saved files, and error lines (in the
+    output of every Blender version from 4.2)."""
+    text = _LOG_PREFIX.sub("", line, count=1)
     frame = _FRAME.match(text)
     sample = _SAMPLE.search(text)
     saved = _SAVED.match(text)
@@ -104,7 +107,7 @@ def parse_line(text: str) -> BlenderLine:
     driver = _DRIVER_FAILED.match(text)
     took = _RENDER_TIME.match(text)
     return BlenderLine(
-        text=text,
+        text=line,
         frame=int(frame.group(1)) if frame else None,
         sample=(int(sample.group(1)), int(sample.group(2))) if sample else None,
         saved=saved.group(1) if saved else None,
@@ -145,34 +148,6 @@ def _missing_text(match: re.Match[str]) -> str:
     return f"library {library}" if library else f"{kind} '{name}' from {source}"
 
 
-def blender_command(configured: str | None) -> list[str]:
-    """The command that starts Blender on this machine."""
-    if configured:
-        found = shutil.which(configured)
-        if found is None:
-            raise BrendaError(f"BLENDER={configured} is not an executable program.")
-        return [found]
-    found = shutil.which("blender")
-    if found is not None:
-        return [found]
-    if importlib.util.find_spec("bpy") is not None:
-        return [sys.executable, "-m", "brenda_node.bpy_host"]
-    raise BrendaError(
-        "Blender was not found: install it and put 'blender' on PATH, set BLENDER=/path/to/"
-        "blender, or pip install 'bpy==4.5.*' (Python 3.11)."
-    )
-
-
-def write_launcher(folder: Path, command: Sequence[str]) -> Path:
-    """A ``blender`` program in ``folder`` that runs ``command`` with the given arguments."""
-    folder.mkdir(parents=True, exist_ok=True)
-    launcher = folder / "blender"
-    quoted = " ".join(shlex.quote(part) for part in command)
-    launcher.write_text(f'#!/bin/sh\nexec {quoted} "$@"\n', encoding="utf-8")
-    launcher.chmod(0o755)
-    return launcher
-
-
 @dataclass
 class RunResult:
     exit_code: int | None
@@ -198,6 +173,8 @@ class RunResult:
     """Why the node's watchdog stopped the task (too long, silent, hung at exit), if it did."""
     hung_at_exit: bool = False
     """A structured task reported every frame, then Blender did not exit: the frames count."""
+    blender: Blender | None = None
+    """The Blender that ran the task."""
 
     @property
     def stopped_by_node(self) -> bool:
@@ -316,14 +293,15 @@ class _Attempt:
     output: OutputReader
     watch: Watchdog
     stop: threading.Event
+    blender: Blender
 
 
 @dataclass
 class TaskRunner:
-    """Runs tasks in a project folder with a given Blender launcher folder on PATH."""
+    """Runs tasks in a project folder, each with the node's Blender for its .blend."""
 
     project: Path
-    launcher_folder: Path
+    blenders: Blenders
     temp_folder: Path
     environ: Mapping[str, str] = field(default_factory=lambda: task_environment(os.environ))
     timeout: float = 21600.0
@@ -334,11 +312,33 @@ class TaskRunner:
     warm: WarmPool | None = None
     """The node's warm Blender for structured tasks (WARM_BLENDER); None: a Blender per task."""
 
-    def command_for(self, task: Task, outdir: Path, script_path: Path) -> list[str]:
+    def blender_for(self, task: Task) -> Blender:
+        """The Blender that renders ``task``: for a structured task, the one of the version that
+        saved its .blend (read on the node: the file is the truth, whatever the job says). A
+        file whose header cannot be read goes to the first Blender, which says what is wrong."""
+        if isinstance(task, ScriptTask):
+            return self.blenders.default
+        blend, _ = render_arguments(task, self.project, Path())
+        try:
+            wanted = saved_by(blend)
+        except BrendaError:
+            return self.blenders.default
+        if task.settings.blender and task.settings.blender != wanted:
+            log.warning(
+                "%s was saved by Blender %s, not %s as its job says",
+                blend.name,
+                wanted,
+                task.settings.blender,
+            )
+        return self.blenders.for_version(wanted, newer_ok=task.settings.blender_newer_ok)
+
+    def command_for(
+        self, task: Task, outdir: Path, script_path: Path, blender: Blender
+    ) -> list[str]:
         if isinstance(task, ScriptTask):
             script_path.write_text(task.script, encoding="utf-8")
             return ["/bin/bash", str(script_path)]
-        return render_command(task, self.project, outdir, self.launcher_folder / "blender")
+        return render_command(task, self.project, outdir, blender.launcher_folder / "blender")
 
     def run(
         self,
@@ -349,11 +349,14 @@ class TaskRunner:
         on_line: Callable[[BlenderLine], None] = lambda line: None,
     ) -> RunResult:
         """Run ``task`` writing into ``outdir``; stops it (whole process group) when ``stop`` is
-        set. Returns what happened; never raises for a failing task."""
+        set. Returns what happened; never raises for a failing task, only when it cannot start
+        (no Blender of its version)."""
+        blender = self.blender_for(task)
         if outdir.exists():
             shutil.rmtree(outdir)
         outdir.mkdir(parents=True)
         environ = self._environment(
+            blender,
             OUTDIR=str(outdir),
             TMP=str(self.temp_folder),
             TMPDIR=str(self.temp_folder),
@@ -365,7 +368,7 @@ class TaskRunner:
         watch = Watchdog(
             self._timeout_of(task), self.silence, self.exit_grace, _frames_of(task), started
         )
-        attempt = _Attempt(outdir, environ, output, watch, stop)
+        attempt = _Attempt(outdir, environ, output, watch, stop, blender)
         if self.warm is not None and isinstance(task, RenderTask):
             exit_code = self._run_warm(task, attempt)
         else:
@@ -385,13 +388,14 @@ class TaskRunner:
             size=output.size,
             watchdog=watch.reason,
             hung_at_exit=watch.hung_at_exit,
+            blender=blender,
         )
 
     def _run_cold(self, task: Task, attempt: _Attempt) -> int | None:
         """A process of its own for the task; its exit status, or None if it was stopped."""
         outdir, output, watch, stop = attempt.outdir, attempt.output, attempt.watch, attempt.stop
         script = outdir.with_suffix(".sh")
-        command = self.command_for(task, outdir, script)
+        command = self.command_for(task, outdir, script, attempt.blender)
         try:
             process = subprocess.Popen(
                 command,
@@ -431,8 +435,11 @@ class TaskRunner:
         assert self.warm is not None
         output, watch, stop, environ = attempt.output, attempt.watch, attempt.stop, attempt.environ
         blend, arguments = render_arguments(task, self.project, attempt.outdir)
-        key = WarmKey(self.project, blend, task.settings.scene, task.settings.allow_python)
-        command = blender_arguments(self.launcher_folder / "blender", key.blend, key.allow_python)
+        launcher = attempt.blender.launcher_folder / "blender"
+        key = WarmKey(
+            self.project, blend, task.settings.scene, task.settings.allow_python, launcher
+        )
+        command = blender_arguments(launcher, key.blend, key.allow_python)
         command += [json.dumps({"serve": True})]
         warm = self.warm.take(key, command, environ)
         if not warm.send(json.dumps(arguments)):  # it ended since its last task
@@ -456,17 +463,17 @@ class TaskRunner:
             if line != READY_MARK:
                 output.feed(line)
 
-    def denoise(self, noisy: Path, target: Path, after: dict[str, Any]) -> None:
+    def denoise(self, noisy: Path, target: Path, after: dict[str, Any], blender: Blender) -> None:
         """Denoise an assembled frame (a multilayer OpenEXR of noisy tiles and their denoising
-        passes) into ``target``, in a Blender of its own."""
+        passes) into ``target``, in a Blender of its own (the tiles' version)."""
         settings = {"noisy": str(noisy), "output": str(target), "after": after}
-        command = blender_arguments(self.launcher_folder / "blender", None)
+        command = blender_arguments(blender.launcher_folder / "blender", None)
         command.append(json.dumps({"denoise": settings}))
         try:
             done = subprocess.run(
                 command,
                 cwd=noisy.parent,
-                env=self._environment(),
+                env=self._environment(blender),
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
@@ -481,10 +488,11 @@ class TaskRunner:
                 f"Denoising {target.name} failed: {lines[-1] if lines else 'no output'}."
             )
 
-    def _environment(self, **extra: str) -> dict[str, str]:
-        """What Blender runs with: the task environment, this node's launcher first on PATH."""
+    def _environment(self, blender: Blender, **extra: str) -> dict[str, str]:
+        """What Blender runs with: the task environment, its launcher first on PATH."""
         path = self.environ.get("PATH", os.defpath)
-        return {**self.environ, "PATH": f"{self.launcher_folder}{os.pathsep}{path}", **extra}
+        launchers = blender.launcher_folder
+        return {**self.environ, "PATH": f"{launchers}{os.pathsep}{path}", **extra}
 
     def _timeout_of(self, task: Task) -> float:
         if isinstance(task, RenderTask) and task.settings.timeout is not None:
@@ -534,6 +542,7 @@ def render_arguments(task: RenderTask, project: Path, outdir: Path) -> tuple[Pat
         "allow_python": task.settings.allow_python,
         "output": str(outdir / task.output_name),
         "device": task.settings.device,
+        "blender_newer_ok": task.settings.blender_newer_ok,
         "environment": None
         if task.settings.environment is None
         else asdict(task.settings.environment),

@@ -1,12 +1,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``python -m brenda_node.bpy_host ARGS``: Blender's command line, run by the ``bpy`` wheel.
+"""``brenda-blender ARGS`` (``python -m brenda_node.bpy_host``): Blender's command line, run by
+the ``bpy`` wheel.
 
-Runs in its own process, never inside the node: this module imports bpy only when run. It reads
-the Blender flags Brenda's task templates use, in order, as Blender does: ``-b``, a ``.blend``
-file, ``-P/--python``, ``--python-expr``, ``--python-exit-code``, ``-S/--scene``, ``-E/--engine``,
-``-F/--render-format``, ``-o/--render-output``, ``-x/--use-extension``, ``-t/--threads``,
-``-s``, ``-e``, ``-j``, ``-f/--render-frame``, ``-a/--render-anim``; ``--`` ends them and leaves
-the rest to scripts. Like Blender it prints ``Fra:`` progress and ``Saved:`` lines.
+Runs in its own process, never inside the node: this module imports bpy only when it renders.
+It reads the Blender flags Brenda's task templates use, in order, as Blender does: ``-b``, a
+``.blend`` file, ``-P/--python``, ``--python-expr``, ``--python-exit-code``, ``-S/--scene``,
+``-E/--engine``, ``-F/--render-format``, ``-o/--render-output``, ``-x/--use-extension``,
+``-t/--threads``, ``-s``, ``-e``, ``-j``, ``-f/--render-frame``, ``-a/--render-anim``; ``--``
+ends them and leaves the rest to scripts. ``-v/--version`` prints ``Blender X.Y.Z`` as Blender
+does, read from the wheel's metadata (without loading Blender). Like Blender 4.x it prints
+``Fra:`` progress and ``Saved:`` lines, on Blender 5.x too (``render_script.relay_progress``).
+One virtual environment per bpy wheel gives one ``brenda-blender`` per Blender version.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ import runpy
 import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from importlib import metadata
+from typing import Any, NoReturn
+
+from .render_script import relay_progress, set_file_format
 
 IGNORED_FLAGS = {"-b", "--background", "-noaudio", "--noaudio"}
 # Whether the .blend files opened after the flag may run their own Python (drivers, registered
@@ -61,6 +68,7 @@ class Host:
 
     def render(self, frames: Sequence[int] | None) -> None:
         """Render the scene's frame range (``frames`` None) or the listed frames."""
+        relay_progress(self.bpy)
         scene = self.scene
         if frames is None:
             self.bpy.ops.render.render(animation=True, scene=scene.name)
@@ -150,7 +158,9 @@ TEXT_FLAGS: dict[tuple[str, ...], Callable[[Host, str], None]] = {
     ("--python-expr",): _python_expression,
     ("-S", "--scene"): _scene,
     ("-E", "--engine"): _setter("render", "engine"),
-    ("-F", "--render-format"): _setter("render", "image_settings", "file_format"),
+    ("-F", "--render-format"): lambda host, text: set_file_format(
+        host.scene.render.image_settings, text
+    ),
     ("-o", "--render-output"): _setter("render", "filepath"),
     ("-f", "--render-frame"): lambda host, text: host.render(parse_frames(text, host.scene)),
 }
@@ -194,8 +204,40 @@ def execute(host: Host, arguments: Sequence[str]) -> None:
             host.open(argument)
 
 
+def version() -> str:
+    """What ``blender --version`` prints first: ``Blender 4.5.15``."""
+    try:
+        return f"Blender {metadata.version('bpy')}"
+    except metadata.PackageNotFoundError:
+        import bpy
+
+        return f"Blender {bpy.app.version_string}"
+
+
+USAGE = """usage: brenda-blender [-b] [FILE.blend] [OPTIONS] [-- SCRIPT ARGUMENTS]
+
+Blender's command line, run by the bpy wheel of this Python. Options apply in order, as Blender's:
+  -v, --version            print the Blender version (Blender X.Y.Z) and exit
+  -b, --background         accepted (always in the background)
+  -y/-Y, --enable-autoexec/--disable-autoexec   whether files opened after it may run Python
+  --factory-startup        Blender's factory settings
+  -P, --python FILE        run a Python script     --python-expr EXPR   run a Python expression
+  --python-exit-code N     exit with N when a script fails (default: go on, exit 0)
+  -S, --scene NAME         -E, --engine ENGINE     -F, --render-format FORMAT
+  -o, --render-output PATH -x, --use-extension 0|1 -t, --threads N
+  -s, --frame-start N      -e, --frame-end N       -j, --frame-jump N
+  -f, --render-frame N|N..M|N,M   render frames    -a, --render-anim    render the frame range
+"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] in (["-v"], ["--version"]):
+        print(version())
+        return 0
+    if arguments[:1] in (["-h"], ["--help"]):
+        print(USAGE, end="")
+        return 0
     # Scripts run by -P read sys.argv as Blender sets it: the program, then every argument.
     sys.argv = ["blender", *arguments]
     import bpy
@@ -222,7 +264,9 @@ def exit_status(request: SystemExit) -> int:
     return 1
 
 
-if __name__ == "__main__":
+def run() -> NoReturn:
+    """The ``brenda-blender`` program: Blender's command line, then an exit without Blender's
+    exit handlers."""
     try:
         status = main()
     except SystemExit as request:
@@ -236,3 +280,7 @@ if __name__ == "__main__":
     if loaded is not None:
         shutil.rmtree(loaded.app.tempdir, ignore_errors=True)
     os._exit(status)
+
+
+if __name__ == "__main__":
+    run()

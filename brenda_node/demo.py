@@ -53,7 +53,7 @@ from shared.tasks import (
 from shared.urls import S3Url
 
 from . import sample_scene
-from .blender import blender_command
+from .blenders import blender_command
 
 PROG = "brenda"
 BUCKET = "brenda-demo"
@@ -192,9 +192,11 @@ class Job:
     last_frame: int
 
 
-def plan(args: argparse.Namespace, frames: str, blend: str | None = None) -> Job:
+def plan(
+    args: argparse.Namespace, frames: str, blend: str | None = None, blender: str | None = None
+) -> Job:
     """The demo's tasks for ``frames``; ``blend`` is the .blend's path in the project (None:
-    the one)."""
+    the one), saved by Blender ``blender``."""
     if args.nodes < 1:
         raise TaskError(f"--nodes must be 1 or more, not {args.nodes}.")
     if args.chunk < 1:
@@ -204,7 +206,7 @@ def plan(args: argparse.Namespace, frames: str, blend: str | None = None) -> Job
         raise TaskError(f"--tiles {args.tiles}: both numbers must be above 0 (0x0: no tiles).")
     tiles = tile_grid(across, down)
     chunks = chunk_frames(parse_frame_list(frames), args.chunk)
-    settings = RenderSettings(blend=blend)
+    settings = RenderSettings(blend=blend, blender=blender)
     tasks = list(render_tasks(settings, chunks, tiles))
     digits = settings.output_name.count("#")
     numbers = {frame for chunk in chunks for frame in chunk.frames()}
@@ -230,7 +232,7 @@ def make_project(args: argparse.Namespace, job: Job, folder: Path) -> tuple[Path
     if args.blend is not None:
         report = packing.pack(args.blend, archive)
         print(report.summary())
-        return archive, plan(args, job_frames(args), report.blend)
+        return archive, plan(args, job_frames(args), report.blend, report.blender)
     project = folder / "project"
     project.mkdir(parents=True)
     width, height = parse_pair(args.size, "Size", "320x180")
@@ -244,6 +246,8 @@ def make_project(args: argparse.Namespace, job: Job, folder: Path) -> tuple[Path
     command = [
         *blender_command(None),
         "-b",
+        "--python-exit-code",
+        "1",
         "--python",
         str(sample_scene.__file__),
         "--",

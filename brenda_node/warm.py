@@ -2,11 +2,11 @@
 """Warm Blender: one Blender process kept loaded with a .blend, rendering task after task.
 
 No bpy module use. Loading Blender and the file often costs as much as rendering a frame; a warm
-process pays it once per (project, .blend, scene, Python allowed). The render script's ``serve``
-mode reads one task's JSON per line on stdin and answers ``BRENDA-TASK-DONE`` once its frames are
-written. The process is replaced when a task needs another file, after any failure or stop (it
-is killed with its process group, as a cold Blender is), after ``WARM_TASKS`` tasks, and when its
-memory passes ``WARM_MEMORY``. A node keeps at most one.
+process pays it once per (project, .blend, scene, Python allowed, Blender). The render script's
+``serve`` mode reads one task's JSON per line on stdin and answers ``BRENDA-TASK-DONE`` once its
+frames are written. The process is replaced when a task needs another file, after any failure or
+stop (it is killed with its process group, as a cold Blender is), after ``WARM_TASKS`` tasks, and
+when its memory passes ``WARM_MEMORY``. A node keeps at most one.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class WarmKey:
     blend: Path
     scene: str | None
     allow_python: bool
+    blender: Path
+    """The launcher of the Blender it runs (one per version)."""
 
 
 @dataclass

@@ -214,6 +214,13 @@ SETTINGS: tuple[Setting, ...] = (
         "BLENDER", _text, None, "Blender executable for nodes (default: blender on PATH, else bpy)."
     ),
     Setting(
+        "BLENDERS",
+        _text,
+        None,
+        "Blender programs of a node, comma-separated; each task renders with the one whose "
+        "version (major.minor) saved its .blend (default: BLENDER alone).",
+    ),
+    Setting(
         "JOB_REFRESH",
         _count(1, 600),
         15,

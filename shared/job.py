@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from .config import Config, load_config
 from .errors import BrendaError
 from .jobs import Job, make_job
+from .project_blender import job_blender
 from .tasks import Environment, FrameRange, RenderSettings
 
 PROJECT_PREFIX = "projects/"
@@ -80,6 +81,8 @@ class JobSettings:
     """Where Cycles renders: CPU, or the GPU backend the artist's Blender uses."""
     environment: Environment | None = None
     """The artist's Blender, which the nodes' must match."""
+    blender_newer_ok: bool = False
+    """A node without the version that saved the .blend may render it with a newer one."""
 
     @property
     def job_name(self) -> str:
@@ -91,8 +94,11 @@ class JobSettings:
     def frames(self) -> FrameRange:
         return FrameRange(self.frame_start, self.frame_end, self.frame_step)
 
-    def render_settings(self) -> RenderSettings:
+    def render_settings(self, blender: str | None = None) -> RenderSettings:
+        """The tasks' settings, for a .blend saved by Blender ``blender``."""
         return RenderSettings(
+            blender=blender,
+            blender_newer_ok=self.blender_newer_ok,
             file_format=self.file_format,
             scene=self.scene,
             blend=self.blend_path,
@@ -106,12 +112,12 @@ class JobSettings:
 
     def farm_job(self, config: Config, project: str) -> Job:
         """The farm job that renders this scene from ``project`` (an uploaded version's URL),
-        not yet submitted."""
+        not yet submitted; its version is read from the uploaded .blend's header."""
         return make_job(
             config,
             project=project,
             frames=str(self.frames()),
-            settings=self.render_settings(),
+            settings=self.render_settings(job_blender(config, project, self.blend_path)),
             chunk=self.frames_per_task,
             tiles=(self.tiles_x, self.tiles_y),
             priority=self.priority,

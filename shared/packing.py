@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .blend_header import saved_by
 from .errors import BrendaError, Cancelled
 from .progress import Progress
 
@@ -96,6 +97,10 @@ class PackReport:
     """Files outside the root, copied into ``_outside_project/``."""
     rewritten: tuple[str, ...]
     """Absolute paths that the packed .blend files refer to by a relative path instead."""
+    blender: str = ""
+    """The Blender version (major.minor) that saved the .blend, from its header."""
+    libraries: tuple[tuple[str, str], ...] = ()
+    """Each linked .blend (as ``lines`` shows its path) and the version that saved it."""
     archive: Path | None = None
 
     @property
@@ -112,6 +117,14 @@ class PackReport:
             f"Project root: {self.root}",
             f"Render: {self.blend}",
             f"{self.files} files, {human_bytes(self.bytes)} to pack",
+            f"Saved by Blender {self.blender}",
+        ]
+        lines += [f"Library {path}: saved by Blender {version}" for path, version in self.libraries]
+        lines += [
+            f"Newer than the file: library {path} was saved by Blender {version}, which the "
+            f"nodes' Blender {self.blender} may not read"
+            for path, version in self.libraries
+            if _version_key(version) > _version_key(self.blender)
         ]
         lines += [f"Missing: {item.describe()}" for item in self.blocking]
         lines += [f"Missing, not read by the render: {item.describe()}" for item in self.warnings]
@@ -130,6 +143,10 @@ class PackReport:
             parts.append(f"{len(self.missing)} missing")
         where = f" into {self.archive.name}" if self.archive else ""
         return f"Packed {', '.join(parts)}{where}."
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 def human_bytes(size: int) -> str:
@@ -161,7 +178,36 @@ def _bat() -> Any:
         is_sequence = block.get(b"source", default=0) == MOVIE_CLIP_SEQUENCE
         yield result.BlockUsage(block, path, is_sequence, path_full_field=path_field)
 
+    _follow_node_trees_by_their_field()
     return trace
+
+
+# Data-blocks that own a node tree: lights, materials, textures and worlds in ``nodetree``, the
+# scene's compositor in ``nodetree`` before Blender 5.0 and ``compositing_node_group`` from 5.0.
+NODE_TREE_OWNERS = ("LA", "MA", "SC", "TE", "WO")
+NODE_TREE_FIELDS = (b"nodetree", b"compositing_node_group")
+
+
+def _follow_node_trees_by_their_field() -> None:
+    """BAT 1.23 picks the node-tree field by the file's version, not by the data-block: in a
+    5.0 file it reads ``compositing_node_group`` for every data-block, so it never follows a
+    material's, world's or light's node tree (a library's textures were not packed), and in a
+    5.1 or 5.2 file (whose subversion starts again at 0) it misses the compositor's. Each owner's
+    expander is wrapped to follow the tree in whichever field its DNA has; BAT reports each
+    data-block once, so a tree it did follow is not counted twice."""
+    from blender_asset_tracer.trace import expanders
+
+    for code in NODE_TREE_OWNERS:
+        found = expanders._funcs_for_code[code.encode()]
+
+        def expand(block: Any, found: Any = found) -> Iterator[Any]:
+            yield from found(block)
+            for name in NODE_TREE_FIELDS:
+                tree = block.get_pointer(name, None) if block.dna_type.has_field(name) else None
+                if tree is not None:
+                    yield from expanders._expand_generic_nodetree(tree)
+
+        expanders.dna_code(code)(expand)
 
 
 def _user(usage: Any, root: Path) -> str:
@@ -278,7 +324,10 @@ def inspect(
     finally:
         _close_files()
     found.files.add(blend)
+    libraries = sorted(path for path in found.files if path.suffix == ".blend" and path != blend)
     return PackReport(
+        blender=saved_by(blend),
+        libraries=tuple((_shown(path, root), saved_by(path)) for path in libraries),
         root=root,
         blend=blend.relative_to(root).as_posix(),
         files=len(found.files),

@@ -259,6 +259,11 @@ class RenderSettings:
     device: str = "CPU"
     """Where Cycles renders: ``CPU`` or a GPU backend (``DEVICES``); no GPU fails the task."""
     environment: Environment | None = None
+    blender: str | None = None
+    """The Blender version (major.minor) that saved the .blend, as read at submit; None when
+    unknown. A node renders with that version, read again from the file it fetched."""
+    blender_newer_ok: bool = False
+    """A node without that version may render with a newer Blender (off: the task fails)."""
 
     def __post_init__(self) -> None:
         validate_render_settings(self)
@@ -289,6 +294,17 @@ def _timeout(value: object) -> int | None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError("timeout is not a whole number of seconds")
+    return value
+
+
+_BLENDER_VERSION = re.compile(r"^\d{1,2}\.\d{1,3}$")
+
+
+def _version(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _BLENDER_VERSION.match(value):
+        raise TypeError("blender is not a Blender version like 4.5")
     return value
 
 
@@ -336,6 +352,8 @@ def validate_render_settings(settings: RenderSettings) -> None:
                 f"Blend file '{settings.blend}' must be a .blend path inside the project, "
                 "like shots/shot1.blend."
             )
+    if settings.blender is not None and not _BLENDER_VERSION.match(settings.blender):
+        raise TaskError(f"Blender version '{settings.blender}' is not like 4.5 (major.minor).")
     if settings.device not in DEVICES:
         raise TaskError(f"Render device '{settings.device}' is not one of {', '.join(DEVICES)}.")
     if settings.timeout is not None and not 1 <= settings.timeout <= MAX_TASK_TIMEOUT:
@@ -512,6 +530,10 @@ def encode_task(task: Task) -> str:
             document["device"] = task.settings.device
         if task.settings.environment is not None:
             document["environment"] = asdict(task.settings.environment)
+        if task.settings.blender is not None:
+            document["blender"] = task.settings.blender
+        if task.settings.blender_newer_ok:
+            document["blender_newer_ok"] = True
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     size = len(body.encode())
     if size > MAX_MESSAGE_BYTES:
@@ -568,6 +590,8 @@ def decode_task(body: str) -> Task:
                 environment=Environment.from_dict(document["environment"])
                 if document.get("environment") is not None
                 else None,
+                blender=_version(document.get("blender")),
+                blender_newer_ok=document.get("blender_newer_ok", False) is True,
             )
             return RenderTask(chunk, tile, settings)
         raise TaskError(f"The task is of unknown kind '{kind}'.")

@@ -192,3 +192,17 @@ def ensure_bucket(client: Any, bucket: str, region: str) -> None:
             "RestrictPublicBuckets": True,
         },
     )
+
+
+def read_start(client: Any, bucket: str, key: str, size: int) -> bytes | None:
+    """The object's first ``size`` bytes (a ranged GET), or None if it does not exist."""
+    response = _unless_missing(
+        client.get_object, Bucket=bucket, Key=key, Range=f"bytes=0-{max(size, 1) - 1}"
+    )
+    return None if response is None else bytes(response["Body"].read())
+
+
+def open_body(client: Any, bucket: str, key: str) -> Any:
+    """The object's bytes as a stream read while it downloads, or None if it does not exist."""
+    response = _unless_missing(client.get_object, Bucket=bucket, Key=key)
+    return None if response is None else response["Body"]

@@ -14,6 +14,7 @@ from ..config import Config, load_config
 from ..content import ContentStore, find_garbage, remove_garbage
 from ..errors import TaskError, UsageError
 from ..packing import human_bytes
+from ..project_blender import job_blender
 from ..tasks import (
     DEVICES,
     IMAGE_FORMATS,
@@ -218,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="--render: let the .blend run its own Python (drivers, scripts); default: off, and a "
         "frame whose drivers need Python fails",
     )
+    kind.add_argument(
+        "--blender-newer-ok",
+        action="store_true",
+        help="--render: a node without the Blender version that saved the .blend may render it "
+        "with a newer one; default: off, and such a task fails naming both versions",
+    )
     return parser
 
 
@@ -235,7 +242,7 @@ def frame_ranges(args: argparse.Namespace) -> tuple[FrameRange, ...]:
     return (FrameRange(start, args.end, step),)
 
 
-def make_tasks(args: argparse.Namespace) -> Collection[Task]:
+def make_tasks(args: argparse.Namespace, blender: str | None = None) -> Collection[Task]:
     """Every task of the job in push order, made as they are read (a list when shuffled)."""
     if args.task_script is not None and args.render:
         raise TaskError("Give either a task template (-T) or --render, not both.")
@@ -247,7 +254,7 @@ def make_tasks(args: argparse.Namespace) -> Collection[Task]:
     tiles = tile_grid(args.subdiv_x, args.subdiv_y)
     tasks: Collection[Task]
     if args.render:
-        tasks = render_tasks(render_settings(args), chunks, tiles)
+        tasks = render_tasks(render_settings(args, blender), chunks, tiles)
     else:
         template, origin = load_template(args.task_script)
         tasks = script_tasks(template, chunks, tiles, origin=origin)
@@ -256,8 +263,11 @@ def make_tasks(args: argparse.Namespace) -> Collection[Task]:
     return tasks
 
 
-def render_settings(args: argparse.Namespace) -> RenderSettings:
+def render_settings(args: argparse.Namespace, blender: str | None) -> RenderSettings:
+    """The render settings the options give, for a file saved by Blender ``blender``."""
     return RenderSettings(
+        blender=blender,
+        blender_newer_ok=args.blender_newer_ok,
         file_format=args.format,
         scene=args.scene,
         blend=args.blend,
@@ -283,8 +293,10 @@ def check_command_options(args: argparse.Namespace) -> None:
 
 
 def cmd_push(args: argparse.Namespace, config: Config) -> int:
+    project = config.get("BLENDER_PROJECT")
+    blender = job_blender(config, str(project), args.blend) if args.render and project else None
     with usage_errors():
-        tasks = make_tasks(args)
+        tasks = make_tasks(args, blender)
     if args.dry_run:
         for task in tasks:
             encode_task(task)
@@ -349,7 +361,7 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
             config,
             project=project,
             frames=frames,
-            settings=render_settings(args),
+            settings=render_settings(args, job_blender(config, project, args.blend)),
             chunk=args.task_size,
             tiles=(args.subdiv_x, args.subdiv_y),
             priority=args.priority,

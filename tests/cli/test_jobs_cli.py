@@ -100,6 +100,7 @@ def test_job_commands_name_the_job_and_refuse_what_cannot_be(
 def test_jobs_shows_each_jobs_cost_per_frame_projection_and_eta_from_the_nodes_ledgers(
     farm_env: Path, capsys: pytest.CaptureFixture[str], boto_client: Any
 ) -> None:
+    (farm_env / "shot.blend").write_bytes(b"BLENDER17-01v0502REND" + bytes(64))  # Blender 5.2's
     job = submit(capsys, farm_env, "1-10")
     s3, sqs = boto_client("s3"), boto_client("sqs")
     for frame in range(1, 7):
@@ -122,11 +123,12 @@ def test_jobs_shows_each_jobs_cost_per_frame_projection_and_eta_from_the_nodes_l
     out, _ = work(capsys, "jobs")
     header, row = out.splitlines()
     assert re.split(r"\s{2,}", header) == [
-        "job", "state", "priority", "frames stored", "waiting", "running", "failed", "nodes",
-        "cost", "per frame", "projected", "ETA",
+        "job", "state", "priority", "Blender", "frames stored", "waiting", "running", "failed",
+        "nodes", "cost", "per frame", "projected", "ETA",
     ]  # fmt: skip
     # US$ 0.63 + 0.07 + 1.509 = 2.209 for 6 frames; 4 frames left at 2.209 / 6 each: 3.68;
     # 11,400 node-seconds for 6 frames, one node on it: 4 * 1,900 s = 2 h 06 min.
     assert row.split() == [
-        job, "active", "0", "6/10", "9", "1", "0", "1", "$2.21", "$0.37", "$3.68", "2h", "06m",
+        job, "active", "0", "5.2", "6/10", "9", "1", "0", "1", "$2.21", "$0.37", "$3.68", "2h",
+        "06m",
     ]  # fmt: skip

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from brenda_node.blender import RunResult, TaskRunner, blender_command, write_launcher
+from brenda_node.blender import RunResult, TaskRunner
+from brenda_node.blenders import Blenders
 from shared.tasks import FrameChunk, RenderSettings, RenderTask, ScriptTask, Task
 
 pytestmark = pytest.mark.slow
@@ -49,9 +50,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run(project: Path, tmp_path: Path, task: Task) -> RunResult:
     (project / "scripts-ran").unlink(missing_ok=True)
-    launchers = tmp_path / "bin"
-    write_launcher(launchers, blender_command(None))
-    runner = TaskRunner(project, launchers, tmp_path / "tmp")
+    runner = TaskRunner(project, Blenders.of([None], tmp_path / "bin"), tmp_path / "tmp")
     return runner.run(task, tmp_path / "out", stop=threading.Event())
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from brenda_node.blender import RunResult, TaskRunner, write_launcher
+from brenda_node.blender import RunResult, TaskRunner
+from brenda_node.blenders import Blenders
 from shared.cli.work import main as brenda_work
 from shared.store import FolderStore
 from shared.tasks import FrameChunk, RenderSettings, RenderTask, Task, decode_task, encode_task
@@ -35,14 +36,15 @@ def no_hung_process_survives() -> Any:
 def runner(tmp_path: Path, blender: str, **limits: float) -> TaskRunner:
     """A runner whose ``blender`` is the shell script ``blender``."""
     fake = tmp_path / "fake-blender"
-    fake.write_text(f"#!/bin/bash\n{blender}")
+    fake.write_text(
+        f"#!/bin/bash\n[[ $1 == --version ]] && echo 'Blender 4.5.0' && exit\n{blender}"
+    )
     fake.chmod(0o755)
-    launchers = tmp_path / "bin"
-    write_launcher(launchers, [str(fake)])
     project = tmp_path / "project"
     project.mkdir(exist_ok=True)
     (project / "scene.blend").write_bytes(b"")
-    return TaskRunner(project, launchers, tmp_path / "tmp", **limits)
+    blenders = Blenders.of([str(fake)], tmp_path / "bin")
+    return TaskRunner(project, blenders, tmp_path / "tmp", **limits)
 
 
 def run(runner: TaskRunner, task: Task, tmp_path: Path) -> RunResult:

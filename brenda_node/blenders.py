@@ -1,0 +1,173 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The Blenders a node has, and which one renders a task. No bpy module use.
+
+``BLENDERS`` lists the node's Blender programs (``BLENDER`` alone, else ``blender`` on PATH,
+else the ``bpy`` wheel, when it is unset). The node asks each for its version once
+(``PROGRAM --version``), writes a ``blender`` launcher per version into its work folder, and
+renders each structured task with the Blender whose major.minor saved the task's .blend, read
+from the file's header on the node. With none of that version the task fails naming the version
+it needs and those the node has: a file never renders silently on another Blender (a node new in
+5.0 renders white on 4.5). A job that allows a newer Blender takes the oldest newer one.
+Template tasks run the first Blender listed, whose launcher is also ``bin/blender``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.blend_header import saved_by, series
+from shared.config import Config
+from shared.errors import BrendaError
+
+log = logging.getLogger(__name__)
+
+VERSION_SECONDS = 120.0
+"""How long ``PROGRAM --version`` may take (a bpy wheel loads in a few seconds)."""
+_VERSION = re.compile(r"^Blender (\d+\.\d+(?:\.\d+)?)", re.MULTILINE)
+
+
+def blender_command(configured: str | None) -> list[str]:
+    """The command that starts Blender on this machine."""
+    if configured:
+        found = shutil.which(configured)
+        if found is None:
+            raise BrendaError(f"The Blender program {configured} is not an executable program.")
+        return [found]
+    found = shutil.which("blender")
+    if found is not None:
+        return [found]
+    if importlib.util.find_spec("bpy") is not None:
+        return [sys.executable, "-m", "brenda_node.bpy_host"]
+    raise BrendaError(
+        "Blender was not found: install it and put 'blender' on PATH, set BLENDER=/path/to/"
+        "blender, or pip install 'bpy==4.5.*' (Python 3.11) or 'bpy==5.2.*' (Python 3.13)."
+    )
+
+
+def write_launcher(folder: Path, command: Sequence[str]) -> Path:
+    """A ``blender`` program in ``folder`` that runs ``command`` with the given arguments."""
+    folder.mkdir(parents=True, exist_ok=True)
+    launcher = folder / "blender"
+    quoted = " ".join(shlex.quote(part) for part in command)
+    launcher.write_text(f'#!/bin/sh\nexec {quoted} "$@"\n', encoding="utf-8")
+    launcher.chmod(0o755)
+    return launcher
+
+
+@dataclass(frozen=True)
+class Blender:
+    """One Blender program of the node."""
+
+    version: str
+    """What ``--version`` said, like ``4.5.15``."""
+    command: tuple[str, ...]
+    launcher_folder: Path
+    """The folder whose ``blender`` launcher runs this Blender (put first on a task's PATH)."""
+
+    @property
+    def series(self) -> str:
+        return series(self.version)
+
+    def describe(self) -> str:
+        return f"Blender {self.version} ({' '.join(self.command)})"
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def program_version(command: Sequence[str]) -> str:
+    """The version a Blender program says it is (``PROGRAM --version``)."""
+    try:
+        done = subprocess.run(
+            [*command, "--version"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=VERSION_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise BrendaError(f"{command[0]} --version failed: {error}.") from error
+    found = _VERSION.search(done.stdout)
+    if done.returncode != 0 or found is None:
+        said = (done.stdout + done.stderr).strip().splitlines()[:1] or ["no output"]
+        raise BrendaError(f"{command[0]} is not a Blender program ('--version' said: {said[0]}).")
+    return found.group(1)
+
+
+def programs(config: Config) -> list[str | None]:
+    """The Blender programs the settings name; None stands for "find Blender" (BLENDER unset)."""
+    listed = config.text("BLENDERS")
+    if listed:
+        return [item.strip() for item in listed.split(",") if item.strip()]
+    return [config.text("BLENDER")]
+
+
+@dataclass(frozen=True)
+class Blenders:
+    """The node's Blenders, the first one the default."""
+
+    installed: tuple[Blender, ...]
+
+    @classmethod
+    def find(cls, config: Config, folder: Path) -> Blenders:
+        """The node's Blenders (``BLENDERS``, else ``BLENDER``), launchers under ``folder``."""
+        return cls.of(programs(config), folder)
+
+    @classmethod
+    def of(cls, listed: Sequence[str | None], folder: Path) -> Blenders:
+        """Each program's version asked once and its launcher written under ``folder``
+        (``folder/blender`` runs the first; ``folder/<major.minor>/blender`` each)."""
+        found: list[Blender] = []
+        for program in listed:
+            command = tuple(blender_command(program))
+            version = program_version(command)
+            if any(item.series == series(version) for item in found):
+                log.warning("%s is Blender %s, already listed: not used", command[0], version)
+                continue
+            launchers = folder / series(version)
+            write_launcher(launchers, command)
+            if not found:
+                write_launcher(folder, command)
+            found.append(Blender(version, command, launchers))
+        blenders = cls(tuple(found))
+        log.info("Blenders: %s", "; ".join(item.describe() for item in blenders.installed))
+        return blenders
+
+    @property
+    def default(self) -> Blender:
+        return self.installed[0]
+
+    def versions(self) -> str:
+        return ", ".join(item.version for item in self.installed)
+
+    def for_version(self, wanted: str, *, newer_ok: bool = False) -> Blender:
+        """The Blender that renders a file saved by Blender ``wanted`` (major.minor)."""
+        for item in self.installed:
+            if item.series == wanted:
+                return item
+        if newer_ok:
+            newer = [
+                item for item in self.installed if _version_key(item.series) > _version_key(wanted)
+            ]
+            if newer:
+                return min(newer, key=lambda item: _version_key(item.version))
+        newer_note = "" if newer_ok else ", or let the job use a newer Blender"
+        raise BrendaError(
+            f"the file was saved by Blender {wanted}, and this node has Blender "
+            f"{self.versions()} only: add Blender {wanted} to the node's BLENDERS{newer_note}"
+        )
+
+    def for_blend(self, blend: Path, *, newer_ok: bool = False) -> Blender:
+        """The Blender that renders ``blend``, by the version in its header."""
+        return self.for_version(saved_by(blend), newer_ok=newer_ok)

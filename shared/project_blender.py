@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Which Blender saved the .blend a job renders, read where its project is. No bpy module use.
+
+Read at submit and push (``brenda-work submit``, ``push --render``, the add-on, ``brenda demo
+--blend``) so that the job and its tasks carry the version, ``jobs`` shows it, and a node picks
+its Blender by it. Only the file's first bytes are read: a folder's file, an uploaded version's
+first stored piece (one ranged GET), or a tarball streamed up to that member. A node reads the
+header again from the file it fetched, so a version that cannot be read here (a zip, a project
+not there yet) costs nothing but the early check.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tarfile
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from .blend_header import COMPRESSED_PREFIX_BYTES, read_version, saved_by
+from .config import Config
+from .content import CONTENT, MANIFESTS, Entry, Manifest
+from .errors import BrendaError
+from .urls import FileUrl, S3Url, parse_url
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
+def _is_wanted(name: str, blend: str | None, *, wrapped: bool) -> bool:
+    """Whether an archive member or manifest path is the job's .blend (the one at the top when
+    the job names none); an archive (``wrapped``) may hold the project in one folder."""
+    path = PurePosixPath(name)
+    if path.suffix != ".blend":
+        return False
+    unwrapped = (
+        PurePosixPath(*path.parts[1:]).as_posix() if wrapped and len(path.parts) > 1 else None
+    )
+    if blend is None:
+        return len(path.parts) == 1 or (unwrapped is not None and "/" not in unwrapped)
+    return blend in (name, unwrapped)
+
+
+def _from_tar(stream: IO[bytes], blend: str | None, origin: str) -> str | None:
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*") as bundle:
+            for info in bundle:
+                if info.isfile() and _is_wanted(info.name, blend, wrapped=True):
+                    member = bundle.extractfile(info)
+                    return None if member is None else read_version(member, f"{origin}:{info.name}")
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise BrendaError(f"{origin} cannot be read as a tarball: {error}.") from error
+    return None
+
+
+def _from_folder(folder: Path, blend: str | None) -> str | None:
+    if blend is not None:
+        return saved_by(folder / blend)
+    top = sorted(folder.glob("*.blend"))
+    return saved_by(top[0]) if len(top) == 1 else None
+
+
+def _from_manifest(client: Any, bucket: str, key: str, blend: str | None) -> str | None:
+    from .aws import s3
+
+    text = s3.read_text(client, bucket, key)
+    if text is None:
+        return None
+    origin = f"s3://{bucket}/{key}"
+    entries = Manifest.from_json(text, origin).files
+    wanted: list[Entry] = [
+        entry for entry in entries if _is_wanted(entry.path, blend, wrapped=False)
+    ]
+    if blend is None and len(wanted) != 1:
+        return None
+    found = next((entry for entry in wanted if blend is None or entry.path == blend), None)
+    if found is None:
+        return None
+    store = key[: key.rindex(MANIFESTS)]
+    start = s3.read_start(
+        client, bucket, f"{store}{CONTENT}{found.stored[0]}", COMPRESSED_PREFIX_BYTES
+    )
+    if start is None:
+        return None
+    return read_version(io.BytesIO(start), f"{origin} {found.path}")
+
+
+def project_blender(config: Config, project: str, blend: str | None) -> str | None:
+    """The version (major.minor) that saved ``blend`` (None: the project's one top .blend) in
+    ``project``, a URL; None where it cannot be read. A file that is not a .blend is an error."""
+    url = parse_url(project, allowed=("s3", "file"))
+    if isinstance(url, FileUrl):
+        if url.path.is_dir():
+            return _from_folder(url.path, blend)
+        if url.path.name.endswith(ARCHIVE_SUFFIXES) and url.path.is_file():
+            with url.path.open("rb") as stream:
+                return _from_tar(stream, blend, str(url))
+        return None
+    assert isinstance(url, S3Url)
+    from .aws import s3
+    from .aws.session import cloud_errors, make_client
+
+    key = url.prefix.rstrip("/")
+    with cloud_errors(f"reading the Blender version of {project}"):
+        client = make_client("s3", config)
+        if key.endswith(".json") and f"/{MANIFESTS}" in f"/{key}":
+            return _from_manifest(client, url.bucket, key, blend)
+        if key.endswith(ARCHIVE_SUFFIXES):
+            body = s3.open_body(client, url.bucket, key)
+            if body is None:
+                return None
+            try:
+                return _from_tar(body, blend, project)
+            finally:
+                body.close()
+    return None
+
+
+def job_blender(config: Config, project: str, blend: str | None) -> str | None:
+    """``project_blender``, or None with a warning where the version cannot be read."""
+    try:
+        return project_blender(config, project, blend)
+    except BrendaError as error:
+        log.warning("The Blender version of the job's file is unknown (%s)", error)
+        return None
