@@ -1,12 +1,18 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Build the Blender extension zip: ``python build.py`` writes ``dist/brenda-<version>.zip``.
+"""Build the Blender extension zip: ``python build.py`` writes
+``dist/brenda-<version>-python<X.Y>.zip``, for the Blenders that run this Python.
 
 Standard library only. Stages ``brenda_addon/`` as the extension's root and ``shared/`` as its
 ``shared`` subpackage, bundles boto3, blender-asset-tracer and the pure-Python packages they need
-as wheels (the exact
-versions installed here, repacked from this environment, so the build needs no network),
-writes the wheel list into the staged copy of ``blender_manifest.toml`` only, zips the stage and
-checks the zip. Packages Blender ships itself (urllib3 and the like) are not bundled.
+as wheels (the exact versions installed here, repacked from this environment, so the build needs
+no network), writes the wheel list into the staged copy of ``blender_manifest.toml`` only, zips
+the stage and checks the zip. Packages Blender ships itself (urllib3 and the like) are not
+bundled.
+
+Blender 4.2 to 5.0 run Python 3.11, 5.1 and newer Python 3.13, and the bundled wheels are those
+installed for this Python: run it with each Python for each zip. The staged manifest's
+``blender_version_min`` and ``blender_version_max`` say which Blenders take it, so a Blender
+refuses the other zip.
 """
 
 from __future__ import annotations
@@ -37,8 +43,21 @@ SHIPPED_WITH_BLENDER = {
 }
 
 
+# Python (major.minor) -> the Blenders that run it: first supported, first not supported.
+BLENDERS_OF_PYTHON = {"3.11": ("4.2.0", "5.1.0"), "3.13": ("5.1.0", None)}
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
 class BuildError(Exception):
     pass
+
+
+def blender_range() -> tuple[str, str | None]:
+    """The Blender versions whose Python is this one."""
+    if PYTHON not in BLENDERS_OF_PYTHON:
+        known = " or ".join(BLENDERS_OF_PYTHON)
+        raise BuildError(f"Python {PYTHON} is no Blender's Python: run build.py with {known}.")
+    return BLENDERS_OF_PYTHON[PYTHON]
 
 
 def _wanted(path: Path) -> bool:
@@ -94,8 +113,20 @@ def dependency_closure(roots: tuple[str, ...]) -> list[metadata.Distribution]:
         for requirement in distribution.requires or []:
             if "extra ==" in requirement:
                 continue
-            pending.append(re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0])
+            needed = re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0]
+            # pip installed what a marker asks for on this Python: one not installed is not.
+            if ";" in requirement and not _installed(needed):
+                continue
+            pending.append(needed)
     return sorted(found.values(), key=lambda item: _canonical(item.metadata["Name"]))
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def repack_wheel(distribution: metadata.Distribution, folder: Path) -> Path:
@@ -122,17 +153,24 @@ def bundle_wheels(staged: Path) -> list[str]:
 
 
 def write_staged_manifest(staged: Path, wheels: list[str]) -> None:
-    """The manifest with the wheel list, placed before the first table so it stays top-level."""
-    lines = (ROOT / MANIFEST).read_text(encoding="utf-8").splitlines()
+    """The manifest with the wheel list and this Python's Blenders, placed before the first
+    table so they stay top-level."""
+    lowest, beyond = blender_range()
+    lines = [
+        f'blender_version_min = "{lowest}"' if line.startswith("blender_version_min") else line
+        for line in (ROOT / MANIFEST).read_text(encoding="utf-8").splitlines()
+    ]
     first_table = next(index for index, line in enumerate(lines) if line.startswith("["))
     listed = "wheels = [\n" + "".join(f'    "{wheel}",\n' for wheel in wheels) + "]\n"
+    if beyond is not None:
+        listed = f'blender_version_max = "{beyond}"\n' + listed
     lines.insert(first_table, listed)
     (staged / MANIFEST).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def make_zip(staged: Path, version: str) -> Path:
     DIST.mkdir(exist_ok=True)
-    archive = DIST / f"brenda-{version}.zip"
+    archive = DIST / f"brenda-{version}-python{PYTHON}.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         for path in sorted(staged.rglob("*")):
             if path.is_file():
@@ -158,6 +196,7 @@ def check_zip(archive: Path) -> list[str]:
 
 def build() -> Path:
     manifest = read_manifest(ROOT / MANIFEST)
+    blender_range()
     archive = make_zip(stage(), str(manifest["version"]))
     check_zip(archive)
     return archive

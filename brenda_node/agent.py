@@ -513,7 +513,7 @@ class Node:
         """
         config = self.config
         self.state.begin(config.done_mode())
-        self._blenders = Blenders.find(config, self.work / "bin")  # versions logged at start
+        self.find_blenders()
         self.prices = PriceBook(self._machine(), config)
         if self.metadata is not None:
             self.protection = ScaleInProtection(config, self.metadata)
@@ -547,12 +547,15 @@ class Node:
     def ledger(self, store: OutputStore) -> LedgerWriter:
         return LedgerWriter(store, self.name, self.prices.machine, self.started)
 
+    def find_blenders(self) -> Blenders:
+        """The node's Blenders, each one's version asked (and logged) once, at the start of a
+        run; every runner shares them."""
+        self._blenders = Blenders.find(self.config, self.work / "bin", self.work / "blenders")
+        return self._blenders
+
     @property
     def blenders(self) -> Blenders:
-        """The node's Blenders, their versions asked once per run (every runner shares them)."""
-        if self._blenders is None:
-            self._blenders = Blenders.find(self.config, self.work / "bin")
-        return self._blenders
+        return self._blenders or self.find_blenders()
 
     def _runner(self, project: Path) -> TaskRunner:
         config = self.config

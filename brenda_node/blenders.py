@@ -8,7 +8,8 @@ renders each structured task with the Blender whose major.minor saved the task's
 from the file's header on the node. With none of that version the task fails naming the version
 it needs and those the node has: a file never renders silently on another Blender (a node new in
 5.0 renders white on 4.5). A job that allows a newer Blender takes the oldest newer one.
-Template tasks run the first Blender listed, whose launcher is also ``bin/blender``.
+Template tasks run the first Blender listed, whose launcher is also ``bin/blender``. A version
+the node lacks is fetched from the farm's Blender releases (``releases``), once.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.blend_header import saved_by, series
+from shared.blend_header import series
 from shared.config import Config
 from shared.errors import BrendaError
+
+from .releases import Releases
 
 log = logging.getLogger(__name__)
 
@@ -113,36 +116,48 @@ def programs(config: Config) -> list[str | None]:
     return [config.text("BLENDER")]
 
 
-@dataclass(frozen=True)
 class Blenders:
-    """The node's Blenders, the first one the default."""
+    """The node's Blenders, the first one the default, and the farm's releases it may fetch."""
 
-    installed: tuple[Blender, ...]
+    def __init__(
+        self, installed: Sequence[Blender], folder: Path, releases: Releases | None = None
+    ) -> None:
+        self.installed = list(installed)
+        self.folder = folder
+        self.releases = releases
 
     @classmethod
-    def find(cls, config: Config, folder: Path) -> Blenders:
-        """The node's Blenders (``BLENDERS``, else ``BLENDER``), launchers under ``folder``."""
-        return cls.of(programs(config), folder)
+    def find(cls, config: Config, folder: Path, releases: Path) -> Blenders:
+        """The node's Blenders (``BLENDERS``, else ``BLENDER``), launchers under ``folder``;
+        releases fetched from the farm's store are unpacked into ``releases``."""
+        return cls.of(programs(config), folder, Releases.of(config, releases))
 
     @classmethod
-    def of(cls, listed: Sequence[str | None], folder: Path) -> Blenders:
+    def of(
+        cls, listed: Sequence[str | None], folder: Path, releases: Releases | None = None
+    ) -> Blenders:
         """Each program's version asked once and its launcher written under ``folder``
         (``folder/blender`` runs the first; ``folder/<major.minor>/blender`` each)."""
-        found: list[Blender] = []
+        blenders = cls([], folder, releases)
         for program in listed:
-            command = tuple(blender_command(program))
-            version = program_version(command)
-            if any(item.series == series(version) for item in found):
-                log.warning("%s is Blender %s, already listed: not used", command[0], version)
-                continue
-            launchers = folder / series(version)
-            write_launcher(launchers, command)
-            if not found:
-                write_launcher(folder, command)
-            found.append(Blender(version, command, launchers))
-        blenders = cls(tuple(found))
+            blenders.add(program)
         log.info("Blenders: %s", "; ".join(item.describe() for item in blenders.installed))
         return blenders
+
+    def add(self, program: str | None) -> Blender | None:
+        """The Blender ``program`` added, its version asked; None if that version is here."""
+        command = tuple(blender_command(program))
+        version = program_version(command)
+        if any(item.series == series(version) for item in self.installed):
+            log.warning("%s is Blender %s, already listed: not used", command[0], version)
+            return None
+        launchers = self.folder / series(version)
+        write_launcher(launchers, command)
+        if not self.installed:
+            write_launcher(self.folder, command)
+        added = Blender(version, command, launchers)
+        self.installed.append(added)
+        return added
 
     @property
     def default(self) -> Blender:
@@ -152,22 +167,33 @@ class Blenders:
         return ", ".join(item.version for item in self.installed)
 
     def for_version(self, wanted: str, *, newer_ok: bool = False) -> Blender:
-        """The Blender that renders a file saved by Blender ``wanted`` (major.minor)."""
+        """The Blender that renders a file saved by Blender ``wanted`` (major.minor): this
+        node's, else the farm's release of that version (fetched once), else with ``newer_ok``
+        the oldest newer one here."""
         for item in self.installed:
             if item.series == wanted:
                 return item
+        if self.releases is not None:
+            program = self.releases.program(wanted)
+            added = self.add(str(program)) if program is not None else None
+            if added is not None:
+                log.info("Blender %s added from the farm's releases", added.version)
+                return added
         if newer_ok:
             newer = [
                 item for item in self.installed if _version_key(item.series) > _version_key(wanted)
             ]
             if newer:
                 return min(newer, key=lambda item: _version_key(item.version))
+        store = (
+            f", nor has {self.releases.describe()} (brenda-run blender add {wanted}.N puts it "
+            "there)"
+            if self.releases is not None
+            else ""
+        )
         newer_note = "" if newer_ok else ", or let the job use a newer Blender"
         raise BrendaError(
             f"the file was saved by Blender {wanted}, and this node has Blender "
-            f"{self.versions()} only: add Blender {wanted} to the node's BLENDERS{newer_note}"
+            f"{self.versions()} only{store}: add Blender {wanted} to the node's "
+            f"BLENDERS{newer_note}"
         )
-
-    def for_blend(self, blend: Path, *, newer_ok: bool = False) -> Blender:
-        """The Blender that renders ``blend``, by the version in its header."""
-        return self.for_version(saved_by(blend), newer_ok=newer_ok)

@@ -20,6 +20,7 @@ is that folder.
 from __future__ import annotations
 
 import logging
+import lzma
 import os
 import shutil
 import stat
@@ -220,7 +221,7 @@ def extract(archive: Path, target: Path, *, origin: str) -> None:
                     _place(member, target, partial(_tar_file, bundle, tar_info), tar_info.mode)
     except ProjectError:
         raise
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError) as error:
         raise ProjectError(
             f"Project archive {origin} is damaged or truncated and cannot be extracted ({error})."
         ) from error

@@ -7,15 +7,15 @@
 # For GPU nodes (g4dn, g5, g6: jobs pushed with --device CUDA or OPTIX), on a GPU instance:
 #   sudo NVIDIA_DRIVER=1 ./build-node-image.sh ./brenda-0.1.0-py3-none-any.whl
 # installs Ubuntu's recommended NVIDIA server driver (nvidia-smi must then list the GPU).
+# Several Blenders, each rendering the jobs whose files its version saved (BLENDERS):
+#   sudo BLENDER_VERSIONS="4.5.5 5.2.4" ./build-node-image.sh ./brenda-0.1.0-py3-none-any.whl
+# Each release is checked against the SHA-256 blender.org publishes beside it.
 # Then make the image (from your machine): aws ec2 create-image --instance-id i-... --name brenda-node
 # and put its id in AMI_ID. The image starts nothing by itself: a node's user data writes
 # /etc/brenda/node.env and starts brenda-node.service.
 set -euo pipefail
 
-BLENDER_VERSION="${BLENDER_VERSION:-4.5.5}"
-BLENDER_SERIES="${BLENDER_VERSION%.*}"
-BLENDER_URL="https://download.blender.org/release/Blender${BLENDER_SERIES}/blender-${BLENDER_VERSION}-linux-x64.tar.xz"
-BLENDER_SHA256="${BLENDER_SHA256:-}"
+BLENDER_VERSIONS="${BLENDER_VERSIONS:-${BLENDER_VERSION:-4.5.5}}"
 NVIDIA_DRIVER="${NVIDIA_DRIVER:-0}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -42,18 +42,33 @@ if [[ "$NVIDIA_DRIVER" == 1 ]]; then
     echo "nvidia-smi lists the GPU once the image boots; check it before imaging"
 fi
 
-echo "Installing Blender ${BLENDER_VERSION}"
-archive="$(mktemp --suffix=.tar.xz)"
-curl -fsSL --retry 3 -o "$archive" "$BLENDER_URL"
-if [[ -n "$BLENDER_SHA256" ]]; then
-    echo "${BLENDER_SHA256}  ${archive}" | sha256sum --check --quiet
-fi
-rm -rf /opt/blender
-mkdir -p /opt/blender
-tar -xJf "$archive" -C /opt/blender --strip-components=1
-rm -f "$archive"
-ln -sf /opt/blender/blender /usr/local/bin/blender
-blender --version | head -n 1
+# install_blender VERSION: the official Linux release in /opt/blender-VERSION, checked.
+install_blender() {
+    local version=$1 series=${1%.*} folder=/opt/blender-$1 scratch
+    local name="blender-${version}-linux-x64.tar.xz"
+    local release="https://download.blender.org/release/Blender${series}"
+    echo "Installing Blender ${version}"
+    scratch="$(mktemp -d)"
+    curl -fsSL --retry 3 -o "$scratch/$name" "$release/$name"
+    curl -fsSL --retry 3 -o "$scratch/sums" "$release/blender-${version}.sha256"
+    grep " ${name}\$" "$scratch/sums" >"$scratch/wanted"
+    (cd "$scratch" && sha256sum --check --quiet wanted)
+    rm -rf "$folder"
+    mkdir -p "$folder"
+    tar -xJf "$scratch/$name" -C "$folder" --strip-components=1
+    rm -rf "$scratch"
+    "$folder/blender" --version | head -n 1
+}
+
+blenders=()
+for version in $BLENDER_VERSIONS; do
+    install_blender "$version"
+    blenders+=("/opt/blender-$version/blender")
+done
+ln -sf "${blenders[0]}" /usr/local/bin/blender
+install -d -m 0755 /etc/brenda
+# Read by brenda-node.service before the node's own settings (user data may override it).
+(IFS=,; echo "BRENDA_BLENDERS=${blenders[*]}") >/etc/brenda/blenders.env
 
 echo "Installing Brenda"
 id -u brenda >/dev/null 2>&1 || useradd --system --home-dir /var/lib/brenda --shell /usr/sbin/nologin brenda
@@ -63,7 +78,6 @@ python3 -m venv /opt/brenda/venv
 install -m 0644 "$HERE/brenda-node.service" /etc/systemd/system/brenda-node.service
 install -m 0440 "$HERE/brenda-sudoers" /etc/sudoers.d/brenda
 visudo -cf /etc/sudoers.d/brenda
-install -d -m 0755 /etc/brenda
 systemctl daemon-reload
 
 echo "Cleaning up for imaging"

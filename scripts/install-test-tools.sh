@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system programs the tests drive: OpenSSH's sshd for brenda-tool's nodes, rsync,
 # and the shell linter that checks the node image script. Does nothing where they are present.
+# Then the Blenders of the version matrix (install-blenders.sh).
 set -euo pipefail
 missing=()
 command -v sshd >/dev/null 2>&1 || [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
@@ -14,3 +15,5 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
         "${missing[@]}"
 fi
+# One virtual environment per other Blender version the tests run (see that script).
+"$(dirname "$0")/install-blenders.sh"

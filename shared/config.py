@@ -221,6 +221,25 @@ SETTINGS: tuple[Setting, ...] = (
         "version (major.minor) saved its .blend (default: BLENDER alone).",
     ),
     Setting(
+        "BLENDER_RELEASES",
+        _url("s3"),
+        None,
+        "S3 prefix of the farm's Blender releases (brenda-run blender add), which a node "
+        "fetches when it lacks a job's version (default: FARM_PROJECTS/blender/).",
+    ),
+    Setting(
+        "BLENDER_VERSIONS",
+        _text,
+        "4.5.5",
+        "Blender releases brenda-run image installs on the node image, space-separated.",
+    ),
+    Setting(
+        "BLENDER_DOWNLOAD_URL",
+        _text,
+        "https://download.blender.org/release",
+        "Where brenda-run blender add downloads Blender's official releases from.",
+    ),
+    Setting(
         "JOB_REFRESH",
         _count(1, 600),
         15,

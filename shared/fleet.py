@@ -206,12 +206,16 @@ def fit_quota(config: Config, plan: LaunchPlan) -> tuple[LaunchPlan, tuple[str, 
 
 
 def node_image(config: Config, image: str | None) -> str:
-    """The nodes' image: ``image`` (-a), else AMI_ID."""
+    """The nodes' image: ``image`` (-a), else AMI_ID; ``latest``: the farm's newest image."""
     chosen = image or config.text("AMI_ID")
     if not chosen or chosen == "*":
         raise ConfigError(
-            "No node image: give -a AMI or set AMI_ID (build one with deploy/build-node-image.sh)."
+            "No node image: give -a AMI or set AMI_ID (make one with 'brenda-run image')."
         )
+    if chosen == "latest":
+        from .image import latest_image
+
+        return latest_image(config)
     return chosen
 
 

@@ -136,11 +136,12 @@ class Studio:
                 source.with_name(f"{source.name}.away").rename(source)
 
 
-def make_studio(folder: Path, *options: str) -> Studio:
+def make_studio(folder: Path, *options: str, python: Path | None = None) -> Studio:
+    """The studio project made in ``folder`` by the bpy of ``python`` (default: this one's)."""
     folder.mkdir(parents=True, exist_ok=True)
     builder = Path(__file__).with_name("packing") / "studio.py"
     result = subprocess.run(
-        [sys.executable, str(builder), str(folder), *options],
+        [str(python or sys.executable), str(builder), str(folder), *options],
         capture_output=True,
         text=True,
         check=False,

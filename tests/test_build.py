@@ -20,13 +20,17 @@ def test_build_makes_a_clean_extension_zip() -> None:
     )
     assert result.returncode == 0, result.stderr
     manifest = tomllib.loads((ROOT / "blender_manifest.toml").read_text())
-    archive = ROOT / "dist" / f"brenda-{manifest['version']}.zip"
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    archive = ROOT / "dist" / f"brenda-{manifest['version']}-python{python}.zip"
     assert result.stdout.strip() == f"Built dist/{archive.name}"
     with zipfile.ZipFile(archive) as bundle:
         names = bundle.namelist()
         staged = tomllib.loads(bundle.read("blender_manifest.toml").decode())
     assert staged["id"] == "brenda"
-    assert staged["blender_version_min"] >= "4.2.0"
+    # The Blenders that run this Python: 4.2 to 5.0 run 3.11, 5.1 and newer 3.13.
+    lowest, beyond = {"3.11": ("4.2.0", "5.1.0"), "3.13": ("5.1.0", None)}[python]
+    assert staged["blender_version_min"] == lowest
+    assert staged.get("blender_version_max") == beyond
     assert set(staged["permissions"]) == {"network", "files"}
     assert "__init__.py" in names
     assert "shared/tasks.py" in names and "shared/task_scripts/frame" in names

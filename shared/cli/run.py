@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from .. import autoscale, deadline, fleet
+from .. import autoscale, deadline, fleet, image, releases
 from ..config import Config, load_config
 from ..costs import format_dollars
 from ..errors import BrendaError, UsageError
@@ -17,11 +18,25 @@ from .common import (
     add_common_options,
     configure_logging,
     print_plan,
+    progress_bar,
     run_command,
+    usage_errors,
 )
 
 PROG = "brenda-run"
-COMMANDS = ("init", "fleet", "spot", "demand", "price", "status", "stop", "cancel", "script")
+COMMANDS = (
+    "init",
+    "fleet",
+    "spot",
+    "demand",
+    "price",
+    "status",
+    "stop",
+    "cancel",
+    "script",
+    "blender",
+    "image",
+)
 
 DESCRIPTION = """\
 Launch and manage the farm's EC2 nodes. Everything is tagged brenda:farm=FARM (default
@@ -41,6 +56,11 @@ commands:
   stop     terminate the farm's nodes with -T (cancelling their spot requests first)
   cancel   cancel the farm's open spot requests
   script   print the user data a node boots with
+  image    build the node image on EC2 from a stock Ubuntu 24.04 (Blender BLENDER_VERSIONS,
+           or --blender-versions), tag it, print its id; AMI_ID=latest then uses it
+  blender  add VERSION: put Blender's official Linux release in the farm's store
+           (BLENDER_RELEASES), checked against blender.org's SHA-256; a node that lacks a
+           job's version fetches it from there once
 """
 
 EPILOG = """\
@@ -54,6 +74,8 @@ examples:
   brenda-run -N 20 -p 0.25 -z us-east-1b spot
   brenda-run status
   brenda-run -T stop
+  brenda-run blender add 5.2.4           nodes with only 4.5 then render 5.2 jobs too
+  brenda-run --blender-versions "4.5.5 5.2.4" image
 """
 
 
@@ -65,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("command", choices=COMMANDS, metavar="|".join(COMMANDS))
+    parser.add_argument("target", nargs="*", metavar="add VERSION", help="blender: add VERSION")
     add_common_options(parser)
     parser.add_argument("-a", "--ami", metavar="AMI", help="node image (default AMI_ID)")
     parser.add_argument(
@@ -108,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TIME",
         help="fleet: as many nodes as end the work by TIME (2026-11-27T18:00, 18:00, +6h), "
         "from the seconds measured so far; says the cost first",
+    )
+    parser.add_argument(
+        "--blender-versions",
+        metavar="'X.Y.Z ...'",
+        help="image: the Blender releases to install (default BLENDER_VERSIONS)",
     )
     parser.add_argument("--no-ssh-keys", action="store_true", help="init: skip the key pair")
     parser.add_argument(
@@ -236,11 +264,47 @@ def cmd_price(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_blender(args: argparse.Namespace, config: Config) -> int:
+    if len(args.target) != 2 or args.target[0] != "add":
+        raise UsageError("blender needs add VERSION, like: brenda-run blender add 5.2.4.")
+    with progress_bar("bytes") as progress:
+        done = releases.add_release(config, args.target[1], progress, dry_run=args.dry_run)
+    print(f"Dry run: {done}." if args.dry_run else f"Stored Blender {args.target[1]} as {done}.")
+    return 0
+
+
+def cmd_image(args: argparse.Namespace, config: Config) -> int:
+    if args.blender_versions is not None:
+        with usage_errors():
+            image.checked_versions(args.blender_versions)
+    versions = args.blender_versions or str(config.text("BLENDER_VERSIONS"))
+    plan = image.plan_image(config, versions, args.instance_type)
+    for line in plan.lines():
+        print(line)
+    if args.dry_run:
+        print("Dry run: nothing was launched.")
+        return 0
+
+    def pause(seconds: float) -> bool:
+        time.sleep(seconds)
+        return False
+
+    made = image.build_image(config, plan, wait=pause, say=print)
+    print(f"Image {made} is ready: AMI_ID={made}, or AMI_ID=latest for the farm's newest.")
+    return 0
+
+
 def run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(PROG, verbose=args.verbose)
     config = load_config(args.config)
     command = args.command
+    if args.target and command != "blender":
+        raise UsageError(f"{command} takes no arguments ({' '.join(args.target)}).")
+    if command == "blender":
+        return cmd_blender(args, config)
+    if command == "image":
+        return cmd_image(args, config)
     if command in ("spot", "demand"):
         return cmd_launch(args, config)
     if command == "fleet":

@@ -32,15 +32,24 @@ RUN_CLI = "import sys; from shared.cli.run import main; sys.exit(main())"
 @pytest.fixture(scope="module")
 def extension_zip() -> Path:
     subprocess.run([sys.executable, "build.py"], cwd=ROOT, check=True, capture_output=True)
-    return next((ROOT / "dist").glob("brenda-*.zip"))
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return next((ROOT / "dist").glob(f"brenda-*-python{python}.zip"))
 
 
 def run_phase(
-    phase: str, zip_path: Path, work: Path, endpoint: str, *job: str, **environ: str
+    phase: str,
+    zip_path: Path,
+    work: Path,
+    endpoint: str,
+    *job: str,
+    python: Path | None = None,
+    **environ: str,
 ) -> Any:
+    """The scenario's ``phase`` in the Blender (bpy) of ``python``, by default this one's."""
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(work / "blender-user"), **environ}
+    command = [str(python or sys.executable), str(SCENARIO), phase, str(zip_path), str(work)]
     result = subprocess.run(
-        [sys.executable, str(SCENARIO), phase, str(zip_path), str(work), endpoint, *job],
+        [*command, endpoint, *job],
         env=env,
         capture_output=True,
         text=True,

@@ -62,6 +62,9 @@ def test_the_report_lists_outside_and_absolute_files_before_anything_is_written(
     assert lines[:2] == [f"Project root: {root}", "Render: shots/shot1.blend"]
     assert lines[2].startswith("21 files, ")
     assert lines[3:] == [
+        "Saved by Blender 4.5",
+        "Library libs/materials.blend: saved by Blender 4.5",
+        "Library libs/props.blend: saved by Blender 4.5",
         f"Missing, not read by the render: {root}/shots/blendcache_shot1/5374616C65_*.bphys "
         "(modifier 1 of object 'Stale' in shots/shot1.blend)",
         f"From outside the root: {outside}/hum.wav",
