@@ -85,7 +85,7 @@ def preflight(context: bpy.types.Context, *, save: bool) -> tuple[JobSettings, P
         bpy.ops.wm.save_mainfile()
     job = scene_info.job_settings(context)
     blend, root = scene_info.project_paths(context)
-    report = packing.inspect(blend, root=root)
+    report = packing.inspect(blend, root=root, addons=job.addons)
     lines = report.lines()
     if unsaved and not save:
         lines.append("Unsaved changes are not checked; packing saves the file first")
@@ -104,6 +104,7 @@ def pack_in_place(job: JobSettings, report: PackReport, progress: Progress) -> P
         render_anyway=job.render_anyway,
         progress=progress,
         report=report,
+        addons=job.addons,
     )
 
 
@@ -116,6 +117,9 @@ class BRENDA_OT_check_project(_BrendaOperator):
 
     def execute(self, context: bpy.types.Context) -> Result:
         def check() -> str:
+            job = context.scene.brenda
+            if not job.addons_chosen:  # preselected once; the artist edits the list after
+                job.addons, job.addons_chosen = ", ".join(scene_info.used_addons()), True
             _, report = preflight(context, save=False)
             return (
                 f"{report.files} files ({packing.human_bytes(report.bytes)}) to pack, "
@@ -179,6 +183,7 @@ def upload_content(
             render_anyway=job.render_anyway,
             progress=progress,
             report=report,
+            addons=job.addons,
         )
         return send_project(project_store(farm, job), files, cache, progress, pointer=job.job_name)
 

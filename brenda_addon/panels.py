@@ -154,6 +154,9 @@ def draw_project(layout: Any, job: Any, state: Any) -> None:
     column.prop(job, "single_colour")
     column.prop(job, "on_mismatch")
     column.prop(job, "blender_newer_ok")
+    column.prop(job, "addons")
+    if job.addons.strip():
+        column.label(text="Add-ons are Python: this job allows Python", icon="INFO")
     column.operator("brenda.check_project", icon="VIEWZOOM")
     if state.report:
         report = column.box()

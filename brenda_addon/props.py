@@ -96,6 +96,14 @@ class BRENDA_PG_job(bpy.types.PropertyGroup):
         ],
         default="fail",
     )
+    addons: bpy.props.StringProperty(
+        name="Add-ons",
+        default="",
+        description="Add-ons and extensions the scene needs, comma-separated module names: "
+        "packed with the project and enabled on the nodes (they are Python: the job then "
+        "allows Python). Check Project fills in the enabled ones the file uses",
+    )
+    addons_chosen: bpy.props.BoolProperty(default=False, options={"HIDDEN"})
     blender_newer_ok: bpy.props.BoolProperty(
         name="Newer Blender OK",
         default=False,

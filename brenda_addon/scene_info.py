@@ -12,8 +12,9 @@ from typing import Any
 import bpy
 
 from .preferences import preferences
+from .shared.errors import BrendaError
 from .shared.job import FarmSettings, JobSettings
-from .shared.packing import find_project_root
+from .shared.packing import Addon, find_project_root
 from .shared.tasks import DEVICES, Environment
 
 
@@ -39,6 +40,7 @@ def job_settings(context: bpy.types.Context) -> JobSettings:
     # Outside its root the file is named alone here; packing refuses it with a sentence.
     blend_path = blend.relative_to(root).as_posix() if blend.is_relative_to(root) else blend.name
     job = scene.brenda
+    addons = job_addons(context)
     start, end = (
         (scene.frame_start, scene.frame_end)
         if job.use_scene_range
@@ -67,7 +69,8 @@ def job_settings(context: bpy.types.Context) -> JobSettings:
         timeout=job.task_timeout * 60 or None,
         single_colour=job.single_colour,
         device=render_device(context),
-        environment=artist_environment(context),
+        environment=artist_environment(context, addons),
+        addons=addons,
     )
 
 
@@ -81,9 +84,9 @@ def render_device(context: bpy.types.Context) -> str:
     return backend if backend in DEVICES else "CPU"
 
 
-def artist_environment(context: bpy.types.Context) -> Environment:
-    """This Blender as the nodes must match it: version, the add-ons enabled that do not come
-    with Blender (Brenda aside), colour management."""
+def enabled_addons() -> list[Any]:
+    """The modules of the add-ons and extensions enabled here that do not come with Blender
+    (Brenda aside)."""
     # Blender's own module; its stubs say its functions return None.
     addon_utils: Any = importlib.import_module("addon_utils")
     bundled = tuple(
@@ -92,19 +95,75 @@ def artist_environment(context: bpy.types.Context) -> Environment:
         if folder
     )
     own = __package__ or ""
+    return [
+        module
+        for module in addon_utils.modules()
+        if module.__name__ != own
+        and addon_utils.check(module.__name__)[1]
+        and not (module.__file__ or "").startswith(bundled)
+    ]
+
+
+def short_name(module: Any) -> str:
+    """What an add-on is packed and enabled as on the nodes: its module's last part (an
+    extension's ``bl_ext.user_default.NAME`` is ``NAME``)."""
+    return str(module.__name__).rsplit(".", 1)[-1]
+
+
+def used_addons() -> list[str]:
+    """The enabled add-ons whose data the file holds, where that can be told: a property group
+    of theirs stored on a data-block, or a node of theirs in a node tree."""
+    found: set[str] = set()
+    modules = {str(module.__name__): short_name(module) for module in enabled_addons()}
+
+    def owner(value: Any) -> None:
+        name = type(value).__module__
+        for module, short in modules.items():
+            if name == module or name.startswith(module + "."):
+                found.add(short)
+
+    for collection in (bpy.data.scenes, bpy.data.objects, bpy.data.materials, bpy.data.worlds):
+        for item in collection:
+            for key, _ in item.items():
+                owner(getattr(item, key, None))
+    for tree in [*bpy.data.node_groups, *(m.node_tree for m in bpy.data.materials if m.node_tree)]:
+        for node in tree.nodes:
+            owner(node)
+    return sorted(found)
+
+
+def job_addons(context: bpy.types.Context) -> tuple[Addon, ...]:
+    """The add-ons the scene's job names (Add-ons), with where their source is."""
+    wanted = [name.strip() for name in context.scene.brenda.addons.split(",") if name.strip()]
+    here = {short_name(module): module for module in enabled_addons()}
     addons = []
-    for module in addon_utils.modules():
-        name = module.__name__
-        if name == own or not addon_utils.check(name)[1]:
-            continue
-        if (module.__file__ or "").startswith(bundled):
-            continue
-        version = addon_utils.module_bl_info(module).get("version", ())
-        addons.append((name, ".".join(str(part) for part in version)))
+    for name in wanted:
+        module = here.get(name)
+        if module is None:
+            raise BrendaError(
+                f"The add-on {name} is not enabled in this Blender: enable it, or take it off "
+                "the job's Add-ons."
+            )
+        path = Path(module.__file__)
+        addons.append(Addon.at(path.parent if path.name == "__init__.py" else path))
+    return tuple(addons)
+
+
+def artist_environment(context: bpy.types.Context, addons: tuple[Addon, ...]) -> Environment:
+    """This Blender as the nodes must match it: version, the job's add-ons (which the nodes
+    enable from the project), colour management."""
+    # Blender's own module; its stubs say its functions return None.
+    addon_utils: Any = importlib.import_module("addon_utils")
+    wanted = {addon.name for addon in addons}
+    versions = []
+    for module in enabled_addons():
+        if short_name(module) in wanted:
+            version = addon_utils.module_bl_info(module).get("version", ())
+            versions.append((short_name(module), ".".join(str(part) for part in version)))
     scene = context.scene
     return Environment(
         blender=f"{bpy.app.version[0]}.{bpy.app.version[1]}",
-        addons=tuple(sorted(addons)),
+        addons=tuple(sorted(versions)),
         display=scene.display_settings.display_device,
         view=scene.view_settings.view_transform,
         look=scene.view_settings.look,

@@ -114,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="pack even when files the render reads are missing",
     )
+    pack.add_argument(
+        "--addon",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="an add-on the scene needs (its package folder or .py file), packed as addons/NAME "
+        "and enabled on the nodes; add-ons are Python, so the job must allow Python; repeatable",
+    )
     upload = commands.add_parser(
         "upload",
         help="upload a project, sending only the files the farm's store lacks",
@@ -130,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--render-anyway",
         action="store_true",
         help="upload even when files the render reads are missing",
+    )
+    upload.add_argument(
+        "--addon",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="an add-on the scene needs, as for pack; repeatable",
     )
     upload.add_argument("-c", "--config", metavar="FILE", help="configuration file")
     demo = commands.add_parser(
@@ -510,7 +527,8 @@ def run_pack(args: argparse.Namespace) -> int:
     """``brenda pack``: the preflight report, then the archive (unless a dry run)."""
     if not args.blend.exists():
         raise UsageError(f"{args.blend} not found.")
-    report = packing.inspect(args.blend, root=args.project_root)
+    addons = addons_of(args)
+    report = packing.inspect(args.blend, root=args.project_root, addons=addons)
     for line in report.lines():
         print(line)
     if not args.render_anyway:
@@ -527,10 +545,17 @@ def run_pack(args: argparse.Namespace) -> int:
             render_anyway=args.render_anyway,
             progress=progress,
             report=report,
+            addons=addons,
         )
     print(report.summary())
     print(f"Tasks render '{report.blend}' from {report.archive}.")
     return 0
+
+
+def addons_of(args: argparse.Namespace) -> tuple[packing.Addon, ...]:
+    """The ``--addon`` paths as add-ons to pack; a path that is none is a usage error."""
+    with usage_errors():
+        return tuple(packing.Addon.at(path) for path in args.addon)
 
 
 def run_upload(args: argparse.Namespace) -> int:
@@ -543,6 +568,10 @@ def run_upload(args: argparse.Namespace) -> int:
     if projects is None:
         raise UsageError(
             "brenda upload needs FARM_PROJECTS=s3://BUCKET/projects/ (the farm's store)."
+        )
+    if target.is_dir() and args.addon:
+        raise UsageError(
+            f"--addon goes with a .blend; {target} is a folder: put the add-ons in its addons/."
         )
     cache = default_hash_cache()
     with (
@@ -559,6 +588,7 @@ def run_upload(args: argparse.Namespace) -> int:
                 root=args.project_root,
                 render_anyway=args.render_anyway,
                 progress=progress,
+                addons=addons_of(args),
             )
             for line in report.lines():
                 print(line)

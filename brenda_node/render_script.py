@@ -314,19 +314,44 @@ def check_environment(
     print(f"Warning: this node's Blender differs from the artist's: {text}", flush=True)
 
 
-def enable_project_addons(bpy: Any) -> None:
+def enable_project_addons(bpy: Any, scene: Any) -> None:
     """Add-ons shipped in the project's ``addons/`` folder, enabled (they are Python: only for
-    jobs that allow Python)."""
+    jobs that allow Python). Drivers that failed when the file loaded, before the add-ons that
+    define their functions were there, are evaluated again."""
     addon_utils: Any = importlib.import_module("addon_utils")  # Blender's own module
 
     folder = os.path.join(os.getcwd(), "addons")
     if not os.path.isdir(folder):
         return
     sys.path.insert(0, folder)
+    enabled = False
     for entry in sorted(os.listdir(folder)):
         name = entry.removesuffix(".py")
         if name.isidentifier() and addon_utils.enable(name, default_set=False) is not None:
             print(f"Info: enabled the project's add-on {name}", flush=True)
+            enabled = True
+    if enabled:
+        for collection in bpy.data.bl_rna.properties:
+            if collection.type == "COLLECTION":
+                for item in getattr(bpy.data, collection.identifier):
+                    for _, curve in _drivers(item):
+                        curve.driver.is_valid = True
+                        # Setting it tags the driver for evaluation at the next frame change.
+                        curve.driver.expression = curve.driver.expression
+        scene.frame_set(scene.frame_current)
+
+
+def refuse_project_addons() -> None:
+    """A project that packs add-ons renders as the artist's only with them, and they are
+    Python: a job that does not allow Python fails rather than render without them."""
+    folder = os.path.join(os.getcwd(), "addons")
+    packed = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    if packed:
+        raise SystemExit(
+            f"Error: the project packs the add-on {', '.join(packed)}, which is Python, and this "
+            "job does not allow Python (allow Python in the job's settings, or push with "
+            "--allow-python)"
+        )
 
 
 def denoise_after_assembly(scene: Any, settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -490,7 +515,9 @@ def render_task(bpy: Any, settings: dict[str, Any]) -> None:
         render.border_min_x, render.border_max_x, render.border_min_y, render.border_max_y = tile
     start, end, step = settings["frames"]
     if settings.get("allow_python", False):
-        enable_project_addons(bpy)
+        enable_project_addons(bpy, scene)
+    else:
+        refuse_project_addons()
     check_environment(
         bpy, scene, settings.get("environment"), settings.get("blender_newer_ok", False)
     )

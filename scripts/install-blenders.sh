@@ -39,11 +39,29 @@ make_venv() {
     echo "$wanted" >"$folder/.made-with"
 }
 
-make_venv bpy-4.2 "$python311" "bpy==4.2.*"
-make_venv bpy-5.0 "$python311" "bpy==5.0.*"
+# The environments are made side by side (downloads and unpacking overlap); each logs to its
+# own file, shown when it fails.
+pids=() names=()
+start() {
+    local name=$1
+    make_venv "$@" >"$venvs/$name.log" 2>&1 &
+    pids+=($!) names+=("$name")
+}
+start bpy-4.2 "$python311" "bpy==4.2.*"
+start bpy-5.0 "$python311" "bpy==5.0.*"
+if [[ -n $python313 ]]; then
+    start py3.13 "$python313" -e ".[test]"
+    start bpy-5.3 "$python313" "bpy==5.3.*"
+fi
+failed=0
+for index in "${!pids[@]}"; do
+    if ! wait "${pids[$index]}"; then
+        echo "install-blenders: making $venvs/${names[$index]} failed:" >&2
+        tail -n 20 "$venvs/${names[$index]}.log" >&2
+        failed=1
+    fi
+done
 if [[ -z $python313 ]]; then
     echo "install-blenders: no Python 3.13, so Blender 5.2 and 5.3 are not tested: 'pyenv install 3.13' (or your system's python3.13) adds them" >&2
-    exit 0
 fi
-make_venv py3.13 "$python313" -e ".[test]"
-make_venv bpy-5.3 "$python313" "bpy==5.3.*"
+exit "$failed"

@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from .config import Config, load_config
 from .errors import BrendaError
 from .jobs import Job, make_job
+from .packing import Addon
 from .project_blender import job_blender
 from .tasks import Environment, FrameRange, RenderSettings
 
@@ -83,6 +84,8 @@ class JobSettings:
     """The artist's Blender, which the nodes' must match."""
     blender_newer_ok: bool = False
     """A node without the version that saved the .blend may render it with a newer one."""
+    addons: tuple[Addon, ...] = ()
+    """Add-ons packed with the project and enabled on the nodes: the job runs their Python."""
 
     @property
     def job_name(self) -> str:
@@ -103,7 +106,7 @@ class JobSettings:
             scene=self.scene,
             blend=self.blend_path,
             render_anyway=self.render_anyway,
-            allow_python=self.allow_python,
+            allow_python=self.allow_python or bool(self.addons),
             timeout=self.timeout,
             single_colour=self.single_colour,
             device=self.device,

@@ -16,6 +16,7 @@ import functools
 import logging
 import os
 import re
+import shutil
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -30,6 +31,9 @@ from .progress import Progress
 log = logging.getLogger(__name__)
 
 PROJECT_MARKERS = (".blender_project", ".git", ".svn")
+ADDONS_FOLDER = "addons"
+"""Where the add-ons a job needs go in the project; a node that allows the job's Python enables
+each one there."""
 OUTSIDE_FOLDER = "_outside_project"
 ARCHIVE_SUFFIX = ".tar.gz"
 
@@ -58,6 +62,45 @@ CACHE_FOLDER_TYPES = {
     "NodesModifierData",
     "OceanModifierData",
 }
+
+
+@dataclass(frozen=True)
+class Addon:
+    """An add-on (or extension) packed with the project: its module name and its source, a
+    package folder or a single ``.py`` file."""
+
+    name: str
+    source: Path
+
+    @classmethod
+    def at(cls, source: Path) -> Addon:
+        """The add-on whose source is ``source``; one sentence naming it when it is none."""
+        source = Path(os.path.abspath(source))
+        name = source.stem if source.suffix == ".py" else source.name
+        is_package = source.is_dir() and (source / "__init__.py").is_file()
+        if not (is_package or (source.is_file() and source.suffix == ".py")):
+            raise BrendaError(
+                f"{source} is not an add-on: give its package folder (with __init__.py) or its "
+                ".py file."
+            )
+        if not name.isidentifier():
+            raise BrendaError(f"{source} is not an add-on: '{name}' is not a Python module name.")
+        return cls(name, source)
+
+    @property
+    def packed_as(self) -> str:
+        return f"{ADDONS_FOLDER}/{self.name}{'.py' if self.source.is_file() else ''}"
+
+
+def _copy_addons(addons: tuple[Addon, ...], staging: Path) -> None:
+    for addon in addons:
+        target = staging / addon.packed_as
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if addon.source.is_file():
+            shutil.copy2(addon.source, target)
+        else:
+            ignored = shutil.ignore_patterns("__pycache__", "*.pyc", ".git")
+            shutil.copytree(addon.source, target, ignore=ignored)
 
 
 def find_project_root(blend: Path) -> Path:
@@ -99,6 +142,8 @@ class PackReport:
     """Absolute paths that the packed .blend files refer to by a relative path instead."""
     blender: str = ""
     """The Blender version (major.minor) that saved the .blend, from its header."""
+    addons: tuple[str, ...] = ()
+    """The add-ons packed with the project, as ``addons/NAME``: a job needs Python for them."""
     libraries: tuple[tuple[str, str], ...] = ()
     """Each linked .blend (as ``lines`` shows its path) and the version that saved it."""
     archive: Path | None = None
@@ -120,6 +165,10 @@ class PackReport:
             f"Saved by Blender {self.blender}",
         ]
         lines += [f"Library {path}: saved by Blender {version}" for path, version in self.libraries]
+        lines += [
+            f"Add-on {name}, packed as {ADDONS_FOLDER}/{name}: the job runs its Python"
+            for name in self.addons
+        ]
         lines += [
             f"Newer than the file: library {path} was saved by Blender {version}, which the "
             f"nodes' Blender {self.blender} may not read"
@@ -309,9 +358,14 @@ def scene_frames(blend: Path) -> tuple[int, int, int]:
 
 
 def inspect(
-    blend: Path, *, root: Path | None = None, progress: Progress | None = None
+    blend: Path,
+    *,
+    root: Path | None = None,
+    progress: Progress | None = None,
+    addons: tuple[Addon, ...] = (),
 ) -> PackReport:
-    """The preflight report for ``blend``: what packing it would do. Writes nothing."""
+    """The preflight report for ``blend`` (and the add-ons to pack with it): what packing it
+    would do. Writes nothing."""
     from blender_asset_tracer.blendfile.exceptions import BlendFileError
 
     progress = progress or Progress()
@@ -326,6 +380,7 @@ def inspect(
     found.files.add(blend)
     libraries = sorted(path for path in found.files if path.suffix == ".blend" and path != blend)
     return PackReport(
+        addons=tuple(addon.name for addon in addons),
         blender=saved_by(blend),
         libraries=tuple((_shown(path, root), saved_by(path)) for path in libraries),
         root=root,
@@ -358,14 +413,16 @@ def refuse_missing(report: PackReport) -> None:
 def _checked(
     blend: Path,
     root: Path | None,
+    *,
     render_anyway: bool,
     progress: Progress,
     report: PackReport | None,
+    addons: tuple[Addon, ...],
 ) -> tuple[Path, Path, PackReport]:
     """The .blend and root located, and the preflight report (``report`` if already made);
     missing files a render reads stop here unless ``render_anyway``."""
     blend, located_root = _locate(blend, root)
-    report = report or inspect(blend, root=located_root, progress=progress)
+    report = report or inspect(blend, root=located_root, progress=progress, addons=addons)
     if not render_anyway:
         refuse_missing(report)
     return blend, located_root, report
@@ -379,19 +436,24 @@ def pack(
     render_anyway: bool = False,
     progress: Progress | None = None,
     report: PackReport | None = None,
+    addons: tuple[Addon, ...] = (),
 ) -> PackReport:
     """Write ``archive`` (tar.gz): ``blend`` and every file it uses, paths rewritten so the
-    project renders from the archive's top folder (the root). Missing files a render reads stop
-    packing unless ``render_anyway``. The archive appears whole or not at all. ``report`` is
-    the preflight report already made for the same file and root, if any."""
+    project renders from the archive's top folder (the root), and ``addons`` in ``addons/``.
+    Missing files a render reads stop packing unless ``render_anyway``. The archive appears
+    whole or not at all. ``report`` is the preflight report already made for the same file,
+    root and add-ons, if any."""
     progress = progress or Progress()
-    blend, root, report = _checked(blend, root, render_anyway, progress, report)
+    blend, root, report = _checked(
+        blend, root, render_anyway=render_anyway, progress=progress, report=report, addons=addons
+    )
     archive = Path(os.path.abspath(archive))
     if archive.is_relative_to(root) and archive.suffix == ".blend":
         raise BrendaError(f"The archive {archive} would overwrite a .blend file.")
     archive.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="brenda-pack-") as staging:
         _stage(blend, root, Path(staging), progress)
+        _copy_addons(addons, Path(staging))
         _write_archive(Path(staging), archive, progress)
     return PackReport(**{**report.__dict__, "archive": archive})
 
@@ -404,14 +466,19 @@ def stage(
     render_anyway: bool = False,
     progress: Progress | None = None,
     report: PackReport | None = None,
+    addons: tuple[Addon, ...] = (),
 ) -> tuple[PackReport, list[tuple[str, Path, Path]]]:
     """Pack into ``folder`` as files, for a content-addressed upload: the report, and each file
     as (path in the project, the packed file, the file whose bytes it copies). BAT copies every
     file but the .blend files unchanged, so their hashes can be cached on their source.
-    ``report`` is the preflight report already made for the same file and root, if any."""
+    ``report`` is the preflight report already made for the same file and root, if any;
+    ``addons`` go in ``addons/``."""
     progress = progress or Progress()
-    blend, root, report = _checked(blend, root, render_anyway, progress, report)
+    blend, root, report = _checked(
+        blend, root, render_anyway=render_anyway, progress=progress, report=report, addons=addons
+    )
     _stage(blend, root, folder, progress)
+    _copy_addons(addons, folder)
     from .content import folder_files
 
     files = []

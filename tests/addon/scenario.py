@@ -308,8 +308,61 @@ def phase_studio() -> None:
         shutil.copyfile(archive, WORK / "addon-shot1.tar.gz")
 
 
+# Two add-ons of the artist's: one keeps settings in the scene (the file uses it), one does not.
+TINT_ADDON = """
+import bpy
+bl_info = {"name": "Brenda tint", "version": (1, 2, 0), "blender": (4, 2, 0)}
+class TintSettings(bpy.types.PropertyGroup):
+    strength: bpy.props.FloatProperty(default=1.0)
+def register():
+    bpy.utils.register_class(TintSettings)
+    bpy.types.Scene.brenda_tint = bpy.props.PointerProperty(type=TintSettings)
+def unregister():
+    del bpy.types.Scene.brenda_tint
+    bpy.utils.unregister_class(TintSettings)
+"""
+UNUSED_ADDON = """
+bl_info = {"name": "Unused", "version": (0, 1, 0), "blender": (4, 2, 0)}
+def register():
+    pass
+def unregister():
+    pass
+"""
+
+
+def phase_addons() -> None:
+    """The add-ons the file uses preselected, packed, and the job allowing their Python."""
+    install()
+    addons = Path(bpy.utils.user_resource("SCRIPTS", path="addons", create=True))
+    (addons / "brenda_tint").mkdir(exist_ok=True)
+    (addons / "brenda_tint" / "__init__.py").write_text(TINT_ADDON)
+    (addons / "unused_addon.py").write_text(UNUSED_ADDON)
+    bpy.utils.refresh_script_paths()  # the folder was made after Blender started
+    for name in ("brenda_tint", "unused_addon"):
+        bpy.ops.preferences.addon_enable(module=name)
+    project = WORK / "tinted"
+    project.mkdir(exist_ok=True)
+    bpy.context.scene.brenda_tint.strength = 2.0
+    bpy.ops.wm.save_as_mainfile(filepath=str(project / "tinted.blend"))
+    findings["check"] = call("check_project")
+    job = bpy.context.scene.brenda
+    findings["preselected"] = job.addons
+    findings["panel"] = draw_panel()
+    findings["pack"] = call("pack_project")
+    scene_info = importlib.import_module(f"{MODULE}.scene_info")
+    settings = scene_info.job_settings(bpy.context)
+    findings["allow_python"] = settings.render_settings().allow_python
+    findings["environment"] = [list(item) for item in settings.environment.addons]
+    archive = Path(bpy.app.tempdir) / "brenda" / "tinted.tar.gz"
+    with tarfile.open(archive) as bundle:
+        findings["packed"] = sorted(name for name in bundle.getnames() if "addons" in name)
+    job.addons = "no_such_addon"
+    findings["unknown"] = call("pack_project")
+
+
 {
     "submit": phase_submit,
+    "addons": phase_addons,
     "collect": phase_collect,
     "no-credentials": phase_no_credentials,
     "studio": phase_studio,

@@ -268,6 +268,27 @@ def test_the_add_on_packs_a_studio_project_that_renders_like_the_original(
     assert np.abs(rendered - original).max() <= 1 / 255
 
 
+def test_the_add_ons_a_file_uses_are_preselected_and_packed_and_their_job_allows_python(
+    extension_zip: Path, tmp_path: Path
+) -> None:
+    found = run_phase("addons", extension_zip, tmp_path, "http://127.0.0.1:9")
+    assert found["check"] == "FINISHED"
+    assert found["preselected"] == "brenda_tint"  # unused_addon keeps nothing in the file
+    assert "Add-ons are Python: this job allows Python" in found["panel"]
+    assert (
+        "Add-on brenda_tint, packed as addons/brenda_tint: the job runs its Python"
+        in (found["panel"])
+    )
+    assert found["pack"] == "FINISHED"
+    assert found["packed"] == ["addons/brenda_tint/__init__.py"]
+    assert found["allow_python"] is True
+    assert found["environment"] == [["brenda_tint", "1.2.0"]]
+    assert found["unknown"] == (
+        "error: Error: The add-on no_such_addon is not enabled in this Blender: enable it, or "
+        "take it off the job's Add-ons.\n"
+    )
+
+
 def test_the_add_on_shows_missing_files_and_packs_only_when_told_to_render_anyway(
     extension_zip: Path, tmp_path: Path
 ) -> None:

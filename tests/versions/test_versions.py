@@ -338,3 +338,34 @@ def test_a_node_fetches_a_release_it_lacks_from_the_farms_store_once(
     rendered = stored_frame(boto_client, f"frames/{job}/frame_000001.png", tmp_path)
     assert np.abs(rendered - pixels(reference)).max() <= 1 / 255
     stored_frame(boto_client, f"frames/{job}/frame_000002.png", tmp_path)
+
+
+# The core's tests that need no Blender, run again on Python 3.13 (Blender 5.1 and newer's, where
+# the add-on's shared core runs): tasks, settings, headers, the content store, the node's runner.
+PYTHON_313_TESTS = (
+    "tests/test_tasks.py",
+    "tests/test_config.py",
+    "tests/test_urls.py",
+    "tests/test_blend_header.py",
+    "tests/test_project_blender.py",
+    "tests/test_content.py",
+    "tests/node/test_blender.py",
+    "tests/node/test_blenders.py",
+    "tests/node/test_project.py",
+)
+
+
+def test_the_core_passes_its_tests_on_python_3_13() -> None:
+    python = version("5.2").python
+    root = Path(__file__).parents[2]
+    pytest = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
+    done = subprocess.run(
+        [*pytest, *PYTHON_313_TESTS],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"\d+ passed", done.stdout)
