@@ -108,7 +108,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="brenda-bench-warm-") as scratch:
         folder = Path(scratch)
         build_scene(folder, args.objects, args.textures, args.samples, args.blender)
-        print(f"Blender: {Blenders.of([args.blender], folder / 'bin').default.describe()}")
+        print(Blenders.of([args.blender], folder / "bin").default.describe())
         size = sum(path.stat().st_size for path in folder.iterdir() if path.is_file())
         print(f"scene: {args.objects} meshes, {args.textures} textures, {size >> 20} MB on disk")
         cold = render_all(folder, args.tasks, warm=False, blender=args.blender)

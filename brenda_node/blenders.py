@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import re
 import shlex
 import shutil
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.blend_header import series
+from shared.blend_header import series, version_key
 from shared.config import Config
 from shared.errors import BrendaError
 
@@ -44,7 +45,7 @@ def blender_command(configured: str | None) -> list[str]:
         found = shutil.which(configured)
         if found is None:
             raise BrendaError(f"The Blender program {configured} is not an executable program.")
-        return [found]
+        return [os.path.abspath(found)]  # tasks run it from their project folder
     found = shutil.which("blender")
     if found is not None:
         return [found]
@@ -82,10 +83,6 @@ class Blender:
 
     def describe(self) -> str:
         return f"Blender {self.version} ({' '.join(self.command)})"
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
 
 
 def program_version(command: Sequence[str]) -> str:
@@ -181,10 +178,10 @@ class Blenders:
                 return added
         if newer_ok:
             newer = [
-                item for item in self.installed if _version_key(item.series) > _version_key(wanted)
+                item for item in self.installed if version_key(item.series) > version_key(wanted)
             ]
             if newer:
-                return min(newer, key=lambda item: _version_key(item.version))
+                return min(newer, key=lambda item: version_key(item.version))
         store = (
             f", nor has {self.releases.describe()} (brenda-run blender add {wanted}.N puts it "
             "there)"

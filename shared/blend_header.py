@@ -38,6 +38,11 @@ def series(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
 
+def version_key(version: str) -> tuple[int, ...]:
+    """A version (``5.2``, ``5.2.4``) as numbers, to compare and sort by."""
+    return tuple(int(part) for part in version.split("."))
+
+
 def version_from_header(header: bytes) -> str | None:
     """``4.5`` from an uncompressed header's bytes; None if they are not a .blend header."""
     found = _LEGACY.match(header) or _LARGE.match(header)

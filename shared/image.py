@@ -14,7 +14,6 @@ and no key), then stops itself. The workstation waits for that word, makes the i
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import tarfile
 import tempfile
@@ -30,6 +29,7 @@ from .aws import ec2
 from .aws.session import cloud_errors, make_client
 from .config import Config
 from .errors import BrendaError, ConfigError
+from .releases import RELEASE_VERSION
 from .urls import S3Url
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def checked_versions(text: str) -> str:
     if not versions:
         raise ConfigError("No Blender to install: give --blender-versions '4.5.5 5.2.4'.")
     for version in versions:
-        if re.fullmatch(r"\d+\.\d+\.\d+", version) is None:
+        if RELEASE_VERSION.match(version) is None:
             raise ConfigError(f"'{version}' is not a Blender release version like 5.2.4.")
     return " ".join(versions)
 

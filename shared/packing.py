@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .blend_header import saved_by
+from .blend_header import saved_by, version_key
 from .errors import BrendaError, Cancelled
 from .progress import Progress
 
@@ -173,7 +173,7 @@ class PackReport:
             f"Newer than the file: library {path} was saved by Blender {version}, which the "
             f"nodes' Blender {self.blender} may not read"
             for path, version in self.libraries
-            if _version_key(version) > _version_key(self.blender)
+            if version_key(version) > version_key(self.blender)
         ]
         lines += [f"Missing: {item.describe()}" for item in self.blocking]
         lines += [f"Missing, not read by the render: {item.describe()}" for item in self.warnings]
@@ -192,10 +192,6 @@ class PackReport:
             parts.append(f"{len(self.missing)} missing")
         where = f" into {self.archive.name}" if self.archive else ""
         return f"Packed {', '.join(parts)}{where}."
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
 
 
 def human_bytes(size: int) -> str:

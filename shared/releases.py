@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .blend_header import version_key
 from .config import Config
 from .errors import BrendaError, UsageError
 from .progress import Progress
@@ -34,16 +35,13 @@ DIGEST_SUFFIX = ".sha256"
 DOWNLOAD_CHUNK = 1 << 20
 DOWNLOAD_TIMEOUT = (10, 120)
 """Seconds to connect and between bytes while downloading a release."""
-_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+RELEASE_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+"""A Blender release's version, like 5.2.4."""
 _ARCHIVE = re.compile(rf"^blender-(\d+\.\d+\.\d+)-{PLATFORM}\.tar\.xz$")
 
 
 def archive_name(version: str) -> str:
     return f"blender-{version}-{PLATFORM}.tar.xz"
-
-
-def version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
 
 
 def releases_url(config: Config) -> S3Url | None:
@@ -126,7 +124,7 @@ def _download(url: str, target: Path, progress: Progress) -> str:
 def add_release(config: Config, version: str, progress: Progress, *, dry_run: bool) -> str:
     """Put the official Linux release of Blender ``version`` in the farm's store, checked; the
     stored archive's URL (what would be stored, with ``dry_run``)."""
-    if _VERSION.match(version) is None:
+    if RELEASE_VERSION.match(version) is None:
         raise UsageError(f"'{version}' is not a Blender release version like 5.2.4.")
     url = releases_url(config)
     if url is None:
