@@ -3,16 +3,19 @@
 module use.
 
 The newest stored release of the series a task needs is downloaded once into the work disk's
-``blenders/`` folder, checked against the digest stored beside it, unpacked with the checks of
-project archives (no absolute paths, ``..`` or links leaving the folder), and kept: later tasks
-of that version, and later runs of the node, find it there.
+``blenders/`` folder, checked against the digest stored beside it, unpacked with tarfile's
+``data`` filter (no absolute paths, ``..``, devices or links leaving the folder; a release's
+libraries are chains of links, which the project archives' stricter check refuses), and kept:
+later tasks of that version, and later runs of the node, find it there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import lzma
 import shutil
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from shared.errors import BrendaError
 from shared.releases import DIGEST_SUFFIX, StoredRelease, releases_url, stored_releases
 from shared.urls import S3Url
 
-from .project import descend, extract
+from .project import descend
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,12 @@ class Releases:
                 )
             partial = self.folder / f".{release.version}.partial"
             shutil.rmtree(partial, ignore_errors=True)
-            extract(archive, partial, origin=origin)
+            try:
+                with tarfile.open(archive) as bundle:
+                    bundle.extractall(partial, filter="data")
+            except (tarfile.TarError, OSError, EOFError, lzma.LZMAError) as error:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise BrendaError(f"{origin} cannot be unpacked: {error}.") from error
             (partial / UNPACKED_MARK).write_text(found, encoding="utf-8")
             shutil.rmtree(unpacked, ignore_errors=True)
             partial.rename(unpacked)
