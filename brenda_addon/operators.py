@@ -309,9 +309,9 @@ class BRENDA_OT_launch_nodes(_BrendaOperator):
     gpu_offers: ClassVar[list[str]] = []
 
     def invoke(self, context: bpy.types.Context, event: Any) -> Result:
-        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
-        instance_type = farm.instance_type or "c7i.2xlarge"
         try:
+            farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
+            instance_type = farm.instance_type or "c7i.2xlarge"
             config = farm_config(farm, job)
             prices = fleet.spot_prices(config, instance_type)
             wants_gpu = job.device != "CPU" and instance_type not in fleet.GPU_INSTANCE_TYPES
@@ -353,9 +353,8 @@ class BRENDA_OT_launch_nodes(_BrendaOperator):
             self.layout.label(text=f"Launch {job.node_count} {market} nodes?")
 
     def execute(self, context: bpy.types.Context) -> Result:
-        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
-
         def launch() -> str:
+            farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
             config = farm_config(farm, job)
             if job.fleet:
                 planned, notes = autoscale.fit_quota(
@@ -537,9 +536,8 @@ class BRENDA_OT_build_ebs_volume(_BrendaOperator):
     size_gb: bpy.props.IntProperty(name="Size (GB)", default=0, min=0, description="0: automatic")
 
     def execute(self, context: bpy.types.Context) -> Result:
-        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
-
         def build() -> str:
+            farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
             # The helper copies the project archive: packed and uploaded for it.
             packed = pack_in_place(job, preflight(context, save=True)[1], Progress())
             assert packed.archive is not None
@@ -573,9 +571,8 @@ class BRENDA_OT_snapshot_ebs_volume(_BrendaOperator):
     bl_label = "Brenda: Snapshot EBS Volume"
 
     def execute(self, context: bpy.types.Context) -> Result:
-        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
-
         def snapshot() -> str:
+            farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
             snapshot_id = ebs_ops.snapshot_helper_volume(farm_config(farm, job), job.job_name)
             return f"Snapshot {snapshot_id} started: use BLENDER_PROJECT=ebs://{job.job_name}."
 
@@ -592,10 +589,8 @@ class BRENDA_OT_stop_farm(_BrendaOperator):
         return context.window_manager.invoke_confirm(self, event)
 
     def execute(self, context: bpy.types.Context) -> Result:
-        farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
-
         def stop() -> str:
-            config = farm_config(farm, job)
+            config = farm_config(scene_info.farm_settings(context))
             autoscale.stop_fleet(config, "stopped from Blender")
             stopped = fleet.stop(config, terminate=True, dry_run=False)
             cancelled = fleet.cancel(config, dry_run=False)

@@ -110,6 +110,16 @@ def short_name(module: Any) -> str:
     return str(module.__name__).rsplit(".", 1)[-1]
 
 
+def stored_properties(item: Any) -> list[str]:
+    """The names of the properties registered by add-ons that a data-block stores (Blender 5.0
+    keeps them apart from its custom properties)."""
+    system = getattr(item, "bl_system_properties_get", None)
+    if system is None:
+        return [key for key, _ in item.items()]
+    stored = system()
+    return list(stored.keys()) if stored is not None else []
+
+
 def used_addons() -> list[str]:
     """The enabled add-ons whose data the file holds, where that can be told: a property group
     of theirs stored on a data-block, or a node of theirs in a node tree."""
@@ -124,7 +134,7 @@ def used_addons() -> list[str]:
 
     for collection in (bpy.data.scenes, bpy.data.objects, bpy.data.materials, bpy.data.worlds):
         for item in collection:
-            for key, _ in item.items():
+            for key in stored_properties(item):
                 owner(getattr(item, key, None))
     for tree in [*bpy.data.node_groups, *(m.node_tree for m in bpy.data.materials if m.node_tree)]:
         for node in tree.nodes:

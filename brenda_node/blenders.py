@@ -171,7 +171,11 @@ class Blenders:
             if item.series == wanted:
                 return item
         if self.releases is not None:
-            program = self.releases.program(wanted)
+            try:
+                program = self.releases.program(wanted)
+            except BrendaError as error:
+                log.warning("Blender %s could not be fetched: %s", wanted, error)
+                program = None
             added = self.add(str(program)) if program is not None else None
             if added is not None:
                 log.info("Blender %s added from the farm's releases", added.version)

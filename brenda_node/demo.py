@@ -555,7 +555,9 @@ def run_pack(args: argparse.Namespace) -> int:
 def addons_of(args: argparse.Namespace) -> tuple[packing.Addon, ...]:
     """The ``--addon`` paths as add-ons to pack; a path that is none is a usage error."""
     with usage_errors():
-        return tuple(packing.Addon.at(path) for path in args.addon)
+        addons = tuple(packing.Addon.at(path) for path in args.addon)
+        packing.check_addons(addons)
+    return addons
 
 
 def run_upload(args: argparse.Namespace) -> int:

@@ -2,8 +2,7 @@
 # Makes one virtual environment per Blender version the tests run beside the main one (bpy 4.5
 # on Python 3.11, installed by pip install -e '.[test]'), each with Brenda's brenda-blender:
 #   .venvs/bpy-4.2, .venvs/bpy-5.0   Python 3.11, the bpy wheel only
-#   .venvs/py3.13                    Python 3.13, the whole package and its tests (bpy 5.2 LTS,
-#                                    blender-asset-tracer 2.x)
+#   .venvs/py3.13                    Python 3.13, the whole package and its tests (bpy 5.2 LTS)
 #   .venvs/bpy-5.3                   Python 3.13, the bpy wheel only
 # Python 3.13 is pyenv's ($(pyenv root)/versions/3.13.*) or python3.13 on PATH. An environment
 # already made for its version is kept.

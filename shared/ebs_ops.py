@@ -19,6 +19,7 @@ from .aws.session import cloud_errors
 from .config import Config
 from .errors import BrendaError, ConfigError, UsageError
 from .fleet import ec2_client, security_group_id
+from .image import latest_image
 
 HELPER_ROLE_TAG = ec2.ROLE_TAG
 HELPER_ROLE = "ebs-helper"
@@ -114,6 +115,8 @@ def plan_helper(
     image = image or config.text("AMI_ID")
     if not image:
         raise ConfigError("No image for the helper: give -a AMI or set AMI_ID.")
+    if image == "latest":
+        image = latest_image(config)
     if size < 1:
         raise UsageError(f"The volume size (-s) must be 1 GB or more, not {size}.")
     if existing and not snapshot:

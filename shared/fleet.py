@@ -25,8 +25,10 @@ from .aws.session import cloud_errors, make_client, make_session, region_for
 from .config import Config, node_required
 from .errors import BrendaError, ConfigError, UsageError
 from .http import http_session
+from .image import latest_image
 from .jobs import queue_name
 from .quotas import fit_spot_quota
+from .releases import releases_url
 from .urls import EbsUrl, S3Url, SqsUrl
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ NODE_WORK_DIR = "/var/lib/brenda"
 NODE_SHUTDOWN = "sudo -n /usr/sbin/shutdown -h now"
 FORWARDED = (
     "WORK_QUEUE",
+    "BLENDERS",
+    "BLENDER_RELEASES",
     "BLENDER_PROJECT",
     "RENDER_OUTPUT",
     "S3_REGION",
@@ -213,8 +217,6 @@ def node_image(config: Config, image: str | None) -> str:
             "No node image: give -a AMI or set AMI_ID (make one with 'brenda-run image')."
         )
     if chosen == "latest":
-        from .image import latest_image
-
         return latest_image(config)
     return chosen
 
@@ -527,8 +529,12 @@ def farm_grants(config: Config) -> iam.FarmGrants:
             "The nodes' role needs the farm's S3 project prefix: set FARM_PROJECTS (or "
             "BLENDER_PROJECT) to an s3:// or ebs:// address before 'brenda-run init'."
         )
+    releases = releases_url(config)
     return iam.FarmGrants(
-        projects=(projects,) if projects else (), outputs=(outputs,), volumes=volumes
+        projects=(projects,) if projects else (),
+        outputs=(outputs,),
+        volumes=volumes,
+        releases=(releases,) if releases else (),
     )
 
 

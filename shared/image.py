@@ -146,9 +146,10 @@ def builder_user_data(plan: ImagePlan, source_url: str, source: str, done: str, 
         f"{files}"
         "chmod 0755 build-node-image.sh\n"
         "log=/var/log/brenda-image.log\n"
-        f"if curl -fsSL --retry 3 -o '{source}' '{source_url}' &&\n"
-        f"   BLENDER_VERSIONS='{plan.blender_versions}' ./build-node-image.sh './{source}' "
-        '>"$log" 2>&1; then\n'
+        ': >"$log"\n'
+        f"if {{ curl -fsSL --retry 3 -o '{source}' '{source_url}' &&\n"
+        f"     BLENDER_VERSIONS='{plan.blender_versions}' ./build-node-image.sh './{source}'; "
+        '} >"$log" 2>&1; then\n'
         f"    curl -fsS --retry 3 -X PUT --upload-file \"$log\" '{done}'\n"
         "else\n"
         f"    curl -fsS --retry 3 -X PUT --upload-file \"$log\" '{failed}'\n"
@@ -165,20 +166,41 @@ def _presigned(client: Any, method: str, bucket: str, key: str) -> str:
     )
 
 
-def _word(client: Any, plan: ImagePlan, started: float, wait: Callable[[float], bool]) -> str:
-    """``done`` or the end of the builder's log when it failed; waits for one of them."""
+def _said(client: Any, plan: ImagePlan) -> bool:
+    """True once the builder said it is done; raises with its log's end if it failed."""
     from .aws import s3
 
     prefix = plan.word.prefix + plan.build
-    while time.monotonic() - started < WORD_SECONDS:
-        if s3.head(client, plan.word.bucket, prefix + ".done") is not None:
-            return "done"
-        failed = s3.read_text(client, plan.word.bucket, prefix + ".failed")
-        if failed is not None:
-            tail = failed.strip().splitlines()[-3:] or ["no output"]
-            raise BrendaError(f"The image build failed: {' / '.join(tail)}")
-        if wait(POLL_SECONDS):
-            raise BrendaError("The image build was interrupted; its builder is terminated.")
+    if s3.head(client, plan.word.bucket, prefix + ".done") is not None:
+        return True
+    failed = s3.read_text(client, plan.word.bucket, prefix + ".failed")
+    if failed is not None:
+        tail = failed.strip().splitlines()[-3:] or ["no output"]
+        raise BrendaError(f"The image build failed: {' / '.join(tail)}")
+    return False
+
+
+def _wait_for_word(
+    s3_client: Any, ec2_client: Any, plan: ImagePlan, builder: str, wait: Callable[[float], bool]
+) -> None:
+    """Until the builder says it is done; raises when it failed, stopped without a word (it
+    could not reach the store), or said nothing in time."""
+    started = time.monotonic()
+    with cloud_errors(f"waiting for the image builder {builder}"):
+        while time.monotonic() - started < WORD_SECONDS:
+            if _said(s3_client, plan):
+                return
+            found = ec2_client.describe_instances(InstanceIds=[builder])["Reservations"]
+            state = found[0]["Instances"][0]["State"]["Name"] if found else "terminated"
+            if state in ("stopping", "stopped", "shutting-down", "terminated"):
+                if _said(s3_client, plan):
+                    return
+                raise BrendaError(
+                    f"The image builder {builder} is {state} without saying how the build went "
+                    "(it could not reach the farm's store): see its console output in EC2."
+                )
+            if wait(POLL_SECONDS):
+                raise BrendaError("The image build was interrupted; its builder is terminated.")
     raise BrendaError(f"The builder said nothing in {WORD_SECONDS // 3600} hours: terminated.")
 
 
@@ -221,7 +243,7 @@ def build_image(
     builder = response["Instances"][0]["InstanceId"]
     say(f"Builder {builder} started; the build takes some 10 minutes.")
     try:
-        _word(s3_client, plan, time.monotonic(), wait)
+        _wait_for_word(s3_client, client, plan, builder, wait)
         with cloud_errors(f"making the image of {builder}"):
             client.get_waiter("instance_stopped").wait(
                 InstanceIds=[builder], WaiterConfig={"Delay": 5, "MaxAttempts": 120}

@@ -92,7 +92,20 @@ class Addon:
         return f"{ADDONS_FOLDER}/{self.name}{'.py' if self.source.is_file() else ''}"
 
 
+def check_addons(addons: tuple[Addon, ...]) -> None:
+    """Refuse two add-ons of one name: both would be ``addons/NAME`` on the node."""
+    seen: dict[str, Path] = {}
+    for addon in addons:
+        if addon.name in seen:
+            raise BrendaError(
+                f"Two add-ons are named {addon.name} ({seen[addon.name]} and {addon.source}): "
+                "give each once."
+            )
+        seen[addon.name] = addon.source
+
+
 def _copy_addons(addons: tuple[Addon, ...], staging: Path) -> None:
+    check_addons(addons)
     for addon in addons:
         target = staging / addon.packed_as
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -366,6 +379,7 @@ def inspect(
 
     progress = progress or Progress()
     blend, root = _locate(blend, root)
+    check_addons(addons)
     progress.start(f"Tracing {blend.name}", None)
     try:
         found = _trace(blend, root, progress)
@@ -522,7 +536,12 @@ def _stage(blend: Path, root: Path, staging: Path, progress: Progress) -> None:
 
 
 def _write_archive(staging: Path, archive: Path, progress: Progress) -> None:
-    files = sorted(path for path in staging.rglob("*") if path.is_file())
+    # The .blend files first, the top ones first: reading which Blender saved the file a job
+    # renders (project_blender) then stops at the archive's first members.
+    files = sorted(
+        (path for path in staging.rglob("*") if path.is_file()),
+        key=lambda path: (path.suffix != ".blend", len(path.parts), path),
+    )
     progress.start(f"Writing {archive.name}", sum(path.stat().st_size for path in files))
     partial = archive.with_name(f".{archive.name}.partial")
     try:

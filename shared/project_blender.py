@@ -28,30 +28,40 @@ log = logging.getLogger(__name__)
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 
-def _is_wanted(name: str, blend: str | None, *, wrapped: bool) -> bool:
-    """Whether an archive member or manifest path is the job's .blend (the one at the top when
-    the job names none); an archive (``wrapped``) may hold the project in one folder."""
+def _is_wanted(name: str, blend: str | None) -> bool:
+    """Whether a project path is the job's .blend (the one at the top when the job names none)."""
     path = PurePosixPath(name)
     if path.suffix != ".blend":
         return False
-    unwrapped = (
-        PurePosixPath(*path.parts[1:]).as_posix() if wrapped and len(path.parts) > 1 else None
-    )
-    if blend is None:
-        return len(path.parts) == 1 or (unwrapped is not None and "/" not in unwrapped)
-    return blend in (name, unwrapped)
+    return name == blend if blend is not None else len(path.parts) == 1
 
 
 def _from_tar(stream: IO[bytes], blend: str | None, origin: str) -> str | None:
+    """Read up to the job's .blend only (Brenda writes .blend files first, the top ones first).
+    An archive may hold the project in one folder, as the node takes it: a member inside that
+    folder counts if no member outside it follows (the archive is then read to its end)."""
+    tops: set[str] = set()
+    inside: str | None = None
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as bundle:
             for info in bundle:
-                if info.isfile() and _is_wanted(info.name, blend, wrapped=True):
-                    member = bundle.extractfile(info)
-                    return None if member is None else read_version(member, f"{origin}:{info.name}")
+                parts = PurePosixPath(info.name).parts
+                tops.add(parts[0] if parts else "")
+                if not info.isfile():
+                    continue
+                if _is_wanted(info.name, blend):
+                    return _member_version(bundle, info, origin)
+                inner = PurePosixPath(*parts[1:]).as_posix() if len(parts) > 1 else ""
+                if inside is None and _is_wanted(inner, blend):
+                    inside = _member_version(bundle, info, origin)
     except (tarfile.TarError, OSError, EOFError) as error:
         raise BrendaError(f"{origin} cannot be read as a tarball: {error}.") from error
-    return None
+    return inside if len(tops) == 1 else None
+
+
+def _member_version(bundle: tarfile.TarFile, info: tarfile.TarInfo, origin: str) -> str | None:
+    member = bundle.extractfile(info)
+    return None if member is None else read_version(member, f"{origin}:{info.name}")
 
 
 def _from_folder(folder: Path, blend: str | None) -> str | None:
@@ -69,9 +79,7 @@ def _from_manifest(client: Any, bucket: str, key: str, blend: str | None) -> str
         return None
     origin = f"s3://{bucket}/{key}"
     entries = Manifest.from_json(text, origin).files
-    wanted: list[Entry] = [
-        entry for entry in entries if _is_wanted(entry.path, blend, wrapped=False)
-    ]
+    wanted: list[Entry] = [entry for entry in entries if _is_wanted(entry.path, blend)]
     if blend is None and len(wanted) != 1:
         return None
     found = next((entry for entry in wanted if blend is None or entry.path == blend), None)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .blend_header import series as blender_series
 from .blend_header import version_key
 from .config import Config
 from .errors import BrendaError, UsageError
@@ -67,7 +68,7 @@ def stored_releases(client: Any, url: S3Url, series: str) -> list[StoredRelease]
     found = []
     for item in s3.list_objects(client, url.bucket, f"{url.prefix}blender-{series}."):
         match = _ARCHIVE.match(item.key[len(url.prefix) :])
-        if match is not None and ".".join(match.group(1).split(".")[:2]) == series:
+        if match is not None and blender_series(match.group(1)) == series:
             found.append(StoredRelease(match.group(1), item.key))
     return sorted(found, key=lambda release: version_key(release.version), reverse=True)
 

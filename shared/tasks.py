@@ -300,14 +300,6 @@ def _timeout(value: object) -> int | None:
 _BLENDER_VERSION = re.compile(r"^\d{1,2}\.\d{1,3}$")
 
 
-def _version(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _BLENDER_VERSION.match(value):
-        raise TypeError("blender is not a Blender version like 4.5")
-    return value
-
-
 FRAME_EXTENSIONS = {
     "PNG": ".png",
     "JPEG": ".jpg",
@@ -352,7 +344,9 @@ def validate_render_settings(settings: RenderSettings) -> None:
                 f"Blend file '{settings.blend}' must be a .blend path inside the project, "
                 "like shots/shot1.blend."
             )
-    if settings.blender is not None and not _BLENDER_VERSION.match(settings.blender):
+    if settings.blender is not None and not (
+        isinstance(settings.blender, str) and _BLENDER_VERSION.match(settings.blender)
+    ):
         raise TaskError(f"Blender version '{settings.blender}' is not like 4.5 (major.minor).")
     if settings.device not in DEVICES:
         raise TaskError(f"Render device '{settings.device}' is not one of {', '.join(DEVICES)}.")
@@ -590,7 +584,7 @@ def decode_task(body: str) -> Task:
                 environment=Environment.from_dict(document["environment"])
                 if document.get("environment") is not None
                 else None,
-                blender=_version(document.get("blender")),
+                blender=document.get("blender"),
                 blender_newer_ok=document.get("blender_newer_ok", False) is True,
             )
             return RenderTask(chunk, tile, settings)

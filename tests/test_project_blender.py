@@ -49,13 +49,23 @@ def test_a_folder_names_its_one_blend_or_the_one_asked_for(tmp_path: Path) -> No
 def test_a_tarball_is_read_up_to_the_blend_on_disk_and_in_s3(
     tmp_path: Path, boto_client: Any
 ) -> None:
+    # A project in one folder, a library of another version before the file the job renders.
     archive = tarball(
         tmp_path / "shot.tar.gz",
-        {"shot/textures/wood.png": b"png", "shot/shot.blend": SAVED_BY_5_2},
+        {
+            "shot/textures/wood.png": b"png",
+            "shot/libs/props.blend": SAVED_BY_4_5,
+            "shot/shot.blend": SAVED_BY_5_2,
+        },
     )
     config = load_config(environ={})
     assert project_blender(config, f"file://{archive}", None) == "5.2"
     assert project_blender(config, f"file://{archive}", "shot.blend") == "5.2"
+    assert project_blender(config, f"file://{archive}", "libs/props.blend") == "4.5"
+    unwrapped = tarball(
+        tmp_path / "packed.tar.gz", {"libs/props.blend": SAVED_BY_4_5, "shot.blend": SAVED_BY_5_2}
+    )
+    assert project_blender(config, f"file://{unwrapped}", None) == "5.2"
     boto_client("s3").create_bucket(Bucket="studio")
     boto_client("s3").upload_file(str(archive), "studio", "projects/shot.tar.gz")
     assert project_blender(config, "s3://studio/projects/shot.tar.gz", "shot.blend") == "5.2"

@@ -60,18 +60,22 @@ class FarmGrants:
     projects: tuple[S3Url, ...] = ()
     outputs: tuple[S3Url, ...] = ()
     volumes: bool = False
+    releases: tuple[S3Url, ...] = ()
+    """The farm's Blender releases, which a node lists to find the newest of a version."""
 
     def merged(self, other: FarmGrants) -> FarmGrants:
         return FarmGrants(
             projects=_union(self.projects, other.projects),
             outputs=_union(self.outputs, other.outputs),
             volumes=self.volumes or other.volumes,
+            releases=_union(self.releases, other.releases),
         )
 
     def lines(self) -> list[str]:
         """What the grants allow, one sentence each, for ``brenda-run init`` to print."""
         lines = [f"read projects under {url}" for url in self.projects]
         lines += [f"store and read frames under {url}" for url in self.outputs]
+        lines += [f"list and read Blender releases under {url}" for url in self.releases]
         if self.volumes:
             lines.append(
                 "make volumes from snapshots tagged with the farm, attach them to itself only, "
@@ -101,7 +105,10 @@ def grants_of(policy: dict[str, Any]) -> FarmGrants:
 
     sids = {statement.get("Sid") for statement in policy.get("Statement", [])}
     return FarmGrants(
-        projects=urls("Projects"), outputs=urls("Outputs"), volumes="OwnInstance" in sids
+        projects=urls("Projects"),
+        outputs=urls("Outputs"),
+        volumes="OwnInstance" in sids,
+        releases=urls("Releases"),
     )
 
 
@@ -179,20 +186,37 @@ def node_policy(*, farm: str, queue_arns: list[str], grants: FarmGrants) -> dict
                 "Resource": [_objects_arn(url) for url in grants.outputs],
             }
         )
-        for index, bucket in enumerate(sorted({url.bucket for url in grants.outputs})):
-            prefixes = [f"{url.prefix}*" for url in grants.outputs if url.bucket == bucket]
-            statements.append(
-                {
-                    "Sid": f"ListOutputs{index}",
-                    "Effect": "Allow",
-                    "Action": ["s3:ListBucket"],
-                    "Resource": f"arn:aws:s3:::{bucket}",
-                    "Condition": {"StringLike": {"s3:prefix": prefixes}},
-                }
-            )
+        statements += _listing("ListOutputs", grants.outputs)
+    if grants.releases:
+        statements.append(
+            {
+                "Sid": "Releases",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [_objects_arn(url) for url in grants.releases],
+            }
+        )
+        statements += _listing("ListReleases", grants.releases)
     if grants.volumes:
         statements += _volume_statements(farm)
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _listing(sid: str, urls: tuple[S3Url, ...]) -> list[dict[str, Any]]:
+    """ListBucket on each bucket of ``urls``, for their prefixes only."""
+    statements = []
+    for index, bucket in enumerate(sorted({url.bucket for url in urls})):
+        prefixes = [f"{url.prefix}*" for url in urls if url.bucket == bucket]
+        statements.append(
+            {
+                "Sid": f"{sid}{index}",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": f"arn:aws:s3:::{bucket}",
+                "Condition": {"StringLike": {"s3:prefix": prefixes}},
+            }
+        )
+    return statements
 
 
 def _volume_statements(farm: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -73,8 +74,9 @@ def builder_says(farm_env: Any) -> Iterator[dict[str, str]]:
             )
             script = base64.b64decode(attribute["UserData"]["Value"]).decode()
             url = re.findall(r"--upload-file \"\$log\" '([^']+)'", script)
-            target = url[0] if word["outcome"] == "done" else url[1]
-            requests.put(target, data=word["log"].encode(), timeout=10).raise_for_status()
+            if word["outcome"] != "silent":  # silent: it could not reach the store
+                target = url[0] if word["outcome"] == "done" else url[1]
+                requests.put(target, data=word["log"].encode(), timeout=10).raise_for_status()
             ec2.stop_instances(InstanceIds=[builder["InstanceId"]])
             word["script"] = script
             return
@@ -116,6 +118,7 @@ def test_image_builds_tags_and_terminates_its_builder_and_latest_finds_it(
     recipe = (Path(image.DEPLOY) / "build-node-image.sh").read_text()
     assert recipe in script and "BLENDER_VERSIONS='4.5.5 5.2.4' ./build-node-image.sh" in script
     assert "aws_secret_access_key" not in script.lower() and "AKIA" not in script
+    assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
     assert node_image(load_config(), "latest") == made
 
 
@@ -131,3 +134,14 @@ def test_a_failed_build_says_why_and_still_terminates_its_builder(
     assert farm_env.describe_images(Owners=["self"])["Images"] == []
     with pytest.raises(ConfigError, match="^Farm studio has no node image yet: make one with"):
         node_image(load_config(), "latest")
+
+
+def test_a_builder_that_stops_without_a_word_is_named_at_once(
+    farm_env: Any, builder_says: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    builder_says["outcome"] = "silent"
+    assert brenda_run(["image"]) == 1
+    [builder] = builders(farm_env)
+    err = capsys.readouterr().err
+    assert f"The image builder {builder['InstanceId']} is stopped without saying how" in err
+    assert builder["State"]["Name"] == "terminated"

@@ -118,3 +118,16 @@ def test_a_path_that_is_no_addon_is_refused_naming_it(
     target = path if path.exists() else path.with_suffix(".txt")
     assert brenda(["pack", str(blend), "--addon", str(target), "--dry-run"]) == 2
     assert f"brenda: {target} {problem}" in capsys.readouterr().err
+
+
+def test_an_addon_given_twice_is_refused_before_anything_is_written(
+    tinted: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blend, addon = tinted
+    archive = tmp_path / "twice.tar.gz"
+    argv = ["pack", str(blend), "-o", str(archive), "--addon", str(addon), "--addon", str(addon)]
+    assert brenda(argv) == 2
+    assert f"brenda: Two add-ons are named brenda_tint ({addon} and {addon})" in (
+        capsys.readouterr().err
+    )
+    assert not archive.exists()

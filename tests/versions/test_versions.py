@@ -242,16 +242,17 @@ def extension_zip(python: Path) -> Path:
 
 
 def test_the_extension_installs_in_this_blender_and_packs_the_studio_project(
-    blender: Version, version_studio: Studio
+    blender: Version, version_studio: Studio, tmp_path: Path
 ) -> None:
     builder = blender.python
     if blender.series >= "5.1":
         builder = version("5.2").python  # Python 3.13 with Brenda's dependencies
     elif ENVIRONMENTS[blender.series] is not None:
         builder = Path(sys.executable)
+    zip_path = extension_zip(builder)
     found = run_phase(
         "studio",
-        extension_zip(builder),
+        zip_path,
         version_studio.work,
         "http://127.0.0.1:9",
         python=blender.python,
@@ -261,6 +262,13 @@ def test_the_extension_installs_in_this_blender_and_packs_the_studio_project(
     assert not [line for line in found["panel"] if line.startswith("Missing:")], found["panel"]
     assert f"Saved by Blender {blender.series}" in found["panel"]
     assert f"From outside the root: {version_studio.sources[1]}/paint.png" in found["panel"]
+    # The add-on whose property group the scene stores is preselected and packed (5.0 keeps
+    # such properties apart from the custom ones).
+    found = run_phase("addons", zip_path, tmp_path, "http://127.0.0.1:9", python=blender.python)
+    assert (found["preselected"], found["packed"]) == (
+        "brenda_tint",
+        ["addons/brenda_tint/__init__.py"],
+    )
 
 
 def release_archive(program: Path, version_name: str) -> bytes:
