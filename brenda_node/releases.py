@@ -5,7 +5,7 @@ module use.
 The newest stored release of the series a task needs is downloaded once into the work disk's
 ``blenders/`` folder, checked against the digest stored beside it, unpacked with tarfile's
 ``data`` filter (no absolute paths, ``..``, devices or links leaving the folder; a release's
-libraries are chains of links, which the project archives' stricter check refuses), and kept:
+libraries may be chains of links, which the project archives' stricter check refuses), and kept:
 later tasks of that version, and later runs of the node, find it there.
 """
 

@@ -169,37 +169,27 @@ def node_policy(*, farm: str, queue_arns: list[str], grants: FarmGrants) -> dict
         },
     ]
     if grants.projects:
-        statements.append(
-            {
-                "Sid": "Projects",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject"],
-                "Resource": [_objects_arn(url) for url in grants.projects],
-            }
-        )
+        statements.append(_objects("Projects", ["s3:GetObject"], grants.projects))
     if grants.outputs:
-        statements.append(
-            {
-                "Sid": "Outputs",
-                "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"],
-                "Resource": [_objects_arn(url) for url in grants.outputs],
-            }
-        )
+        actions = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
+        statements.append(_objects("Outputs", actions, grants.outputs))
         statements += _listing("ListOutputs", grants.outputs)
     if grants.releases:
-        statements.append(
-            {
-                "Sid": "Releases",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject"],
-                "Resource": [_objects_arn(url) for url in grants.releases],
-            }
-        )
+        statements.append(_objects("Releases", ["s3:GetObject"], grants.releases))
         statements += _listing("ListReleases", grants.releases)
     if grants.volumes:
         statements += _volume_statements(farm)
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _objects(sid: str, actions: list[str], urls: tuple[S3Url, ...]) -> dict[str, Any]:
+    """``actions`` on the objects under each of ``urls``."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": actions,
+        "Resource": [_objects_arn(url) for url in urls],
+    }
 
 
 def _listing(sid: str, urls: tuple[S3Url, ...]) -> list[dict[str, Any]]:

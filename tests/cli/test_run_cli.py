@@ -93,6 +93,24 @@ def test_init_admits_ssh_from_the_caller_only_and_makes_a_least_privilege_role(
     assert sum(len(rule["IpRanges"]) for rule in group["IpPermissions"]) == 1
 
 
+def test_init_lets_the_nodes_list_and_read_the_farms_blender_releases_only(
+    farm_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BRENDA_FARM_PROJECTS", "s3://studio/projects/")
+    code, out, _ = run(capsys, "init")
+    assert code == 0
+    assert "  - list and read Blender releases under s3://studio/projects/blender/\n" in out
+    statements = {item["Sid"]: item for item in node_policy(boto_client)["Statement"]}
+    assert statements["Releases"]["Action"] == ["s3:GetObject"]
+    assert statements["Releases"]["Resource"] == ["arn:aws:s3:::studio/projects/blender/*"]
+    listing = statements["ListReleases0"]
+    assert (listing["Action"], listing["Resource"]) == (["s3:ListBucket"], "arn:aws:s3:::studio")
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["projects/blender/*"]}}
+
+
 def node_policy(boto_client: Any) -> dict[str, Any]:
     policy = boto_client("iam").get_role_policy(
         RoleName="brenda-node-test-farm", PolicyName="brenda-node"
