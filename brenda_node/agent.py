@@ -225,7 +225,8 @@ class StoredTask:
     failure: str | None = None
     """Why the task failed although it saved these outputs (the watchdog stopped it)."""
     denoise: tuple[TaskRunner, dict[str, Any], Blender] | None = None
-    """The runner that denoises a frame assembled from this task's tiles, and how."""
+    """The runner that denoises a frame assembled from this task's tiles, how, and with the
+    Blender that rendered them."""
     progress: Progress = field(default_factory=Progress)
 
 

@@ -318,7 +318,7 @@ class TaskRunner:
         file whose header cannot be read goes to the first Blender, which says what is wrong."""
         if isinstance(task, ScriptTask):
             return self.blenders.default
-        blend, _ = render_arguments(task, self.project, Path())
+        blend = task_blend(task, self.project)
         try:
             wanted = saved_by(blend)
         except BrendaError:
@@ -491,8 +491,7 @@ class TaskRunner:
     def _environment(self, blender: Blender, **extra: str) -> dict[str, str]:
         """What Blender runs with: the task environment, its launcher first on PATH."""
         path = self.environ.get("PATH", os.defpath)
-        launchers = blender.launcher_folder
-        return {**self.environ, "PATH": f"{launchers}{os.pathsep}{path}", **extra}
+        return {**self.environ, "PATH": f"{blender.launcher_folder}{os.pathsep}{path}", **extra}
 
     def _timeout_of(self, task: Task) -> float:
         if isinstance(task, RenderTask) and task.settings.timeout is not None:
@@ -528,9 +527,14 @@ def stored_outputs(outdir: Path) -> list[Path]:
     return outputs
 
 
+def task_blend(task: RenderTask, project: Path) -> Path:
+    """The .blend a structured task renders: the one it names, else the project's one."""
+    return project / task.settings.blend if task.settings.blend else find_blend(project)
+
+
 def render_arguments(task: RenderTask, project: Path, outdir: Path) -> tuple[Path, dict[str, Any]]:
     """The .blend a structured task renders, and the render script's settings for it."""
-    blend = project / task.settings.blend if task.settings.blend else find_blend(project)
+    blend = task_blend(task, project)
     return blend, {
         "frames": [task.chunk.start, task.chunk.end, task.chunk.step],
         "tile": None

@@ -35,6 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Literal
 
 from shared.config import Config
+from shared.content import is_manifest
 from shared.errors import BrendaError
 from shared.urls import EbsUrl, FileUrl, S3Url
 
@@ -335,19 +336,13 @@ def fetch_s3(url: S3Url, work: Path, config: Config, *, always: bool) -> Path:
         shutil.rmtree(download.parent, ignore_errors=True)
 
 
-def is_manifest(key: str) -> bool:
-    """Whether an S3 key names a content-addressed project version (``.../manifests/H.json``)."""
-    path = PurePosixPath(key)
-    return path.suffix == ".json" and path.parent.name == "manifests"
-
-
 def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
     """The project version a manifest names, built in ``work`` from the node's content cache
     (``WORK_DIR/content``): only the files the cache lacks are downloaded, each checked against
     its hash; project files are read-only hard links to the cache."""
     from shared.aws import s3
     from shared.aws.session import cloud_errors, make_client
-    from shared.content import CONTENT, PARALLEL, Entry, Manifest, pieces_where
+    from shared.content import PARALLEL, ContentStore, Entry, Manifest, pieces_where, projects_of
 
     key = url.prefix.rstrip("/")
     origin = f"s3://{url.bucket}/{key}"
@@ -356,9 +351,6 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
     if cached is not None:
         log.info("project %s already built in %s", origin, work)
         return cached
-    content_prefix = str(PurePosixPath(key).parent.parent / CONTENT).lstrip("./")
-    if not content_prefix.endswith("/"):
-        content_prefix += "/"
     store = Path(str(config.text("WORK_DIR"))).resolve() / "content"
     store.mkdir(parents=True, exist_ok=True)
     with cloud_errors(f"fetching the project {origin}"):
@@ -367,6 +359,7 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
         if text is None:
             raise ProjectError(f"The project {origin} does not exist.")
         manifest = Manifest.from_json(text, origin)
+        projects = ContentStore(client, projects_of(url))
         lacking = {e.hash: e for e in manifest.files if not (store / e.hash).is_file()}
         needed = pieces_where(lacking.values(), lambda digest: not (store / digest).is_file())
 
@@ -374,7 +367,7 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
             digest, (entry, index) = item
             what = f"{entry.path} (block {index})" if entry.blocks else entry.path
             partial = store / f"{digest}.partial"
-            s3.download_file(client, url.bucket, content_prefix + digest, partial)
+            s3.download_file(client, url.bucket, projects.key(digest), partial)
             check_content(partial, digest, f"The store's copy of {what} in {origin}")
 
         with ThreadPoolExecutor(PARALLEL) as pool:

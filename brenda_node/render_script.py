@@ -180,23 +180,24 @@ def _drivers(item: Any) -> Iterator[tuple[Any, Any]]:
                 yield owner, curve
 
 
+def all_drivers(bpy: Any) -> Iterator[tuple[Any, Any]]:
+    """``(owner, driver F-curve)`` of every data-block of the file."""
+    for collection in bpy.data.bl_rna.properties:
+        if collection.type == "COLLECTION":
+            for item in getattr(bpy.data, collection.identifier):
+                yield from _drivers(item)
+
+
 def python_drivers(bpy: Any) -> list[str]:
     """Drivers Blender did not run because the file's Python may not run."""
     if not bpy.app.autoexec_fail:
         return []
-    blocked = []
-    for collection in bpy.data.bl_rna.properties:
-        if collection.type != "COLLECTION":
-            continue
-        for item in getattr(bpy.data, collection.identifier):
-            for owner, curve in _drivers(item):
-                driver = curve.driver
-                if driver.type == "SCRIPTED" and not driver.is_valid:
-                    blocked.append(
-                        f"'{driver.expression}' driving {curve.data_path} of "
-                        f"{type(owner).__name__} '{owner.name}'"
-                    )
-    return blocked
+    return [
+        f"'{curve.driver.expression}' driving {curve.data_path} of "
+        f"{type(owner).__name__} '{owner.name}'"
+        for owner, curve in all_drivers(bpy)
+        if curve.driver.type == "SCRIPTED" and not curve.driver.is_valid
+    ]
 
 
 def refuse_python_drivers(bpy: Any) -> None:
@@ -320,32 +321,37 @@ def enable_project_addons(bpy: Any, scene: Any) -> None:
     define their functions were there, are evaluated again."""
     addon_utils: Any = importlib.import_module("addon_utils")  # Blender's own module
 
-    folder = os.path.join(os.getcwd(), "addons")
-    if not os.path.isdir(folder):
+    packed = project_addons()
+    if not packed:
         return
-    sys.path.insert(0, folder)
+    sys.path.insert(0, os.path.join(os.getcwd(), ADDONS_FOLDER))
     enabled = False
-    for entry in sorted(os.listdir(folder)):
+    for entry in packed:
         name = entry.removesuffix(".py")
         if name.isidentifier() and addon_utils.enable(name, default_set=False) is not None:
             print(f"Info: enabled the project's add-on {name}", flush=True)
             enabled = True
     if enabled:
-        for collection in bpy.data.bl_rna.properties:
-            if collection.type == "COLLECTION":
-                for item in getattr(bpy.data, collection.identifier):
-                    for _, curve in _drivers(item):
-                        curve.driver.is_valid = True
-                        # Setting it tags the driver for evaluation at the next frame change.
-                        curve.driver.expression = curve.driver.expression
+        for _, curve in all_drivers(bpy):
+            curve.driver.is_valid = True
+            # Setting it tags the driver for evaluation at the next frame change.
+            curve.driver.expression = curve.driver.expression
         scene.frame_set(scene.frame_current)
+
+
+ADDONS_FOLDER = "addons"
+
+
+def project_addons() -> list[str]:
+    """What the project's ``addons/`` folder holds (the task runs in the project's folder)."""
+    folder = os.path.join(os.getcwd(), ADDONS_FOLDER)
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
 
 
 def refuse_project_addons() -> None:
     """A project that packs add-ons renders as the artist's only with them, and they are
     Python: a job that does not allow Python fails rather than render without them."""
-    folder = os.path.join(os.getcwd(), "addons")
-    packed = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    packed = project_addons()
     if packed:
         raise SystemExit(
             f"Error: the project packs the add-on {', '.join(packed)}, which is Python, and this "

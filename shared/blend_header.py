@@ -72,8 +72,12 @@ def decompressed_start(prefix: bytes) -> bytes:
 
 
 def read_version(source: IO[bytes], name: str) -> str:
-    """The Blender version (major.minor) that saved the .blend read from ``source``."""
-    version = version_from_header(decompressed_start(source.read(COMPRESSED_PREFIX_BYTES)))
+    """The Blender version (major.minor) that saved the .blend read from ``source``: its first
+    bytes, and more only when they are compressed (a node reads it before every task)."""
+    prefix = source.read(HEADER_BYTES)
+    if prefix.startswith((ZSTD_MAGIC, GZIP_MAGIC)):
+        prefix += source.read(COMPRESSED_PREFIX_BYTES - len(prefix))
+    version = version_from_header(decompressed_start(prefix))
     if version is None:
         raise BrendaError(f"{name} is not a .blend file (its header names no Blender version).")
     return version

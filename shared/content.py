@@ -59,6 +59,19 @@ PARALLEL = 16
 """Files asked about or sent at once (each big file is also sent in parts, in parallel)."""
 
 
+def is_manifest(key: str) -> bool:
+    """Whether an S3 key names a content-addressed project version (``.../manifests/H.json``)."""
+    path = PurePosixPath(key)
+    return path.suffix == ".json" and path.parent.name == MANIFESTS.rstrip("/")
+
+
+def projects_of(manifest: S3Url) -> S3Url:
+    """The store (``FARM_PROJECTS``) that holds the manifest at ``manifest``: ``projects/`` of
+    ``projects/manifests/H.json``."""
+    folder = PurePosixPath(manifest.prefix.rstrip("/")).parent.parent.as_posix()
+    return S3Url(manifest.bucket, "" if folder == "." else f"{folder}/")
+
+
 def file_hash(path: Path) -> str:
     with path.open("rb") as source:
         return hashlib.file_digest(source, "sha256").hexdigest()

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from .blend_header import COMPRESSED_PREFIX_BYTES, read_version, saved_by
 from .config import Config
-from .content import CONTENT, MANIFESTS, Entry, Manifest
+from .content import ContentStore, Manifest, is_manifest, projects_of
 from .errors import BrendaError
 from .urls import FileUrl, S3Url, parse_url
 
@@ -71,27 +71,26 @@ def _from_folder(folder: Path, blend: str | None) -> str | None:
     return saved_by(top[0]) if len(top) == 1 else None
 
 
-def _from_manifest(client: Any, bucket: str, key: str, blend: str | None) -> str | None:
+def _from_manifest(client: Any, url: S3Url, blend: str | None) -> str | None:
     from .aws import s3
 
-    text = s3.read_text(client, bucket, key)
+    key = url.prefix.rstrip("/")
+    text = s3.read_text(client, url.bucket, key)
     if text is None:
         return None
-    origin = f"s3://{bucket}/{key}"
-    entries = Manifest.from_json(text, origin).files
-    wanted: list[Entry] = [entry for entry in entries if _is_wanted(entry.path, blend)]
-    if blend is None and len(wanted) != 1:
+    origin = f"s3://{url.bucket}/{key}"
+    wanted = [
+        entry for entry in Manifest.from_json(text, origin).files if _is_wanted(entry.path, blend)
+    ]
+    if len(wanted) != 1:
         return None
-    found = next((entry for entry in wanted if blend is None or entry.path == blend), None)
-    if found is None:
-        return None
-    store = key[: key.rindex(MANIFESTS)]
+    store = ContentStore(client, projects_of(url))
     start = s3.read_start(
-        client, bucket, f"{store}{CONTENT}{found.stored[0]}", COMPRESSED_PREFIX_BYTES
+        client, url.bucket, store.key(wanted[0].stored[0]), COMPRESSED_PREFIX_BYTES
     )
     if start is None:
         return None
-    return read_version(io.BytesIO(start), f"{origin} {found.path}")
+    return read_version(io.BytesIO(start), f"{origin} {wanted[0].path}")
 
 
 def project_blender(config: Config, project: str, blend: str | None) -> str | None:
@@ -112,8 +111,8 @@ def project_blender(config: Config, project: str, blend: str | None) -> str | No
     key = url.prefix.rstrip("/")
     with cloud_errors(f"reading the Blender version of {project}"):
         client = make_client("s3", config)
-        if key.endswith(".json") and f"/{MANIFESTS}" in f"/{key}":
-            return _from_manifest(client, url.bucket, key, blend)
+        if is_manifest(key):
+            return _from_manifest(client, url, blend)
         if key.endswith(ARCHIVE_SUFFIXES):
             body = s3.open_body(client, url.bucket, key)
             if body is None:
