@@ -28,6 +28,7 @@ from shared import packing
 from shared.cli.run import main as brenda_run
 from shared.cli.work import main as brenda_work
 from shared.costs import Ledger
+from shared.store import LEDGERS
 from shared.tasks import FrameChunk, RenderSettings, RenderTask, tile_grid
 from tests.addon.test_addon import run_phase
 from tests.conftest import QuietHandler, Studio, serving_http
@@ -140,7 +141,9 @@ def test_a_node_of_this_version_renders_the_uploaded_studio_project_like_the_loc
     [ledger_key] = [item["Key"] for item in ledgers["Contents"]]
     body = boto_client("s3").get_object(Bucket="studio", Key=ledger_key)["Body"].read().decode()
     [task] = Ledger.from_json(body).tasks
-    assert task.outcome == "stored" and task.render_seconds > 0
+    # Its render seconds: see the denoised test (2 samples at 64x48 can take under the 10 ms
+    # Blender's "Time:" line counts in).
+    assert task.outcome == "stored"
     lines = progress_lines(job_farm.console("a"))
     assert any(line.frame == 2 for line in lines)
     assert any(line.sample is not None and line.sample[0] > 0 for line in lines)
@@ -180,6 +183,11 @@ def test_denoised_tiles_make_the_whole_frame_and_a_multilayer_exr_renders(
     channels = list(exr.spec().channelnames)
     exr.close()
     assert any(name.endswith("Combined.R") for name in channels), channels
+    # The ledger's render seconds are Blender's own, on every version (5.x's relayed): the
+    # whole denoised frame takes tenths of a second, well above its "Time:" line's 10 ms.
+    [ledger] = [Ledger.from_json(path.read_text()) for path in (farm.output / LEDGERS).iterdir()]
+    [whole] = [task for task in ledger.tasks if task.task == "frames 1"]
+    assert whole.outcome == "stored" and whole.render_seconds > 0
 
 
 def sample_job(program: Version, folder: Path) -> tuple[Path, Path]:
