@@ -2,12 +2,13 @@
 """Build the Blender extension zip: ``python build.py`` writes
 ``dist/brenda-<version>-python<X.Y>.zip``, for the Blenders that run this Python.
 
-Standard library only. Stages ``brenda_addon/`` as the extension's root and ``shared/`` as its
-``shared`` subpackage, bundles boto3, blender-asset-tracer and the pure-Python packages they need
-as wheels (the exact versions installed here, repacked from this environment, so the build needs
-no network), writes the wheel list into the staged copy of ``blender_manifest.toml`` only, zips
-the stage and checks the zip. Packages Blender ships itself (urllib3 and the like) are not
-bundled.
+Standard library only. Stages ``brenda_addon/`` as the extension's root and, as its ``shared``
+subpackage, the modules of ``shared/`` the add-on imports (followed through their own imports,
+those inside functions included; never the command-line front-ends), bundles boto3,
+blender-asset-tracer and the pure-Python packages they need as wheels (the exact versions
+installed here, repacked from this environment, so the build needs no network), writes the wheel
+list into the staged copy of ``blender_manifest.toml`` only, zips the stage and checks the zip.
+Packages Blender ships itself (urllib3 and the like) are not bundled.
 
 Blender 4.2 to 5.0 run Python 3.11, 5.1 and newer Python 3.13, and the bundled wheels are those
 installed for this Python: run it with each Python for each zip. The staged manifest's
@@ -17,6 +18,7 @@ refuses the other zip.
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import sys
@@ -31,6 +33,10 @@ DIST = ROOT / "dist"
 MANIFEST = "blender_manifest.toml"
 SKIPPED_PARTS = ("__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", "tests")
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
+PACKAGE_DATA = {"shared/tasks/task.py": ("shared/tasks/task_scripts",)}
+"""Data files a staged module reads, by the module."""
+NEVER_SHIPPED = ("paramiko", "moto")
+"""What the add-on must never load: a module importing one of these must not be in the zip."""
 BUNDLED_ROOTS = ("boto3", "blender-asset-tracer")
 SHIPPED_WITH_BLENDER = {
     "urllib3",
@@ -77,18 +83,76 @@ def read_manifest(path: Path) -> dict[str, object]:
     return manifest
 
 
+def _imported(path: Path, module: str) -> set[str]:
+    """The absolute names ``path`` (the module ``module``) imports, at any depth of its code."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, *([node.module] if node.module else [])])
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _module_path(module: str) -> Path | None:
+    """The file of ``module`` (``shared...``) in the source tree, or None if it is not one."""
+    base = ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def addon_files() -> list[Path]:
+    """The files of ``shared/`` the add-on needs: every module it imports, their imports in
+    turn, the packages holding them and the data files they read."""
+    wanted: set[Path] = set()
+    pending = [
+        (path, "brenda_addon." + ".".join(path.relative_to(ROOT / "brenda_addon").parts)[:-3])
+        for path in (ROOT / "brenda_addon").glob("*.py")
+    ]
+    while pending:
+        path, module = pending.pop()
+        for imported in _imported(path, module.removesuffix(".__init__")):
+            name = imported.removeprefix("brenda_addon.")
+            if not name.startswith("shared"):
+                continue
+            found = _module_path(name)
+            if found is None or found in wanted:
+                continue
+            wanted.add(found)
+            pending.append((found, name + (".__init__" if found.name == "__init__.py" else "")))
+    for path in list(wanted):
+        for parent in path.relative_to(ROOT).parents:
+            if parent.parts and (ROOT / parent / "__init__.py").is_file():
+                wanted.add(ROOT / parent / "__init__.py")
+    for module, folders in PACKAGE_DATA.items():
+        if ROOT / module in wanted:
+            wanted.update(path for folder in folders for path in (ROOT / folder).rglob("*"))
+    wanted.add(ROOT / "shared" / "py.typed")
+    return sorted(path for path in wanted if path.is_file() and _wanted(path.relative_to(ROOT)))
+
+
 def stage() -> Path:
     """Copy the extension's files into a clean staging folder."""
     if STAGE.exists():
         shutil.rmtree(STAGE)
     STAGE.mkdir(parents=True)
-    for source, target in ((ROOT / "brenda_addon", STAGE), (ROOT / "shared", STAGE / "shared")):
-        for path in sorted(source.rglob("*")):
-            relative = path.relative_to(source)
-            if path.is_file() and _wanted(relative):
-                destination = target / relative
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, destination)
+    copies = [
+        (path, STAGE / path.relative_to(ROOT / "brenda_addon"))
+        for path in sorted((ROOT / "brenda_addon").rglob("*"))
+        if path.is_file() and _wanted(path.relative_to(ROOT))
+    ]
+    copies += [(path, STAGE / path.relative_to(ROOT)) for path in addon_files()]
+    for source, destination in copies:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination)
     write_staged_manifest(STAGE, bundle_wheels(STAGE))
     return STAGE
 
@@ -188,9 +252,31 @@ def check_zip(archive: Path) -> list[str]:
         absent = [wheel for wheel in manifest.get("wheels", []) if wheel[2:] not in names]
         if absent:
             raise BuildError(f"{archive} lists wheels it does not hold: {', '.join(absent)}")
-    stray = [name for name in names if not _wanted(Path(name))]
+        stray = [name for name in names if not _wanted(Path(name))]
+        stray += [name for name in names if name.startswith("shared/cli/")]
+        stray += [
+            name
+            for name in names
+            if name.endswith(".py")
+            and not name.startswith("wheels/")
+            and any(
+                imported.split(".")[0] in NEVER_SHIPPED
+                for imported in _imported_text(bundle.read(name).decode("utf-8"))
+            )
+        ]
     if stray:
         raise BuildError(f"{archive} holds files that must not ship: {', '.join(stray)}")
+    return names
+
+
+def _imported_text(source: str) -> set[str]:
+    """The absolute modules a source text imports (relative imports left out)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module)
     return names
 
 

@@ -26,11 +26,11 @@ from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
-from shared import work
-from shared.config import Config, load_config
-from shared.local import local_endpoint
-from shared.store import FolderStore
-from shared.tasks import FrameChunk, ScriptTask
+from shared.core.config import Config, load_config
+from shared.outputs.store import FolderStore
+from shared.tasks import queue as work
+from shared.tasks.task import FrameChunk, ScriptTask
+from shared.workstation.local_aws import local_endpoint
 
 TRIVIAL = 'echo "$START" > "$OUTDIR/frame_$START.txt"\n'
 TAKEN = re.compile(r"^(\S+ \S+) brenda_node\.agent INFO: task \d+: frames (\d+) ")

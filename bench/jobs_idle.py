@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from brenda_node.agent import FarmJobs, Node, Stopper
-from shared.config import load_config
-from shared.jobs import JobRegistry, make_job
-from shared.local import local_endpoint
-from shared.tasks import RenderSettings
+from shared.core.config import load_config
+from shared.jobs.registry import JobRegistry, make_job
+from shared.tasks.task import RenderSettings
+from shared.workstation.local_aws import local_endpoint
 
 FLEET = 1000
 

@@ -30,9 +30,9 @@ from typing import Any
 
 from shared.aws.session import make_client
 from shared.aws.sqs import WorkQueue
-from shared.config import load_config
-from shared.local import local_environment
-from shared.tasks import FrameRange, chunk_frames, encode_task, load_template, script_tasks
+from shared.core.config import load_config
+from shared.tasks.task import FrameRange, chunk_frames, encode_task, load_template, script_tasks
+from shared.workstation.local_aws import local_environment
 
 
 def free_port() -> int:

@@ -40,8 +40,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from brenda_node.budget import BUDGET_CHECK, check_interval
-from shared.config import load_config
-from shared.costs import SPOT_PRICE_REFRESH
+from shared.core.config import load_config
+from shared.jobs.costs import SPOT_PRICE_REFRESH
 
 SETTINGS = load_config(None)
 RECEIVE_WAIT = SETTINGS.integer("RECEIVE_WAIT")

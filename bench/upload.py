@@ -25,11 +25,11 @@ from pathlib import Path
 from brenda_node.project import fetch_url
 from shared.aws import s3
 from shared.aws.session import make_client
-from shared.config import load_config
-from shared.content import ContentStore, HashCache, folder_files, manifest_of
-from shared.local import local_endpoint
-from shared.progress import Progress
-from shared.urls import S3Url, parse_url
+from shared.core.config import load_config
+from shared.core.progress import Progress
+from shared.core.urls import S3Url, parse_url
+from shared.project.content import ContentStore, HashCache, folder_files, manifest_of
+from shared.workstation.local_aws import local_endpoint
 
 MB = 1 << 20
 

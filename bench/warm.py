@@ -25,7 +25,7 @@ from pathlib import Path
 from brenda_node.blender import TaskRunner
 from brenda_node.blenders import Blenders, blender_command
 from brenda_node.warm import WarmPool, default_memory_limit
-from shared.tasks import FrameChunk, RenderSettings, RenderTask
+from shared.tasks.task import FrameChunk, RenderSettings, RenderTask
 
 SCENE = """
 import bpy, json, sys

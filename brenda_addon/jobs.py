@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .shared.errors import BrendaError
-from .shared.progress import Progress
+from .shared.core.errors import BrendaError
+from .shared.core.progress import Progress
 
 
 @dataclass

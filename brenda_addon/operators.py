@@ -18,18 +18,18 @@ import bpy
 
 from . import monitor, scene_info
 from .jobs import BackgroundWork
-from .shared import autoscale, ebs_ops, fleet, jobs, packing
-from .shared.content import ContentStore, Upload, default_hash_cache, send_project
-from .shared.errors import BrendaError
-from .shared.job import (
-    FarmSettings,
-    JobSettings,
-    ensure_output_bucket,
-    farm_config,
-)
-from .shared.packing import PackReport
-from .shared.progress import Progress
-from .shared.urls import S3Url
+from .shared.aws import s3
+from .shared.aws.session import cloud_errors, make_client, make_session, region_for
+from .shared.core.errors import BrendaError
+from .shared.core.progress import Progress
+from .shared.core.urls import S3Url
+from .shared.farm import autoscale, fleet
+from .shared.farm import ebs as ebs_ops
+from .shared.jobs.settings import FarmSettings, JobSettings, ensure_output_bucket, farm_config
+from .shared.project import packing
+from .shared.project.content import ContentStore, Upload, default_hash_cache, send_project
+from .shared.project.packing import PackReport
+from .shared.services import jobs as job_service
 
 FRAMES_FOLDER = "//brenda_frames"
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
@@ -146,8 +146,6 @@ class BRENDA_OT_pack_project(_BrendaOperator):
 
 def project_store(farm: FarmSettings, job: JobSettings) -> ContentStore:
     """The farm's content store, its (private) bucket made if needed."""
-    from .shared.aws import s3
-    from .shared.aws.session import cloud_errors, make_client, make_session, region_for
 
     config = farm_config(farm, job)
     with cloud_errors(f"preparing the project bucket s3://{farm.project_bucket}"):
@@ -160,8 +158,6 @@ def project_store(farm: FarmSettings, job: JobSettings) -> ContentStore:
 
 def upload(farm: FarmSettings, job: JobSettings, archive: Path, progress: Progress) -> str:
     """The project archive to ``projects/<blend>.tar.gz`` (what an EBS helper copies)."""
-    from .shared.aws import s3
-    from .shared.aws.session import cloud_errors
 
     store = project_store(farm, job)
     with cloud_errors(f"uploading the project to s3://{farm.project_bucket}"):
@@ -265,7 +261,6 @@ class BRENDA_OT_upload_project(_ModalWork):
 
 def push_job(farm: FarmSettings, job: JobSettings, progress: Progress) -> str:
     """Submit the scene's job to the farm, rendering the uploaded project (bpy-free)."""
-    from .shared.aws.session import cloud_errors, make_client
 
     config = farm_config(farm, job)
     with cloud_errors(f"looking for the uploaded project in s3://{farm.project_bucket}"):
@@ -278,7 +273,7 @@ def push_job(farm: FarmSettings, job: JobSettings, progress: Progress) -> str:
             "Upload Project first."
         )
     ensure_output_bucket(farm, config)
-    made = jobs.JobRegistry(config).submit(job.farm_job(config, version), progress)
+    made = job_service.submit(config, job.farm_job(config, version), progress)
     return made.id
 
 
@@ -442,12 +437,12 @@ class BRENDA_OT_job_action(_BrendaOperator):
         priority = shown[job_id].priority if job_id in shown else 0
 
         def act() -> str:
-            registry = jobs.JobRegistry(farm_config(farm))
+            config = farm_config(farm)
             if action in ("raise", "lower"):
                 moved = priority + (1 if action == "raise" else -1)
-                message = registry.control(job_id, "priority", priority=moved)
+                message = job_service.control(config, job_id, "priority", priority=moved)
             else:
-                message = registry.control(job_id, action)
+                message = job_service.control(config, job_id, action)
             monitor.refresh_soon()
             return message
 

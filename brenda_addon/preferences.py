@@ -8,9 +8,9 @@ from typing import cast
 
 import bpy
 
-from .shared.config import load_config
-from .shared.errors import BrendaError
-from .shared.urls import S3Url
+from .shared.core.config import load_config
+from .shared.core.errors import BrendaError
+from .shared.core.urls import S3Url
 
 
 def defaults_from_brenda_conf() -> dict[str, str]:

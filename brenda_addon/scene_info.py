@@ -12,10 +12,10 @@ from typing import Any
 import bpy
 
 from .preferences import preferences
-from .shared.errors import BrendaError
-from .shared.job import FarmSettings, JobSettings
-from .shared.packing import Addon, find_project_root
-from .shared.tasks import DEVICES, Environment
+from .shared.core.errors import BrendaError
+from .shared.jobs.settings import FarmSettings, JobSettings
+from .shared.project.packing import Addon, find_project_root
+from .shared.tasks.task import DEVICES, Environment
 
 
 def farm_settings(context: bpy.types.Context) -> FarmSettings:

@@ -32,16 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.aws import ec2
 from shared.aws.session import cloud_errors, make_client
 from shared.aws.sqs import Message, WorkQueue
-from shared.config import Config
-from shared.costs import LOCAL, Machine, PriceBook, TaskCost
-from shared.errors import BrendaError, Cancelled, CloudError, StoreError, TaskError
-from shared.jobs import Job, JobRegistry, serving_order
-from shared.progress import Progress
-from shared.store import OutputStore, check_name, failure_name, open_store, open_store_at
-from shared.tasks import FRAME_EXTENSIONS, RenderTask, Task, decode_task, title
-from shared.urls import SqsUrl, parse_url
+from shared.core.config import Config
+from shared.core.errors import BrendaError, Cancelled, CloudError, StoreError, TaskError
+from shared.core.progress import Progress
+from shared.core.urls import SqsUrl, parse_url
+from shared.jobs.costs import LOCAL, Machine, PriceBook, TaskCost
+from shared.jobs.registry import Job, JobRegistry, serving_order
+from shared.outputs.store import OutputStore, check_name, failure_name, open_store, open_store_at
+from shared.tasks.task import FRAME_EXTENSIONS, RenderTask, Task, decode_task, title
 
 from .blender import BlenderLine, RunResult, TaskRunner
 from .blenders import Blender, Blenders
@@ -51,12 +52,7 @@ from .lease import Lease
 from .ledger import LedgerWriter, frames_of
 from .project import fetch_project, fetch_url
 from .protection import ScaleInProtection
-from .spot import (
-    GROUP_TERMINATES,
-    MetadataClient,
-    machine_from_metadata,
-    watch_for_interruption,
-)
+from .spot import GROUP_TERMINATES, MetadataClient, machine_from_metadata, watch_for_interruption
 from .tiles import assemble, complete_frames, parse_tile_name, tile_prefix
 from .validate import check_outputs
 from .warm import WarmPool, default_memory_limit
@@ -1035,9 +1031,6 @@ def _missing_frames(task: Task, result: RunResult) -> str | None:
 def cancel_own_spot_request(config: Config) -> None:
     """Cancel the spot request that launched this node, so that a persistent request does not
     start another node once this one powers off (the original did this too)."""
-    from shared.aws import ec2
-
-    from .spot import MetadataClient
 
     try:
         instance = MetadataClient(str(config.text("METADATA_URL"))).get(

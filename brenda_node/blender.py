@@ -27,21 +27,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.blend_header import saved_by
-from shared.errors import BrendaError
-from shared.tasks import RenderTask, ScriptTask, Task
+from brenda_node import render_script
+from shared.core.blend_header import saved_by
+from shared.core.errors import BrendaError
+from shared.tasks.task import RenderTask, ScriptTask, Task
 
-from . import render_script
 from .blenders import Blender, Blenders
 from .processes import STOP_GRACE_SECONDS, kill_group, stop_process_group
-from .render_script import (
-    DENOISE_MARK,
-    DEVICE_MARK,
-    DONE_MARK,
-    OUTPUT_MARK,
-    READY_MARK,
-    SIZE_MARK,
-)
+from .render_script import DENOISE_MARK, DEVICE_MARK, DONE_MARK, OUTPUT_MARK, READY_MARK, SIZE_MARK
 from .warm import WarmKey, WarmPool
 
 log = logging.getLogger(__name__)

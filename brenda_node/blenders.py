@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.blend_header import series, version_key
-from shared.config import Config
-from shared.errors import BrendaError
+from shared.core.blend_header import series, version_key
+from shared.core.config import Config
+from shared.core.errors import BrendaError
 
 from .releases import Releases
 

@@ -19,6 +19,7 @@ import os
 import runpy
 import shutil
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from typing import Any, NoReturn
@@ -60,8 +61,6 @@ class Host:
         except SystemExit:
             raise
         except BaseException:
-            import traceback
-
             traceback.print_exc()
             if self.script_exit_code:
                 sys.exit(self.script_exit_code)
@@ -209,7 +208,7 @@ def version() -> str:
     try:
         return f"Blender {metadata.version('bpy')}"
     except metadata.PackageNotFoundError:
-        import bpy
+        import bpy  # noqa: PLC0415 - lazy bpy: only the Blender host loads Blender
 
         return f"Blender {bpy.app.version_string}"
 
@@ -240,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     # Scripts run by -P read sys.argv as Blender sets it: the program, then every argument.
     sys.argv = ["blender", *arguments]
-    import bpy
+    import bpy  # noqa: PLC0415 - lazy bpy: only the Blender host loads Blender
 
     try:
         execute(Host(bpy), arguments)

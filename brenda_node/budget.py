@@ -19,12 +19,12 @@ import logging
 import random
 import time
 
-from shared.autoscale import BUDGET_TAG, stop_fleet
-from shared.config import Config
-from shared.costs import format_dollars, job_cost, stored_ledgers
-from shared.errors import BrendaError
-from shared.jobs import JobRegistry
-from shared.store import open_store
+from shared.core.config import Config
+from shared.core.errors import BrendaError
+from shared.farm.autoscale import BUDGET_TAG, stop_fleet
+from shared.jobs.costs import format_dollars, job_cost, stored_ledgers
+from shared.jobs.registry import JobRegistry
+from shared.outputs.store import open_store
 
 from .protection import ScaleInProtection
 

@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 from shared.aws import ec2
 from shared.aws.session import cloud_errors, make_client
-from shared.config import Config
-from shared.errors import BrendaError
-from shared.urls import EbsUrl
+from shared.core.config import Config
+from shared.core.errors import BrendaError
+from shared.core.urls import EbsUrl
 
 from .spot import MetadataClient
 

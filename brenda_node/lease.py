@@ -20,7 +20,7 @@ from typing import Protocol
 
 from shared.aws.session import cloud_errors
 from shared.aws.sqs import Message, WorkQueue
-from shared.errors import BrendaError, CloudError
+from shared.core.errors import BrendaError, CloudError
 
 log = logging.getLogger(__name__)
 

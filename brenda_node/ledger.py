@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A node's ledger of one job: what it is working on and what each task took and cost (the
-format is ``shared.costs.Ledger``). No bpy module use."""
+format is ``shared.jobs.costs.Ledger``). No bpy module use."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import threading
 import time
 from dataclasses import replace
 
-from shared.costs import Ledger, Machine, TaskCost, ledger_name
-from shared.errors import CloudError, StoreError
-from shared.store import OutputStore
-from shared.tasks import Task
+from shared.core.errors import CloudError, StoreError
+from shared.jobs.costs import Ledger, Machine, TaskCost, ledger_name
+from shared.outputs.store import OutputStore
+from shared.tasks.task import Task
 
 log = logging.getLogger(__name__)
 

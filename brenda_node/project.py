@@ -34,10 +34,21 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import IO, Literal
 
-from shared.config import Config
-from shared.content import is_manifest
-from shared.errors import BrendaError
-from shared.urls import EbsUrl, FileUrl, S3Url
+from shared.aws import s3
+from shared.aws.session import cloud_errors, make_client
+from shared.core.config import Config
+from shared.core.errors import BrendaError
+from shared.core.urls import EbsUrl, FileUrl, S3Url
+from shared.project.content import (
+    PARALLEL,
+    ContentStore,
+    Entry,
+    Manifest,
+    file_hash,
+    is_manifest,
+    pieces_where,
+    projects_of,
+)
 
 from .ebs import EbsVolumes
 
@@ -298,8 +309,6 @@ def fetch_file(url: FileUrl, work: Path) -> Path:
 
 
 def fetch_s3(url: S3Url, work: Path, config: Config, *, always: bool) -> Path:
-    from shared.aws import s3
-    from shared.aws.session import cloud_errors, make_client
 
     key = url.prefix.rstrip("/")
     name = PurePosixPath(key).name
@@ -340,9 +349,6 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
     """The project version a manifest names, built in ``work`` from the node's content cache
     (``WORK_DIR/content``): only the files the cache lacks are downloaded, each checked against
     its hash; project files are read-only hard links to the cache."""
-    from shared.aws import s3
-    from shared.aws.session import cloud_errors, make_client
-    from shared.content import PARALLEL, ContentStore, Entry, Manifest, pieces_where, projects_of
 
     key = url.prefix.rstrip("/")
     origin = f"s3://{url.bucket}/{key}"
@@ -412,7 +418,6 @@ def assemble_blocks(store: Path, digest: str, blocks: Sequence[str], path: str) 
 
 def check_content(partial: Path, digest: str, what: str) -> None:
     """Keep ``partial`` in the content cache as ``digest`` if its bytes hash to it."""
-    from shared.content import file_hash
 
     actual = file_hash(partial)
     if actual != digest:

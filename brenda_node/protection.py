@@ -16,10 +16,10 @@ import logging
 import threading
 from typing import Any
 
-from shared.autoscale import GIVE_BACK_HOOK, described_group
 from shared.aws.session import cloud_errors, make_client
-from shared.config import Config
-from shared.errors import CloudError
+from shared.core.config import Config
+from shared.core.errors import CloudError
+from shared.farm.autoscale import GIVE_BACK_HOOK, described_group
 
 from .spot import MetadataClient
 

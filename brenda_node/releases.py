@@ -19,10 +19,12 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.config import Config
-from shared.errors import BrendaError
-from shared.releases import DIGEST_SUFFIX, StoredRelease, releases_url, stored_releases
-from shared.urls import S3Url
+from shared.aws import s3
+from shared.aws.session import cloud_errors, make_client
+from shared.core.config import Config
+from shared.core.errors import BrendaError
+from shared.core.urls import S3Url
+from shared.farm.releases import DIGEST_SUFFIX, StoredRelease, releases_url, stored_releases
 
 from .project import descend
 
@@ -51,7 +53,6 @@ class Releases:
     def program(self, series: str) -> Path | None:
         """The ``blender`` program of the newest stored release of ``series``, fetched and
         unpacked once; None when the store holds none."""
-        from shared.aws.session import cloud_errors, make_client
 
         with cloud_errors(f"looking for Blender {series} in {self.describe()}"):
             client = make_client("s3", self.config)
@@ -68,7 +69,6 @@ class Releases:
         return program
 
     def _fetch(self, client: object, release: StoredRelease, unpacked: Path) -> None:
-        from shared.aws import s3
 
         origin = f"s3://{self.store.bucket}/{release.key}"
         wanted = s3.read_text(client, self.store.bucket, release.key + DIGEST_SUFFIX)

@@ -13,8 +13,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from shared.costs import Machine
-from shared.http import http_session
+from shared.core.http import http_session
+from shared.jobs.costs import Machine
 
 log = logging.getLogger(__name__)
 

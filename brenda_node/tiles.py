@@ -22,7 +22,9 @@ from itertools import pairwise, product
 from pathlib import Path
 from typing import Any
 
-from shared.errors import BrendaError
+from OpenImageIO import ROI, ImageBuf, ImageSpec
+
+from shared.core.errors import BrendaError
 
 _NUMBER = r"[0-9.]+(?:e-[0-9]+)?"
 _TILE_NAME = re.compile(
@@ -108,7 +110,6 @@ def _pixels(tile: TileName, image: Any, pixel_type: Any) -> Any:
 
 def assemble(tiles: list[tuple[TileName, Path]], target: Path) -> None:
     """Write the frame made of ``tiles`` (name and local file of each) to ``target``."""
-    from OpenImageIO import ROI, ImageBuf, ImageSpec
 
     # Keep colours as stored (PNG's alpha is not premultiplied), so they pass through unchanged.
     raw = ImageSpec()

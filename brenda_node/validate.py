@@ -13,6 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from OpenImageIO import FLOAT, ImageBuf
+
 IMAGE_SUFFIXES = {
     ".png",
     ".jpg",
@@ -35,7 +38,6 @@ def check_image(
     path: Path, *, size: tuple[int, int] | None = None, single_colour: bool = False
 ) -> str | None:
     """Why the image at ``path`` is not a good frame, or None when it is."""
-    from OpenImageIO import FLOAT, ImageBuf
 
     image = ImageBuf(str(path))
     if image.has_error or not image.read(force=True):
@@ -47,8 +49,6 @@ def check_image(
     if image.has_error or pixels is None:
         return f"{path.name} cannot be read back ({_first_line(image.geterror())})"
     if str(spec.format) in FLOAT_TYPES:
-        import numpy as np
-
         bad = int(np.count_nonzero(~np.isfinite(pixels)))
         if bad:
             return f"{path.name} holds {bad} NaN or infinite values"

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.errors import BrendaError
+from shared.core.errors import BrendaError
 
 from .processes import kill_group, stop_process_group
 

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto.servicequotas.models import ServiceQuotasBackend
 
 from shared.cli.common import OUR_LOGGERS
-from shared.local import local_endpoint, local_environment, reset_endpoint
+from shared.workstation.local_aws import local_endpoint, local_environment, reset_endpoint
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +75,6 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def boto_client(aws: str) -> Any:
     """A plain boto3 client factory, to look at AWS independently of Brenda's code."""
-    import boto3
 
     def make(service: str) -> Any:
         return boto3.client(service, region_name="us-east-1", endpoint_url=aws)
@@ -88,7 +89,6 @@ def spot_quotas(aws: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
     moto's server (in this process) holds default quotas for VPC only; this adds EC2's with the
     values the test puts in the returned dictionary, so that the requests still go to the
     endpoint over HTTP and are answered there."""
-    from moto.servicequotas.models import ServiceQuotasBackend
 
     quotas: dict[str, float] = {}
     served = ServiceQuotasBackend.get_service_quota

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from shared.blend_header import read_version, saved_by, series
-from shared.errors import BrendaError
+from shared.core.blend_header import read_version, saved_by, series
+from shared.core.errors import BrendaError
 
 # The first bytes of files saved by each version (pointer size, endianness, version digits).
 HEADERS = {

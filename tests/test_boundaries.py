@@ -35,7 +35,7 @@ def test_every_bpy_free_module_imports_without_bpy() -> None:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert "shared.tasks" in modules and "brenda_node" in modules
+    assert "shared.tasks.task" in modules and "brenda_node" in modules
 
 
 def test_boto3_is_imported_only_inside_shared_aws() -> None:
@@ -49,7 +49,10 @@ def test_boto3_is_imported_only_inside_shared_aws() -> None:
 
 
 def test_boto3_is_not_loaded_by_importing_the_core() -> None:
-    script = "import sys, shared.tasks, shared.config, shared.work; print('boto3' in sys.modules)"
+    script = (
+        "import sys, shared.tasks.task, shared.core.config, shared.tasks.queue; "
+        "print('boto3' in sys.modules)"
+    )
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
     )

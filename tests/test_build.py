@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def test_build_makes_a_clean_extension_zip() -> None:
     assert staged.get("blender_version_max") == beyond
     assert set(staged["permissions"]) == {"network", "files"}
     assert "__init__.py" in names
-    assert "shared/tasks.py" in names and "shared/task_scripts/frame" in names
+    assert "shared/tasks/task.py" in names and "shared/tasks/task_scripts/frame" in names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
     assert not [name for name in names if name.startswith("tests/")]
     wheels = staged["wheels"]
@@ -42,7 +43,21 @@ def test_build_makes_a_clean_extension_zip() -> None:
     assert "./wheels/blender_asset_tracer-1.23-py3-none-any.whl" in wheels
     assert all(wheel.endswith("-py3-none-any.whl") and wheel[2:] in names for wheel in wheels)
     assert not any("urllib3" in wheel or "numpy" in wheel for wheel in wheels)
-    assert "operators.py" in names and "shared/job.py" in names
+    assert "operators.py" in names and "shared/jobs/settings.py" in names
+    # Only what the add-on imports: no command-line front-end, nothing that loads paramiko or
+    # moto (the SSH fan-out and the local endpoint stay on the workstation).
+    assert not [name for name in names if name.startswith("shared/cli/")]
+    assert (
+        "shared/workstation/ssh.py" not in names and "shared/workstation/local_aws.py" not in names
+    )
+    with zipfile.ZipFile(archive) as bundle:
+        sources = {
+            name: bundle.read(name).decode()
+            for name in names
+            if name.endswith(".py") and not name.startswith("wheels/")
+        }
+    loaders = re.compile(r"^\s*(import|from)\s+(paramiko|moto)\b", re.MULTILINE)
+    assert [name for name, text in sources.items() if loaders.search(text)] == []
     assert "wheels" not in tomllib.loads((ROOT / "blender_manifest.toml").read_text())
 
 

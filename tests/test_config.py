@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import SETTINGS_BY_KEY, load_config, read_config_file
-from shared.errors import ConfigError
-from shared.urls import EbsUrl, FileUrl, S3Url, SqsUrl
+from shared.core.config import SETTINGS_BY_KEY, load_config, read_config_file
+from shared.core.errors import ConfigError
+from shared.core.urls import EbsUrl, FileUrl, S3Url, SqsUrl
 
 # Every key the original Brenda 0.5.6 read (reference section 2.2).
 ORIGINAL_KEYS = """

@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 
-from brenda_node.demo import main as brenda
 from brenda_node.project import ProjectError, fetch_url
+from shared.cli.brenda import main as brenda
 from shared.cli.work import main as brenda_work
-from shared.config import load_config
-from shared.content import (
+from shared.core.config import load_config
+from shared.core.errors import Cancelled
+from shared.core.progress import Progress
+from shared.core.urls import S3Url, parse_url
+from shared.project.content import (
     ContentStore,
     HashCache,
     Manifest,
@@ -25,9 +28,6 @@ from shared.content import (
     manifest_of,
     remove_garbage,
 )
-from shared.errors import Cancelled
-from shared.progress import Progress
-from shared.urls import S3Url, parse_url
 
 PROJECTS = S3Url("studio", "projects/")
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from shared.config import load_config
-from shared.costs import (
+from shared.core.config import load_config
+from shared.jobs.costs import (
     LOCAL,
     JobCost,
     Ledger,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.deadline import STARTUP_SECONDS, WorkLeft, parse_deadline, plan_deadline
-from shared.errors import UsageError
+from shared.core.errors import UsageError
+from shared.farm.deadline import STARTUP_SECONDS, WorkLeft, parse_deadline, plan_deadline
 
 NOW = datetime(2026, 11, 26, 15, 30, tzinfo=UTC)
 

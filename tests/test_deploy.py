@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.fleet import NODE_ENV_FILE, NODE_SHUTDOWN, NODE_WORK_DIR
+from shared.farm.fleet import NODE_ENV_FILE, NODE_SHUTDOWN, NODE_WORK_DIR
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 

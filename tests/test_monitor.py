@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from shared.config import load_config
-from shared.jobs import JobRegistry, make_job
-from shared.monitor import FarmMonitor, RefreshSchedule
-from shared.progress import Progress
-from shared.tasks import RenderSettings
+from shared.core.config import load_config
+from shared.core.progress import Progress
+from shared.farm.monitor import FarmMonitor, RefreshSchedule
+from shared.jobs.registry import JobRegistry, make_job
+from shared.tasks.task import RenderSettings
 
 
 def test_a_refresh_shows_every_job_and_fetches_the_selected_jobs_newest_frames_once(

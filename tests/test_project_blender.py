@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import zstandard
 
-from shared.config import load_config
-from shared.content import ContentStore, HashCache, Manifest, manifest_of
-from shared.errors import BrendaError
-from shared.progress import Progress
-from shared.project_blender import project_blender
-from shared.urls import S3Url
+from shared.core.config import load_config
+from shared.core.errors import BrendaError
+from shared.core.progress import Progress
+from shared.core.urls import S3Url
+from shared.project.content import ContentStore, HashCache, Manifest, manifest_of
+from shared.project.version import project_blender
 
 SAVED_BY_5_2 = zstandard.ZstdCompressor().compress(b"BLENDER17-01v0502REND" + bytes(5000))
 SAVED_BY_4_5 = b"BLENDER-v405RENDH" + bytes(5000)

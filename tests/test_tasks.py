@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import TaskError
-from shared.tasks import (
+from shared.core.errors import TaskError
+from shared.tasks.task import (
     MAX_MESSAGE_BYTES,
     Environment,
     FrameChunk,

@@ -7,8 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.errors import BrendaError
-from shared.tool import Host, minute_of_hour_at_least, performance, prune_choice, rank_key
+from shared.core.errors import BrendaError
+from shared.workstation.ssh import (
+    Host,
+    minute_of_hour_at_least,
+    performance,
+    prune_choice,
+    rank_key,
+)
 
 LAUNCH = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 

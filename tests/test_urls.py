@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import ConfigError
-from shared.urls import EbsUrl, FileUrl, S3Url, SqsUrl, parse_url
+from shared.core.errors import ConfigError
+from shared.core.urls import EbsUrl, FileUrl, S3Url, SqsUrl, parse_url
 
 
 @pytest.mark.parametrize(

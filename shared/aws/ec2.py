@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..errors import CloudError
-from .session import error_code
+from ..core.config import Config
+from ..core.errors import CloudError
+from .session import cloud_errors, error_code, make_client
 
 FARM_TAG = "brenda:farm"
 DRAIN_TAG = "brenda:drain"
@@ -23,6 +24,11 @@ ROLE_TAG = "brenda:role"
 NODE_ROLE = "node"
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 OPEN_REQUEST_STATES = ("open", "active", "disabled")
+
+
+def connect(config: Config) -> Any:
+    with cloud_errors("connecting to EC2"):
+        return make_client("ec2", config)
 
 
 @dataclass(frozen=True)

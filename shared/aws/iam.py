@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..urls import S3Url, parse_url
+from ..core.urls import S3Url, parse_url
 from .ec2 import DRAIN_TAG, FARM_TAG
 from .session import error_code
 

@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import Cancelled
-from ..progress import Progress
+from ..core.errors import Cancelled
+from ..core.progress import Progress
 from .session import error_code
 
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
@@ -31,7 +31,7 @@ class ObjectInfo:
 
 
 def transfer_config(*, concurrency: int = 10, threshold: int = MULTIPART_THRESHOLD) -> Any:
-    from boto3.s3.transfer import TransferConfig
+    from boto3.s3.transfer import TransferConfig  # noqa: PLC0415 - lazy boto3
 
     return TransferConfig(
         multipart_threshold=threshold,
@@ -54,9 +54,9 @@ def _transfer(
     Cancelling goes through s3transfer's own future, which lets parts in flight finish and then
     cleans up (aborts the multipart upload, deletes the temporary download file).
     """
-    from boto3.s3.transfer import create_transfer_manager
-    from s3transfer.exceptions import CancelledError
-    from s3transfer.subscribers import BaseSubscriber
+    from boto3.s3.transfer import create_transfer_manager  # noqa: PLC0415 - lazy boto3
+    from s3transfer.exceptions import CancelledError  # noqa: PLC0415 - lazy boto3
+    from s3transfer.subscribers import BaseSubscriber  # noqa: PLC0415 - lazy boto3
 
     class ReportBytes(BaseSubscriber):  # type: ignore[misc]
         def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:

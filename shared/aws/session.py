@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..config import Config
-from ..errors import Cancelled, CloudError
+from ..core.config import Config
+from ..core.errors import Cancelled, CloudError
 
 DEFAULT_REGION = "us-east-1"
 REGION_KEYS = {"sqs": "SQS_REGION", "s3": "S3_REGION", "ec2": "EC2_REGION"}
@@ -23,8 +23,8 @@ REGION_KEYS = {"sqs": "SQS_REGION", "s3": "S3_REGION", "ec2": "EC2_REGION"}
 
 def make_session(config: Config) -> Any:
     """A boto3 session for the configured profile or legacy keys."""
-    import boto3
-    import botocore.exceptions
+    import boto3  # noqa: PLC0415 - lazy boto3
+    import botocore.exceptions  # noqa: PLC0415 - lazy boto3
 
     try:
         return boto3.Session(
@@ -47,7 +47,7 @@ def region_for(service: str, config: Config, session: Any) -> str:
 
 def make_client(service: str, config: Config, *, session: Any = None, pool: int = 10) -> Any:
     """A client for ``service`` in its configured region, with standard retries."""
-    from botocore.config import Config as BotoConfig
+    from botocore.config import Config as BotoConfig  # noqa: PLC0415 - lazy boto3
 
     session = session or make_session(config)
     settings = BotoConfig(
@@ -80,9 +80,9 @@ def error_code(error: BaseException) -> str:
 def cloud_errors(action: str) -> Iterator[None]:
     """Turn boto errors raised while doing ``action`` (a phrase: "pushing tasks to sqs://x")
     into one CloudError sentence."""
-    import boto3.exceptions
-    import botocore.exceptions as boto_errors
-    from botocore.parsers import ResponseParserError
+    import boto3.exceptions  # noqa: PLC0415 - lazy boto3
+    import botocore.exceptions as boto_errors  # noqa: PLC0415 - lazy boto3
+    from botocore.parsers import ResponseParserError  # noqa: PLC0415 - lazy boto3
 
     try:
         yield

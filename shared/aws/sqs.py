@@ -14,8 +14,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BrendaError, Cancelled, CloudError
-from ..progress import Progress
+from ..core.errors import BrendaError, Cancelled, CloudError
+from ..core.progress import Progress
 from .session import cloud_errors, error_code
 
 MAX_BATCH_ENTRIES = 10

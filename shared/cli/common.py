@@ -14,9 +14,19 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import NoReturn
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
+
 from .. import __version__
-from ..errors import BrendaError, UsageError
-from ..progress import Progress
+from ..core.errors import BrendaError, UsageError
+from ..core.progress import Progress
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -100,15 +110,6 @@ def usage_errors() -> Iterator[None]:
 @contextmanager
 def progress_bar(unit: str = "tasks") -> Iterator[Progress]:
     """A Progress shown as a rich bar on stderr when it is a terminal."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        TaskProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-    from rich.progress import Progress as RichProgress
 
     console = Console(stderr=True)
     columns = (

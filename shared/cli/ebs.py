@@ -7,16 +7,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .. import ebs_ops
-from ..config import load_config
-from ..errors import UsageError
-from .common import (
-    ArgumentParser,
-    add_common_options,
-    configure_logging,
-    print_plan,
-    run_command,
-)
+from ..core.config import load_config
+from ..core.errors import UsageError
+from ..farm import ebs as ebs_ops
+from .common import ArgumentParser, add_common_options, configure_logging, print_plan, run_command
 
 PROG = "brenda-ebs"
 
@@ -103,3 +97,7 @@ def run(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_command(PROG, run, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

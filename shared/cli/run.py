@@ -9,10 +9,10 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from .. import autoscale, deadline, fleet, image, releases
-from ..config import Config, load_config
-from ..costs import format_dollars
-from ..errors import BrendaError, UsageError
+from ..core.config import Config, load_config
+from ..core.errors import BrendaError, UsageError
+from ..farm import autoscale, deadline, fleet, image, releases
+from ..jobs.costs import format_dollars
 from .common import (
     ArgumentParser,
     add_common_options,
@@ -354,3 +354,7 @@ def run(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_command(PROG, run, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import fleet
-from ..config import Config, load_config
-from ..errors import BrendaError, UsageError
-from ..tool import (
+from ..core.config import Config, load_config
+from ..core.errors import BrendaError, UsageError
+from ..farm import fleet
+from ..workstation.ssh import (
     REMOTE_COUNTS,
     REMOTE_STATE,
     Fanout,
@@ -218,3 +218,7 @@ def run(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_command(PROG, run, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

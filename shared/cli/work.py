@@ -8,14 +8,17 @@ import sys
 import time
 from collections.abc import Collection, Sequence
 
-from .. import jobs, work
 from ..aws.session import make_client
-from ..config import Config, load_config
-from ..content import ContentStore, find_garbage, remove_garbage
-from ..errors import TaskError, UsageError
-from ..packing import human_bytes
-from ..project_blender import job_blender
-from ..tasks import (
+from ..core.config import Config, load_config
+from ..core.errors import TaskError, UsageError
+from ..core.urls import S3Url, SqsUrl, parse_url
+from ..jobs import registry as jobs
+from ..project.content import ContentStore, find_garbage, remove_garbage
+from ..project.packing import human_bytes
+from ..project.version import job_blender
+from ..services import jobs as job_service
+from ..tasks import queue as work
+from ..tasks.task import (
     DEVICES,
     IMAGE_FORMATS,
     FrameRange,
@@ -31,7 +34,6 @@ from ..tasks import (
     shuffled,
     tile_grid,
 )
-from ..urls import S3Url, SqsUrl, parse_url
 from .common import (
     ArgumentParser,
     add_common_options,
@@ -372,7 +374,7 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
         print(f"Dry run: job {job.id} would get {len(tasks)} tasks; nothing was sent.")
         return 0
     with progress_bar() as progress:
-        made = jobs.JobRegistry(config).submit(job, progress)
+        made = job_service.submit(config, job, progress)
     print(f"Submitted job {made.id}: {made.tasks} tasks, priority {made.priority}.")
     print(f"Its frames go to {made.output}")
     return 0
@@ -405,10 +407,13 @@ def cmd_job(args: argparse.Namespace, config: Config) -> int:
             )
         if args.command == "priority" and not args.target[1].lstrip("-").isdigit():
             raise UsageError(f"The priority must be a whole number, not '{args.target[1]}'.")
-    registry = jobs.JobRegistry(config)
     priority = int(args.target[1]) if args.command == "priority" else None
     with progress_bar() as progress:
-        print(registry.control(args.target[0], args.command, priority=priority, progress=progress))
+        print(
+            job_service.control(
+                config, args.target[0], args.command, priority=priority, progress=progress
+            )
+        )
     return 0
 
 
@@ -455,3 +460,7 @@ def run(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_command(PROG, run, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

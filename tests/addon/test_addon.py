@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from OpenImageIO import FLOAT, ImageBuf
 
 from tests.conftest import make_studio
 from tests.node.conftest import (
@@ -191,7 +192,7 @@ def test_the_add_on_runs_a_job_end_to_end(
         "BRENDA_WORK_DIR": str(tmp_path / "node"),
     }
     node = subprocess.run(
-        [sys.executable, "-m", "brenda_node"],
+        [sys.executable, "-m", "shared.cli.node"],
         env=node_env,
         capture_output=True,
         text=True,
@@ -214,8 +215,6 @@ def test_the_add_on_runs_a_job_end_to_end(
     assert found["frames"] == ["frame_000001.png", "frame_000002.png"]
     assert found["stop"] == "FINISHED"
     assert found["unregistered"] is True
-
-    from OpenImageIO import FLOAT, ImageBuf
 
     frame = ImageBuf(str(tmp_path / "project" / "brenda_frames" / kept / "frame_000001.png"))
     pixels = frame.get_pixels(FLOAT)

@@ -12,9 +12,9 @@ import pytest
 
 from shared.aws import s3
 from shared.aws.session import cloud_errors, make_client
-from shared.config import load_config
-from shared.errors import Cancelled, CloudError
-from shared.progress import Progress
+from shared.core.config import load_config
+from shared.core.errors import Cancelled, CloudError
+from shared.core.progress import Progress
 
 PART = 5 * 1024 * 1024
 

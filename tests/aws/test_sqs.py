@@ -12,10 +12,10 @@ import pytest
 
 from shared.aws.session import make_client
 from shared.aws.sqs import WorkQueue, batches
-from shared.config import load_config
-from shared.errors import Cancelled, CloudError
-from shared.progress import Progress
-from shared.tasks import MAX_TASKS, FrameRange, chunk_frames, encode_task, script_tasks
+from shared.core.config import load_config
+from shared.core.errors import Cancelled, CloudError
+from shared.core.progress import Progress
+from shared.tasks.task import MAX_TASKS, FrameRange, chunk_frames, encode_task, script_tasks
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from shared.cli.ebs import main
 from shared.cli.run import main as brenda_run
-from shared.ebs_ops import helper_user_data
+from shared.farm.ebs import helper_user_data
 
 AMI = "ami-12c6146b"
 
@@ -116,7 +116,7 @@ def test_helper_boot_script_passes_shellcheck(
     script = tmp_path / "user-data.sh"
     text = helper_user_data(format_volume=format_volume, owner="ubuntu", fill_from=fill_from)
     if fill_from:
-        assert "brenda_node.fill_volume 's3://projects/projects/shot 1.tar.gz'" in text
+        assert "shared.cli.fill_volume 's3://projects/projects/shot 1.tar.gz'" in text
         assert text.endswith("shutdown -h now\n")
     script.write_text(text)
     for check in (["bash", "-n"], ["shellcheck", "--severity=style"]):

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from shared import autoscale
 from shared.cli.work import main as brenda_work
-from shared.costs import Ledger, Machine, TaskCost
+from shared.farm import autoscale
+from shared.jobs.costs import Ledger, Machine, TaskCost
 from tests.cli.test_run_cli import (
     farm_env,  # noqa: F401  (the fixture)
     initialised,  # noqa: F401  (the fixture)

@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from brenda_node.cli import main as brenda_node
-from brenda_node.demo import main as brenda
+from shared.cli.brenda import main as brenda
 from shared.cli.ebs import main as brenda_ebs
+from shared.cli.node import main as brenda_node
 from shared.cli.run import main as brenda_run
 from shared.cli.tool import main as brenda_tool
 from shared.cli.work import main as brenda_work

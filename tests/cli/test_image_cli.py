@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 import requests
+from moto.ssm.models import Parameter, SimpleSystemManagerBackend
 
-from shared import image
 from shared.cli.run import main as brenda_run
-from shared.config import load_config
-from shared.errors import ConfigError
-from shared.fleet import node_image
+from shared.core.config import load_config
+from shared.core.errors import ConfigError
+from shared.farm import image
+from shared.farm.fleet import node_image
 
 UBUNTU = "ami-0ubuntu2404"
 
@@ -31,7 +32,6 @@ UBUNTU = "ami-0ubuntu2404"
 def farm_env(aws: str, boto_client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The farm's store, and Canonical's public parameter as EC2 in us-east-1 serves it (moto
     has none: its backend answers it here, while the request still goes over HTTP)."""
-    from moto.ssm.models import Parameter, SimpleSystemManagerBackend
 
     boto_client("s3").create_bucket(Bucket="studio")
     monkeypatch.setenv("BRENDA_FARM", "studio")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.cli.work import main as brenda_work
-from shared.costs import Ledger, Machine, TaskCost
+from shared.jobs.costs import Ledger, Machine, TaskCost
 
 
 @pytest.fixture

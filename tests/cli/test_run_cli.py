@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from shared.cli.run import main
-from shared.fleet import GPU_INSTANCE_TYPES
+from shared.farm.fleet import GPU_INSTANCE_TYPES
 from tests.conftest import QuietHandler, serving_http
 
 AMI = "ami-12c6146b"

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from shared import work
-from shared.config import Config, load_config
-from shared.tasks import FrameChunk, ScriptTask, Task, Tile
+from shared.core.config import Config, load_config
+from shared.tasks import queue as work
+from shared.tasks.task import FrameChunk, ScriptTask, Task, Tile
 from tests.conftest import QuietHandler, serving_http
 
 
@@ -61,7 +61,7 @@ class Farm:
             environ[f"BRENDA_{key}"] = value
         with (folder / "console").open("wb") as console:
             node = subprocess.Popen(
-                [*wrapper, sys.executable, "-m", "brenda_node"],
+                [*wrapper, sys.executable, "-m", "shared.cli.node"],
                 env=environ,
                 stdout=console,
                 stderr=subprocess.STDOUT,

@@ -5,13 +5,15 @@ artist's machine (a driver calling the add-on's function)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from brenda_node.demo import main as brenda
-from shared.tasks import FrameChunk, RenderSettings, RenderTask
+from shared.cli.brenda import main as brenda
+from shared.tasks.task import FrameChunk, RenderSettings, RenderTask
 from tests.node.conftest import Farm
 from tests.node.test_packed_projects import pixels
 
@@ -56,8 +58,6 @@ bpy.ops.wm.save_as_mainfile(filepath=sys.argv[-1])
 @pytest.fixture
 def tinted(tmp_path: Path) -> tuple[Path, Path]:
     """The scene, and the add-on it needs (a package folder)."""
-    import subprocess
-    import sys
 
     addon = tmp_path / "brenda_tint"
     addon.mkdir()

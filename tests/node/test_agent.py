@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from brenda_node.agent import NodeState
-from brenda_node.cli import main as node_main
+from shared.cli.node import main as node_main
 from tests.node.conftest import Farm, script_tasks, wait_for
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from brenda_node.blender import RunResult, TaskRunner
 from brenda_node.blenders import Blenders
-from shared.tasks import FrameChunk, RenderSettings, RenderTask, ScriptTask, Task
+from shared.tasks.task import FrameChunk, RenderSettings, RenderTask, ScriptTask, Task
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 from brenda_node.blender import RunResult, find_blend, parse_line
 from brenda_node.blenders import blender_command, write_launcher
 from brenda_node.render_script import sequence_file, sequence_frame, udim_file
-from shared.errors import BrendaError
+from shared.core.errors import BrendaError
 
 BLENDER_LINES = {
     "Fra:12 Mem:8.55M (Peak 8.55M) | Time:00:00.00 | Remaining:00:00.00 | Mem:0.31M, "

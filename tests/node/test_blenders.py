@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from brenda_node.blenders import Blenders, program_version
-from shared.errors import BrendaError
+from shared.core.errors import BrendaError
 
 
 def fake_blender(folder: Path, version: str) -> Path:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.costs import Ledger
-from shared.store import LEDGERS
+from shared.jobs.costs import Ledger
+from shared.outputs.store import LEDGERS
 from tests.node.conftest import Farm, MetadataServer, script_tasks
 
 TASK = 'sleep 1\n[ "$START" = 3 ] && exit 1\necho "frame $START" > "$OUTDIR/frame_$START.txt"\n'

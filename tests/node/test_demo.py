@@ -11,9 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from OpenImageIO import FLOAT, ImageBuf
 
-from brenda_node.demo import build_parser, job_frames, main, plan, run_folder
+from shared.cli.brenda import build_parser, job_frames, main, plan, run_folder
 from tests.conftest import Studio
 from tests.node.conftest import wait_for
 
@@ -22,7 +24,6 @@ from tests.node.conftest import wait_for
 def test_demo_renders_tiled_frames_and_a_contact_sheet(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from OpenImageIO import ImageBuf
 
     argv = ["demo", "--frames", "1-3", "--tiles", "2x1", "--nodes", "2", "--size", "64x36"]
     assert main([*argv, "--samples", "2", "--output", str(tmp_path / "out")]) == 0
@@ -134,7 +135,7 @@ def test_sigterm_stops_the_demo_like_ctrl_c_and_keeps_the_frames_stored(tmp_path
     output = tmp_path / "out"
     argv = ["demo", "--frames", "1-40", "--nodes", "1", "--size", "32x18", "--samples", "1"]
     demo = subprocess.Popen(
-        [sys.executable, "-m", "brenda_node.demo", *argv, "--output", str(output)],
+        [sys.executable, "-m", "shared.cli.brenda", *argv, "--output", str(output)],
         env={**os.environ, "TMPDIR": str(scratch)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -167,8 +168,6 @@ def test_sigterm_stops_the_demo_like_ctrl_c_and_keeps_the_frames_stored(tmp_path
 def test_demo_packs_a_blend_with_everything_it_uses(
     studio: Studio, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import numpy as np
-    from OpenImageIO import FLOAT, ImageBuf
 
     output = tmp_path / "out"
     argv = ["demo", "--blend", str(studio.blend), "--frames", "2", "--nodes", "1"]

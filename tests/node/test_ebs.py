@@ -12,8 +12,8 @@ import pytest
 
 from brenda_node.ebs import EbsVolumes, device_candidates, mount_additional
 from brenda_node.project import fetch_project
-from shared.config import load_config
-from shared.errors import BrendaError
+from shared.core.config import load_config
+from shared.core.errors import BrendaError
 from tests.node.conftest import MetadataServer
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.tasks import Environment, FrameChunk, RenderSettings, RenderTask
+from shared.tasks.task import Environment, FrameChunk, RenderSettings, RenderTask
 from tests.node.conftest import Farm, make_sample_blend
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from shared.cli.work import main as brenda_work
-from shared.store import FolderStore
+from shared.outputs.store import FolderStore
 from tests.node.conftest import (
     Farm,
     MetadataServer,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.cli.work import main as brenda_work
-from shared.jobs import Job, serving_order
+from shared.jobs.registry import Job, serving_order
 from tests.node.conftest import Farm, make_sample_blend, wait_for
 
 pytestmark = pytest.mark.slow

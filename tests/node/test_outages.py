@@ -15,9 +15,9 @@ import pytest
 from brenda_node import agent
 from brenda_node.agent import Backoff
 from shared.cli.work import main as brenda_work
-from shared.config import load_config
-from shared.errors import BrendaError, CloudError
-from shared.tasks import FrameChunk, ScriptTask, Task
+from shared.core.config import load_config
+from shared.core.errors import BrendaError, CloudError
+from shared.tasks.task import FrameChunk, ScriptTask, Task
 from tests.node.conftest import Farm, wait_for
 from tests.proxy import proxy_to
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from OpenImageIO import FLOAT, ImageBuf
 
-from brenda_node.demo import main as brenda
+from shared.cli.brenda import main as brenda
 from shared.cli.work import main as brenda_work
-from shared.tasks import FrameChunk, RenderSettings, RenderTask
+from shared.tasks.task import FrameChunk, RenderSettings, RenderTask
 from tests.conftest import Studio
 from tests.node.conftest import Farm
 
@@ -23,7 +24,6 @@ pytestmark = pytest.mark.slow
 
 
 def pixels(path: Path) -> Any:
-    from OpenImageIO import FLOAT, ImageBuf
 
     return ImageBuf(str(path)).get_pixels(FLOAT)
 

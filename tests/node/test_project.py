@@ -8,6 +8,8 @@ import io
 import os
 import re
 import stat
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 
 from brenda_node.project import Member, ProjectError, check_members, fetch_project
-from shared.config import load_config
+from shared.core.config import load_config
 
 
 def config_for(project: str, **settings: str) -> Any:
@@ -153,8 +155,6 @@ def test_truncated_archive_keeps_the_previous_project(tmp_path: Path) -> None:
 def test_fill_volume_extracts_a_project_into_a_folder(
     aws: str, boto_client: Any, tmp_path: Path
 ) -> None:
-    import subprocess
-    import sys
 
     s3 = boto_client("s3")
     s3.create_bucket(Bucket="projects")
@@ -163,7 +163,7 @@ def test_fill_volume_extracts_a_project_into_a_folder(
     volume = tmp_path / "volume"
     volume.mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "brenda_node.fill_volume", "s3://projects/p.tar.gz", str(volume)],
+        [sys.executable, "-m", "shared.cli.fill_volume", "s3://projects/p.tar.gz", str(volume)],
         capture_output=True,
         text=True,
         check=False,

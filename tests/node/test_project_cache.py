@@ -14,9 +14,9 @@ import pytest
 
 from brenda_node import agent
 from brenda_node.agent import FarmJobs, Node, Stopper
-from shared.config import load_config
-from shared.jobs import Job, JobRegistry, make_job
-from shared.tasks import RenderSettings
+from shared.core.config import load_config
+from shared.jobs.registry import Job, JobRegistry, make_job
+from shared.tasks.task import RenderSettings
 
 
 def archive(path: Path, size: int) -> Path:

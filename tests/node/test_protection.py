@@ -13,7 +13,7 @@ import pytest
 from brenda_node.budget import BUDGET_CHECK, BUDGET_CHECKERS, check_interval
 from brenda_node.protection import GROUP_TAG_PATH
 from brenda_node.spot import DRAIN_PATH, LIFECYCLE_PATH
-from shared.costs import Ledger, Machine, PricePoint, TaskCost, cost_between
+from shared.jobs.costs import Ledger, Machine, PricePoint, TaskCost, cost_between
 from tests.node.conftest import (
     Farm,
     MetadataServer,

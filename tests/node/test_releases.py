@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from brenda_node.releases import Releases
-from shared.config import load_config
-from shared.errors import BrendaError
-from shared.urls import S3Url
+from shared.core.config import load_config
+from shared.core.errors import BrendaError
+from shared.core.urls import S3Url
 
 
 def release(members: dict[str, bytes]) -> bytes:

@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from OpenImageIO import FLOAT, ImageBuf
 
-from shared.store import FolderStore
-from shared.tasks import (
+from shared.outputs.store import FolderStore
+from shared.tasks.task import (
     FrameChunk,
     FrameRange,
     RenderSettings,
@@ -41,7 +42,6 @@ def sample_blend(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pixels(path: Path) -> Any:
-    from OpenImageIO import FLOAT, ImageBuf
 
     image = ImageBuf(str(path))
     assert (image.spec().width, image.spec().height) == (WIDTH, HEIGHT)

@@ -7,15 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from OpenImageIO import FLOAT, ROI, ImageBuf, ImageSpec
 
-from brenda_node.tiles import (
-    assemble,
-    complete_frames,
-    parse_tile_name,
-    pixel_span,
-    tile_prefix,
-)
-from shared.tasks import tile_grid
+from brenda_node.tiles import assemble, complete_frames, parse_tile_name, pixel_span, tile_prefix
+from shared.tasks.task import tile_grid
 
 
 def tile_names(frame: str, across: int, down: int, ext: str = ".png") -> list[str]:
@@ -55,7 +50,6 @@ def test_pixel_spans_round_like_blender(
 
 @pytest.mark.parametrize(("ext", "pixel_type"), [(".png", "uint8"), (".exr", "half")])
 def test_assembly_takes_each_tile_region(tmp_path: Path, ext: str, pixel_type: str) -> None:
-    from OpenImageIO import FLOAT, ROI, ImageBuf, ImageSpec
 
     width, height = 50, 30
     whole = np.random.default_rng(7).random((height, width, 4), dtype=np.float32)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from OpenImageIO import ImageBuf, ImageSpec
 
 from brenda_node.validate import check_image, check_outputs
 from shared.cli.work import main as brenda_work
@@ -15,7 +16,6 @@ from tests.node.conftest import Farm, script_tasks
 
 
 def write(path: Path, pixels: Any, pixel_type: str = "uint8") -> Path:
-    from OpenImageIO import ImageBuf, ImageSpec
 
     height, width, channels = pixels.shape
     image = ImageBuf(ImageSpec(width, height, channels, pixel_type))

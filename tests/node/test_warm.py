@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.tasks import FrameChunk, RenderSettings, RenderTask
+from shared.tasks.task import FrameChunk, RenderSettings, RenderTask
 from tests.node.conftest import (
     Farm,
     MetadataServer,

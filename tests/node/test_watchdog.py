@@ -14,8 +14,8 @@ import pytest
 from brenda_node.blender import RunResult, TaskRunner
 from brenda_node.blenders import Blenders
 from shared.cli.work import main as brenda_work
-from shared.store import FolderStore
-from shared.tasks import FrameChunk, RenderSettings, RenderTask, Task, decode_task, encode_task
+from shared.outputs.store import FolderStore
+from shared.tasks.task import FrameChunk, RenderSettings, RenderTask, Task, decode_task, encode_task
 from tests.node.conftest import Farm, processes_running, script_tasks, wait_for
 
 # Sleeps of a length of this test's own, so that pgrep finds only its processes.

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from brenda_node.demo import main as brenda
-from shared import packing
-from shared.errors import BrendaError
+from shared.cli.brenda import main as brenda
+from shared.core.errors import BrendaError
+from shared.project import packing
 from tests.conftest import Studio
 
 

@@ -21,15 +21,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+from OpenImageIO import ImageInput
 
 from brenda_node.blender import parse_line
-from brenda_node.demo import main as brenda
-from shared import packing
+from shared.cli.brenda import main as brenda
 from shared.cli.run import main as brenda_run
 from shared.cli.work import main as brenda_work
-from shared.costs import Ledger
-from shared.store import LEDGERS
-from shared.tasks import FrameChunk, RenderSettings, RenderTask, tile_grid
+from shared.jobs.costs import Ledger
+from shared.outputs.store import LEDGERS
+from shared.project import packing
+from shared.tasks.task import FrameChunk, RenderSettings, RenderTask, tile_grid
 from tests.addon.test_addon import run_phase
 from tests.conftest import QuietHandler, Studio, serving_http
 from tests.node.conftest import Farm
@@ -177,7 +178,6 @@ def test_denoised_tiles_make_the_whole_frame_and_a_multilayer_exr_renders(
     assert assembled.shape == whole.shape == (54, 96, 4)
     # Tolerance: one level in 255 (OpenImageDenoise on the same noisy pixels and passes).
     assert np.abs(assembled - whole).max() <= 1 / 255
-    from OpenImageIO import ImageInput
 
     exr = ImageInput.open(str(farm.output / "frame_000003.exr"))
     channels = list(exr.spec().channelnames)

@@ -20,12 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .blend_header import series as blender_series
-from .blend_header import version_key
-from .config import Config
-from .errors import BrendaError, UsageError
-from .progress import Progress
-from .urls import S3Url
+from ..aws import s3
+from ..aws.session import cloud_errors, make_client
+from ..core.blend_header import series as blender_series
+from ..core.blend_header import version_key
+from ..core.config import Config
+from ..core.errors import BrendaError, UsageError
+from ..core.http import http_session
+from ..core.progress import Progress
+from ..core.urls import S3Url
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,6 @@ class StoredRelease:
 
 def stored_releases(client: Any, url: S3Url, series: str) -> list[StoredRelease]:
     """The releases of ``series`` (major.minor) in the store, newest first."""
-    from .aws import s3
 
     found = []
     for item in s3.list_objects(client, url.bucket, f"{url.prefix}blender-{series}."):
@@ -75,7 +77,6 @@ def stored_releases(client: Any, url: S3Url, series: str) -> list[StoredRelease]
 
 def published_digest(config: Config, version: str) -> str:
     """The SHA-256 blender.org publishes for the Linux release of ``version``."""
-    from .http import http_session
 
     name = archive_name(version)
     url = f"{_release_folder(config, version)}/blender-{version}{DIGEST_SUFFIX}"
@@ -102,7 +103,6 @@ def _release_folder(config: Config, version: str) -> str:
 
 def _download(url: str, target: Path, progress: Progress) -> str:
     """Download ``url`` into ``target``; its SHA-256."""
-    from .http import http_session
 
     digest = hashlib.sha256()
     try:
@@ -136,8 +136,6 @@ def add_release(config: Config, version: str, progress: Progress, *, dry_run: bo
     if dry_run:
         return f"would download {source}, check its SHA-256 and store it as {stored}"
     wanted = published_digest(config, version)
-    from .aws import s3
-    from .aws.session import cloud_errors, make_client
 
     with tempfile.TemporaryDirectory(prefix="brenda-release-") as scratch:
         archive = Path(scratch) / archive_name(version)

@@ -20,9 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .config import Config
-from .errors import BrendaError
-from .fleet import private_key_path
+import paramiko
+
+from ..core.config import Config
+from ..core.errors import BrendaError
+from ..farm.fleet import private_key_path
 
 SSH_TIMEOUT_SECONDS = 10
 SMALL = -1
@@ -129,7 +131,6 @@ class Fanout:
             return list(pool.map(attempt, hosts))
 
     def ssh(self, host: Host, command: str) -> str:
-        import paramiko
 
         client = paramiko.SSHClient()
         if self.known_hosts.is_file():
@@ -203,7 +204,6 @@ class _CommandFailedError(Exception):
 
 
 def _describe(error: Exception) -> str:
-    import paramiko
 
     if isinstance(error, paramiko.BadHostKeyException):
         return (

@@ -20,6 +20,8 @@ import zlib
 from pathlib import Path
 from typing import IO
 
+import zstandard
+
 from .errors import BrendaError
 
 HEADER_BYTES = 64
@@ -56,8 +58,6 @@ def decompressed_start(prefix: bytes) -> bytes:
     """The first bytes of a file's content, from the first bytes of the file as stored (zstd,
     gzip or plain)."""
     if prefix.startswith(ZSTD_MAGIC):
-        import zstandard
-
         reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(prefix))
         try:
             return reader.read(HEADER_BYTES)

@@ -15,11 +15,12 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from .aws.session import cloud_errors, make_client
-from .config import Config
-from .errors import BrendaError, StoreError
-from .progress import Progress
-from .urls import FileUrl, S3Url, parse_url
+from ..aws import s3
+from ..aws.session import cloud_errors, make_client
+from ..core.config import Config
+from ..core.errors import BrendaError, StoreError
+from ..core.progress import Progress
+from ..core.urls import FileUrl, S3Url, parse_url
 
 RECORDS = ".brenda/"
 FAILURES = RECORDS + "failures/"
@@ -126,7 +127,6 @@ class S3Store:
         return str(self.url)
 
     def put(self, path: Path, name: str, progress: Progress | None = None) -> None:
-        from .aws import s3
 
         key = self.url.key(check_name(name))
         with cloud_errors(f"storing {name} in {self.url}"):
@@ -135,7 +135,6 @@ class S3Store:
             )
 
     def get(self, name: str, path: Path) -> None:
-        from .aws import s3
 
         with cloud_errors(f"fetching {name} from {self.url}"):
             s3.download_file(
@@ -147,7 +146,6 @@ class S3Store:
             )
 
     def names(self, prefix: str = "") -> list[str]:
-        from .aws import s3
 
         start = len(self.url.prefix)
         with cloud_errors(f"listing {self.url}"):
@@ -160,13 +158,11 @@ class S3Store:
         return sorted(key for key in keys if not key.startswith(RECORDS))
 
     def put_text(self, name: str, text: str) -> None:
-        from .aws import s3
 
         with cloud_errors(f"storing {name} in {self.url}"):
             s3.write_text(self.client, self.url.bucket, self.url.key(check_name(name)), text)
 
     def get_text(self, name: str) -> str | None:
-        from .aws import s3
 
         with cloud_errors(f"reading {name} from {self.url}"):
             return s3.read_text(self.client, self.url.bucket, self.url.key(check_name(name)))

@@ -25,24 +25,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared import __version__, packing, work
-from shared.aws import s3
-from shared.aws.session import cloud_errors, make_client
-from shared.cli.common import (
-    ArgumentParser,
-    configure_logging,
-    help_text,
-    progress_bar,
-    run_command,
-    usage_errors,
-)
-from shared.config import Config, load_config
-from shared.content import ContentStore, default_hash_cache, folder_files, send_project
-from shared.costs import JobCost, Ledger, format_dollars, job_cost, stored_ledgers
-from shared.errors import BrendaError, TaskError, UsageError
-from shared.local import LOCAL_REGION, local_endpoint
-from shared.store import open_store
-from shared.tasks import (
+from OpenImageIO import ROI, ImageBuf, ImageBufAlgo, ImageSpec
+from rich.console import Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from brenda_node import sample_scene
+from brenda_node.blenders import blender_command
+
+from .. import __version__
+from ..aws import s3
+from ..aws.session import cloud_errors, make_client
+from ..core.config import Config, load_config
+from ..core.errors import BrendaError, TaskError, UsageError
+from ..core.urls import S3Url
+from ..jobs.costs import JobCost, Ledger, format_dollars, job_cost, stored_ledgers
+from ..outputs.store import open_store
+from ..project import packing
+from ..project.content import ContentStore, default_hash_cache, folder_files, send_project
+from ..tasks import queue as work
+from ..tasks.task import (
     RenderSettings,
     RenderTask,
     chunk_frames,
@@ -50,10 +53,15 @@ from shared.tasks import (
     render_tasks,
     tile_grid,
 )
-from shared.urls import S3Url
-
-from . import sample_scene
-from .blenders import blender_command
+from ..workstation.local_aws import LOCAL_REGION, local_endpoint
+from .common import (
+    ArgumentParser,
+    configure_logging,
+    help_text,
+    progress_bar,
+    run_command,
+    usage_errors,
+)
 
 PROG = "brenda"
 BUCKET = "brenda-demo"
@@ -296,7 +304,7 @@ def start_nodes(count: int, folder: Path, config_file: Path) -> list[subprocess.
         with (work_dir / "console").open("wb") as console:
             nodes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "brenda_node", "-c", str(config_file)],
+                    [sys.executable, "-m", "shared.cli.node", "-c", str(config_file)],
                     env=node_environ,
                     stdout=console,
                     stderr=subprocess.STDOUT,
@@ -321,10 +329,6 @@ def watch(
 ) -> list[dict[str, Any]]:
     """Show progress and copy each frame into ``frames_folder`` as soon as it is stored, until
     the nodes have exited."""
-    from rich.console import Group
-    from rich.live import Live
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-    from rich.table import Table
 
     store = open_store(config)
     wanted = set(job.frames)
@@ -368,7 +372,6 @@ def watch(
 
 
 def contact_sheet(frames: list[Path], target: Path) -> None:
-    from OpenImageIO import ROI, ImageBuf, ImageBufAlgo, ImageSpec
 
     images = [ImageBuf(str(path)) for path in frames]
     first = images[0].spec()

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``python -m brenda_node.fill_volume s3://BUCKET/KEY FOLDER``: extract a project archive into a
+"""``python -m shared.cli.fill_volume s3://BUCKET/KEY FOLDER``: extract a project archive into a
 mounted volume. Run by the EBS helper that ``brenda-ebs``/the add-on start to turn an uploaded
 project into a snapshot; the archive is checked exactly as a node checks it. No bpy module use.
 """
@@ -12,11 +12,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from shared.cli.common import run_command
-from shared.config import load_config
-from shared.urls import S3Url, parse_url
+from brenda_node.project import fetch_s3
 
-from .project import fetch_s3
+from ..core.config import load_config
+from ..core.urls import S3Url, parse_url
+from .common import run_command
 
 PROG = "brenda-fill-volume"
 

@@ -27,12 +27,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .aws import ec2, iam
-from .aws.session import cloud_errors, make_client
-from .config import Config
-from .errors import BrendaError, UsageError
+from ..aws import ec2, iam
+from ..aws.session import cloud_errors, make_client
+from ..core.config import Config
+from ..core.errors import BrendaError, UsageError
+from ..core.urls import SqsUrl
+from ..jobs.registry import JobRegistry
+from .fleet import cheapest_spot_price, node_image, require_profile, security_group_id, user_data
 from .quotas import fit_spot_quota
-from .urls import SqsUrl
 
 POLICY = "brenda-backlog-per-node"
 TASKS_PER_NODE = 1.0
@@ -113,7 +115,6 @@ def fleet_types(config: Config, types: str | None) -> tuple[str, ...]:
 
 def cautious_spot_price(config: Config, types: Sequence[str]) -> float | None:
     """The dearest of the types' cheapest spot prices now, US$ per hour; None if none is known."""
-    from .fleet import cheapest_spot_price
 
     known = [found[0] for name in types if (found := cheapest_spot_price(config, name))]
     return max(known) if known else None
@@ -128,7 +129,6 @@ def plan_fleet(
     image: str | None,
     budget: float | None = None,
 ) -> FleetPlan:
-    from .fleet import node_image, user_data
 
     if maximum < 1:
         raise UsageError(f"The fleet's maximum (-N) must be 1 or more, not {maximum}.")
@@ -142,8 +142,6 @@ def plan_fleet(
     if queue is not None:
         queues: tuple[str, ...] = (queue.queue,)
     else:
-        from .jobs import JobRegistry
-
         queues = tuple(JobRegistry(config).sizing_queues(MAX_SIZED_QUEUES))
     return FleetPlan(
         farm=farm,
@@ -257,10 +255,9 @@ def follow_jobs(config: Config, sizing_queues: Callable[[int], list[str]]) -> bo
 
 def ensure_fleet(config: Config, plan: FleetPlan) -> str:
     """Make or update the farm's launch template, group and scaling policy; returns the group."""
-    from .fleet import ec2_client, require_profile, security_group_id
 
     group = group_name(plan.farm)
-    client = ec2_client(config)
+    client = ec2.connect(config)
     with cloud_errors(f"making the Auto Scaling group {group}"):
         require_profile(config, plan.profile)
         data = {
@@ -353,7 +350,6 @@ def stop_fleet(config: Config, reason: str, group: str | None = None) -> list[st
     other and lets the group take it (a protected node busy with the queue would otherwise
     render on). ``group``: the farm's unless named. Returns the nodes drained; None if there is
     no such group."""
-    from .fleet import ec2_client
 
     group = group or group_name(str(config.text("FARM")))
     with cloud_errors(f"stopping the Auto Scaling group {group}"):
@@ -365,7 +361,7 @@ def stop_fleet(config: Config, reason: str, group: str | None = None) -> list[st
             AutoScalingGroupName=group, MinSize=0, MaxSize=0, DesiredCapacity=0
         )
         instances = [item["InstanceId"] for item in described["Instances"]]
-        client = ec2_client(config)
+        client = ec2.connect(config)
         for start in range(0, len(instances), TAGGED_AT_ONCE):
             client.create_tags(
                 Resources=instances[start : start + TAGGED_AT_ONCE],

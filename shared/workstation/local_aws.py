@@ -12,8 +12,8 @@ import os
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 
-from .errors import BrendaError
-from .http import http_session
+from ..core.errors import BrendaError
+from ..core.http import http_session
 
 LOCAL_REGION = "us-east-1"
 
@@ -46,7 +46,7 @@ def local_endpoint(environ: MutableMapping[str, str] | None = None) -> Iterator[
     The endpoint starts empty. The variables that were set before are restored afterwards.
     """
     try:
-        from moto.server import ThreadedMotoServer
+        from moto.server import ThreadedMotoServer  # noqa: PLC0415 - moto: the [local] extra only
     except ImportError as error:
         raise BrendaError(
             "The local AWS endpoint needs moto's server: pip install 'brenda[local]'."

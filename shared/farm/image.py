@@ -25,19 +25,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .aws import ec2
-from .aws.session import cloud_errors, make_client
-from .config import Config
-from .errors import BrendaError, ConfigError
+from ..aws import ec2, s3
+from ..aws.session import cloud_errors, make_client
+from ..core.config import Config
+from ..core.errors import BrendaError, ConfigError
+from ..core.urls import S3Url
 from .releases import RELEASE_VERSION
-from .urls import S3Url
 
 log = logging.getLogger(__name__)
 
 UBUNTU_PARAMETER = (
     "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
 )
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 RECIPE_FILES = ("build-node-image.sh", "brenda-node.service", "brenda-sudoers")
 BUILDER_ROLE = "image-builder"
 BUILDER_TYPE = "c7i.large"
@@ -168,7 +168,6 @@ def _presigned(client: Any, method: str, bucket: str, key: str) -> str:
 
 def _said(client: Any, plan: ImagePlan) -> bool:
     """True once the builder said it is done; raises with its log's end if it failed."""
-    from .aws import s3
 
     prefix = plan.word.prefix + plan.build
     if s3.head(client, plan.word.bucket, prefix + ".done") is not None:
@@ -208,7 +207,6 @@ def build_image(
     config: Config, plan: ImagePlan, *, wait: Callable[[float], bool], say: Callable[[str], None]
 ) -> str:
     """Build the node image as ``plan`` says; its id. The builder is terminated in any case."""
-    from .aws import s3
 
     s3_client, client = make_client("s3", config), make_client("ec2", config)
     with tempfile.TemporaryDirectory(prefix="brenda-image-") as scratch:

@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .aws.session import cloud_errors, make_client
-from .config import Config
-from .errors import BrendaError
-from .store import LEDGERS, OutputStore
+from ..aws.session import cloud_errors, make_client
+from ..core.config import Config
+from ..core.errors import BrendaError
+from ..outputs.store import LEDGERS, OutputStore
 
 log = logging.getLogger(__name__)
 

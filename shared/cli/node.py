@@ -14,11 +14,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from shared.cli.common import ArgumentParser, add_common_options, help_text, run_command
-from shared.config import load_config, node_required
-from shared.errors import BrendaError
+from brenda_node.agent import Node, Stopper, shut_down
 
-from .agent import Node, Stopper, shut_down
+from ..core.config import load_config, node_required
+from ..core.errors import BrendaError
+from .common import ArgumentParser, add_common_options, help_text, run_command
 
 PROG = "brenda-node"
 
@@ -102,3 +102,7 @@ def run(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_command(PROG, run, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from .errors import TaskError
+from ..core.errors import TaskError
 
 TASK_FORMAT_VERSION = 1
 MAX_MESSAGE_BYTES = 262_144

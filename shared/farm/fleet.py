@@ -20,16 +20,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .aws import ec2, iam
-from .aws.session import cloud_errors, make_client, make_session, region_for
-from .config import Config, node_required
-from .errors import BrendaError, ConfigError, UsageError
-from .http import http_session
+from ..aws import ec2, iam
+from ..aws.session import cloud_errors, make_client, make_session, region_for
+from ..core.config import Config, node_required
+from ..core.errors import BrendaError, ConfigError, UsageError
+from ..core.http import http_session
+from ..core.urls import EbsUrl, S3Url, SqsUrl
+from ..jobs.costs import ON_DEMAND_PRICES
+from ..jobs.registry import queue_name
 from .image import latest_image
-from .jobs import queue_name
 from .quotas import fit_spot_quota
 from .releases import releases_url
-from .urls import EbsUrl, S3Url, SqsUrl
 
 log = logging.getLogger(__name__)
 
@@ -229,11 +230,6 @@ def require_profile(config: Config, profile: str) -> None:
         )
 
 
-def ec2_client(config: Config) -> Any:
-    with cloud_errors("connecting to EC2"):
-        return make_client("ec2", config)
-
-
 def security_group_id(client: Any, name: str) -> str:
     group = ec2.find_security_group(client, name)
     if group is None:
@@ -253,7 +249,7 @@ def _network(client: Any, plan: LaunchPlan) -> dict[str, Any]:
 
 def launch(config: Config, plan: LaunchPlan) -> list[str]:
     """Start the nodes; returns instance ids, or spot request ids for persistent requests."""
-    client = ec2_client(config)
+    client = ec2.connect(config)
     with cloud_errors(f"launching {plan.count} {plan.instance_type} nodes"):
         require_profile(config, plan.profile)
         network = _network(client, plan)
@@ -300,7 +296,7 @@ def launch(config: Config, plan: LaunchPlan) -> list[str]:
 
 
 def farm_state(config: Config) -> tuple[list[ec2.Instance], list[ec2.SpotRequest]]:
-    client = ec2_client(config)
+    client = ec2.connect(config)
     farm = str(config.text("FARM"))
     with cloud_errors(f"listing the nodes of farm {farm}"):
         return ec2.instances(client, farm), ec2.spot_requests(client, farm)
@@ -311,7 +307,7 @@ def stop(
 ) -> list[str]:
     """Terminate (or stop) the farm's instances, cancelling their spot requests first; nodes
     ``draining`` (of its stopped fleet) are left to finish their task unless ``terminate``."""
-    client = ec2_client(config)
+    client = ec2.connect(config)
     farm = str(config.text("FARM"))
     with cloud_errors(f"listing the nodes of farm {farm}"):
         nodes = [
@@ -330,7 +326,7 @@ def shut_down(
     """Terminate ``nodes`` (their spot requests cancelled first), or stop on-demand ones."""
     if not nodes:
         return
-    client = client or ec2_client(config)
+    client = client or ec2.connect(config)
     ids = [node.id for node in nodes]
     with cloud_errors(f"shutting down {', '.join(ids)}"):
         if not terminate:
@@ -349,7 +345,7 @@ def shut_down(
 
 def cancel(config: Config, *, dry_run: bool) -> list[str]:
     """Cancel the farm's open spot requests (running nodes keep running)."""
-    client = ec2_client(config)
+    client = ec2.connect(config)
     farm = str(config.text("FARM"))
     with cloud_errors(f"cancelling the spot requests of farm {farm}"):
         ids = [
@@ -384,7 +380,6 @@ class TypePrice:
 
 def gpu_prices(config: Config) -> list[TypePrice]:
     """What each GPU type costs now: its cheapest spot zone, and its on-demand list price."""
-    from .costs import ON_DEMAND_PRICES
 
     found = []
     for instance_type in GPU_INSTANCE_TYPES:
@@ -408,7 +403,7 @@ def cheapest_spot_price(config: Config, instance_type: str) -> tuple[float, str]
 
 
 def spot_prices(config: Config, instance_type: str) -> dict[str, tuple[float, Any]]:
-    client = ec2_client(config)
+    client = ec2.connect(config)
     with cloud_errors(f"reading spot prices of {instance_type}"):
         return ec2.latest_spot_prices(client, instance_type)
 
@@ -473,7 +468,7 @@ def init(config: Config, *, key_pair: bool = True, security_group: bool = True) 
     cidr = caller_cidr(config) if security_group else "-"
     if key_pair:
         private_key_path(key_name)
-    client = ec2_client(config)
+    client = ec2.connect(config)
     key_note = "skipped"
     if key_pair:
         key_note = _ensure_key_pair(client, config, key_name)

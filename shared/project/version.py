@@ -17,11 +17,13 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from .blend_header import COMPRESSED_PREFIX_BYTES, read_version, saved_by
-from .config import Config
+from ..aws import s3
+from ..aws.session import cloud_errors, make_client
+from ..core.blend_header import COMPRESSED_PREFIX_BYTES, read_version, saved_by
+from ..core.config import Config
+from ..core.errors import BrendaError
+from ..core.urls import FileUrl, S3Url, parse_url
 from .content import ContentStore, Manifest, is_manifest, projects_of
-from .errors import BrendaError
-from .urls import FileUrl, S3Url, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,6 @@ def _from_folder(folder: Path, blend: str | None) -> str | None:
 
 
 def _from_manifest(client: Any, url: S3Url, blend: str | None) -> str | None:
-    from .aws import s3
 
     key = url.prefix.rstrip("/")
     text = s3.read_text(client, url.bucket, key)
@@ -105,8 +106,6 @@ def project_blender(config: Config, project: str, blend: str | None) -> str | No
                 return _from_tar(stream, blend, str(url))
         return None
     assert isinstance(url, S3Url)
-    from .aws import s3
-    from .aws.session import cloud_errors, make_client
 
     key = url.prefix.rstrip("/")
     with cloud_errors(f"reading the Blender version of {project}"):

@@ -31,15 +31,15 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Generic, TypeVar
 
-from .aws import s3
-from .aws.session import cloud_errors, make_client
-from .aws.sqs import QueueCounts, WorkQueue
-from .config import Config
-from .costs import JobCost, Ledger, format_dollars, format_duration, job_cost
-from .errors import BrendaError, UsageError
-from .progress import Progress
-from .store import LEDGERS
-from .tasks import (
+from ..aws import s3
+from ..aws.session import cloud_errors, make_client
+from ..aws.sqs import QueueCounts, WorkQueue
+from ..core.config import Config
+from ..core.errors import BrendaError, UsageError
+from ..core.progress import Progress
+from ..core.urls import S3Url, parse_url
+from ..outputs.store import LEDGERS
+from ..tasks.task import (
     Environment,
     FrameChunk,
     RenderSettings,
@@ -51,7 +51,7 @@ from .tasks import (
     render_tasks,
     tile_grid,
 )
-from .urls import S3Url, parse_url
+from .costs import JobCost, Ledger, format_dollars, format_duration, job_cost
 
 log = logging.getLogger(__name__)
 Parsed = TypeVar("Parsed")
@@ -235,7 +235,6 @@ class JobRegistry:
             raise
         made = replace(job, tasks=sent)
         self.write(made)
-        self.resize_fleet()
         return made
 
     def set_state(self, job_id: str, state: str) -> Job:
@@ -303,15 +302,7 @@ class JobRegistry:
         progress: Progress | None = None,
     ) -> str:
         """Pause, resume, cancel, reprioritise (``priority``), retry or re-queue the missing
-        frames of a job; returns what happened, as a sentence. The farm's self-sizing fleet, if
-        it has one, then follows the jobs active now."""
-        done = self._control(job_id, action, priority=priority, progress=progress)
-        self.resize_fleet()
-        return done
-
-    def _control(
-        self, job_id: str, action: str, *, priority: int | None, progress: Progress | None
-    ) -> str:
+        frames of a job; returns what happened, as a sentence."""
         if action == "retry":
             return f"Job {job_id}: {self.retry(job_id)} dead-lettered tasks back to work."
         if action == "missing":
@@ -346,18 +337,6 @@ class JobRegistry:
                 if len(queues) == limit:
                     break
         return queues
-
-    def resize_fleet(self) -> None:
-        """Point the farm's Auto Scaling group, if it has one, at the jobs active now (a farm
-        with WORK_QUEUE set follows that queue alone, as its nodes do)."""
-        from .autoscale import follow_jobs
-
-        if self.config.get("WORK_QUEUE") is not None:
-            return
-        try:
-            follow_jobs(self.config, self.sizing_queues)
-        except BrendaError as error:
-            log.warning("the farm's fleet does not follow this change: %s", error)
 
     def counts(self, job: Job) -> QueueCounts | None:
         queue = self.queue(job)

@@ -14,11 +14,11 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from .aws import ec2, iam
-from .aws.session import cloud_errors
-from .config import Config
-from .errors import BrendaError, ConfigError, UsageError
-from .fleet import ec2_client, security_group_id
+from ..aws import ec2, iam
+from ..aws.session import cloud_errors
+from ..core.config import Config
+from ..core.errors import BrendaError, ConfigError, UsageError
+from .fleet import security_group_id
 from .image import latest_image
 
 HELPER_ROLE_TAG = ec2.ROLE_TAG
@@ -65,7 +65,7 @@ def helper_user_data(*, format_volume: bool, owner: str, fill_from: str | None =
     ]
     if fill_from is not None:
         steps += [
-            f"{NODE_PYTHON} -m brenda_node.fill_volume {shlex.quote(fill_from)} {MOUNT_POINT}",
+            f"{NODE_PYTHON} -m shared.cli.fill_volume {shlex.quote(fill_from)} {MOUNT_POINT}",
             f"umount {MOUNT_POINT}",
             "shutdown -h now",
         ]
@@ -154,7 +154,7 @@ def _tags(farm: str, resource: str) -> dict[str, Any]:
 
 def start_helper(config: Config, plan: HelperPlan) -> tuple[str, str | None]:
     """Launch the helper; returns its instance id and its snapshot's id (existing)."""
-    client = ec2_client(config)
+    client = ec2.connect(config)
     with cloud_errors("starting the EBS helper"):
         volume: dict[str, Any] = {"VolumeType": "gp3", "DeleteOnTermination": False}
         snapshot_id = None
@@ -188,7 +188,7 @@ def start_helper(config: Config, plan: HelperPlan) -> tuple[str, str | None]:
 
 def snapshot_helper_volume(config: Config, name: str) -> str:
     """Snapshot the farm's helper volume as ``name``; returns the snapshot id."""
-    client = ec2_client(config)
+    client = ec2.connect(config)
     farm = str(config.text("FARM"))
     with cloud_errors(f"snapshotting the EBS helper volume of farm {farm}"):
         volumes = client.describe_volumes(

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .aws.session import cloud_errors, make_client
-from .config import Config
-from .errors import BrendaError, CloudError
+from ..aws import ec2
+from ..aws.session import cloud_errors, make_client
+from ..core.config import Config
+from ..core.errors import BrendaError, CloudError
 
 
 @dataclass(frozen=True)
@@ -113,9 +114,8 @@ def _raise_command(quota: SpotQuota, vcpus: float) -> str:
 def fit_spot_quota(config: Config, types: Sequence[str], wanted: int) -> QuotaFit:
     """Room for up to ``wanted`` spot nodes of ``types`` (each counted at the largest type's
     vCPUs, since the group may start any of them). Raises when not one node fits."""
-    from .fleet import ec2_client
 
-    client = ec2_client(config)
+    client = ec2.connect(config)
     with cloud_errors("reading the vCPUs of the instance types"):
         sizes = _vcpus(client, types)
     region = client.meta.region_name

@@ -17,12 +17,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.config import Config
+from ..core.errors import BrendaError
+from ..core.progress import Progress
+from ..jobs.registry import REPORT_COLUMNS, JobRegistry, frame_names, report_row
+from ..outputs.store import open_store_at
 from .autoscale import group_state
-from .config import Config
-from .errors import BrendaError
-from .jobs import REPORT_COLUMNS, JobRegistry, frame_names, report_row
-from .progress import Progress
-from .store import open_store_at
 
 log = logging.getLogger(__name__)
 

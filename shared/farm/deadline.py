@@ -17,9 +17,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .config import Config
-from .costs import format_dollars, format_duration, job_cost, stored_ledgers
-from .errors import BrendaError, UsageError
+from ..core.config import Config
+from ..core.errors import BrendaError, UsageError
+from ..jobs.costs import format_dollars, format_duration, job_cost, stored_ledgers
+from ..jobs.registry import JobRegistry
+from ..outputs.store import open_store
+from ..tasks.queue import status
 
 STARTUP_SECONDS = 300.0
 
@@ -61,11 +64,8 @@ class WorkLeft:
 
 def work_left(config: Config) -> WorkLeft:
     """The farm's work left, measured from its ledgers; raises where nothing was measured yet."""
-    from .work import status
 
     if config.get("WORK_QUEUE") is not None:
-        from .store import open_store
-
         ledgers = stored_ledgers(open_store(config))
         cost = job_cost(ledgers, running=0, now=0.0, stale=0.0)
         counts = status(config)
@@ -80,7 +80,6 @@ def work_left(config: Config) -> WorkLeft:
         return WorkLeft(
             tasks * per_task, per_task, f"{tasks:,} tasks of {format_duration(per_task)}"
         )
-    from .jobs import JobRegistry
 
     registry = JobRegistry(config)
     seconds = 0.0

@@ -24,9 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .blend_header import saved_by, version_key
-from .errors import BrendaError, Cancelled
-from .progress import Progress
+from blender_asset_tracer import blendfile, trace
+from blender_asset_tracer import pack as bat_pack
+from blender_asset_tracer.blendfile.exceptions import BlendFileError
+from blender_asset_tracer.trace import blocks2assets, expanders, result
+
+from ..core.blend_header import saved_by, version_key
+from ..core.errors import BrendaError, Cancelled
+from ..core.progress import Progress
+from .content import folder_files
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +228,6 @@ def human_bytes(size: int) -> str:
 @functools.cache
 def _bat() -> Any:
     """BAT's tracer, with Brenda's additions to its model registered once."""
-    from blender_asset_tracer import trace
-    from blender_asset_tracer.trace import blocks2assets, result
 
     # BAT warns about each missing file on stderr; Brenda's report says it once, better.
     logging.getLogger("blender_asset_tracer").addHandler(logging.NullHandler())
@@ -253,7 +257,6 @@ def _follow_node_trees_by_their_field() -> None:
     5.1 or 5.2 file (whose subversion starts again at 0) it misses the compositor's. Each owner's
     expander is wrapped to follow the tree in whichever field its DNA has; BAT reports each
     data-block once, so a tree it did follow is not counted twice."""
-    from blender_asset_tracer.trace import expanders
 
     for code in NODE_TREE_OWNERS:
         found = expanders._funcs_for_code[code.encode()]
@@ -346,8 +349,6 @@ def _locate(blend: Path, root: Path | None) -> tuple[Path, Path]:
 
 def scene_frames(blend: Path) -> tuple[int, int, int]:
     """The frame range (start, end, step) of the scene the .blend opens with."""
-    from blender_asset_tracer import blendfile
-    from blender_asset_tracer.blendfile.exceptions import BlendFileError
 
     blend, _ = _locate(blend, Path(os.path.abspath(blend)).parent)
     try:
@@ -375,7 +376,6 @@ def inspect(
 ) -> PackReport:
     """The preflight report for ``blend`` (and the add-ons to pack with it): what packing it
     would do. Writes nothing."""
-    from blender_asset_tracer.blendfile.exceptions import BlendFileError
 
     progress = progress or Progress()
     blend, root = _locate(blend, root)
@@ -489,7 +489,6 @@ def stage(
     )
     _stage(blend, root, folder, progress)
     _copy_addons(addons, folder)
-    from .content import folder_files
 
     files = []
     for name, path, _ in folder_files(folder):
@@ -517,7 +516,6 @@ def _stage(blend: Path, root: Path, staging: Path, progress: Progress) -> None:
 
     BAT's ``pack-info.txt`` (which .blend to open) stays at the top, which also keeps a node from
     taking a project whose files all sit in one folder for a folder-wrapped archive."""
-    from blender_asset_tracer import pack as bat_pack
 
     _bat()
     packer = _packer_class()(blend, root, str(staging))
@@ -558,7 +556,6 @@ def _write_archive(staging: Path, archive: Path, progress: Progress) -> None:
 
 
 def _packer_class() -> Any:
-    from blender_asset_tracer import pack as bat_pack
 
     class Packer(bat_pack.Packer):  # type: ignore[misc]
         """BAT's packer, keeping files that are used by an absolute path inside the root in their
@@ -596,6 +593,5 @@ class _ProgressAdapter:
 
 
 def _close_files() -> None:
-    from blender_asset_tracer import blendfile
 
     blendfile.close_all_cached()

@@ -35,14 +35,15 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from .aws import s3
-from .aws.session import cloud_errors
-from .errors import BrendaError
-from .progress import Progress
-from .urls import S3Url
+from ..aws import s3
+from ..aws.session import cloud_errors
+from ..core.errors import BrendaError
+from ..core.progress import Progress
+from ..core.urls import S3Url
 
 log = logging.getLogger(__name__)
 Item = TypeVar("Item")
@@ -404,7 +405,6 @@ def find_garbage(store: ContentStore, *, days: int, live: Iterable[str], now: fl
     """Content no manifest of the last ``days`` days uses, nor one a pointer or ``live`` (the
     URLs jobs render) names. Content younger than ``days`` stays too: an upload sends its files
     before its manifest."""
-    from datetime import UTC, datetime, timedelta
 
     client, bucket = store.client, store.projects.bucket
     cutoff = datetime.fromtimestamp(now, UTC) - timedelta(days=days)

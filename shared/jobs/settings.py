@@ -4,7 +4,7 @@
 The add-on copies its preferences and the scene's settings into these frozen dataclasses on the
 main thread (``brenda_addon/scene_info.py``); everything after that, in any thread, works on
 them: the settings become a ``Config`` like ``~/.brenda.conf`` would give, the job becomes a
-farm job (``shared.jobs``) of the packed project (``packing``).
+farm job (``shared.jobs.registry``) of the packed project (``packing``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import os
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from .config import Config, load_config
-from .errors import BrendaError
-from .jobs import Job, make_job
-from .packing import Addon
-from .project_blender import job_blender
-from .tasks import Environment, FrameRange, RenderSettings
+from ..aws import s3
+from ..aws.session import cloud_errors, make_client, make_session, region_for
+from ..core.config import Config, load_config
+from ..core.errors import BrendaError
+from ..project.packing import Addon
+from ..project.version import job_blender
+from ..tasks.task import Environment, FrameRange, RenderSettings
+from .registry import Job, make_job
 
 PROJECT_PREFIX = "projects/"
 OUTPUT_PREFIX = "frames/"
@@ -158,8 +160,6 @@ def farm_config(farm: FarmSettings, job: JobSettings | None = None) -> Config:
 
 def ensure_output_bucket(farm: FarmSettings, config: Config) -> None:
     """Create the (private) output bucket if it does not exist, so nodes can store frames."""
-    from .aws import s3
-    from .aws.session import cloud_errors, make_client, make_session, region_for
 
     with cloud_errors(f"preparing the output bucket s3://{farm.output_bucket}"):
         client = make_client("s3", config)

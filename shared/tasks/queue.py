@@ -12,14 +12,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from .aws.session import cloud_errors, make_client
-from .aws.sqs import QueueCounts, WorkQueue
-from .config import Config
-from .errors import BrendaError, TaskError
-from .progress import Progress
-from .store import OutputStore, failure_name
-from .tasks import Task, decode_task, encode_task, title
-from .urls import SqsUrl
+from ..aws.session import cloud_errors, make_client
+from ..aws.sqs import QueueCounts, WorkQueue
+from ..core.config import Config
+from ..core.errors import BrendaError, TaskError
+from ..core.progress import Progress
+from ..core.urls import SqsUrl
+from ..outputs.store import OutputStore, failure_name, open_store
+from .task import Task, decode_task, encode_task, title
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,6 @@ class DeadTask:
 
 def dead_letters(config: Config, limit: int = 10) -> list[DeadTask]:
     """Up to ``limit`` dead-lettered tasks with the last error recorded for each."""
-    from .store import open_store
 
     queue = open_queue(config)
     if queue is None:
