@@ -58,7 +58,7 @@ STUDIO_FILES = 21
 INSPECT = """
 import json, sys
 from pathlib import Path
-from shared import packing
+from shared.project import packing
 report = packing.inspect(Path(sys.argv[1]))
 print(json.dumps([report.files, [item.path for item in report.blocking], report.blender]))
 """
