@@ -153,7 +153,7 @@ def project_store(farm: FarmSettings, job: JobSettings) -> ContentStore:
         s3.ensure_bucket(
             client, farm.project_bucket, region_for("s3", config, make_session(config))
         )
-    return ContentStore(client, config.require_url("FARM_PROJECTS", S3Url))
+    return ContentStore(client, config.url("FARM_PROJECTS", S3Url))
 
 
 def upload(farm: FarmSettings, job: JobSettings, archive: Path, progress: Progress) -> str:
@@ -264,7 +264,7 @@ def push_job(farm: FarmSettings, job: JobSettings, progress: Progress) -> str:
 
     config = farm_config(farm, job)
     with cloud_errors(f"looking for the uploaded project in s3://{farm.project_bucket}"):
-        projects = config.require_url("FARM_PROJECTS", S3Url)
+        projects = config.url("FARM_PROJECTS", S3Url)
         store = ContentStore(make_client("s3", config), projects)
         version = store.latest(job.job_name)
     if version is None:

@@ -34,7 +34,7 @@ def defaults_from_brenda_conf() -> dict[str, str]:
         ("AMI_ID", "ami"),
         ("SSH_KEY_NAME", "key_name"),
     ):
-        value = config.text(key)
+        value = config.optional_text(key)
         if value:
             found[name] = value
     return found

@@ -453,7 +453,7 @@ def node_name() -> str:
 
 
 def open_work_queue(config: Config) -> WorkQueue:
-    url = config.require_url("WORK_QUEUE", SqsUrl)
+    url = config.url("WORK_QUEUE", SqsUrl)
     with cloud_errors(f"opening {url}"):
         client = make_client("sqs", config)
         queue = WorkQueue.open(client, url.queue, dead_letters=False)
@@ -497,9 +497,7 @@ class Node:
         self.drain_reason: str | None = None
         """Set when the node's fleet was stopped: it takes no more tasks."""
         self.metadata = (
-            MetadataClient(str(config.text("METADATA_URL")))
-            if config.flag("RUNNING_ON_EC2")
-            else None
+            MetadataClient(config.text("METADATA_URL")) if config.flag("RUNNING_ON_EC2") else None
         )
 
     def run(self, *, dry_run: bool = False) -> str:
@@ -515,7 +513,7 @@ class Node:
         if self.metadata is not None:
             self.protection = ScaleInProtection(config, self.metadata)
             self.budget = BudgetWatch(config, self.protection)
-        if config.get("WORK_QUEUE") is None:
+        if config.serves_jobs:
             return "dry run: jobs are fetched as they come" if dry_run else self._serve_jobs()
         self.state.show(state="fetching project")
         volumes = EbsVolumes(config, LinuxBlockDevices())
@@ -1033,9 +1031,7 @@ def cancel_own_spot_request(config: Config) -> None:
     start another node once this one powers off (the original did this too)."""
 
     try:
-        instance = MetadataClient(str(config.text("METADATA_URL"))).get(
-            "/latest/meta-data/instance-id"
-        )
+        instance = MetadataClient(config.text("METADATA_URL")).get("/latest/meta-data/instance-id")
         if instance is None:
             return
         with cloud_errors("cancelling this node's spot request"):
@@ -1052,7 +1048,7 @@ def shut_down(config: Config) -> None:
     """Power the machine off (DONE=shutdown), cancelling its own spot request first."""
     if config.flag("RUNNING_ON_EC2"):
         cancel_own_spot_request(config)
-    command = shlex.split(str(config.text("SHUTDOWN_COMMAND")))
+    command = shlex.split(config.text("SHUTDOWN_COMMAND"))
     log.warning("shutting down: %s", " ".join(command))
     try:
         subprocess.run(command, check=True)

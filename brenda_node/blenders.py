@@ -107,10 +107,10 @@ def program_version(command: Sequence[str]) -> str:
 
 def programs(config: Config) -> list[str | None]:
     """The Blender programs the settings name; None stands for "find Blender" (BLENDER unset)."""
-    listed = config.text("BLENDERS")
+    listed = config.optional_text("BLENDERS")
     if listed:
         return [item.strip() for item in listed.split(",") if item.strip()]
-    return [config.text("BLENDER")]
+    return [config.optional_text("BLENDER")]
 
 
 class Blenders:

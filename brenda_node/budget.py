@@ -88,7 +88,7 @@ class BudgetWatch:
         cost by their end: every job's ledgers, or those beside RENDER_OUTPUT for a farm with
         one queue."""
         config = self.config
-        if config.get("WORK_QUEUE") is not None:
+        if not config.serves_jobs:
             ledgers = stored_ledgers(open_store(config))
             cost = job_cost(
                 ledgers, running=len(ledgers), now=time.time(), stale=config.integer("TASK_TIMEOUT")

@@ -101,7 +101,7 @@ class EbsVolumes:
     def _connect(self) -> None:
         if self._client is not None:
             return
-        metadata = MetadataClient(str(self.config.text("METADATA_URL")))
+        metadata = MetadataClient(self.config.text("METADATA_URL"))
         try:
             instance = metadata.get("/latest/meta-data/instance-id")
             zone = metadata.get("/latest/meta-data/placement/availability-zone")
@@ -127,7 +127,7 @@ class EbsVolumes:
                 SnapshotId=snapshot,
                 AvailabilityZone=self._zone,
                 VolumeType="gp3",
-                TagSpecifications=ec2.farm_tags(str(self.config.text("FARM")), "volume"),
+                TagSpecifications=ec2.farm_tags(self.config.text("FARM"), "volume"),
             )["VolumeId"]
             self.attached.append(Attached(volume, attached_as, folder))
             client.get_waiter("volume_available").wait(VolumeIds=[volume])

@@ -357,7 +357,7 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
     if cached is not None:
         log.info("project %s already built in %s", origin, work)
         return cached
-    store = Path(str(config.text("WORK_DIR"))).resolve() / "content"
+    store = Path(config.text("WORK_DIR")).resolve() / "content"
     store.mkdir(parents=True, exist_ok=True)
     with cloud_errors(f"fetching the project {origin}"):
         client = make_client("s3", config, pool=config.integer("CURL_MAX_THREADS"))
@@ -461,7 +461,7 @@ def fetch_url(url: object, config: Config, work: Path, volumes: EbsVolumes | Non
     if isinstance(url, S3Url) and is_manifest(url.prefix):
         return fetch_manifest(url, work, config)
     if isinstance(url, S3Url):
-        always = bool(config.flag("BLENDER_PROJECT_ALWAYS_REFETCH"))
+        always = config.flag("BLENDER_PROJECT_ALWAYS_REFETCH")
         return fetch_s3(url, work, config, always=always)
     if isinstance(url, EbsUrl):
         if volumes is None:

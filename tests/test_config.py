@@ -4,11 +4,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from shared.core.config import SETTINGS_BY_KEY, load_config, read_config_file
+from shared.core.config import (
+    SETTINGS_BY_KEY,
+    Config,
+    load_config,
+    node_required,
+    read_config_file,
+)
 from shared.core.errors import ConfigError
 from shared.core.urls import EbsUrl, FileUrl, S3Url, SqsUrl
 
@@ -57,11 +64,11 @@ def test_every_original_key_is_understood(tmp_path: Path, caplog: pytest.LogCapt
         config = load_config(config_file)
     assert caplog.records == []
     assert set(ORIGINAL_KEYS) <= set(SETTINGS_BY_KEY)
-    assert config.require_url("WORK_QUEUE", SqsUrl) == SqsUrl("frames")
-    assert config.require_url("RENDER_OUTPUT", S3Url) == S3Url("my-frames", "shot1/")
+    assert config.url("WORK_QUEUE", SqsUrl) == SqsUrl("frames")
+    assert config.url("RENDER_OUTPUT", S3Url) == S3Url("my-frames", "shot1/")
     assert config.integer("VISIBILITY_TIMEOUT") == 120
-    assert config.number("BID_PRICE") == 0.07
-    assert config.flag("USE_ISTORE") is True
+    assert config.optional_number("BID_PRICE") == 0.07
+    assert config.optional_flag("USE_ISTORE") is True
     assert config.done_mode() == "shutdown"
 
 
@@ -74,7 +81,7 @@ def test_defaults_without_any_file() -> None:
     assert config.integer("N_RETRIES") == 5
     assert config.text("WORK_DIR") == "."
     assert config.done_mode() == "exit"
-    assert config.url("WORK_QUEUE", SqsUrl) is None
+    assert config.optional_url("WORK_QUEUE", SqsUrl) is None
 
 
 def test_file_format_quotes_and_expansion(
@@ -100,9 +107,9 @@ def test_file_format_quotes_and_expansion(
     )
     with caplog.at_level(logging.WARNING):
         config = load_config(config_file)
-    assert config.require_url("WORK_QUEUE", SqsUrl) == SqsUrl("q_shot9")
-    assert config.require_url("RENDER_OUTPUT", S3Url) == S3Url("frames-bucket", "shot9/")
-    assert config.text("AMI_ID") == "ami-$SHOT"
+    assert config.url("WORK_QUEUE", SqsUrl) == SqsUrl("q_shot9")
+    assert config.url("RENDER_OUTPUT", S3Url) == S3Url("frames-bucket", "shot9/")
+    assert config.optional_text("AMI_ID") == "ami-$SHOT"
     assert config.text("INSTANCE_TYPE") == "c7i.large # not a comment"
     assert config.text("SSH_KEY_NAME") == "brenda"
     assert config.text("SECURITY_GROUP") == "brenda"
@@ -121,9 +128,9 @@ def test_precedence_flag_over_environment_over_file(
     monkeypatch.setenv("BRENDA_BID_PRICE", "0.2")
     monkeypatch.setenv("BRENDA_INSTANCE_TYPE", "b.env")
     config = load_config(config_file, overrides={"BID_PRICE": ("0.3", "option -p")})
-    assert config.number("BID_PRICE") == 0.3
+    assert config.optional_number("BID_PRICE") == 0.3
     assert config.text("INSTANCE_TYPE") == "b.env"
-    assert config.text("AMI_ID") == "ami-f"
+    assert config.optional_text("AMI_ID") == "ami-f"
     assert config.origins["BID_PRICE"] == "option -p"
     assert config.origins["INSTANCE_TYPE"] == "environment variable BRENDA_INSTANCE_TYPE"
     assert config.origins["AMI_ID"] == f"{config_file}, line 3"
@@ -142,12 +149,12 @@ def test_config_file_lookup(
 ) -> None:
     home_file = write(isolated_environment / ".brenda.conf", "WORK_QUEUE=sqs://from-home\n")
     assert load_config().file == home_file
-    assert load_config().require_url("WORK_QUEUE", SqsUrl) == SqsUrl("from-home")
+    assert load_config().url("WORK_QUEUE", SqsUrl) == SqsUrl("from-home")
     env_file = write(tmp_path / "env.conf", "WORK_QUEUE=sqs://from-env\n")
     monkeypatch.setenv("BRENDA_CONFIG", str(env_file))
-    assert load_config().require_url("WORK_QUEUE", SqsUrl) == SqsUrl("from-env")
+    assert load_config().url("WORK_QUEUE", SqsUrl) == SqsUrl("from-env")
     flag_file = write(tmp_path / "flag.conf", "WORK_QUEUE=sqs://from-flag\n")
-    assert load_config(flag_file).require_url("WORK_QUEUE", SqsUrl) == SqsUrl("from-flag")
+    assert load_config(flag_file).url("WORK_QUEUE", SqsUrl) == SqsUrl("from-flag")
 
 
 def test_named_config_files_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -209,11 +216,45 @@ def test_bad_environment_and_flag_values_name_their_origin(monkeypatch: pytest.M
 
 def test_missing_required_key_says_how_to_set_it() -> None:
     with pytest.raises(ConfigError) as caught:
-        load_config().require_url("WORK_QUEUE", SqsUrl)
+        load_config().url("WORK_QUEUE", SqsUrl)
     assert str(caught.value) == (
         "WORK_QUEUE is not set: add WORK_QUEUE=... to ~/.brenda.conf or set BRENDA_WORK_QUEUE "
         "(the work queue: sqs://NAME)."
     )
+
+
+@pytest.mark.parametrize(
+    ("read", "key"),
+    [
+        (lambda config: config.text("AMI_ID"), "AMI_ID"),
+        (lambda config: config.number("BID_PRICE"), "BID_PRICE"),
+        (lambda config: config.flag("USE_ISTORE"), "USE_ISTORE"),
+        (lambda config: config.url("FARM_OUTPUTS", S3Url), "FARM_OUTPUTS"),
+    ],
+)
+def test_a_key_without_a_value_is_missing_never_none(
+    read: Callable[[Config], object], key: str
+) -> None:
+    config = load_config(environ={})
+    with pytest.raises(ConfigError, match=f"^{key} is not set: add {key}=..."):
+        read(config)
+    assert config.optional_text("AMI_ID") is None
+    assert config.optional_number("BID_PRICE") is None
+    assert config.optional_flag("USE_ISTORE") is None
+    assert config.optional_url("FARM_OUTPUTS", S3Url) is None
+
+
+def test_work_queue_alone_decides_a_farm_of_jobs() -> None:
+    jobs = load_config(environ={"BRENDA_FARM_OUTPUTS": "s3://frames/jobs/"})
+    assert jobs.work_queue() is None
+    assert jobs.serves_jobs
+    assert node_required(jobs) == ("FARM_OUTPUTS",)
+    queue = load_config(
+        environ={"BRENDA_FARM_OUTPUTS": "s3://frames/jobs/", "BRENDA_WORK_QUEUE": "sqs://q"}
+    )
+    assert queue.work_queue() == SqsUrl("q")
+    assert not queue.serves_jobs
+    assert node_required(queue) == ("WORK_QUEUE", "BLENDER_PROJECT", "RENDER_OUTPUT")
 
 
 def test_additional_ebs_and_legacy_shutdown(tmp_path: Path) -> None:
@@ -225,7 +266,7 @@ def test_additional_ebs_and_legacy_shutdown(tmp_path: Path) -> None:
     config = load_config(config_file)
     assert config.additional_ebs() == [EbsUrl("assets", "lib/x"), EbsUrl("snap-2", "textures")]
     assert config.done_mode() == "shutdown"
-    assert config.require_url("BLENDER_PROJECT", FileUrl) == FileUrl(Path("/projects/shot"))
+    assert config.url("BLENDER_PROJECT", FileUrl) == FileUrl(Path("/projects/shot"))
 
 
 def test_unknown_environment_setting_warns(
@@ -244,8 +285,8 @@ def test_a_byte_order_mark_does_not_hide_the_first_key(tmp_path: Path) -> None:
     path = tmp_path / "brenda.conf"
     path.write_bytes("\ufeffWORK_QUEUE=sqs://jobs\nDONE=poll\n".encode())
     config = load_config(path, environ={})
-    assert config.url("WORK_QUEUE", SqsUrl) == SqsUrl("jobs")
-    assert config.text("DONE") == "poll"
+    assert config.optional_url("WORK_QUEUE", SqsUrl) == SqsUrl("jobs")
+    assert config.optional_text("DONE") == "poll"
 
 
 @pytest.mark.parametrize("reassert", ["120", "200"])

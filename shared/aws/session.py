@@ -26,22 +26,23 @@ def make_session(config: Config) -> Any:
     import boto3  # noqa: PLC0415 - lazy boto3
     import botocore.exceptions  # noqa: PLC0415 - lazy boto3
 
+    profile = config.optional_text("AWS_PROFILE")
     try:
         return boto3.Session(
-            profile_name=config.text("AWS_PROFILE"),
-            aws_access_key_id=config.text("AWS_ACCESS_KEY"),
-            aws_secret_access_key=config.text("AWS_SECRET_KEY"),
+            profile_name=profile,
+            aws_access_key_id=config.optional_text("AWS_ACCESS_KEY"),
+            aws_secret_access_key=config.optional_text("AWS_SECRET_KEY"),
         )
     except botocore.exceptions.ProfileNotFound as error:
         raise CloudError(
-            f"AWS profile '{config.text('AWS_PROFILE')}' does not exist: check AWS_PROFILE and "
-            "~/.aws/config."
+            f"AWS profile '{error.kwargs.get('profile', profile)}' does not exist: check "
+            "AWS_PROFILE and ~/.aws/config."
         ) from error
 
 
 def region_for(service: str, config: Config, session: Any) -> str:
     key = REGION_KEYS.get(service)
-    configured = config.text(key) if key else None
+    configured = config.optional_text(key) if key else None
     return configured or session.region_name or DEFAULT_REGION
 
 
@@ -60,12 +61,8 @@ def make_client(service: str, config: Config, *, session: Any = None, pool: int 
         service,
         region_name=region_for(service, config, session),
         config=settings,
-        endpoint_url=config.text("ENDPOINT_URL"),
+        endpoint_url=config.optional_text("ENDPOINT_URL"),
     )
-
-
-def endpoint_of(client: Any) -> str:
-    return str(client.meta.endpoint_url)
 
 
 def error_code(error: BaseException) -> str:

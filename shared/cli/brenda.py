@@ -569,7 +569,7 @@ def run_upload(args: argparse.Namespace) -> int:
     if not target.exists():
         raise UsageError(f"{target} not found.")
     config = load_config(args.config)
-    projects = config.url("FARM_PROJECTS", S3Url)
+    projects = config.optional_url("FARM_PROJECTS", S3Url)
     if projects is None:
         raise UsageError(
             "brenda upload needs FARM_PROJECTS=s3://BUCKET/projects/ (the farm's store)."

@@ -73,7 +73,7 @@ def run(argv: Sequence[str]) -> int:
     for key in node_required(config):
         if config.get(key) is None:
             raise config.missing(key)
-    work = Path(str(config.text("WORK_DIR"))).expanduser().resolve()
+    work = Path(config.text("WORK_DIR")).expanduser().resolve()
     try:
         work.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -256,7 +256,7 @@ def cmd_price(args: argparse.Namespace, config: Config) -> int:
             demand = f"{row.on_demand:.4f}" if row.on_demand is not None else "-"
             print(f"  {row.instance_type:<14} spot {spot:<24} on-demand {demand}")
         return 0
-    instance_type = args.instance_type or str(config.text("INSTANCE_TYPE"))
+    instance_type = args.instance_type or config.text("INSTANCE_TYPE")
     prices = fleet.spot_prices(config, instance_type)
     print(f"Spot price of {instance_type}:")
     for zone, (price, stamp) in prices.items():
@@ -277,7 +277,7 @@ def cmd_image(args: argparse.Namespace, config: Config) -> int:
     if args.blender_versions is not None:
         with usage_errors():
             image.checked_versions(args.blender_versions)
-    versions = args.blender_versions or str(config.text("BLENDER_VERSIONS"))
+    versions = args.blender_versions or config.text("BLENDER_VERSIONS")
     plan = image.plan_image(config, versions, args.instance_type)
     for line in plan.lines():
         print(line)
@@ -322,7 +322,7 @@ def run(argv: Sequence[str]) -> int:
         )
         if draining is not None:
             print(
-                f"Fleet {autoscale.group_name(str(config.text('FARM')))}: 0 nodes wanted; "
+                f"Fleet {autoscale.group_name(config.text('FARM'))}: 0 nodes wanted; "
                 f"{len(draining)} node(s) finish their task and go."
             )
         ids = fleet.stop(

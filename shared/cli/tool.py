@@ -122,8 +122,8 @@ def report(results: list[HostResult]) -> int:
 
 def remote(template: str, config: Config) -> str:
     return template.format(
-        folder=shlex.quote(str(config.text("REMOTE_WORK_DIR"))),
-        pidfile=shlex.quote(str(config.text("REMOTE_PIDFILE"))),
+        folder=shlex.quote(config.text("REMOTE_WORK_DIR")),
+        pidfile=shlex.quote(config.text("REMOTE_PIDFILE")),
     )
 
 
@@ -204,7 +204,7 @@ def run(argv: Sequence[str]) -> int:
     if not hosts:
         print(f"Farm {config.text('FARM')} has no running nodes.")
         return 0
-    user = args.user or str(config.text("AWS_USER"))
+    user = args.user or config.text("AWS_USER")
     fanout = Fanout(config, user, config.integer("TOOL_THREADS"))
     if command == "ssh":
         line = " ".join(args.arguments)

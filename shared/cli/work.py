@@ -304,7 +304,7 @@ def cmd_push(args: argparse.Namespace, config: Config) -> int:
             encode_task(task)
         for task in tasks:
             sys.stdout.write(describe(task))
-        queue = config.url("WORK_QUEUE", SqsUrl)
+        queue = config.work_queue()
         target = str(queue) if queue else "the work queue (WORK_QUEUE is not set)"
         print(
             f"Dry run: {len(tasks)} tasks would go to {target}; nothing was sent.", file=sys.stderr
@@ -317,7 +317,7 @@ def cmd_push(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_status(config: Config) -> int:
-    queue = config.require_url("WORK_QUEUE", SqsUrl)
+    queue = config.url("WORK_QUEUE", SqsUrl)
     counts = work.status(config)
     if counts is None:
         print(f"Queue {queue} does not exist: nothing has been pushed.")
@@ -337,7 +337,7 @@ def cmd_status(config: Config) -> int:
 
 
 def cmd_reset(args: argparse.Namespace, config: Config) -> int:
-    queue = config.require_url("WORK_QUEUE", SqsUrl)
+    queue = config.url("WORK_QUEUE", SqsUrl)
     if not work.reset(config, hard=args.hard):
         print(f"Queue {queue} does not exist: nothing to reset.")
     elif args.hard:
@@ -419,8 +419,6 @@ def cmd_job(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_gc(args: argparse.Namespace, config: Config) -> int:
     projects = config.url("FARM_PROJECTS", S3Url)
-    if projects is None:
-        raise config.missing("FARM_PROJECTS")
     store = ContentStore(make_client("s3", config), projects)
     live = []
     if config.get("FARM_OUTPUTS") is not None:

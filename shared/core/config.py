@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import ConfigError
-from .urls import BrendaUrl, EbsUrl, parse_url
+from .urls import BrendaUrl, EbsUrl, SqsUrl, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,6 @@ class Setting:
     parse: Parser
     default: Value | None
     description: str
-
-    @property
-    def env_name(self) -> str:
-        return ENV_PREFIX + self.key
 
 
 def _text(value: str) -> str:
@@ -385,39 +381,54 @@ class Config:
             return value
         raise TypeError(f"setting {key} is a {type(value).__name__}, not {kind.__name__}")
 
-    def text(self, key: str) -> str | None:
+    def _required(self, key: str, kind: type[T]) -> T:
+        value = self._typed(key, kind)
+        if value is None:
+            raise self.missing(key)
+        return value
+
+    def text(self, key: str) -> str:
+        """The key's text; a key with no value (and no default) is a ConfigError naming it."""
+        return self._required(key, str)
+
+    def optional_text(self, key: str) -> str | None:
+        """The key's text, or None where it has no value."""
         return self._typed(key, str)
 
     def integer(self, key: str) -> int:
-        value = self._typed(key, int)
-        if value is None:
-            raise self.missing(key)
-        return value
+        return self._required(key, int)
 
-    def flag(self, key: str) -> bool | None:
+    def flag(self, key: str) -> bool:
+        return self._required(key, bool)
+
+    def optional_flag(self, key: str) -> bool | None:
         return self._typed(key, bool)
 
-    def number(self, key: str) -> float | None:
+    def number(self, key: str) -> float:
+        return self._required(key, float)
+
+    def optional_number(self, key: str) -> float | None:
         return self._typed(key, float)
 
-    def url(self, key: str, kind: type[T]) -> T | None:
+    def url(self, key: str, kind: type[T]) -> T:
+        return self._required(key, kind)
+
+    def optional_url(self, key: str, kind: type[T]) -> T | None:
         return self._typed(key, kind)
 
-    def require_url(self, key: str, kind: type[T]) -> T:
-        value = self.url(key, kind)
-        if value is None:
-            raise self.missing(key)
-        return value
+    def work_queue(self) -> SqsUrl | None:
+        """The farm's one work queue (WORK_QUEUE), or None for a farm of jobs, whose every job
+        has a queue of its own. This alone decides which of the two a farm is."""
+        return self.optional_url("WORK_QUEUE", SqsUrl)
 
-    def require_text(self, key: str) -> str:
-        value = self.text(key)
-        if value is None:
-            raise self.missing(key)
-        return value
+    @property
+    def serves_jobs(self) -> bool:
+        """A farm of jobs (no WORK_QUEUE): its nodes and fleet serve every active job."""
+        return self.work_queue() is None
 
     def done_mode(self) -> str:
         """The node's idle policy: DONE, else the legacy SHUTDOWN flag."""
-        done = self.text("DONE")
+        done = self.optional_text("DONE")
         if done is not None:
             return done
         return "shutdown" if self.flag("SHUTDOWN") else "exit"
@@ -450,7 +461,7 @@ JOBS_NODE_REQUIRED = ("FARM_OUTPUTS",)
 def node_required(config: Config) -> tuple[str, ...]:
     """The settings a node cannot start without: WORK_QUEUE with BLENDER_PROJECT and
     RENDER_OUTPUT, or, without WORK_QUEUE, FARM_OUTPUTS (the node serves every job of its farm)."""
-    if config.get("WORK_QUEUE") is None and config.get("FARM_OUTPUTS") is not None:
+    if config.serves_jobs and config.get("FARM_OUTPUTS") is not None:
         return JOBS_NODE_REQUIRED
     return NODE_REQUIRED
 

@@ -31,7 +31,6 @@ from ..aws import ec2, iam
 from ..aws.session import cloud_errors, make_client
 from ..core.config import Config
 from ..core.errors import BrendaError, UsageError
-from ..core.urls import SqsUrl
 from ..jobs.registry import JobRegistry
 from .fleet import cheapest_spot_price, node_image, require_profile, security_group_id, user_data
 from .quotas import fit_spot_quota
@@ -106,7 +105,7 @@ def described_group(scaling: Any, group: str) -> dict[str, Any] | None:
 
 def fleet_types(config: Config, types: str | None) -> tuple[str, ...]:
     """The instance types to mix: ``types`` (--types), else INSTANCE_TYPES, else INSTANCE_TYPE."""
-    listed = types or config.text("INSTANCE_TYPES") or config.text("INSTANCE_TYPE")
+    listed = types or config.optional_text("INSTANCE_TYPES") or config.text("INSTANCE_TYPE")
     chosen = tuple(item.strip() for item in str(listed).split(",") if item.strip())
     if not chosen or any("." not in item for item in chosen):
         raise UsageError(f"Instance types '{listed}' must be like c7i.2xlarge,c6i.2xlarge.")
@@ -137,8 +136,8 @@ def plan_fleet(
     if not 0 <= on_demand_base <= maximum:
         raise UsageError(f"--on-demand-base must be between 0 and -N ({maximum}).")
     chosen = fleet_types(config, types)
-    farm = str(config.text("FARM"))
-    queue = config.url("WORK_QUEUE", SqsUrl)
+    farm = config.text("FARM")
+    queue = config.work_queue()
     if queue is not None:
         queues: tuple[str, ...] = (queue.queue,)
     else:
@@ -149,8 +148,8 @@ def plan_fleet(
         maximum=maximum,
         on_demand_base=on_demand_base,
         image=node_image(config, image),
-        key_name=str(config.text("SSH_KEY_NAME")),
-        security_group=str(config.text("SECURITY_GROUP")),
+        key_name=config.text("SSH_KEY_NAME"),
+        security_group=config.text("SECURITY_GROUP"),
         profile=iam.role_name(farm),
         user_data=user_data(config),
         queues=queues,
@@ -244,7 +243,7 @@ def _follow(scaling: Any, group: str, queues: Sequence[str]) -> None:
 def follow_jobs(config: Config, sizing_queues: Callable[[int], list[str]]) -> bool:
     """Point the farm's group at its active jobs' queues, as ``sizing_queues(limit)`` lists
     them (after a submit or a job control); False if the farm has no group."""
-    group = group_name(str(config.text("FARM")))
+    group = group_name(config.text("FARM"))
     with cloud_errors(f"sizing the Auto Scaling group {group} on the farm's jobs"):
         scaling = make_client("autoscaling", config)
         if described_group(scaling, group) is None:
@@ -351,7 +350,7 @@ def stop_fleet(config: Config, reason: str, group: str | None = None) -> list[st
     render on). ``group``: the farm's unless named. Returns the nodes drained; None if there is
     no such group."""
 
-    group = group or group_name(str(config.text("FARM")))
+    group = group or group_name(config.text("FARM"))
     with cloud_errors(f"stopping the Auto Scaling group {group}"):
         scaling = make_client("autoscaling", config)
         described = described_group(scaling, group)
@@ -404,7 +403,7 @@ def interruptions(activities: list[dict[str, Any]]) -> int:
 
 
 def group_state(config: Config) -> GroupState | None:
-    group = group_name(str(config.text("FARM")))
+    group = group_name(config.text("FARM"))
     with cloud_errors(f"reading the Auto Scaling group {group}"):
         scaling = make_client("autoscaling", config)
         described = described_group(scaling, group)

@@ -65,7 +65,7 @@ class WorkLeft:
 def work_left(config: Config) -> WorkLeft:
     """The farm's work left, measured from its ledgers; raises where nothing was measured yet."""
 
-    if config.get("WORK_QUEUE") is not None:
+    if not config.serves_jobs:
         ledgers = stored_ledgers(open_store(config))
         cost = job_cost(ledgers, running=0, now=0.0, stale=0.0)
         counts = status(config)

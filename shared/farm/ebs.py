@@ -112,7 +112,7 @@ def plan_helper(
     mount: bool,
     fill_from: str | None = None,
 ) -> HelperPlan:
-    image = image or config.text("AMI_ID")
+    image = image or config.optional_text("AMI_ID")
     if not image:
         raise ConfigError("No image for the helper: give -a AMI or set AMI_ID.")
     if image == "latest":
@@ -124,21 +124,21 @@ def plan_helper(
     if not existing and snapshot:
         raise UsageError("-S applies to existing only; new makes an empty volume.")
     return HelperPlan(
-        farm=str(config.text("FARM")),
+        farm=config.text("FARM"),
         image=image,
-        instance_type=instance_type or str(config.text("EBS_MANAGE_INSTANCE_TYPE")),
-        zone=zone or config.text("EBS_MANAGE_AVAILABILITY_ZONE"),
+        instance_type=instance_type or config.text("EBS_MANAGE_INSTANCE_TYPE"),
+        zone=zone or config.optional_text("EBS_MANAGE_AVAILABILITY_ZONE"),
         size=size if not existing or size > 1 else None,
         snapshot=snapshot,
         mount=mount,
-        key_name=str(config.text("SSH_KEY_NAME")),
-        security_group=str(config.text("SECURITY_GROUP")),
+        key_name=config.text("SSH_KEY_NAME"),
+        security_group=config.text("SECURITY_GROUP"),
         user_data=helper_user_data(
-            format_volume=not existing, owner=str(config.text("AWS_USER")), fill_from=fill_from
+            format_volume=not existing, owner=config.text("AWS_USER"), fill_from=fill_from
         )
         if mount or fill_from
         else None,
-        profile=iam.role_name(str(config.text("FARM"))) if fill_from else None,
+        profile=iam.role_name(config.text("FARM")) if fill_from else None,
     )
 
 
@@ -189,7 +189,7 @@ def start_helper(config: Config, plan: HelperPlan) -> tuple[str, str | None]:
 def snapshot_helper_volume(config: Config, name: str) -> str:
     """Snapshot the farm's helper volume as ``name``; returns the snapshot id."""
     client = ec2.connect(config)
-    farm = str(config.text("FARM"))
+    farm = config.text("FARM")
     with cloud_errors(f"snapshotting the EBS helper volume of farm {farm}"):
         volumes = client.describe_volumes(
             Filters=[

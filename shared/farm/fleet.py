@@ -25,7 +25,7 @@ from ..aws.session import cloud_errors, make_client, make_session, region_for
 from ..core.config import Config, node_required
 from ..core.errors import BrendaError, ConfigError, UsageError
 from ..core.http import http_session
-from ..core.urls import EbsUrl, S3Url, SqsUrl
+from ..core.urls import EbsUrl, S3Url
 from ..jobs.costs import ON_DEMAND_PRICES
 from ..jobs.registry import queue_name
 from .image import latest_image
@@ -174,7 +174,7 @@ def plan_launch(
     if count < 1:
         raise UsageError(f"The number of nodes (-N) must be 1 or more, not {count}.")
     image = node_image(config, image)
-    bid = config.number("BID_PRICE")
+    bid = config.optional_number("BID_PRICE")
     if price is not None:
         try:
             bid = float(price)
@@ -184,18 +184,18 @@ def plan_launch(
             raise UsageError(f"Price -p {price} must be above 0.")
     if persistent and not spot:
         raise UsageError("-P (persistent) applies to spot nodes only.")
-    farm = str(config.text("FARM"))
+    farm = config.text("FARM")
     return LaunchPlan(
         farm=farm,
         spot=spot,
         count=count,
-        instance_type=instance_type or str(config.text("INSTANCE_TYPE")),
+        instance_type=instance_type or config.text("INSTANCE_TYPE"),
         image=image,
         price=bid if spot else None,
         persistent=persistent,
         placement=placement,
-        key_name=str(config.text("SSH_KEY_NAME")),
-        security_group=str(config.text("SECURITY_GROUP")),
+        key_name=config.text("SSH_KEY_NAME"),
+        security_group=config.text("SECURITY_GROUP"),
         profile=iam.role_name(farm),
         user_data=user_data(config),
     )
@@ -212,7 +212,7 @@ def fit_quota(config: Config, plan: LaunchPlan) -> tuple[LaunchPlan, tuple[str, 
 
 def node_image(config: Config, image: str | None) -> str:
     """The nodes' image: ``image`` (-a), else AMI_ID; ``latest``: the farm's newest image."""
-    chosen = image or config.text("AMI_ID")
+    chosen = image or config.optional_text("AMI_ID")
     if not chosen or chosen == "*":
         raise ConfigError(
             "No node image: give -a AMI or set AMI_ID (make one with 'brenda-run image')."
@@ -297,7 +297,7 @@ def launch(config: Config, plan: LaunchPlan) -> list[str]:
 
 def farm_state(config: Config) -> tuple[list[ec2.Instance], list[ec2.SpotRequest]]:
     client = ec2.connect(config)
-    farm = str(config.text("FARM"))
+    farm = config.text("FARM")
     with cloud_errors(f"listing the nodes of farm {farm}"):
         return ec2.instances(client, farm), ec2.spot_requests(client, farm)
 
@@ -308,7 +308,7 @@ def stop(
     """Terminate (or stop) the farm's instances, cancelling their spot requests first; nodes
     ``draining`` (of its stopped fleet) are left to finish their task unless ``terminate``."""
     client = ec2.connect(config)
-    farm = str(config.text("FARM"))
+    farm = config.text("FARM")
     with cloud_errors(f"listing the nodes of farm {farm}"):
         nodes = [
             node
@@ -346,7 +346,7 @@ def shut_down(
 def cancel(config: Config, *, dry_run: bool) -> list[str]:
     """Cancel the farm's open spot requests (running nodes keep running)."""
     client = ec2.connect(config)
-    farm = str(config.text("FARM"))
+    farm = config.text("FARM")
     with cloud_errors(f"cancelling the spot requests of farm {farm}"):
         ids = [
             request.id
@@ -415,9 +415,9 @@ SSH_RULE_DESCRIPTION = "brenda-run init"
 
 def caller_cidr(config: Config) -> str:
     """The address range admitted to SSH: SSH_FROM, else this machine's address (/32 or /128)."""
-    text = config.text("SSH_FROM")
+    text = config.optional_text("SSH_FROM")
     if text is None:
-        url = str(config.text("CHECKIP_URL"))
+        url = config.text("CHECKIP_URL")
         try:
             response = http_session().get(url, timeout=(5, 10))
             response.raise_for_status()
@@ -460,9 +460,9 @@ def init(config: Config, *, key_pair: bool = True, security_group: bool = True) 
 
     Every setting is checked before anything is made.
     """
-    farm = str(config.text("FARM"))
-    key_name = str(config.text("SSH_KEY_NAME"))
-    group_name = str(config.text("SECURITY_GROUP"))
+    farm = config.text("FARM")
+    key_name = config.text("SSH_KEY_NAME")
+    group_name = config.text("SECURITY_GROUP")
     requested = farm_grants(config)
     queue_arns = _queue_arns(config)
     cidr = caller_cidr(config) if security_group else "-"
@@ -507,12 +507,12 @@ def farm_grants(config: Config) -> iam.FarmGrants:
     holding ``BLENDER_PROJECT`` and ``RENDER_OUTPUT`` (every job of the farm sits beside them).
     """
     project = config.get("BLENDER_PROJECT")
-    projects = config.url("FARM_PROJECTS", S3Url)
+    projects = config.optional_url("FARM_PROJECTS", S3Url)
     if projects is None and isinstance(project, S3Url):
         projects = _folder(project)
-    outputs = config.url("FARM_OUTPUTS", S3Url)
+    outputs = config.optional_url("FARM_OUTPUTS", S3Url)
     if outputs is None and isinstance(config.get("RENDER_OUTPUT"), S3Url):
-        outputs = _folder(config.require_url("RENDER_OUTPUT", S3Url))
+        outputs = _folder(config.url("RENDER_OUTPUT", S3Url))
     volumes = isinstance(project, EbsUrl) or bool(config.additional_ebs())
     if outputs is None:
         raise ConfigError(
@@ -535,13 +535,13 @@ def farm_grants(config: Config) -> iam.FarmGrants:
 
 def _queue_arns(config: Config) -> list[str]:
     """The farm's WORK_QUEUE (if set) and every job queue of the farm, with their dead letters."""
-    queue = config.url("WORK_QUEUE", SqsUrl)
+    queue = config.work_queue()
     session = make_session(config)
     region = region_for("sqs", config, session)
     with cloud_errors("looking up this AWS account"):
         account = make_client("sts", config).get_caller_identity()["Account"]
     names = [queue.queue, f"{queue.queue}-dead"] if queue is not None else []
-    names.append(queue_name(str(config.text("FARM")), "*"))
+    names.append(queue_name(config.text("FARM"), "*"))
     return [f"arn:aws:sqs:{region}:{account}:{name}" for name in names]
 
 
@@ -616,7 +616,7 @@ def private_key_path(key_name: str) -> Path:
 
 
 def _ensure_key_pair(client: Any, config: Config, name: str) -> str:
-    public = Path(str(config.text("SSH_PUBKEY"))).expanduser()
+    public = Path(config.text("SSH_PUBKEY")).expanduser()
     target = private_key_path(name)
     with cloud_errors(f"creating the key pair {name}"):
         if ec2.key_pair_exists(client, name):

@@ -90,12 +90,10 @@ def checked_versions(text: str) -> str:
 def plan_image(config: Config, blender_versions: str, instance_type: str | None) -> ImagePlan:
     """What ``brenda-run image`` would do (reads the stock image's id; makes nothing)."""
     projects = config.url("FARM_PROJECTS", S3Url)
-    if projects is None:
-        raise config.missing("FARM_PROJECTS")
     versions = checked_versions(blender_versions)
     with cloud_errors("looking up the Ubuntu 24.04 image"):
         parameter = make_client("ssm", config).get_parameter(Name=UBUNTU_PARAMETER)
-    farm = str(config.text("FARM"))
+    farm = config.text("FARM")
     build = datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     return ImagePlan(
         farm=farm,
@@ -271,7 +269,7 @@ def build_image(
 
 def latest_image(config: Config) -> str:
     """The id of the farm's newest image (``AMI_ID=latest``)."""
-    farm = str(config.text("FARM"))
+    farm = config.text("FARM")
     with cloud_errors(f"looking for the images of farm {farm}"):
         images = make_client("ec2", config).describe_images(
             Owners=["self"], Filters=[{"Name": f"tag:{ec2.FARM_TAG}", "Values": [farm]}]

@@ -50,10 +50,10 @@ def archive_name(version: str) -> str:
 
 def releases_url(config: Config) -> S3Url | None:
     """Where the farm keeps its Blender releases; None when it has no store."""
-    configured = config.url("BLENDER_RELEASES", S3Url)
+    configured = config.optional_url("BLENDER_RELEASES", S3Url)
     if configured is not None:
         return configured
-    projects = config.url("FARM_PROJECTS", S3Url)
+    projects = config.optional_url("FARM_PROJECTS", S3Url)
     return None if projects is None else S3Url(projects.bucket, projects.prefix + RELEASES_FOLDER)
 
 
@@ -96,7 +96,7 @@ def published_digest(config: Config, version: str) -> str:
 
 
 def _release_folder(config: Config, version: str) -> str:
-    base = str(config.text("BLENDER_DOWNLOAD_URL")).rstrip("/")
+    base = config.text("BLENDER_DOWNLOAD_URL").rstrip("/")
     major, minor, _ = version.split(".")
     return f"{base}/Blender{major}.{minor}"
 

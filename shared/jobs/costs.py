@@ -159,7 +159,7 @@ class PriceBook:
         return None if price is None else price * (end - start) / SECONDS_PER_HOUR
 
     def _on_demand(self) -> float | None:
-        configured = self.config.number("ON_DEMAND_PRICE")
+        configured = self.config.optional_number("ON_DEMAND_PRICE")
         if configured is not None:
             return configured
         if self.machine.region in LISTED_REGIONS:

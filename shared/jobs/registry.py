@@ -128,8 +128,6 @@ def new_job_id(farm: str, blend: str | None, now: datetime | None = None) -> str
 
 def _outputs(config: Config) -> S3Url:
     outputs = config.url("FARM_OUTPUTS", S3Url)
-    if outputs is None:
-        raise config.missing("FARM_OUTPUTS")
     return outputs
 
 
@@ -168,7 +166,7 @@ class JobRegistry:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.farm = str(config.text("FARM"))
+        self.farm = config.text("FARM")
         self.outputs = _outputs(config)
         with cloud_errors("connecting to AWS"):
             self.s3 = make_client("s3", config)
@@ -485,7 +483,7 @@ def make_job(
     priority: int = 0,
 ) -> Job:
     """A new job's record (not yet submitted)."""
-    farm = str(config.text("FARM"))
+    farm = config.text("FARM")
     job_id = new_job_id(farm, settings.blend or PurePosixPath(project).name)
     output = _outputs(config)
     return Job(

@@ -42,7 +42,7 @@ def control(
 
 
 def _follow(config: Config, registry: JobRegistry) -> None:
-    if config.get("WORK_QUEUE") is not None:
+    if not config.serves_jobs:
         return
     try:
         follow_jobs(config, registry.sizing_queues)

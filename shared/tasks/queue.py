@@ -33,7 +33,7 @@ class PushResult:
 
 def queue_client(config: Config, *, pool: int = 10) -> tuple[Any, SqsUrl, str]:
     """The SQS client, the configured WORK_QUEUE and its region."""
-    queue_url = config.require_url("WORK_QUEUE", SqsUrl)
+    queue_url = config.url("WORK_QUEUE", SqsUrl)
     with cloud_errors("connecting to SQS"):
         client = make_client("sqs", config, pool=pool)
     return client, queue_url, str(client.meta.region_name)

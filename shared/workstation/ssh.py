@@ -78,10 +78,10 @@ def known_hosts_path(config: Config) -> Path:
 
 
 def identity_path(config: Config) -> Path:
-    own = private_key_path(str(config.text("SSH_KEY_NAME")))
+    own = private_key_path(config.text("SSH_KEY_NAME"))
     if own.is_file():
         return own
-    configured = Path(str(config.text("SSH_IDENTITY"))).expanduser()
+    configured = Path(config.text("SSH_IDENTITY")).expanduser()
     if configured.is_file():
         return configured
     raise BrendaError(
