@@ -25,6 +25,7 @@ from .shared.core.progress import Progress
 from .shared.core.urls import S3Url
 from .shared.farm import autoscale, fleet
 from .shared.farm import ebs as ebs_ops
+from .shared.jobs.registry import JobAction
 from .shared.jobs.settings import FarmSettings, JobSettings, ensure_output_bucket, farm_config
 from .shared.project import packing
 from .shared.project.content import ContentStore, Upload, default_hash_cache, send_project
@@ -90,7 +91,7 @@ def preflight(context: bpy.types.Context, *, save: bool) -> tuple[JobSettings, P
     if unsaved and not save:
         lines.append("Unsaved changes are not checked; packing saves the file first")
     state.report = "\n".join(lines)
-    if not job.render_anyway:
+    if not job.render.render_anyway:
         packing.refuse_missing(report)
     return job, report
 
@@ -101,7 +102,7 @@ def pack_in_place(job: JobSettings, report: PackReport, progress: Progress) -> P
         report.root / report.blend,
         archive_path(job),
         root=report.root,
-        render_anyway=job.render_anyway,
+        render_anyway=job.render.render_anyway,
         progress=progress,
         report=report,
         addons=job.addons,
@@ -176,7 +177,7 @@ def upload_content(
             report.root / report.blend,
             Path(folder),
             root=report.root,
-            render_anyway=job.render_anyway,
+            render_anyway=job.render.render_anyway,
             progress=progress,
             report=report,
             addons=job.addons,
@@ -309,7 +310,7 @@ class BRENDA_OT_launch_nodes(_BrendaOperator):
             instance_type = farm.instance_type or "c7i.2xlarge"
             config = farm_config(farm, job)
             prices = fleet.spot_prices(config, instance_type)
-            wants_gpu = job.device != "CPU" and instance_type not in fleet.GPU_INSTANCE_TYPES
+            wants_gpu = job.render.device != "CPU" and instance_type not in fleet.GPU_INSTANCE_TYPES
             offers = fleet.gpu_prices(config) if wants_gpu else []
         except BrendaError as error:
             self.report({"ERROR"}, str(error))
@@ -403,11 +404,15 @@ class BRENDA_OT_refresh_jobs(_BrendaOperator):
 
 
 JOB_ACTIONS = [
-    ("pause", "Pause", "Hand out no more of its tasks"),
-    ("resume", "Resume", "Hand out its tasks again"),
-    ("cancel", "Cancel", "Delete its tasks; nodes stop its running ones"),
-    ("retry", "Retry", "Put its failed (dead-lettered) tasks back to work"),
-    ("missing", "Render Missing", "Queue the frames that are not stored, or stored empty"),
+    (JobAction.PAUSE.value, "Pause", "Hand out no more of its tasks"),
+    (JobAction.RESUME.value, "Resume", "Hand out its tasks again"),
+    (JobAction.CANCEL.value, "Cancel", "Delete its tasks; nodes stop its running ones"),
+    (JobAction.RETRY.value, "Retry", "Put its failed (dead-lettered) tasks back to work"),
+    (
+        JobAction.MISSING.value,
+        "Render Missing",
+        "Queue the frames that are not stored, or stored empty",
+    ),
     ("raise", "Raise Priority", "Render it before jobs of lower priority"),
     ("lower", "Lower Priority", "Let jobs of higher priority go first"),
 ]
@@ -427,7 +432,7 @@ class BRENDA_OT_job_action(_BrendaOperator):
         return next(text for name, _, text in JOB_ACTIONS if name == properties.action)
 
     def invoke(self, context: bpy.types.Context, event: Any) -> Result:
-        if self.action == "cancel":
+        if self.action == JobAction.CANCEL:
             return context.window_manager.invoke_confirm(self, event)
         return self.execute(context)
 
@@ -440,9 +445,9 @@ class BRENDA_OT_job_action(_BrendaOperator):
             config = farm_config(farm)
             if action in ("raise", "lower"):
                 moved = priority + (1 if action == "raise" else -1)
-                message = job_service.control(config, job_id, "priority", priority=moved)
+                message = job_service.control(config, job_id, JobAction.PRIORITY, priority=moved)
             else:
-                message = job_service.control(config, job_id, action)
+                message = job_service.control(config, job_id, JobAction(action))
             monitor.refresh_soon()
             return message
 

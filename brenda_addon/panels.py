@@ -10,6 +10,7 @@ import bpy
 
 from . import monitor, scene_info
 from .operators import why_not_ready
+from .shared.jobs.registry import JobAction, JobState
 
 
 class _SidebarPanel(bpy.types.Panel):
@@ -107,14 +108,15 @@ def draw_job(box: Any, item: Any, *, selected: bool) -> None:
     fraction = item.stored / item.frames if item.frames else 0.0
     box.progress(factor=fraction, text=f"{item.stored} / {item.frames} frames")
     box.label(text=item.summary)
-    if item.state != "cancelled":
+    if item.state != JobState.CANCELLED:
         actions = box.row(align=True)
-        toggle = ("resume", "PLAY") if item.state == "paused" else ("pause", "PAUSE")
+        paused = item.state == JobState.PAUSED
+        toggle = (JobAction.RESUME, "PLAY") if paused else (JobAction.PAUSE, "PAUSE")
         for action, icon in (
             toggle,
-            ("cancel", "CANCEL"),
-            ("retry", "RECOVER_LAST"),
-            ("missing", "IMAGE_BACKGROUND"),
+            (JobAction.CANCEL, "CANCEL"),
+            (JobAction.RETRY, "RECOVER_LAST"),
+            (JobAction.MISSING, "IMAGE_BACKGROUND"),
             ("raise", "TRIA_UP"),
             ("lower", "TRIA_DOWN"),
         ):

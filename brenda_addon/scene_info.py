@@ -15,7 +15,7 @@ from .preferences import preferences
 from .shared.core.errors import BrendaError
 from .shared.jobs.settings import FarmSettings, JobSettings
 from .shared.project.packing import Addon, find_project_root
-from .shared.tasks.task import DEVICES, Environment
+from .shared.tasks.task import DEVICES, Environment, RenderSettings
 
 
 def farm_settings(context: bpy.types.Context) -> FarmSettings:
@@ -47,15 +47,24 @@ def job_settings(context: bpy.types.Context) -> JobSettings:
         else (job.frame_start, job.frame_end)
     )
     return JobSettings(
-        blend_path=blend_path,
-        scene=scene.name,
+        render=RenderSettings(
+            blend=blend_path,
+            scene=scene.name,
+            file_format=job.file_format,
+            render_anyway=job.render_anyway,
+            allow_python=job.allow_python,
+            blender_newer_ok=job.blender_newer_ok,
+            timeout=job.task_timeout * 60 or None,
+            single_colour=job.single_colour,
+            device=render_device(context),
+            environment=artist_environment(context, addons),
+        ),
         frame_start=start,
         frame_end=end,
         frame_step=scene.frame_step if job.use_scene_range else job.frame_step,
         frames_per_task=job.frames_per_task,
         tiles_x=job.tiles_x,
         tiles_y=job.tiles_y,
-        file_format=job.file_format,
         node_count=job.node_count,
         spot=job.use_spot,
         spot_price=job.spot_price,
@@ -63,13 +72,6 @@ def job_settings(context: bpy.types.Context) -> JobSettings:
         priority=job.priority,
         fleet=job.use_fleet,
         budget=job.budget if job.use_fleet else 0.0,
-        render_anyway=job.render_anyway,
-        allow_python=job.allow_python,
-        blender_newer_ok=job.blender_newer_ok,
-        timeout=job.task_timeout * 60 or None,
-        single_colour=job.single_colour,
-        device=render_device(context),
-        environment=artist_environment(context, addons),
         addons=addons,
     )
 

@@ -40,7 +40,7 @@ from shared.core.errors import BrendaError, Cancelled, CloudError, StoreError, T
 from shared.core.progress import Progress
 from shared.core.urls import SqsUrl, parse_url
 from shared.jobs.costs import LOCAL, Machine, PriceBook, TaskCost
-from shared.jobs.registry import Job, JobRegistry, serving_order
+from shared.jobs.registry import Job, JobRegistry, JobState, serving_order
 from shared.outputs.store import OutputStore, check_name, failure_name, open_store, open_store_at
 from shared.tasks.task import FRAME_EXTENSIONS, RenderTask, Task, decode_task, title
 
@@ -967,7 +967,7 @@ class FarmJobs:
             return False
         self._done_checked = now
         for job in self.jobs(fresh=True):
-            if job.state == "cancelled":
+            if job.state == JobState.CANCELLED:
                 continue
             queue = self.queue(job)
             if queue is not None and not _queue_done(queue):
@@ -994,7 +994,7 @@ class FarmJobs:
                     except BrendaError as error:
                         log.warning("could not read job %s: %s", job.id, error)
                         continue
-                    if state == "cancelled":
+                    if state == JobState.CANCELLED:
                         log.warning("job %s was cancelled: its task stops", job.id)
                         stop.set()
                         return

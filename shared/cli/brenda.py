@@ -49,6 +49,7 @@ from ..tasks.task import (
     RenderSettings,
     RenderTask,
     chunk_frames,
+    frame_file_names,
     parse_frame_list,
     render_tasks,
     tile_grid,
@@ -233,9 +234,8 @@ def plan(
     chunks = chunk_frames(parse_frame_list(frames), args.chunk)
     settings = RenderSettings(blend=blend, blender=blender)
     tasks = list(render_tasks(settings, chunks, tiles))
-    digits = settings.output_name.count("#")
     numbers = {frame for chunk in chunks for frame in chunk.frames()}
-    return Job(tasks, sorted(f"frame_{frame:0{digits}d}.png" for frame in numbers), max(numbers))
+    return Job(tasks, sorted(frame_file_names(settings, numbers)), max(numbers))
 
 
 def farm_settings() -> dict[str, str]:

@@ -44,21 +44,8 @@ from .common import (
 )
 
 PROG = "brenda-work"
-COMMANDS = (
-    "push",
-    "status",
-    "reset",
-    "submit",
-    "jobs",
-    "pause",
-    "resume",
-    "cancel",
-    "priority",
-    "retry",
-    "missing",
-    "gc",
-)
-JOB_COMMANDS = ("pause", "resume", "cancel", "priority", "retry", "missing")
+JOB_COMMANDS = tuple(action.value for action in jobs.JobAction)
+COMMANDS = ("push", "status", "reset", "submit", "jobs", *JOB_COMMANDS, "gc")
 
 DESCRIPTION = """\
 Manage Brenda's work queue (WORK_QUEUE=sqs://NAME in the configuration) and the farm's jobs.
@@ -398,20 +385,21 @@ def cmd_jobs(config: Config) -> int:
 
 def cmd_job(args: argparse.Namespace, config: Config) -> int:
     with usage_errors():
-        wanted = 2 if args.command == "priority" else 1
+        action = jobs.JobAction(args.command)
+        wanted = 2 if action == jobs.JobAction.PRIORITY else 1
         if len(args.target) != wanted:
-            shape = "JOB N" if args.command == "priority" else "JOB"
+            shape = "JOB N" if action == jobs.JobAction.PRIORITY else "JOB"
             raise UsageError(
                 f"{args.command} needs {shape}, like: brenda-work {args.command} "
                 f"{shape.replace('JOB', 'shot1-20261125-203600-1a2b')}."
             )
-        if args.command == "priority" and not args.target[1].lstrip("-").isdigit():
+        if action == jobs.JobAction.PRIORITY and not args.target[1].lstrip("-").isdigit():
             raise UsageError(f"The priority must be a whole number, not '{args.target[1]}'.")
-    priority = int(args.target[1]) if args.command == "priority" else None
+    priority = int(args.target[1]) if action == jobs.JobAction.PRIORITY else None
     with progress_bar() as progress:
         print(
             job_service.control(
-                config, args.target[0], args.command, priority=priority, progress=progress
+                config, args.target[0], action, priority=priority, progress=progress
             )
         )
     return 0
@@ -422,7 +410,11 @@ def cmd_gc(args: argparse.Namespace, config: Config) -> int:
     store = ContentStore(make_client("s3", config), projects)
     live = []
     if config.get("FARM_OUTPUTS") is not None:
-        live = [job.project for job in jobs.JobRegistry(config).jobs() if job.state != "cancelled"]
+        live = [
+            job.project
+            for job in jobs.JobRegistry(config).jobs()
+            if job.state != jobs.JobState.CANCELLED
+        ]
     garbage = find_garbage(store, days=args.days, live=live, now=time.time())
     what = (
         f"{len(garbage.content)} stored files and {len(garbage.manifests)} project versions, "

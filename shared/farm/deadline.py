@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from ..core.config import Config
 from ..core.errors import BrendaError, UsageError
 from ..jobs.costs import format_dollars, format_duration, job_cost, stored_ledgers
-from ..jobs.registry import JobRegistry
+from ..jobs.registry import JobRegistry, JobState
 from ..outputs.store import open_store
 from ..tasks.queue import status
 
@@ -86,7 +86,7 @@ def work_left(config: Config) -> WorkLeft:
     typical = 0.0
     frames = 0
     for job in registry.jobs():
-        if job.state != "active":
+        if job.state != JobState.ACTIVE:
             continue
         report = registry.report(job)
         if not report.frames_left:

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..core.config import Config
 from ..core.errors import BrendaError
 from ..core.progress import Progress
-from ..jobs.registry import REPORT_COLUMNS, JobRegistry, frame_names, report_row
+from ..jobs.registry import REPORT_COLUMNS, JobRegistry, JobState, frame_names, report_row
 from ..outputs.store import open_store_at
 from .autoscale import group_state
 
@@ -34,7 +34,7 @@ class JobView:
     """One job as the panel shows it."""
 
     id: str
-    state: str
+    state: JobState
     priority: int
     frames: int
     stored: int
@@ -45,7 +45,7 @@ class JobView:
 
     @property
     def rendering(self) -> bool:
-        return self.state == "active" and self.stored < self.frames
+        return self.state == JobState.ACTIVE and self.stored < self.frames
 
     @property
     def summary(self) -> str:

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any, Generic, TypeVar
 
@@ -40,7 +41,6 @@ from ..core.progress import Progress
 from ..core.urls import S3Url, parse_url
 from ..outputs.store import LEDGERS
 from ..tasks.task import (
-    Environment,
     FrameChunk,
     RenderSettings,
     RenderTask,
@@ -56,10 +56,28 @@ from .costs import JobCost, Ledger, format_dollars, format_duration, job_cost
 log = logging.getLogger(__name__)
 Parsed = TypeVar("Parsed")
 
-STATES = ("active", "paused", "cancelled")
 RECORDS = ".brenda/jobs/"
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 MAX_QUEUE_NAME = 80
+
+
+class JobState(StrEnum):
+    """Where a job stands; its record holds the value, so old records read the same."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+
+
+class JobAction(StrEnum):
+    """What ``brenda-work`` and the add-on can do to a job."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    PRIORITY = "priority"
+    RETRY = "retry"
+    MISSING = "missing"
 
 
 @dataclass(frozen=True)
@@ -74,12 +92,12 @@ class Job:
     """The frame list, like ``1-240`` or ``1-10,15``."""
     output: str
     """Where its frames go: ``FARM_OUTPUTS/<id>/``."""
-    settings: dict[str, Any] = field(default_factory=dict)
-    """The render settings of its tasks, as the task format writes them."""
+    settings: RenderSettings = field(default_factory=RenderSettings)
+    """The render settings of its tasks (in its record as ``dataclasses.asdict`` writes them)."""
     chunk: int = 1
     tiles: tuple[int, int] = (0, 0)
     priority: int = 0
-    state: str = "active"
+    state: JobState = JobState.ACTIVE
     tasks: int = 0
     created_by: str = ""
     created: str = ""
@@ -88,18 +106,9 @@ class Job:
     def queue(self) -> str:
         return queue_name(self.farm, self.id)
 
-    def render_settings(self) -> RenderSettings:
-        environment = self.settings.get("environment")
-        return RenderSettings(
-            **{
-                **self.settings,
-                "environment": None if environment is None else Environment.from_dict(environment),
-            }
-        )
-
     def render_tasks(self) -> Collection[RenderTask]:
         chunks = chunk_frames(parse_frame_list(self.frames), self.chunk)
-        return render_tasks(self.render_settings(), chunks, tile_grid(*self.tiles))
+        return render_tasks(self.settings, chunks, tile_grid(*self.tiles))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
@@ -108,6 +117,8 @@ class Job:
     def from_json(cls, text: str) -> Job:
         document = json.loads(text)
         document["tiles"] = tuple(document.get("tiles", (0, 0)))
+        document["state"] = JobState(document.get("state", JobState.ACTIVE))
+        document["settings"] = RenderSettings.from_dict(document.get("settings", {}))
         return cls(**document)
 
 
@@ -235,9 +246,9 @@ class JobRegistry:
         self.write(made)
         return made
 
-    def set_state(self, job_id: str, state: str) -> Job:
+    def set_state(self, job_id: str, state: JobState) -> Job:
         job = self.job(job_id)
-        if job.state == "cancelled":
+        if job.state == JobState.CANCELLED:
             raise UsageError(f"Job {job_id} is cancelled; push it again to render it.")
         changed = replace(job, state=state)
         self.write(changed)
@@ -250,7 +261,7 @@ class JobRegistry:
 
     def cancel(self, job_id: str) -> Job:
         """Mark the job cancelled (its nodes stop its running tasks) and delete its queues."""
-        cancelled = self.set_state(job_id, "cancelled")
+        cancelled = self.set_state(job_id, JobState.CANCELLED)
         queue = self.queue(cancelled)
         if queue is not None:
             with cloud_errors(f"deleting the queues of job {job_id}"):
@@ -268,7 +279,7 @@ class JobRegistry:
         return moved
 
     def _live_queue(self, job: Job) -> WorkQueue:
-        if job.state == "cancelled":
+        if job.state == JobState.CANCELLED:
             raise UsageError(f"Job {job.id} is cancelled; push it again to render it.")
         queue = self.queue(job)
         if queue is None:
@@ -281,9 +292,8 @@ class JobRegistry:
         queue = self._live_queue(job)
         frames = self.unstored_frames(job)
         if frames:
-            settings = job.render_settings()
             chunks = [FrameChunk(frame, frame, 1) for frame in frames]
-            tasks = render_tasks(settings, chunks, tile_grid(*job.tiles))
+            tasks = render_tasks(job.settings, chunks, tile_grid(*job.tiles))
             with cloud_errors(f"queueing the missing frames of job {job_id}"):
                 sent = queue.send_all(
                     (encode_task(task) for task in tasks), progress, total=len(tasks)
@@ -294,16 +304,16 @@ class JobRegistry:
     def control(
         self,
         job_id: str,
-        action: str,
+        action: JobAction,
         *,
         priority: int | None = None,
         progress: Progress | None = None,
     ) -> str:
         """Pause, resume, cancel, reprioritise (``priority``), retry or re-queue the missing
         frames of a job; returns what happened, as a sentence."""
-        if action == "retry":
+        if action == JobAction.RETRY:
             return f"Job {job_id}: {self.retry(job_id)} dead-lettered tasks back to work."
-        if action == "missing":
+        if action == JobAction.MISSING:
             frames = self.missing(job_id, progress)
             shown = ", ".join(str(frame) for frame in frames[:20]) + (
                 " …" if len(frames) > 20 else ""
@@ -311,11 +321,12 @@ class JobRegistry:
             return f"Job {job_id}: {len(frames)} missing frames queued" + (
                 f" ({shown})." if frames else "."
             )
-        if action in ("pause", "resume"):
-            job = self.set_state(job_id, "paused" if action == "pause" else "active")
-        elif action == "cancel":
+        if action in (JobAction.PAUSE, JobAction.RESUME):
+            paused = action == JobAction.PAUSE
+            job = self.set_state(job_id, JobState.PAUSED if paused else JobState.ACTIVE)
+        elif action == JobAction.CANCEL:
             job = self.cancel(job_id)
-        elif action == "priority" and priority is not None:
+        elif action == JobAction.PRIORITY and priority is not None:
             job = self.set_priority(job_id, priority)
         else:
             raise UsageError(f"'{action}' is not something a job can do.")
@@ -324,7 +335,7 @@ class JobRegistry:
     def sizing_queues(self, limit: int) -> list[str]:
         """The queues of the active jobs holding tasks, highest priority (then oldest) first."""
         active = sorted(
-            (job for job in self.jobs() if job.state == "active"),
+            (job for job in self.jobs() if job.state == JobState.ACTIVE),
             key=lambda job: (-job.priority, job.created),
         )
         queues = []
@@ -351,7 +362,7 @@ class JobRegistry:
         """Where the job stands: frames, tasks, nodes and costs (a LIST of its output, its
         queue's counts, and the ledgers that changed since the last report)."""
         stored = self._stored(job)
-        counts = self.counts(job) if job.state != "cancelled" else None
+        counts = self.counts(job) if job.state != JobState.CANCELLED else None
         cost = job_cost(
             self._read_ledgers(stored.bucket, stored.ledgers),
             running=counts.in_flight if counts else 0,
@@ -417,7 +428,7 @@ def report_row(report: JobReport) -> tuple[str, ...]:
         job.id,
         job.state,
         str(job.priority),
-        str(job.settings.get("blender") or "?"),
+        job.settings.blender or "?",
         f"{report.stored}/{report.frames}",
         str(counts.pending) if counts else "-",
         str(counts.in_flight) if counts else "-",
@@ -463,13 +474,13 @@ class JobReport:
 
     @property
     def frames_left(self) -> int:
-        return 0 if self.job.state == "cancelled" else len(self.unstored)
+        return 0 if self.job.state == JobState.CANCELLED else len(self.unstored)
 
 
 def frame_names(job: Job) -> dict[str, int]:
     """The names of the frames a job stores (whole frames: tiles are assembled), to numbers."""
     numbers = {frame for item in parse_frame_list(job.frames) for frame in item.frames()}
-    return frame_file_names(job.render_settings(), sorted(numbers))
+    return frame_file_names(job.settings, sorted(numbers))
 
 
 def make_job(
@@ -492,7 +503,7 @@ def make_job(
         project=project,
         frames=frames,
         output=f"s3://{output.bucket}/{output.prefix}{job_id}/",
-        settings=asdict(settings),
+        settings=settings,
         chunk=chunk,
         tiles=tiles,
         priority=priority,
@@ -511,7 +522,7 @@ def _user() -> str:
 def serving_order(jobs: list[Job], turn: int) -> list[Job]:
     """Active jobs in the order a node serves them: the highest priority first, and among equal
     priorities a different one first on each ``turn`` (round-robin)."""
-    active = [job for job in jobs if job.state == "active"]
+    active = [job for job in jobs if job.state == JobState.ACTIVE]
     ordered: list[Job] = []
     for priority in sorted({job.priority for job in active}, reverse=True):
         level = sorted((job for job in active if job.priority == priority), key=lambda j: j.id)

@@ -10,7 +10,7 @@ farm job (``shared.jobs.registry``) of the packed project (``packing``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from ..aws import s3
@@ -19,7 +19,7 @@ from ..core.config import Config, load_config
 from ..core.errors import BrendaError
 from ..project.packing import Addon
 from ..project.version import job_blender
-from ..tasks.task import Environment, FrameRange, RenderSettings
+from ..tasks.task import FrameRange, RenderSettings
 from .registry import Job, make_job
 
 PROJECT_PREFIX = "projects/"
@@ -53,16 +53,15 @@ class FarmSettings:
 class JobSettings:
     """A scene's render job."""
 
-    blend_path: str
-    """The .blend to render, relative to the project root (POSIX): ``shots/shot1.blend``."""
-    scene: str
+    render: RenderSettings
+    """What its tasks render: the .blend (relative to the project root, POSIX:
+    ``shots/shot1.blend``), scene, format and checks; the Blender version is read at submit."""
     frame_start: int
     frame_end: int
     frame_step: int
     frames_per_task: int
     tiles_x: int
     tiles_y: int
-    file_format: str
     node_count: int
     spot: bool
     spot_price: float
@@ -72,22 +71,15 @@ class JobSettings:
     """Launch a self-sizing fleet (an Auto Scaling group) rather than fixed nodes."""
     budget: float = 0.0
     """US$ the fleet may spend; 0: no budget."""
-    render_anyway: bool = False
-    """Pack and render even when files the render reads are missing."""
-    allow_python: bool = False
-    """Let the .blend run its own Python on the nodes."""
-    timeout: int | None = None
-    """Seconds a task may run; None: the nodes' TASK_TIMEOUT."""
-    single_colour: bool = False
-    """Fail frames that are one colour all over."""
-    device: str = "CPU"
-    """Where Cycles renders: CPU, or the GPU backend the artist's Blender uses."""
-    environment: Environment | None = None
-    """The artist's Blender, which the nodes' must match."""
-    blender_newer_ok: bool = False
-    """A node without the version that saved the .blend may render it with a newer one."""
     addons: tuple[Addon, ...] = ()
     """Add-ons packed with the project and enabled on the nodes: the job runs their Python."""
+
+    @property
+    def blend_path(self) -> str:
+        """The .blend to render, relative to the project root."""
+        if self.render.blend is None:
+            raise BrendaError("The job names no .blend file to render.")
+        return self.render.blend
 
     @property
     def job_name(self) -> str:
@@ -100,20 +92,10 @@ class JobSettings:
         return FrameRange(self.frame_start, self.frame_end, self.frame_step)
 
     def render_settings(self, blender: str | None = None) -> RenderSettings:
-        """The tasks' settings, for a .blend saved by Blender ``blender``."""
-        return RenderSettings(
-            blender=blender,
-            blender_newer_ok=self.blender_newer_ok,
-            file_format=self.file_format,
-            scene=self.scene,
-            blend=self.blend_path,
-            render_anyway=self.render_anyway,
-            allow_python=self.allow_python or bool(self.addons),
-            timeout=self.timeout,
-            single_colour=self.single_colour,
-            device=self.device,
-            environment=self.environment,
-        )
+        """The tasks' settings, for a .blend saved by Blender ``blender``; packed add-ons run
+        their Python, so they allow it."""
+        allow_python = self.render.allow_python or bool(self.addons)
+        return replace(self.render, blender=blender, allow_python=allow_python)
 
     def farm_job(self, config: Config, project: str) -> Job:
         """The farm job that renders this scene from ``project`` (an uploaded version's URL),

@@ -13,7 +13,7 @@ from ..core.config import Config
 from ..core.errors import BrendaError
 from ..core.progress import Progress
 from ..farm.autoscale import follow_jobs
-from ..jobs.registry import Job, JobRegistry
+from ..jobs.registry import Job, JobAction, JobRegistry
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def submit(config: Config, job: Job, progress: Progress | None = None) -> Job:
 def control(
     config: Config,
     job_id: str,
-    action: str,
+    action: JobAction,
     *,
     priority: int | None = None,
     progress: Progress | None = None,

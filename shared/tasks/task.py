@@ -268,6 +268,17 @@ class RenderSettings:
     def __post_init__(self) -> None:
         validate_render_settings(self)
 
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> RenderSettings:
+        """Settings as ``dataclasses.asdict`` wrote them (a job's record)."""
+        environment = document.get("environment")
+        return cls(
+            **{
+                **document,
+                "environment": None if environment is None else Environment.from_dict(environment),
+            }
+        )
+
 
 @dataclass(frozen=True)
 class RenderTask:

@@ -352,7 +352,7 @@ def phase_addons() -> None:
     scene_info = importlib.import_module(f"{MODULE}.scene_info")
     settings = scene_info.job_settings(bpy.context)
     findings["allow_python"] = settings.render_settings().allow_python
-    findings["environment"] = [list(item) for item in settings.environment.addons]
+    findings["environment"] = [list(item) for item in settings.render.environment.addons]
     archive = Path(bpy.app.tempdir) / "brenda" / "tinted.tar.gz"
     with tarfile.open(archive) as bundle:
         findings["packed"] = sorted(name for name in bundle.getnames() if "addons" in name)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 
 from shared.cli.work import main as brenda_work
 from shared.jobs.costs import Ledger, Machine, TaskCost
+from shared.jobs.registry import Job, JobState
+from shared.tasks.task import Environment, RenderSettings
 
 
 @pytest.fixture
@@ -132,3 +135,62 @@ def test_jobs_shows_each_jobs_cost_per_frame_projection_and_eta_from_the_nodes_l
         job, "active", "0", "5.2", "6/10", "9", "1", "0", "1", "$2.21", "$0.37", "$3.68", "2h",
         "06m",
     ]  # fmt: skip
+
+
+RECORD_WRITTEN_BEFORE = {
+    "chunk": 2,
+    "created": "2026-11-25T20:36:00.000+00:00",
+    "created_by": "ann@studio",
+    "farm": "studio",
+    "frames": "1-10",
+    "id": "shot1-20261125-203600-1a2b",
+    "output": "s3://studio/frames/shot1-20261125-203600-1a2b/",
+    "priority": 3,
+    "project": "s3://studio/projects/manifests/" + "a" * 64 + ".json",
+    "settings": {
+        "allow_python": False,
+        "blend": "shots/shot1.blend",
+        "blender": "4.5",
+        "blender_newer_ok": False,
+        "device": "CPU",
+        "environment": {
+            "addons": [["tint", "1.2.0"]],
+            "blender": "4.5",
+            "display": "sRGB",
+            "look": "None",
+            "ocio": "builtin",
+            "on_mismatch": "warn",
+            "view": "AgX",
+        },
+        "file_format": "OPEN_EXR",
+        "output_name": "frame_######",
+        "render_anyway": False,
+        "scene": "Scene",
+        "single_colour": True,
+        "timeout": 600,
+    },
+    "state": "paused",
+    "tasks": 5,
+    "tiles": [0, 0],
+}
+
+
+def test_a_record_written_before_reads_typed_and_is_written_the_same() -> None:
+    text = json.dumps(RECORD_WRITTEN_BEFORE, indent=1, sort_keys=True)
+    job = Job.from_json(text)
+    assert job.state is JobState.PAUSED
+    assert job.settings == RenderSettings(
+        file_format="OPEN_EXR",
+        scene="Scene",
+        blend="shots/shot1.blend",
+        timeout=600,
+        single_colour=True,
+        environment=Environment(
+            "4.5", (("tint", "1.2.0"),), "sRGB", "AgX", "None", "builtin", "warn"
+        ),
+        blender="4.5",
+    )
+    assert [task.settings for task in job.render_tasks()] == [job.settings] * 5
+    assert job.to_json() == text
+    older = {key: value for key, value in RECORD_WRITTEN_BEFORE.items() if key != "state"}
+    assert Job.from_json(json.dumps(older)).state is JobState.ACTIVE
