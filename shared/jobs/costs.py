@@ -34,7 +34,6 @@ from ..outputs.store import LEDGERS, OutputStore
 
 log = logging.getLogger(__name__)
 
-MARKETS = ("spot", "on-demand", "local", "unknown")
 SPOT_PRICE_REFRESH = 600.0
 """Seconds a node trusts the spot price history it read (one request per refresh)."""
 SECONDS_PER_HOUR = 3600.0

@@ -40,6 +40,7 @@ from ..core.errors import BrendaError, UsageError
 from ..core.progress import Progress
 from ..core.urls import S3Url, parse_url
 from ..outputs.store import LEDGERS
+from ..tasks.queue import send_tasks
 from ..tasks.task import (
     FrameChunk,
     RenderSettings,
@@ -225,23 +226,9 @@ class JobRegistry:
 
     def submit(self, job: Job, progress: Progress | None = None) -> Job:
         """Make the job's queue, send its tasks, then write its record (nodes see it then)."""
-        tasks = job.render_tasks()
-        for task in tasks:
-            encode_task(task)
-        with cloud_errors(f"creating the queue of job {job.id}"):
-            queue = WorkQueue.ensure(
-                self.sqs,
-                job.queue,
-                visibility_timeout=self.config.integer("VISIBILITY_TIMEOUT"),
-                max_receive_count=self.config.integer("MAX_RECEIVE_COUNT"),
-                retention=self.config.integer("QUEUE_RETENTION"),
-            )
-        try:
-            sent = queue.send_all((encode_task(task) for task in tasks), progress, total=len(tasks))
-        except BrendaError:
-            with cloud_errors(f"removing the half-made job {job.id}"):
-                queue.delete_queues()
-            raise
+        sent = send_tasks(
+            self.config, self.sqs, job.queue, job.render_tasks(), progress, own_queue=True
+        )
         made = replace(job, tasks=sent)
         self.write(made)
         return made

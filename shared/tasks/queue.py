@@ -46,24 +46,45 @@ def open_queue(config: Config) -> WorkQueue | None:
         return WorkQueue.open(client, queue_url.queue)
 
 
-def push(config: Config, tasks: Collection[Task], progress: Progress | None = None) -> PushResult:
-    """Validate every task (nothing is sent if one is bad), then send them to the work queue.
+def send_tasks(
+    config: Config,
+    client: Any,
+    name: str,
+    tasks: Collection[Task],
+    progress: Progress | None = None,
+    *,
+    own_queue: bool = False,
+) -> int:
+    """Validate every task (nothing is sent if one is bad), make the queue ``name`` and its
+    dead-letter queue (or bring them up to the configured lease, tries and retention), then send
+    the tasks; returns how many were sent. ``own_queue``: the queue holds these tasks alone (a
+    job's), so a failed send deletes it rather than leave part of them.
 
     ``tasks`` is read twice, once to check and once to send, and never held whole.
     """
     for task in tasks:
         encode_task(task)
-    client, queue_url, region = queue_client(config, pool=16)
-    with cloud_errors(f"creating {queue_url}"):
+    with cloud_errors(f"creating sqs://{name}"):
         queue = WorkQueue.ensure(
             client,
-            queue_url.queue,
+            name,
             visibility_timeout=config.integer("VISIBILITY_TIMEOUT"),
             max_receive_count=config.integer("MAX_RECEIVE_COUNT"),
             retention=config.integer("QUEUE_RETENTION"),
         )
-    bodies = (encode_task(task) for task in tasks)
-    count = queue.send_all(bodies, progress, total=len(tasks))
+    try:
+        return queue.send_all((encode_task(task) for task in tasks), progress, total=len(tasks))
+    except BrendaError:
+        if own_queue:
+            with cloud_errors(f"removing the half-filled sqs://{name}"):
+                queue.delete_queues()
+        raise
+
+
+def push(config: Config, tasks: Collection[Task], progress: Progress | None = None) -> PushResult:
+    """Send the tasks to the work queue (WORK_QUEUE), made if needed."""
+    client, queue_url, region = queue_client(config, pool=16)
+    count = send_tasks(config, client, queue_url.queue, tasks, progress)
     log.info("pushed %s tasks to %s in %s", count, queue_url, region)
     return PushResult(count=count, queue=str(queue_url), region=region)
 
