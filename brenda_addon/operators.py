@@ -182,7 +182,7 @@ def upload_content(
             report=report,
             addons=job.addons,
         )
-        return send_project(project_store(farm, job), files, cache, progress, pointer=job.job_name)
+        return send_project(project_store(farm, job), files, cache, progress, pointer=job.pointer)
 
 
 class _ModalWork(_BrendaOperator):
@@ -267,11 +267,11 @@ def push_job(farm: FarmSettings, job: JobSettings, progress: Progress) -> str:
     with cloud_errors(f"looking for the uploaded project in s3://{farm.project_bucket}"):
         projects = config.url("FARM_PROJECTS", S3Url)
         store = ContentStore(make_client("s3", config), projects)
-        version = store.latest(job.job_name)
+        version = store.latest(job.pointer)
     if version is None:
         raise BrendaError(
-            f"{job.job_name} has not been uploaded to s3://{farm.project_bucket}: run Brenda: "
-            "Upload Project first."
+            f"{job.blend_path} of project {job.project} has not been uploaded to "
+            f"s3://{farm.project_bucket}: run Brenda: Upload Project first."
         )
     ensure_output_bucket(farm, config)
     made = job_service.submit(config, job.farm_job(config, version), progress)

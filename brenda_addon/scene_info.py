@@ -47,6 +47,7 @@ def job_settings(context: bpy.types.Context) -> JobSettings:
         else (job.frame_start, job.frame_end)
     )
     return JobSettings(
+        project=root.name,
         render=RenderSettings(
             blend=blend_path,
             scene=scene.name,

@@ -43,11 +43,9 @@ from shared.project.content import (
     PARALLEL,
     ContentStore,
     Entry,
-    Manifest,
+    ProjectVersion,
     file_hash,
-    is_manifest,
     pieces_where,
-    projects_of,
 )
 
 from .ebs import EbsVolumes
@@ -345,15 +343,13 @@ def fetch_s3(url: S3Url, work: Path, config: Config, *, always: bool) -> Path:
         shutil.rmtree(download.parent, ignore_errors=True)
 
 
-def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
-    """The project version a manifest names, built in ``work`` from the node's content cache
+def fetch_manifest(version: ProjectVersion, work: Path, config: Config) -> Path:
+    """The project version, built in ``work`` from the node's content cache
     (``WORK_DIR/content``): only the files the cache lacks are downloaded, each checked against
     its hash; project files are read-only hard links to the cache."""
 
-    key = url.prefix.rstrip("/")
-    origin = f"s3://{url.bucket}/{key}"
-    version = PurePosixPath(key).stem
-    cached = _cached(work, version)
+    origin = version.url
+    cached = _cached(work, version.name)
     if cached is not None:
         log.info("project %s already built in %s", origin, work)
         return cached
@@ -361,11 +357,10 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
     store.mkdir(parents=True, exist_ok=True)
     with cloud_errors(f"fetching the project {origin}"):
         client = make_client("s3", config, pool=config.integer("CURL_MAX_THREADS"))
-        text = s3.read_text(client, url.bucket, key)
-        if text is None:
+        projects = ContentStore(client, version.projects)
+        manifest = projects.read_manifest(version)
+        if manifest is None:
             raise ProjectError(f"The project {origin} does not exist.")
-        manifest = Manifest.from_json(text, origin)
-        projects = ContentStore(client, projects_of(url))
         lacking = {e.hash: e for e in manifest.files if not (store / e.hash).is_file()}
         needed = pieces_where(lacking.values(), lambda digest: not (store / digest).is_file())
 
@@ -373,7 +368,7 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
             digest, (entry, index) = item
             what = f"{entry.path} (block {index})" if entry.blocks else entry.path
             partial = store / f"{digest}.partial"
-            s3.download_file(client, url.bucket, projects.key(digest), partial)
+            projects.download(digest, partial)
             check_content(partial, digest, f"The store's copy of {what} in {origin}")
 
         with ThreadPoolExecutor(PARALLEL) as pool:
@@ -400,7 +395,7 @@ def fetch_manifest(url: S3Url, work: Path, config: Config) -> Path:
         except OSError:
             shutil.copyfile(store / entry.hash, target)
             target.chmod(0o444)
-    (staging / ".brenda-version").write_text(version, encoding="utf-8")
+    (staging / ".brenda-version").write_text(version.name, encoding="utf-8")
     _replace(staging, work / PROJECT_FOLDER)
     trim_content(store, keep={d for e in manifest.files for d in (e.hash, *e.blocks)})
     return work / PROJECT_FOLDER
@@ -458,8 +453,9 @@ def fetch_url(url: object, config: Config, work: Path, volumes: EbsVolumes | Non
     """The local folder of the project at ``url`` (kept in ``work``), fetched if needed."""
     if isinstance(url, FileUrl):
         return fetch_file(url, work)
-    if isinstance(url, S3Url) and is_manifest(url.prefix):
-        return fetch_manifest(url, work, config)
+    version = ProjectVersion.at(url) if isinstance(url, S3Url) else None
+    if version is not None:
+        return fetch_manifest(version, work, config)
     if isinstance(url, S3Url):
         always = config.flag("BLENDER_PROJECT_ALWAYS_REFETCH")
         return fetch_s3(url, work, config, always=always)

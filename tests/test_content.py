@@ -16,7 +16,7 @@ from brenda_node.project import ProjectError, fetch_url
 from shared.cli.brenda import main as brenda
 from shared.cli.work import main as brenda_work
 from shared.core.config import load_config
-from shared.core.errors import Cancelled
+from shared.core.errors import BrendaError, Cancelled
 from shared.core.progress import Progress
 from shared.core.urls import S3Url, parse_url
 from shared.project.content import (
@@ -26,6 +26,7 @@ from shared.project.content import (
     find_garbage,
     folder_files,
     manifest_of,
+    pointer_name,
     remove_garbage,
 )
 
@@ -48,13 +49,21 @@ def store(aws: str, boto_client: Any) -> ContentStore:
 
 
 def upload(
-    store: ContentStore, folder: Path, cache: HashCache, progress: Progress | None = None
+    store: ContentStore,
+    folder: Path,
+    cache: HashCache,
+    progress: Progress | None = None,
+    *,
+    pointer: str | None = None,
 ) -> Any:
     files = list(folder_files(folder))
     manifest = manifest_of(files, cache, Progress())
     local = {name: path for name, path, _ in files}
     return store.upload(
-        manifest, lambda entry: local[entry.path], progress or Progress(), pointer=folder.name
+        manifest,
+        lambda entry: local[entry.path],
+        progress or Progress(),
+        pointer=pointer or pointer_name(folder.name),
     )
 
 
@@ -197,6 +206,7 @@ def test_brenda_upload_says_what_it_sent_against_the_projects_size(
     assert brenda(["upload", str(project)]) == 0
     out = capsys.readouterr().out
     assert "Sent 4 of 4 files" in out and "Project version: s3://studio/projects/manifests/" in out
+    assert f"Project version: {store.latest('shot1')}\n" in out
     assert brenda(["upload", str(project)]) == 0
     assert "Sent 0 of 4 files, 0 bytes of 8.0 KB (hashed 0 bytes;" in capsys.readouterr().out
 
@@ -216,7 +226,7 @@ def test_gc_keeps_what_live_manifests_use_and_removes_the_rest_only_when_told(
     new = upload(store, project, cache)
     forgotten = upload(store, make_project(tmp_path / "other", files=1, seed=7), cache)
     s3 = boto_client("s3")
-    s3.delete_object(Bucket="studio", Key="projects/other.manifest")  # no longer anyone's latest
+    s3.delete_object(Bucket="studio", Key="projects/latest/other.manifest")  # no one's latest
     # Pretend the first two versions were uploaded long ago; "shot1"'s pointer names the newest.
     later = time.time() + 40 * 86400
     garbage = find_garbage(store, days=30, live=[], now=later)
@@ -271,3 +281,39 @@ def test_a_value_edit_of_a_big_blend_sends_and_fetches_one_block(
     rebuilt = fetch_url(parse_url(second.manifest_url), config, work)
     assert f"1 of 1 files fetched ({4 << 20} bytes)" in caplog.text
     assert (rebuilt / "shot.blend").read_bytes() == blend.read_bytes()
+
+
+def test_two_projects_each_with_a_main_blend_keep_their_own_latest_version(
+    store: ContentStore, tmp_path: Path, boto_client: Any
+) -> None:
+    cache = HashCache(tmp_path / "hashes.json")
+    sent = {}
+    for project, seed in (("film", 1), ("advert", 2)):
+        folder = make_project(tmp_path / project, files=1, seed=seed)
+        (folder / "scene.blend").rename(folder / "main.blend")
+        sent[project] = upload(store, folder, cache, pointer=pointer_name(project, "main.blend"))
+    assert sent["film"].manifest_url != sent["advert"].manifest_url
+    assert store.latest(pointer_name("film", "main.blend")) == sent["film"].manifest_url
+    assert store.latest(pointer_name("advert", "main.blend")) == sent["advert"].manifest_url
+    listing = boto_client("s3").list_objects_v2(Bucket="studio", Prefix="projects/latest/")
+    assert sorted(item["Key"] for item in listing["Contents"]) == [
+        "projects/latest/advert/main.blend.manifest",
+        "projects/latest/film/main.blend.manifest",
+    ]
+    with pytest.raises(BrendaError, match="cannot name a project"):
+        pointer_name("", "main.blend")
+
+
+def test_gc_keeps_what_a_pointer_written_before_names(
+    store: ContentStore, tmp_path: Path, boto_client: Any
+) -> None:
+    cache = HashCache(tmp_path / "hashes.json")
+    old = upload(store, make_project(tmp_path / "shot1", files=1), cache)
+    s3 = boto_client("s3")
+    s3.delete_object(Bucket="studio", Key="projects/latest/shot1.manifest")
+    s3.put_object(Bucket="studio", Key="projects/shot1.manifest", Body=old.manifest_url.encode())
+    garbage = find_garbage(store, days=30, live=[], now=time.time() + 40 * 86400)
+    assert (garbage.content, garbage.manifests) == ([], [])
+    s3.delete_object(Bucket="studio", Key="projects/shot1.manifest")
+    garbage = find_garbage(store, days=30, live=[], now=time.time() + 40 * 86400)
+    assert len(garbage.manifests) == 1

@@ -43,7 +43,13 @@ from ..core.urls import S3Url
 from ..jobs.costs import JobCost, Ledger, format_dollars, job_cost, stored_ledgers
 from ..outputs.store import open_store
 from ..project import packing
-from ..project.content import ContentStore, default_hash_cache, folder_files, send_project
+from ..project.content import (
+    ContentStore,
+    default_hash_cache,
+    folder_files,
+    pointer_name,
+    send_project,
+)
 from ..tasks import queue as work
 from ..tasks.task import (
     RenderSettings,
@@ -585,7 +591,7 @@ def run_upload(args: argparse.Namespace) -> int:
     ):
         if target.is_dir():
             files = list(folder_files(target))
-            pointer = target.resolve().name
+            pointer = pointer_name(target.resolve().name)
         else:
             report, files = packing.stage(
                 target,
@@ -597,7 +603,7 @@ def run_upload(args: argparse.Namespace) -> int:
             )
             for line in report.lines():
                 print(line)
-            pointer = target.stem
+            pointer = pointer_name(report.root.name, report.blend)
         with cloud_errors(f"connecting to {projects}"):
             store = ContentStore(make_client("s3", config), projects)
         sent = send_project(store, files, cache, progress, pointer=pointer)

@@ -17,6 +17,7 @@ from ..aws import s3
 from ..aws.session import cloud_errors, make_client, make_session, region_for
 from ..core.config import Config, load_config
 from ..core.errors import BrendaError
+from ..project.content import pointer_name
 from ..project.packing import Addon
 from ..project.version import job_blender
 from ..tasks.task import FrameRange, RenderSettings
@@ -53,6 +54,8 @@ class FarmSettings:
 class JobSettings:
     """A scene's render job."""
 
+    project: str
+    """The project's name (its root folder's): with the .blend, it keys the latest upload."""
     render: RenderSettings
     """What its tasks render: the .blend (relative to the project root, POSIX:
     ``shots/shot1.blend``), scene, format and checks; the Blender version is read at submit."""
@@ -84,6 +87,11 @@ class JobSettings:
     @property
     def job_name(self) -> str:
         return PurePosixPath(self.blend_path).stem
+
+    @property
+    def pointer(self) -> str:
+        """What names the latest uploaded version of its .blend (``ContentStore.latest``)."""
+        return pointer_name(self.project, self.blend_path)
 
     def project_key(self) -> str:
         return f"{PROJECT_PREFIX}{self.job_name}.tar.gz"

@@ -8,7 +8,10 @@ Layout under the farm's projects prefix (``FARM_PROJECTS``, like ``s3://bucket/p
 - ``content/<sha256>``: a file's bytes;
 - ``manifests/<sha256>.json``: a project version, every file's path, size, hash and mode, named
   by the hash of its own text, so a job naming it renders exactly that version;
-- ``<name>.manifest``: the URL of a project's latest manifest (what the add-on pushes).
+- ``latest/<project>/<blend>.manifest`` (a whole folder's: ``latest/<project>.manifest``): the
+  URL of the latest manifest of a project's .blend (what the add-on pushes), keyed by the project
+  (its root folder's name), so two projects that each have a ``main.blend`` keep their own.
+  Pointers written before were ``<blend stem>.manifest``: gc still keeps what they name.
 
 SHA-256, not a faster non-cryptographic hash (xxh128): the store is shared by every project of
 the farm and a node trusts a name for its bytes, so names must not collide even on purpose;
@@ -53,6 +56,7 @@ MANIFEST_FORMAT = 1
 CONTENT = "content/"
 MANIFESTS = "manifests/"
 POINTER_SUFFIX = ".manifest"
+LATEST = "latest/"
 BLOCK = 4 << 20
 """Size of the blocks big .blend files are stored in."""
 BLOCKED_SUFFIX = ".blend"
@@ -60,17 +64,39 @@ PARALLEL = 16
 """Files asked about or sent at once (each big file is also sent in parts, in parallel)."""
 
 
-def is_manifest(key: str) -> bool:
-    """Whether an S3 key names a content-addressed project version (``.../manifests/H.json``)."""
-    path = PurePosixPath(key)
-    return path.suffix == ".json" and path.parent.name == MANIFESTS.rstrip("/")
+@dataclass(frozen=True)
+class ProjectVersion:
+    """One uploaded version of a project: the manifest ``manifests/<name>.json`` of the store
+    under ``projects`` (``FARM_PROJECTS``), named by the hash of its text."""
+
+    projects: S3Url
+    name: str
+
+    @classmethod
+    def at(cls, url: S3Url) -> ProjectVersion | None:
+        """The version ``s3://.../projects/manifests/H.json`` names; None for any other URL (a
+        tarball)."""
+        path = PurePosixPath(url.prefix.rstrip("/"))
+        if path.suffix != ".json" or path.parent.name != MANIFESTS.rstrip("/"):
+            return None
+        folder = path.parent.parent.as_posix()
+        return cls(S3Url(url.bucket, "" if folder == "." else f"{folder}/"), path.stem)
+
+    @property
+    def key(self) -> str:
+        return self.projects.key(f"{MANIFESTS}{self.name}.json")
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.projects.bucket}/{self.key}"
 
 
-def projects_of(manifest: S3Url) -> S3Url:
-    """The store (``FARM_PROJECTS``) that holds the manifest at ``manifest``: ``projects/`` of
-    ``projects/manifests/H.json``."""
-    folder = PurePosixPath(manifest.prefix.rstrip("/")).parent.parent.as_posix()
-    return S3Url(manifest.bucket, "" if folder == "." else f"{folder}/")
+def pointer_name(project: str, blend: str | None = None) -> str:
+    """What names the latest version of ``blend`` (its path in the project; None: the whole
+    project folder) in the project ``project`` (its root folder's name)."""
+    if not project or "/" in project or project in (".", ".."):
+        raise BrendaError(f"'{project}' cannot name a project: give its folder's name.")
+    return project if blend is None else f"{project}/{blend}"
 
 
 def file_hash(path: Path) -> str:
@@ -296,8 +322,24 @@ class ContentStore:
     def key(self, digest: str) -> str:
         return self.projects.key(f"{CONTENT}{digest}")
 
-    def manifest_url(self, manifest: Manifest) -> str:
-        return f"s3://{self.projects.bucket}/{self.projects.key(MANIFESTS)}{manifest.name}.json"
+    def version(self, manifest: Manifest) -> ProjectVersion:
+        return ProjectVersion(self.projects, manifest.name)
+
+    def pointer_key(self, pointer: str) -> str:
+        return self.projects.key(f"{LATEST}{pointer}{POINTER_SUFFIX}")
+
+    def read_manifest(self, version: ProjectVersion) -> Manifest | None:
+        """The version's manifest, or None where the store does not hold it."""
+        text = s3.read_text(self.client, self.projects.bucket, version.key)
+        return None if text is None else Manifest.from_json(text, version.url)
+
+    def download(self, digest: str, path: Path) -> None:
+        """The stored piece ``digest`` (a file or a block) to ``path``."""
+        s3.download_file(self.client, self.projects.bucket, self.key(digest), path)
+
+    def read_start(self, digest: str, size: int) -> bytes | None:
+        """The first ``size`` bytes of the stored piece ``digest``; None where it is missing."""
+        return s3.read_start(self.client, self.projects.bucket, self.key(digest), size)
 
     def missing(self, digests: Iterable[str], progress: Progress) -> set[str]:
         """The hashes the store lacks (a HEAD each, in parallel)."""
@@ -323,8 +365,8 @@ class ContentStore:
         pointer: str | None = None,
     ) -> Upload:
         """Send the files the store lacks (``local`` finds each one's bytes), then the manifest,
-        then the ``pointer`` to it. An interrupted upload sent whole files only: run again, it
-        sends the rest."""
+        then the ``pointer`` to it (see ``pointer_name``). An interrupted upload sent whole files
+        only: run again, it sends the rest."""
         pieces = {digest for entry in manifest.files for digest in entry.stored}
         lacking = self.missing(pieces, progress)
         sending = pieces_where(manifest.files, lacking.__contains__)
@@ -346,21 +388,20 @@ class ContentStore:
             self.client.put_object(Bucket=bucket, Key=self.key(digest), Body=piece)
             progress.advance(len(piece))
 
-        url = self.manifest_url(manifest)
+        version = self.version(manifest)
+        url = version.url
         with cloud_errors(f"uploading to s3://{bucket}"):
             in_parallel(send, sending.items(), progress)
-            manifest_key = self.projects.key(f"{MANIFESTS}{manifest.name}.json")
-            s3.write_text(self.client, bucket, manifest_key, manifest.to_json())
+            s3.write_text(self.client, bucket, version.key, manifest.to_json())
             if pointer is not None:
-                s3.write_text(self.client, bucket, self.projects.key(pointer + POINTER_SUFFIX), url)
+                s3.write_text(self.client, bucket, self.pointer_key(pointer), url)
         sent_files = len({entry.path for entry, _ in sending.values()})
         return Upload(url, len(manifest.files), manifest.size, sent_files, total)
 
     def latest(self, pointer: str) -> str | None:
         """The manifest URL a project's pointer names, if it has one."""
         with cloud_errors(f"reading s3://{self.projects.bucket}"):
-            key = self.projects.key(pointer + POINTER_SUFFIX)
-            text = s3.read_text(self.client, self.projects.bucket, key)
+            text = s3.read_text(self.client, self.projects.bucket, self.pointer_key(pointer))
         return text.strip() if text else None
 
 
@@ -411,10 +452,8 @@ def find_garbage(store: ContentStore, *, days: int, live: Iterable[str], now: fl
     kept = {url.rsplit("/", 1)[-1] for url in live}
     with cloud_errors(f"listing the projects in s3://{bucket}"):
         for item in s3.list_objects(client, bucket, store.projects.prefix):
-            if (
-                item.key.endswith(POINTER_SUFFIX)
-                and "/" not in item.key[len(store.projects.prefix) :]
-            ):
+            name = item.key[len(store.projects.prefix) :]
+            if name.endswith(POINTER_SUFFIX) and ("/" not in name or name.startswith(LATEST)):
                 pointed = s3.read_text(client, bucket, item.key)
                 if pointed:
                     kept.add(pointed.strip().rsplit("/", 1)[-1])

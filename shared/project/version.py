@@ -23,7 +23,7 @@ from ..core.blend_header import COMPRESSED_PREFIX_BYTES, read_version, saved_by
 from ..core.config import Config
 from ..core.errors import BrendaError
 from ..core.urls import FileUrl, S3Url, parse_url
-from .content import ContentStore, Manifest, is_manifest, projects_of
+from .content import ContentStore, ProjectVersion
 
 log = logging.getLogger(__name__)
 
@@ -73,25 +73,18 @@ def _from_folder(folder: Path, blend: str | None) -> str | None:
     return saved_by(top[0]) if len(top) == 1 else None
 
 
-def _from_manifest(client: Any, url: S3Url, blend: str | None) -> str | None:
-
-    key = url.prefix.rstrip("/")
-    text = s3.read_text(client, url.bucket, key)
-    if text is None:
+def _from_manifest(client: Any, version: ProjectVersion, blend: str | None) -> str | None:
+    store = ContentStore(client, version.projects)
+    manifest = store.read_manifest(version)
+    if manifest is None:
         return None
-    origin = f"s3://{url.bucket}/{key}"
-    wanted = [
-        entry for entry in Manifest.from_json(text, origin).files if _is_wanted(entry.path, blend)
-    ]
+    wanted = [entry for entry in manifest.files if _is_wanted(entry.path, blend)]
     if len(wanted) != 1:
         return None
-    store = ContentStore(client, projects_of(url))
-    start = s3.read_start(
-        client, url.bucket, store.key(wanted[0].stored[0]), COMPRESSED_PREFIX_BYTES
-    )
+    start = store.read_start(wanted[0].stored[0], COMPRESSED_PREFIX_BYTES)
     if start is None:
         return None
-    return read_version(io.BytesIO(start), f"{origin} {wanted[0].path}")
+    return read_version(io.BytesIO(start), f"{version.url} {wanted[0].path}")
 
 
 def project_blender(config: Config, project: str, blend: str | None) -> str | None:
@@ -110,8 +103,9 @@ def project_blender(config: Config, project: str, blend: str | None) -> str | No
     key = url.prefix.rstrip("/")
     with cloud_errors(f"reading the Blender version of {project}"):
         client = make_client("s3", config)
-        if is_manifest(key):
-            return _from_manifest(client, url, blend)
+        version = ProjectVersion.at(url)
+        if version is not None:
+            return _from_manifest(client, version, blend)
         if key.endswith(ARCHIVE_SUFFIXES):
             body = s3.open_body(client, url.bucket, key)
             if body is None:
