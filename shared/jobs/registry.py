@@ -218,7 +218,10 @@ class JobRegistry:
             text = s3.read_text(self.s3, self.outputs.bucket, self._record_key(job_id))
         if text is None:
             raise UsageError(f"Farm {self.farm} has no job {job_id}: see 'brenda-work jobs'.")
-        return Job.from_json(text)
+        try:
+            return Job.from_json(text)
+        except (ValueError, TypeError, KeyError) as error:
+            raise BrendaError(f"The record of job {job_id} is not readable ({error}).") from error
 
     def queue(self, job: Job) -> WorkQueue | None:
         with cloud_errors(f"opening the queue of job {job.id}"):

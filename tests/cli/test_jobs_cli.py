@@ -194,3 +194,17 @@ def test_a_record_written_before_reads_typed_and_is_written_the_same() -> None:
     assert job.to_json() == text
     older = {key: value for key, value in RECORD_WRITTEN_BEFORE.items() if key != "state"}
     assert Job.from_json(json.dumps(older)).state is JobState.ACTIVE
+
+
+def test_a_record_with_an_unknown_state_is_named_not_read(
+    farm_env: Path, capsys: pytest.CaptureFixture[str], boto_client: Any
+) -> None:
+    job = RECORD_WRITTEN_BEFORE["id"]
+    record = {**RECORD_WRITTEN_BEFORE, "state": "frozen"}
+    key = f"frames/.brenda/jobs/{job}.json"
+    boto_client("s3").put_object(Bucket="studio", Key=key, Body=json.dumps(record).encode())
+    _, err = work(capsys, "pause", str(job), code=1)
+    assert err == (
+        f"brenda-work: The record of job {job} is not readable ('frozen' is not a valid "
+        "JobState).\n"
+    )
