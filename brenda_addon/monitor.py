@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The Brenda Jobs panel's data. A timer reads the farm's jobs in a thread that never touches
-bpy (``shared.farm.monitor``) and applies them on the main thread, every 5 s while a job renders and
-the panel is drawn, backing off to 5 minutes while Blender is idle; thumbnails of the selected
-job's newest frames go through ``bpy.utils.previews``."""
+bpy (``shared.services.monitor``) and applies them on the main thread, every 5 s while a job
+renders and the panel is drawn, backing off to 5 minutes while Blender is idle; thumbnails of
+the selected job's newest frames go through ``bpy.utils.previews``."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import bpy.utils.previews
 from . import scene_info
 from .jobs import BackgroundWork
 from .shared.core.progress import Progress
-from .shared.farm.monitor import FarmMonitor, FarmView, RefreshSchedule
 from .shared.jobs.settings import FarmSettings, farm_config
+from .shared.services.monitor import FarmMonitor, FarmView, RefreshSchedule
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.25

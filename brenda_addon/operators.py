@@ -18,26 +18,25 @@ import bpy
 
 from . import monitor, scene_info
 from .jobs import BackgroundWork
-from .shared.aws import s3
-from .shared.aws.session import cloud_errors, make_client, make_session, region_for
 from .shared.core.errors import BrendaError
 from .shared.core.progress import Progress
-from .shared.core.urls import S3Url
-from .shared.farm import autoscale, fleet
 from .shared.farm import ebs as ebs_ops
 from .shared.jobs.registry import JobAction
-from .shared.jobs.settings import FarmSettings, JobSettings, ensure_output_bucket, farm_config
-from .shared.project import packing
-from .shared.project.content import ContentStore, Upload, default_hash_cache, send_project
-from .shared.project.packing import PackReport
+from .shared.jobs.settings import farm_config
+from .shared.project.content import Upload
+from .shared.project.packing import PackReport, human_bytes
+from .shared.services import farm as farm_service
 from .shared.services import jobs as job_service
+from .shared.services import project as project_service
+from .shared.services.farm import FleetOrder
+from .shared.services.project import Project
 
 FRAMES_FOLDER = "//brenda_frames"
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 
 
-def archive_path(job: JobSettings) -> Path:
-    return Path(bpy.app.tempdir or tempfile.gettempdir()) / "brenda" / f"{job.job_name}.tar.gz"
+def archive_path(project: Project) -> Path:
+    return Path(bpy.app.tempdir or tempfile.gettempdir()) / "brenda" / f"{project.name}.tar.gz"
 
 
 def why_not_ready(context: bpy.types.Context, *, online: bool = True) -> str | None:
@@ -76,7 +75,7 @@ class _BrendaOperator(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def preflight(context: bpy.types.Context, *, save: bool) -> tuple[JobSettings, PackReport]:
+def preflight(context: bpy.types.Context, *, save: bool) -> tuple[Project, PackReport]:
     """The packing report of the .blend as saved (saved first when ``save``: scripts change data
     without marking the file dirty, so it is always saved), shown in the panel; missing files
     the render reads stop here unless the job renders anyway."""
@@ -84,29 +83,14 @@ def preflight(context: bpy.types.Context, *, save: bool) -> tuple[JobSettings, P
     unsaved = bpy.data.is_dirty
     if save:
         bpy.ops.wm.save_mainfile()
-    job = scene_info.job_settings(context)
-    blend, root = scene_info.project_paths(context)
-    report = packing.inspect(blend, root=root, addons=job.addons)
+    project = scene_info.project(context)
+    report = project_service.check(project)
     lines = report.lines()
     if unsaved and not save:
         lines.append("Unsaved changes are not checked; packing saves the file first")
     state.report = "\n".join(lines)
-    if not job.render.render_anyway:
-        packing.refuse_missing(report)
-    return job, report
-
-
-def pack_in_place(job: JobSettings, report: PackReport, progress: Progress) -> PackReport:
-    """Write the project archive (bpy-free: runs in any thread)."""
-    return packing.pack(
-        report.root / report.blend,
-        archive_path(job),
-        root=report.root,
-        render_anyway=job.render.render_anyway,
-        progress=progress,
-        report=report,
-        addons=job.addons,
-    )
+    project_service.refuse_missing(project, report)
+    return project, report
 
 
 class BRENDA_OT_check_project(_BrendaOperator):
@@ -123,7 +107,7 @@ class BRENDA_OT_check_project(_BrendaOperator):
                 job.addons, job.addons_chosen = ", ".join(scene_info.used_addons()), True
             _, report = preflight(context, save=False)
             return (
-                f"{report.files} files ({packing.human_bytes(report.bytes)}) to pack, "
+                f"{report.files} files ({human_bytes(report.bytes)}) to pack, "
                 f"{len(report.missing)} missing, {len(report.outside)} from outside the root."
             )
 
@@ -139,50 +123,12 @@ class BRENDA_OT_pack_project(_BrendaOperator):
 
     def execute(self, context: bpy.types.Context) -> Result:
         def pack() -> str:
-            job, report = preflight(context, save=True)
-            return pack_in_place(job, report, Progress()).summary()
+            project, report = preflight(context, save=True)
+            return project_service.pack(
+                project, archive_path(project), report, Progress()
+            ).summary()
 
         return self.run(context, pack)
-
-
-def project_store(farm: FarmSettings, job: JobSettings) -> ContentStore:
-    """The farm's content store, its (private) bucket made if needed."""
-
-    config = farm_config(farm, job)
-    with cloud_errors(f"preparing the project bucket s3://{farm.project_bucket}"):
-        client = make_client("s3", config)
-        s3.ensure_bucket(
-            client, farm.project_bucket, region_for("s3", config, make_session(config))
-        )
-    return ContentStore(client, config.url("FARM_PROJECTS", S3Url))
-
-
-def upload(farm: FarmSettings, job: JobSettings, archive: Path, progress: Progress) -> str:
-    """The project archive to ``projects/<blend>.tar.gz`` (what an EBS helper copies)."""
-
-    store = project_store(farm, job)
-    with cloud_errors(f"uploading the project to s3://{farm.project_bucket}"):
-        s3.upload_file(store.client, archive, farm.project_bucket, job.project_key(), progress)
-    return job.project_key()
-
-
-def upload_content(
-    farm: FarmSettings, job: JobSettings, report: PackReport, progress: Progress
-) -> Upload:
-    """Pack the saved .blend as files and send what the farm's content store lacks (bpy-free).
-    The project's pointer then names this version, which Push Job renders."""
-    cache = default_hash_cache()
-    with tempfile.TemporaryDirectory(prefix="brenda-upload-") as folder:
-        _, files = packing.stage(
-            report.root / report.blend,
-            Path(folder),
-            root=report.root,
-            render_anyway=job.render.render_anyway,
-            progress=progress,
-            report=report,
-            addons=job.addons,
-        )
-        return send_project(project_store(farm, job), files, cache, progress, pointer=job.pointer)
 
 
 class _ModalWork(_BrendaOperator):
@@ -247,35 +193,18 @@ class BRENDA_OT_upload_project(_ModalWork):
 
     def start_work(self, context: bpy.types.Context) -> BackgroundWork:
         farm = scene_info.farm_settings(context)
-        job, report = preflight(context, save=True)
-
-        return BackgroundWork(lambda progress: upload_content(farm, job, report, progress))
+        project, report = preflight(context, save=True)
+        return BackgroundWork(
+            lambda progress: project_service.upload(farm_config(farm), project, report, progress)
+        )
 
     def finish(self, context: bpy.types.Context, result: Any) -> str:
         sent: Upload = result
         context.window_manager.brenda.uploaded_key = sent.manifest_url.rsplit("/", 1)[-1]
         return (
             f"Uploaded the project: sent {sent.sent_files} of {sent.files} files, "
-            f"{packing.human_bytes(sent.sent_bytes)} of {packing.human_bytes(sent.bytes)}."
+            f"{human_bytes(sent.sent_bytes)} of {human_bytes(sent.bytes)}."
         )
-
-
-def push_job(farm: FarmSettings, job: JobSettings, progress: Progress) -> str:
-    """Submit the scene's job to the farm, rendering the uploaded project (bpy-free)."""
-
-    config = farm_config(farm, job)
-    with cloud_errors(f"looking for the uploaded project in s3://{farm.project_bucket}"):
-        projects = config.url("FARM_PROJECTS", S3Url)
-        store = ContentStore(make_client("s3", config), projects)
-        version = store.latest(job.pointer)
-    if version is None:
-        raise BrendaError(
-            f"{job.blend_path} of project {job.project} has not been uploaded to "
-            f"s3://{farm.project_bucket}: run Brenda: Upload Project first."
-        )
-    ensure_output_bucket(farm, config)
-    made = job_service.submit(config, job.farm_job(config, version), progress)
-    return made.id
 
 
 class BRENDA_OT_push_job(_ModalWork):
@@ -287,12 +216,14 @@ class BRENDA_OT_push_job(_ModalWork):
     def start_work(self, context: bpy.types.Context) -> BackgroundWork:
         farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
         job.frames()  # a bad frame range is refused here, before any thread starts
-        return BackgroundWork(lambda progress: push_job(farm, job, progress))
+        return BackgroundWork(
+            lambda progress: job_service.submit_scene(farm_config(farm, job), job, progress)
+        )
 
     def finish(self, context: bpy.types.Context, result: Any) -> str:
-        context.window_manager.brenda.selected_job = str(result)
+        context.window_manager.brenda.selected_job = result.id
         monitor.refresh_soon()
-        return f"Pushed job {result}."
+        return f"Pushed job {result.id}."
 
 
 class BRENDA_OT_launch_nodes(_BrendaOperator):
@@ -307,23 +238,20 @@ class BRENDA_OT_launch_nodes(_BrendaOperator):
     def invoke(self, context: bpy.types.Context, event: Any) -> Result:
         try:
             farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
-            instance_type = farm.instance_type or "c7i.2xlarge"
-            config = farm_config(farm, job)
-            prices = fleet.spot_prices(config, instance_type)
-            wants_gpu = job.render.device != "CPU" and instance_type not in fleet.GPU_INSTANCE_TYPES
-            offers = fleet.gpu_prices(config) if wants_gpu else []
+            prices = farm_service.launch_prices(farm_config(farm, job), None, job.render.device)
         except BrendaError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        cheapest = min(prices.values(), default=None)
         type(self).spot_prices = (
-            f"Spot price now: US$ {cheapest[0]:.4f}/hour" if cheapest else "No spot price known"
+            f"Spot price now: US$ {prices.spot:.4f}/hour"
+            if prices.spot is not None
+            else "No spot price known"
         )
         type(self).gpu_offers = [
             f"{offer.instance_type}: spot US$ {offer.spot:.4f}, on-demand US$ {offer.on_demand}"
             if offer.spot is not None
             else f"{offer.instance_type}: no spot price, on-demand US$ {offer.on_demand}"
-            for offer in offers
+            for offer in prices.gpu_offers
         ]
         return context.window_manager.invoke_props_dialog(self)
 
@@ -351,37 +279,10 @@ class BRENDA_OT_launch_nodes(_BrendaOperator):
     def execute(self, context: bpy.types.Context) -> Result:
         def launch() -> str:
             farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
-            config = farm_config(farm, job)
-            if job.fleet:
-                planned, notes = autoscale.fit_quota(
-                    config,
-                    autoscale.plan_fleet(
-                        config,
-                        maximum=job.node_count,
-                        types=farm.instance_type or None,
-                        on_demand_base=0 if job.spot else job.node_count,
-                        image=farm.ami or None,
-                        budget=job.budget or None,
-                    ),
-                )
-                group = autoscale.ensure_fleet(config, planned)
-                budget = f", stopping at US$ {job.budget:.2f} spent" if job.budget else ""
-                return " ".join([f"Fleet {group}: up to {planned.maximum} nodes{budget}.", *notes])
-            plan, notes = fleet.fit_quota(
-                config,
-                fleet.plan_launch(
-                    config,
-                    spot=job.spot,
-                    count=job.node_count,
-                    instance_type=farm.instance_type or None,
-                    image=farm.ami or None,
-                    price=str(job.spot_price) if job.spot and job.spot_price > 0 else None,
-                    persistent=False,
-                    placement=None,
-                ),
-            )
-            ids = fleet.launch(config, plan)
-            return " ".join([f"Launched {len(ids)} nodes.", *notes])
+            config, order = farm_config(farm, job), scene_info.launch_order(job)
+            if isinstance(order, FleetOrder):
+                return farm_service.start_fleet(config, order)
+            return farm_service.start_nodes(config, order)
 
         return self.run(context, launch)
 
@@ -538,12 +439,15 @@ class BRENDA_OT_build_ebs_volume(_BrendaOperator):
     def execute(self, context: bpy.types.Context) -> Result:
         def build() -> str:
             farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
-            # The helper copies the project archive: packed and uploaded for it.
-            packed = pack_in_place(job, preflight(context, save=True)[1], Progress())
-            assert packed.archive is not None
-            upload(farm, job, packed.archive, Progress())
-            size = self.size_gb or automatic_volume_size(packed.archive)
             config = farm_config(farm, job)
+            # The helper copies the project archive: packed and uploaded for it.
+            project, report = preflight(context, save=True)
+            archive = archive_path(project)
+            project_service.pack(project, archive, report, Progress())
+            source = project_service.upload_archive(
+                config, archive, farm.project_bucket, job.project_key()
+            )
+            size = self.size_gb or automatic_volume_size(archive)
             plan = ebs_ops.plan_helper(
                 config,
                 existing=False,
@@ -553,7 +457,7 @@ class BRENDA_OT_build_ebs_volume(_BrendaOperator):
                 instance_type=None,
                 zone=None,
                 mount=True,
-                fill_from=f"s3://{farm.project_bucket}/{job.project_key()}",
+                fill_from=source,
             )
             instance, _ = ebs_ops.start_helper(config, plan)
             return (
@@ -590,13 +494,15 @@ class BRENDA_OT_stop_farm(_BrendaOperator):
 
     def execute(self, context: bpy.types.Context) -> Result:
         def stop() -> str:
-            config = farm_config(scene_info.farm_settings(context))
-            autoscale.stop_fleet(config, "stopped from Blender")
-            stopped = fleet.stop(config, terminate=True, dry_run=False)
-            cancelled = fleet.cancel(config, dry_run=False)
+            stopped = farm_service.stop(
+                farm_config(scene_info.farm_settings(context)),
+                terminate=True,
+                reason="stopped from Blender",
+                cancel_requests=True,
+            )
             return (
-                f"Terminated {len(stopped)} nodes, cancelled {len(cancelled)} spot requests; "
-                "the jobs stay for the next nodes."
+                f"Terminated {len(stopped.nodes)} nodes, cancelled {len(stopped.cancelled)} spot "
+                "requests; the jobs stay for the next nodes."
             )
 
         return self.run(context, stop)

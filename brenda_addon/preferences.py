@@ -1,43 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Brenda's add-on preferences: where the farm lives. Secret keys are never stored here (nor in
-the .blend): AWS credentials come from the standard chain (profile, SSO, environment)."""
+"""Brenda's add-on preferences: where the farm lives. They are the add-on's own: it reads neither
+``~/.brenda.conf`` nor ``BRENDA_*`` variables, which are the command line's. Secret keys are
+never stored here (nor in the .blend): AWS credentials come from the standard chain (profile,
+SSO, environment)."""
 
 from __future__ import annotations
 
 from typing import cast
 
 import bpy
-
-from .shared.core.config import load_config
-from .shared.core.errors import BrendaError
-from .shared.core.urls import S3Url
-
-
-def defaults_from_brenda_conf() -> dict[str, str]:
-    """Values from ~/.brenda.conf, where there is one, to start the preferences with."""
-    try:
-        config = load_config()
-    except BrendaError:
-        return {}
-    found: dict[str, str] = {}
-    project = config.get("FARM_PROJECTS") or config.get("BLENDER_PROJECT")
-    output = config.get("FARM_OUTPUTS") or config.get("RENDER_OUTPUT")
-    if isinstance(project, S3Url):
-        found["project_bucket"] = project.bucket
-    if isinstance(output, S3Url):
-        found["output_bucket"] = output.bucket
-    for key, name in (
-        ("FARM", "farm"),
-        ("AWS_PROFILE", "profile"),
-        ("EC2_REGION", "region"),
-        ("INSTANCE_TYPE", "instance_type"),
-        ("AMI_ID", "ami"),
-        ("SSH_KEY_NAME", "key_name"),
-    ):
-        value = config.optional_text(key)
-        if value:
-            found[name] = value
-    return found
 
 
 class BRENDA_AP_preferences(bpy.types.AddonPreferences):
@@ -82,16 +53,4 @@ def preferences(context: bpy.types.Context) -> BRENDA_AP_preferences:
 
 
 classes = (BRENDA_AP_preferences,)
-_register, _unregister = bpy.utils.register_classes_factory(classes)
-
-
-def register() -> None:
-    _register()
-    prefs = bpy.context.preferences.addons[__package__].preferences
-    for name, value in defaults_from_brenda_conf().items():
-        if not getattr(prefs, name):
-            setattr(prefs, name, value)
-
-
-def unregister() -> None:
-    _unregister()
+register, unregister = bpy.utils.register_classes_factory(classes)

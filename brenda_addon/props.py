@@ -119,7 +119,7 @@ class BRENDA_PG_job(bpy.types.PropertyGroup):
 
 
 class BRENDA_PG_farm_job(bpy.types.PropertyGroup):
-    """One of the farm's jobs as the last refresh found it (``shared.farm.monitor.JobView``)."""
+    """One of the farm's jobs as the last refresh found it (``shared.services.monitor.JobView``)."""
 
     job_id: bpy.props.StringProperty(name="Job")
     state: bpy.props.StringProperty(name="State")

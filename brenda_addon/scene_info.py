@@ -15,6 +15,8 @@ from .preferences import preferences
 from .shared.core.errors import BrendaError
 from .shared.jobs.settings import FarmSettings, JobSettings
 from .shared.project.packing import Addon, find_project_root
+from .shared.services.farm import FleetOrder, NodeOrder
+from .shared.services.project import Project
 from .shared.tasks.task import DEVICES, Environment, RenderSettings
 
 
@@ -32,6 +34,25 @@ def project_paths(context: bpy.types.Context) -> tuple[Path, Path]:
     chosen = context.scene.brenda.project_root.strip()
     root = Path(bpy.path.abspath(chosen)).resolve() if chosen else find_project_root(blend)
     return blend, root
+
+
+def project(context: bpy.types.Context) -> Project:
+    """The saved .blend as a project to check, pack or upload."""
+    blend, root = project_paths(context)
+    job = context.scene.brenda
+    return Project(blend, root, job_addons(context), job.render_anyway)
+
+
+def launch_order(job: JobSettings) -> FleetOrder | NodeOrder:
+    """The nodes the scene's job asks for: a self-sizing fleet of up to its node count, or that
+    many nodes. Their types, image and spot price are the farm's settings (``farm_config``)."""
+    if job.fleet:
+        return FleetOrder(
+            maximum=job.node_count,
+            on_demand_base=0 if job.spot else job.node_count,
+            budget=job.budget or None,
+        )
+    return NodeOrder(spot=job.spot, count=job.node_count)
 
 
 def job_settings(context: bpy.types.Context) -> JobSettings:

@@ -10,8 +10,8 @@ from typing import Any
 
 from shared.core.config import load_config
 from shared.core.progress import Progress
-from shared.farm.monitor import FarmMonitor, RefreshSchedule
 from shared.jobs.registry import JobRegistry, make_job
+from shared.services.monitor import FarmMonitor, RefreshSchedule
 from shared.tasks.task import RenderSettings
 
 

@@ -35,21 +35,15 @@ from brenda_node import sample_scene
 from brenda_node.blenders import blender_command
 
 from .. import __version__
-from ..aws import s3
-from ..aws.session import cloud_errors, make_client
 from ..core.config import Config, load_config
 from ..core.errors import BrendaError, TaskError, UsageError
 from ..core.urls import S3Url
 from ..jobs.costs import JobCost, Ledger, format_dollars, job_cost, stored_ledgers
 from ..outputs.store import open_store
 from ..project import packing
-from ..project.content import (
-    ContentStore,
-    default_hash_cache,
-    folder_files,
-    pointer_name,
-    send_project,
-)
+from ..project.content import default_hash_cache
+from ..services import project as project_service
+from ..services.project import Project
 from ..tasks import queue as work
 from ..tasks.task import (
     RenderSettings,
@@ -60,7 +54,7 @@ from ..tasks.task import (
     render_tasks,
     tile_grid,
 )
-from ..workstation.local_aws import LOCAL_REGION, local_endpoint
+from ..workstation.local_aws import local_endpoint
 from .common import (
     ArgumentParser,
     configure_logging,
@@ -217,7 +211,9 @@ def parse_pair(text: str, what: str, example: str) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class Job:
+class DemoTasks:
+    """The demo's render: its tasks, pushed to the demo's own work queue."""
+
     tasks: list[RenderTask]
     frames: list[str]
     """The names of the frames the job stores (assembled frames for tiles)."""
@@ -226,7 +222,7 @@ class Job:
 
 def plan(
     args: argparse.Namespace, frames: str, blend: str | None = None, blender: str | None = None
-) -> Job:
+) -> DemoTasks:
     """The demo's tasks for ``frames``; ``blend`` is the .blend's path in the project (None:
     the one), saved by Blender ``blender``."""
     if args.nodes < 1:
@@ -241,7 +237,7 @@ def plan(
     settings = RenderSettings(blend=blend, blender=blender)
     tasks = list(render_tasks(settings, chunks, tiles))
     numbers = {frame for chunk in chunks for frame in chunk.frames()}
-    return Job(tasks, sorted(frame_file_names(settings, numbers)), max(numbers))
+    return DemoTasks(tasks, sorted(frame_file_names(settings, numbers)), max(numbers))
 
 
 def farm_settings() -> dict[str, str]:
@@ -256,12 +252,13 @@ def farm_settings() -> dict[str, str]:
     }
 
 
-def make_project(args: argparse.Namespace, job: Job, folder: Path) -> tuple[Path, Job]:
+def make_project(args: argparse.Namespace, job: DemoTasks, folder: Path) -> tuple[Path, DemoTasks]:
     """The project archive and the job rendering it: ``--blend`` packed with every file it uses,
     or the sample scene made by Blender."""
     archive = folder / PROJECT_KEY
     if args.blend is not None:
-        report = packing.pack(args.blend, archive)
+        given = Project(args.blend)
+        report = project_service.pack(given, archive, project_service.check(given))
         print(report.summary())
         return archive, plan(args, job_frames(args), report.blend, report.blender)
     project = folder / "project"
@@ -293,13 +290,6 @@ def make_project(args: argparse.Namespace, job: Job, folder: Path) -> tuple[Path
     return archive, job
 
 
-def upload_project(archive: Path, config: Config) -> None:
-    with cloud_errors("uploading the project"):
-        client = make_client("s3", config)
-        s3.ensure_bucket(client, BUCKET, LOCAL_REGION)
-        s3.upload_file(client, archive, BUCKET, PROJECT_KEY)
-
-
 def start_nodes(count: int, folder: Path, config_file: Path) -> list[subprocess.Popen[bytes]]:
     environ = {key: value for key, value in os.environ.items() if not key.startswith("BRENDA_")}
     nodes = []
@@ -327,7 +317,7 @@ def node_status(folder: Path, number: int) -> dict[str, Any]:
 
 
 def watch(
-    job: Job,
+    job: DemoTasks,
     config: Config,
     nodes: list[subprocess.Popen[bytes]],
     folder: Path,
@@ -476,8 +466,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def render(
-    args: argparse.Namespace, job: Job, output: Path
-) -> tuple[float, list[dict[str, Any]], Job, JobCost, tuple[float, float] | None]:
+    args: argparse.Namespace, job: DemoTasks, output: Path
+) -> tuple[float, list[dict[str, Any]], DemoTasks, JobCost, tuple[float, float] | None]:
     """The farm's run: endpoint, project, tasks, nodes; frames land in ``output`` as stored."""
     frames_folder = output / "frames"
     with tempfile.TemporaryDirectory(prefix="brenda-demo-") as scratch, local_endpoint() as url:
@@ -490,7 +480,7 @@ def render(
         config = load_config(config_file, environ=environ)
         archive, job = make_project(args, job, folder)
         blend = args.blend.name if args.blend is not None else "sample.blend"
-        upload_project(archive, config)
+        project_service.upload_archive(config, archive, BUCKET, PROJECT_KEY)
         result = work.push(config, job.tasks)
         print(
             f"Project {blend} uploaded; {result.count} tasks for {len(job.frames)} frames pushed "
@@ -532,41 +522,40 @@ def keep_logs(folder: Path, output: Path, count: int) -> None:
             shutil.copyfile(console, logs / f"node-{number}.log")
 
 
-def run_pack(args: argparse.Namespace) -> int:
-    """``brenda pack``: the preflight report, then the archive (unless a dry run)."""
-    if not args.blend.exists():
-        raise UsageError(f"{args.blend} not found.")
-    addons = addons_of(args)
-    report = packing.inspect(args.blend, root=args.project_root, addons=addons)
+def project_of(args: argparse.Namespace, blend: Path) -> Project:
+    """The project ``brenda pack`` or ``brenda upload`` packs: ``blend``, the root and add-ons
+    given; a missing file or an add-on that is none is a usage error."""
+    if not blend.exists():
+        raise UsageError(f"{blend} not found.")
+    with usage_errors():
+        addons = tuple(packing.Addon.at(path) for path in args.addon)
+        packing.check_addons(addons)
+    return Project(blend, args.project_root, addons, args.render_anyway)
+
+
+def checked(project: Project) -> packing.PackReport:
+    """The preflight report, printed; missing files the render reads stop here unless the
+    project renders anyway."""
+    report = project_service.check(project)
     for line in report.lines():
         print(line)
-    if not args.render_anyway:
-        packing.refuse_missing(report)
+    project_service.refuse_missing(project, report)
+    return report
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    """``brenda pack``: the preflight report, then the archive (unless a dry run)."""
+    project = project_of(args, args.blend)
+    report = checked(project)
     if args.dry_run:
         print("Dry run: nothing was written.")
         return 0
     archive = args.output or Path(f"{args.blend.stem}{packing.ARCHIVE_SUFFIX}")
     with progress_bar("bytes") as progress:
-        report = packing.pack(
-            args.blend,
-            archive,
-            root=report.root,
-            render_anyway=args.render_anyway,
-            progress=progress,
-            report=report,
-            addons=addons,
-        )
+        report = project_service.pack(project, archive, report, progress)
     print(report.summary())
     print(f"Tasks render '{report.blend}' from {report.archive}.")
     return 0
-
-
-def addons_of(args: argparse.Namespace) -> tuple[packing.Addon, ...]:
-    """The ``--addon`` paths as add-ons to pack; a path that is none is a usage error."""
-    with usage_errors():
-        addons = tuple(packing.Addon.at(path) for path in args.addon)
-        packing.check_addons(addons)
-    return addons
 
 
 def run_upload(args: argparse.Namespace) -> int:
@@ -575,8 +564,7 @@ def run_upload(args: argparse.Namespace) -> int:
     if not target.exists():
         raise UsageError(f"{target} not found.")
     config = load_config(args.config)
-    projects = config.optional_url("FARM_PROJECTS", S3Url)
-    if projects is None:
+    if config.optional_url("FARM_PROJECTS", S3Url) is None:
         raise UsageError(
             "brenda upload needs FARM_PROJECTS=s3://BUCKET/projects/ (the farm's store)."
         )
@@ -585,28 +573,14 @@ def run_upload(args: argparse.Namespace) -> int:
             f"--addon goes with a .blend; {target} is a folder: put the add-ons in its addons/."
         )
     cache = default_hash_cache()
-    with (
-        tempfile.TemporaryDirectory(prefix="brenda-upload-") as scratch,
-        progress_bar("bytes") as progress,
-    ):
-        if target.is_dir():
-            files = list(folder_files(target))
-            pointer = pointer_name(target.resolve().name)
-        else:
-            report, files = packing.stage(
-                target,
-                Path(scratch),
-                root=args.project_root,
-                render_anyway=args.render_anyway,
-                progress=progress,
-                addons=addons_of(args),
-            )
-            for line in report.lines():
-                print(line)
-            pointer = pointer_name(report.root.name, report.blend)
-        with cloud_errors(f"connecting to {projects}"):
-            store = ContentStore(make_client("s3", config), projects)
-        sent = send_project(store, files, cache, progress, pointer=pointer)
+    if target.is_dir():
+        with progress_bar("bytes") as progress:
+            sent = project_service.upload_folder(config, target, progress, cache)
+    else:
+        project = project_of(args, target)
+        report = checked(project)
+        with progress_bar("bytes") as progress:
+            sent = project_service.upload(config, project, report, progress, cache)
     print(
         f"Sent {sent.sent_files} of {sent.files} files, {packing.human_bytes(sent.sent_bytes)} of "
         f"{packing.human_bytes(sent.bytes)} (hashed {packing.human_bytes(cache.hashed)}; the "

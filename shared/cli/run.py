@@ -7,12 +7,14 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from ..core.config import Config, load_config
 from ..core.errors import BrendaError, UsageError
 from ..farm import autoscale, deadline, fleet, image, releases
 from ..jobs.costs import format_dollars
+from ..services import farm as farm_service
+from ..services.farm import FleetOrder, NodeOrder
 from .common import (
     ArgumentParser,
     add_common_options,
@@ -144,13 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def uptime(delta: timedelta) -> str:
-    return str(timedelta(seconds=int(delta.total_seconds())))
-
-
 def cmd_launch(args: argparse.Namespace, config: Config) -> int:
-    plan = fleet.plan_launch(
-        config,
+    order = NodeOrder(
         spot=args.command == "spot",
         count=1 if args.n_instances is None else args.n_instances,
         instance_type=args.instance_type,
@@ -159,45 +156,21 @@ def cmd_launch(args: argparse.Namespace, config: Config) -> int:
         persistent=args.persistent,
         placement=args.zone,
     )
-    plan, notes = fleet.fit_quota(config, plan)
+    plan, notes = farm_service.plan_nodes(config, order)
     for note in notes:
         print(f"Note: {note}")
     print_plan(plan.summary(), plan.user_data, dry_run=args.dry_run)
     if args.dry_run:
         return 0
-    ids = fleet.launch(config, plan)
+    ids = farm_service.launch_nodes(config, plan)
     what = "spot requests" if plan.persistent else "nodes"
     print(f"Launched {len(ids)} {what}: {' '.join(ids)}")
     return 0
 
 
 def cmd_status(config: Config) -> int:
-    nodes, requests = fleet.farm_state(config)
-    now = datetime.now(UTC)
-    farm = config.text("FARM")
-    group = autoscale.group_state(config)
-    if group is not None:
-        for line in group.lines():
-            print(line)
-    if not nodes and not requests:
-        print(f"Farm {farm} has no nodes and no spot requests.")
-        return 0
-    if nodes:
-        print(f"Nodes of farm {farm}:")
-        for node in nodes:
-            market = "spot" if node.spot else "on-demand"
-            print(
-                f"  {node.id}  {node.type:<12} {market:<9} {node.state:<8} "
-                f"up {uptime(node.uptime(now)):>10}  {node.address}"
-            )
-    if requests:
-        print(f"Spot requests of farm {farm}:")
-        for request in requests:
-            price = f"US$ {request.price}" if request.price else "-"
-            print(
-                f"  {request.id}  {request.kind:<10} {request.state:<9} {price:<10} "
-                f"{request.status}  {request.instance or ''}".rstrip()
-            )
+    for line in farm_service.status(config).lines(datetime.now(UTC)):
+        print(line)
     return 0
 
 
@@ -217,15 +190,14 @@ def cmd_fleet(args: argparse.Namespace, config: Config) -> int:
                 "later time."
             )
         maximum = finish.nodes
-    plan = autoscale.plan_fleet(
-        config,
+    order = FleetOrder(
         maximum=maximum,
         types=args.types,
         on_demand_base=args.on_demand_base,
         image=args.ami,
         budget=args.budget,
     )
-    plan, notes = autoscale.fit_quota(config, plan)
+    plan, notes = farm_service.plan_fleet(config, order)
     if finish is not None and plan.maximum < finish.nodes:
         raise BrendaError(" ".join([f"{finish.summary()}, more than the quota allows.", *notes]))
     for note in notes:
@@ -243,7 +215,7 @@ def cmd_fleet(args: argparse.Namespace, config: Config) -> int:
     if args.dry_run:
         print("Dry run: nothing was made.")
         return 0
-    group = autoscale.ensure_fleet(config, plan)
+    group = farm_service.make_fleet(config, plan)
     print(f"Fleet {group} is ready; 'brenda-run stop' takes it to zero.")
     return 0
 
@@ -317,25 +289,25 @@ def run(argv: Sequence[str]) -> int:
     if command == "price":
         return cmd_price(args, config)
     if command == "stop":
-        draining = (
-            None if args.dry_run else autoscale.stop_fleet(config, "stopped by brenda-run stop")
+        stopped = farm_service.stop(
+            config,
+            terminate=args.terminate,
+            reason="stopped by brenda-run stop",
+            dry_run=args.dry_run,
         )
-        if draining is not None:
+        if stopped.group is not None:
             print(
-                f"Fleet {autoscale.group_name(config.text('FARM'))}: 0 nodes wanted; "
-                f"{len(draining)} node(s) finish their task and go."
+                f"Fleet {stopped.group}: 0 nodes wanted; "
+                f"{len(stopped.draining)} node(s) finish their task and go."
             )
-        ids = fleet.stop(
-            config, terminate=args.terminate, dry_run=args.dry_run, draining=draining or ()
-        )
         verb = "TERMINATE" if args.terminate else "STOP"
         print(
-            f"{verb} {' '.join(ids) if ids else '(no nodes)'}"
+            f"{verb} {' '.join(stopped.nodes) if stopped.nodes else '(no nodes)'}"
             + (" (dry run)" if args.dry_run else "")
         )
         return 0
     if command == "cancel":
-        ids = fleet.cancel(config, dry_run=args.dry_run)
+        ids = farm_service.cancel_requests(config, dry_run=args.dry_run)
         print(
             f"CANCEL {' '.join(ids) if ids else '(no open requests)'}"
             + (" (dry run)" if args.dry_run else "")

@@ -368,18 +368,8 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_jobs(config: Config) -> int:
-    registry = jobs.JobRegistry(config)
-    listed = registry.jobs()
-    if not listed:
-        print(f"Farm {registry.farm} has no jobs: submit one with 'brenda-work submit'.")
-        return 0
-    rows: list[tuple[str, ...]] = [jobs.REPORT_COLUMNS]
-    rows += [jobs.report_row(registry.report(job)) for job in listed]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+    for line in job_service.job_table(config).lines():
+        print(line)
     return 0
 
 

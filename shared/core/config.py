@@ -366,6 +366,9 @@ class Config:
     origins: Mapping[str, str]
     file: Path | None
     """The configuration file that was read, if any."""
+    set_in: str | None = None
+    """Where these settings are set when not in a file and ``BRENDA_*`` variables (the
+    add-on's preferences), for the sentence that asks for a missing one."""
 
     def get(self, key: str) -> Value | None:
         if key in self.values:
@@ -449,6 +452,8 @@ class Config:
         if setting is not None:
             description = setting.description.rstrip(".")
             what = f" ({description[0].lower()}{description[1:]})"
+        if self.set_in is not None:
+            return ConfigError(f"{key} is not set in {self.set_in}{what}.")
         return ConfigError(
             f"{key} is not set: add {key}=... to {where} or set {ENV_PREFIX}{key}{what}."
         )
@@ -554,7 +559,19 @@ def load_config(
             layers.append((name[len(ENV_PREFIX) :], value, f"environment variable {name}"))
     for key, (value, origin) in (overrides or {}).items():
         layers.append((key, value, origin))
+    return _parsed(layers, file=file)
 
+
+def given_config(values: Mapping[str, str], *, set_in: str) -> Config:
+    """Settings given whole, ``set_in`` a place that is neither a file nor the environment
+    (the add-on's preferences): no ``~/.brenda.conf`` and no ``BRENDA_*`` variable is read."""
+    return _parsed([(key, value, set_in) for key, value in values.items()], set_in=set_in)
+
+
+def _parsed(
+    layers: list[tuple[str, str, str]], *, file: Path | None = None, set_in: str | None = None
+) -> Config:
+    """The settings ``(key, raw value, origin)`` parsed, a later layer winning over an earlier."""
     winners: dict[str, tuple[Setting, str, str]] = {}
     for key, raw, origin in layers:
         setting = _setting_for(key)
@@ -571,7 +588,7 @@ def load_config(
         except _BadValueError as problem:
             raise ConfigError(f"{origin}: {key} {problem}.") from None
         origins[key] = origin
-    config = Config(values=values, origins=origins, file=file)
+    config = Config(values=values, origins=origins, file=file, set_in=set_in)
     check_lease(config)
     return config
 

@@ -3,21 +3,18 @@
 
 The add-on copies its preferences and the scene's settings into these frozen dataclasses on the
 main thread (``brenda_addon/scene_info.py``); everything after that, in any thread, works on
-them: the settings become a ``Config`` like ``~/.brenda.conf`` would give, the job becomes a
+them: the settings become a ``Config`` like ``~/.brenda.conf`` gives the CLIs (from these
+settings alone: the add-on reads neither that file nor ``BRENDA_*``), the job becomes a
 farm job (``shared.jobs.registry``) of the packed project (``packing``).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
-from ..aws import s3
-from ..aws.session import cloud_errors, make_client, make_session, region_for
-from ..core.config import Config, load_config
+from ..core.config import Config, given_config
 from ..core.errors import BrendaError
-from ..project.content import pointer_name
 from ..project.packing import Addon
 from ..project.version import job_blender
 from ..tasks.task import FrameRange, RenderSettings
@@ -88,11 +85,6 @@ class JobSettings:
     def job_name(self) -> str:
         return PurePosixPath(self.blend_path).stem
 
-    @property
-    def pointer(self) -> str:
-        """What names the latest uploaded version of its .blend (``ContentStore.latest``)."""
-        return pointer_name(self.project, self.blend_path)
-
     def project_key(self) -> str:
         return f"{PROJECT_PREFIX}{self.job_name}.tar.gz"
 
@@ -120,8 +112,9 @@ class JobSettings:
 
 
 def farm_config(farm: FarmSettings, job: JobSettings | None = None) -> Config:
-    """The settings the CLIs would read, from the add-on's preferences (and a job). Nodes the
-    add-on launches have no WORK_QUEUE: they serve every job of the farm."""
+    """The settings the CLIs would read, made from the add-on's preferences (and a job) alone:
+    the artist's ``~/.brenda.conf`` and ``BRENDA_*`` variables are the command line's, not the
+    add-on's. Nodes the add-on launches have no WORK_QUEUE: they serve every job of the farm."""
     if farm.missing():
         raise BrendaError(
             f"Set the {', '.join(farm.missing())} in Brenda's add-on preferences first."
@@ -143,14 +136,5 @@ def farm_config(farm: FarmSettings, job: JobSettings | None = None) -> Config:
         values["DONE"] = job.done
         if job.spot and job.spot_price > 0:
             values["BID_PRICE"] = str(job.spot_price)
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("BRENDA_")}
-    environ.update({f"BRENDA_{key}": value for key, value in values.items() if value})
-    return load_config(environ=environ)
-
-
-def ensure_output_bucket(farm: FarmSettings, config: Config) -> None:
-    """Create the (private) output bucket if it does not exist, so nodes can store frames."""
-
-    with cloud_errors(f"preparing the output bucket s3://{farm.output_bucket}"):
-        client = make_client("s3", config)
-        s3.ensure_bucket(client, farm.output_bucket, region_for("s3", config, make_session(config)))
+    given = {key: value for key, value in values.items() if value}
+    return given_config(given, set_in="Brenda's add-on preferences")

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Jobs: submit one, and pause, resume, cancel, reprioritise, retry or complete it.
+"""Jobs: submit one (the scene's, of its project's newest upload), list them, and pause, resume,
+cancel, reprioritise, retry or complete one.
 
 No bpy module use. After every change the farm's self-sizing fleet, if it has one, follows the
 jobs active then (a farm with ``WORK_QUEUE`` set follows that queue alone, as its nodes do).
@@ -8,22 +9,59 @@ jobs active then (a farm with ``WORK_QUEUE`` set follows that queue alone, as it
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from ..core.config import Config
 from ..core.errors import BrendaError
 from ..core.progress import Progress
+from ..core.urls import S3Url
 from ..farm.autoscale import follow_jobs
-from ..jobs.registry import Job, JobAction, JobRegistry
+from ..jobs.registry import REPORT_COLUMNS, Job, JobAction, JobRegistry, report_row
+from ..jobs.settings import JobSettings
+from .project import ensure_bucket, latest_version
 
 log = logging.getLogger(__name__)
 
 
 def submit(config: Config, job: Job, progress: Progress | None = None) -> Job:
-    """Queue the job's tasks and write its record; returns the job as made."""
+    """Queue the job's tasks and write its record (the outputs' bucket made if needed); returns
+    the job as made."""
+    ensure_bucket(config, config.url("FARM_OUTPUTS", S3Url).bucket)
     registry = JobRegistry(config)
     made = registry.submit(job, progress)
     _follow(config, registry)
     return made
+
+
+def submit_scene(config: Config, scene: JobSettings, progress: Progress | None = None) -> Job:
+    """Submit the add-on's job of a scene: its frames of its .blend's newest upload."""
+    version = latest_version(config, scene.project, scene.blend_path)
+    return submit(config, scene.farm_job(config, version), progress)
+
+
+@dataclass(frozen=True)
+class JobTable:
+    """The farm's jobs as ``brenda-work jobs`` shows them: a row of ``REPORT_COLUMNS`` each,
+    newest first."""
+
+    farm: str
+    rows: list[tuple[str, ...]]
+
+    def lines(self) -> list[str]:
+        if not self.rows:
+            return [f"Farm {self.farm} has no jobs: submit one with 'brenda-work submit'."]
+        rows = [REPORT_COLUMNS, *self.rows]
+        widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+        return [
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        ]
+
+
+def job_table(config: Config) -> JobTable:
+    """Every job of the farm with its progress, cost and ETA."""
+    registry = JobRegistry(config)
+    return JobTable(registry.farm, [report_row(registry.report(job)) for job in registry.jobs()])
 
 
 def control(

@@ -159,10 +159,12 @@ def cancelled_upload() -> str:
     operators = importlib.import_module(f"{MODULE}.operators")
     jobs = importlib.import_module(f"{MODULE}.jobs")
     scene_info = importlib.import_module(f"{MODULE}.scene_info")
-    farm = scene_info.farm_settings(bpy.context)
-    job, report = operators.preflight(bpy.context, save=True)
+    settings = importlib.import_module(f"{MODULE}.shared.jobs.settings")
+    project_service = importlib.import_module(f"{MODULE}.shared.services.project")
+    config = settings.farm_config(scene_info.farm_settings(bpy.context))
+    project, report = operators.preflight(bpy.context, save=True)
     work = jobs.BackgroundWork(
-        lambda progress: operators.upload_content(farm, job, report, progress)
+        lambda progress: project_service.upload(config, project, report, progress)
     )
 
     def escape_once_sending(progress: Any) -> None:

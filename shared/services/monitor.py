@@ -20,9 +20,9 @@ from pathlib import Path
 from ..core.config import Config
 from ..core.errors import BrendaError
 from ..core.progress import Progress
+from ..farm.autoscale import group_state
 from ..jobs.registry import REPORT_COLUMNS, JobRegistry, JobState, frame_names, report_row
 from ..outputs.store import open_store_at
-from .autoscale import group_state
 
 log = logging.getLogger(__name__)
 
