@@ -171,6 +171,16 @@ def list_objects(client: Any, bucket: str, prefix: str = "") -> Iterator[ObjectI
             )
 
 
+def objects_if_bucket(client: Any, bucket: str, prefix: str = "") -> list[ObjectInfo]:
+    """Every object under ``prefix``, in key order; none where the bucket is not made yet."""
+    try:
+        return list(list_objects(client, bucket, prefix))
+    except Exception as error:
+        if error_code(error) == "NoSuchBucket":
+            return []
+        raise
+
+
 def ensure_bucket(client: Any, bucket: str, region: str) -> None:
     """Create a private bucket if it does not exist yet (public access blocked)."""
     try:

@@ -202,7 +202,8 @@ class JobRegistry:
         jobs: list[Job] = []
         self.changed = set()
         with cloud_errors(f"listing the jobs of farm {self.farm}"):
-            listed = list(s3.list_objects(self.s3, self.outputs.bucket, prefix))
+            # A farm's outputs bucket is made by its first submit: before, it has no jobs.
+            listed = s3.objects_if_bucket(self.s3, self.outputs.bucket, prefix)
             for item in listed:
                 read = self._records.read(self.s3, self.outputs.bucket, item.key, item.etag)
                 if read is not None:

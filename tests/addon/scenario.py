@@ -93,6 +93,9 @@ def install() -> None:
     )
     assert result == {"FINISHED"}, result
     prefs = bpy.context.preferences.addons[MODULE].preferences
+    findings["preferences_installed"] = {
+        name: getattr(prefs, name) for name in ("profile", "region", "farm", "ami")
+    }
     prefs.endpoint_url = ENDPOINT
     prefs.region = "us-east-1"
     prefs.project_bucket = "addon-projects"
@@ -362,8 +365,35 @@ def phase_addons() -> None:
     findings["unknown"] = call("pack_project")
 
 
+def phase_own_settings() -> None:
+    """Upload, push and launch (a fleet, then nodes) with the preferences install() sets, while
+    the artist's ~/.brenda.conf and BRENDA_* variables say other things."""
+    install()
+    make_scene()
+    state, job = bpy.context.window_manager.brenda, bpy.context.scene.brenda
+    findings["upload"] = call("upload_project")
+    findings["push"] = call("push_job")
+    findings["job"] = state.selected_job
+    job.node_count, job.use_fleet = 2, True
+    findings["fleet"] = call("launch_nodes")
+    job.use_fleet = False
+    findings["launch"] = call("launch_nodes")
+    findings["last_error"] = state.last_error
+
+
+def phase_fleet() -> None:
+    """Launch Nodes as a self-sizing fleet of up to 3 spot nodes with a US$ 25 budget."""
+    install()
+    make_scene()
+    job = bpy.context.scene.brenda
+    job.node_count, job.use_fleet, job.budget = 3, True, 25.0
+    findings["fleet"] = call("launch_nodes")
+
+
 {
     "submit": phase_submit,
+    "own-settings": phase_own_settings,
+    "fleet": phase_fleet,
     "addons": phase_addons,
     "collect": phase_collect,
     "no-credentials": phase_no_credentials,

@@ -5,6 +5,7 @@ textures present), failure paths as one sentence, and a clean unregister."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from OpenImageIO import FLOAT, ImageBuf
 
+from shared.cli.run import main as brenda_run
 from tests.conftest import make_studio
 from tests.node.conftest import (
     Farm,
@@ -61,9 +63,8 @@ def run_phase(
     return json.loads(lines[-1].removeprefix("FINDINGS "))
 
 
-def test_the_add_on_runs_a_job_end_to_end(
-    aws: str, boto_client: Any, extension_zip: Path, tmp_path: Path
-) -> None:
+def init_farm() -> None:
+    """``brenda-run init`` for the farm the scenario's preferences name."""
     init = {
         "BRENDA_FARM": "addon",
         # What the add-on's jobs use: projects/NAME.tar.gz and frames/NAME/ (see the README).
@@ -79,6 +80,12 @@ def test_the_add_on_runs_a_job_end_to_end(
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_add_on_runs_a_job_end_to_end(
+    aws: str, boto_client: Any, extension_zip: Path, tmp_path: Path
+) -> None:
+    init_farm()
     found = run_phase("submit", extension_zip, tmp_path, aws)
     assert found["classes"] == [
         "BRENDA_OT_build_ebs_volume",
@@ -235,6 +242,173 @@ def test_the_add_on_runs_a_job_end_to_end(
     for operator, outcome in found["errors"].items():
         assert outcome.startswith("error: Error: No AWS credentials were found"), operator
         assert outcome.count("\n") == 1, operator
+
+
+def user_data(boto_client: Any, group: str) -> str:
+    [version] = boto_client("ec2").describe_launch_template_versions(LaunchTemplateName=group)[
+        "LaunchTemplateVersions"
+    ]
+    return base64.b64decode(version["LaunchTemplateData"]["UserData"]).decode()
+
+
+def followed_queues(boto_client: Any, group: str) -> list[str]:
+    """The queues the group's target-tracking policy counts."""
+    [policy] = boto_client("autoscaling").describe_policies(AutoScalingGroupName=group)[
+        "ScalingPolicies"
+    ]
+    metrics = policy["TargetTrackingConfiguration"]["CustomizedMetricSpecification"]["Metrics"]
+    return sorted(
+        {
+            dimension["Value"]
+            for item in metrics
+            if "MetricStat" in item
+            for dimension in item["MetricStat"]["Metric"]["Dimensions"]
+            if dimension["Name"] == "QueueName"
+        }
+    )
+
+
+def test_the_add_on_ignores_the_command_lines_brenda_conf_and_brenda_variables(
+    aws: str,
+    boto_client: Any,
+    extension_zip: Path,
+    tmp_path: Path,
+    isolated_environment: Path,
+) -> None:
+    init_farm()
+    # A command-line user's settings: a queue and project of their own, and a profile that
+    # does not exist here (boto3 would refuse it): none of them is the add-on's.
+    (isolated_environment / ".brenda.conf").write_text(
+        "WORK_QUEUE=sqs://cli-queue\n"
+        "BLENDER_PROJECT=s3://cli-projects/shot.tar.gz\n"
+        "RENDER_OUTPUT=s3://cli-frames/shot\n"
+        "AWS_PROFILE=cli-only-profile\n"
+        "EC2_REGION=eu-west-1\n"
+        "AMI_ID=ami-0c1c1c1c1c1c1c1c1\n"
+    )
+    found = run_phase(
+        "own-settings", extension_zip, tmp_path, aws, BRENDA_WORK_QUEUE="sqs://cli-env-queue"
+    )
+    # The preferences do not start from the file either.
+    assert found["preferences_installed"] == {
+        "profile": "",
+        "region": "",
+        "farm": "brenda",
+        "ami": "",
+    }
+    assert (found["upload"], found["push"]) == ("FINISHED", "FINISHED"), found["last_error"]
+    assert (found["fleet"], found["launch"]) == ("FINISHED", "FINISHED"), found["last_error"]
+    job = found["job"]
+    assert job.startswith("shot-")
+    boto_client("s3").head_object(Bucket="addon-frames", Key=f"frames/.brenda/jobs/{job}.json")
+    queues = [
+        url.rsplit("/", 1)[-1] for url in boto_client("sqs").list_queues().get("QueueUrls", [])
+    ]
+    assert "cli-queue" not in queues and "cli-env-queue" not in queues
+    # The fleet and the nodes serve the farm's jobs: no queue or project of the CLI's.
+    assert followed_queues(boto_client, "brenda-addon") == [f"addon-job-{job}"]
+    boots = [user_data(boto_client, "brenda-addon")]
+    ec2 = boto_client("ec2")
+    nodes = [
+        item["InstanceId"]
+        for reservation in ec2.describe_instances()["Reservations"]
+        for item in reservation["Instances"]
+    ]
+    assert len(nodes) == 2
+    for node in nodes:
+        attribute = ec2.describe_instance_attribute(InstanceId=node, Attribute="userData")
+        boots.append(base64.b64decode(attribute["UserData"]["Value"]).decode())
+    for boot in boots:
+        assert 'BRENDA_FARM_OUTPUTS="s3://addon-frames/frames/"' in boot
+        assert 'BRENDA_EC2_REGION="us-east-1"' in boot
+        assert "BRENDA_WORK_QUEUE=" not in boot and "BRENDA_BLENDER_PROJECT=" not in boot
+        assert "cli-" not in boot
+    images = {
+        item["ImageId"]
+        for reservation in ec2.describe_instances()["Reservations"]
+        for item in reservation["Instances"]
+    }
+    assert images == {"ami-12c6146b"}
+
+
+UNNAMED = {
+    "AutoScalingGroupARN",
+    "CreatedTime",
+    "CreateTime",
+    "LaunchTemplateId",
+    "PolicyARN",
+    "Alarms",
+    "ResourceId",
+    "VersionNumber",
+    "DefaultVersion",
+}
+"""What names, numbers or dates a made resource rather than describing it."""
+
+
+def unnamed(value: Any) -> Any:
+    """``value`` without the keys in ``UNNAMED``, at any depth."""
+    if isinstance(value, dict):
+        return {key: unnamed(item) for key, item in value.items() if key not in UNNAMED}
+    if isinstance(value, list):
+        return [unnamed(item) for item in value]
+    return value
+
+
+def fleet_as_made(boto_client: Any, group: str) -> dict[str, Any]:
+    """The farm's Auto Scaling group, launch template, policy and hooks as AWS holds them."""
+    scaling = boto_client("autoscaling")
+    [described] = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
+        "AutoScalingGroups"
+    ]
+    [version] = boto_client("ec2").describe_launch_template_versions(LaunchTemplateName=group)[
+        "LaunchTemplateVersions"
+    ]
+    return unnamed(
+        {
+            "group": described,
+            "template": version,
+            "policies": scaling.describe_policies(AutoScalingGroupName=group)["ScalingPolicies"],
+            "hooks": scaling.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"],
+        }
+    )
+
+
+def test_launch_nodes_and_brenda_run_fleet_make_the_same_fleet_from_the_same_settings(
+    aws: str,
+    boto_client: Any,
+    extension_zip: Path,
+    tmp_path: Path,
+    isolated_environment: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    init_farm()
+    found = run_phase("fleet", extension_zip, tmp_path, aws)
+    assert found["fleet"] == "FINISHED"
+    from_blender = fleet_as_made(boto_client, "brenda-addon")
+    boto_client("autoscaling").delete_auto_scaling_group(
+        AutoScalingGroupName="brenda-addon", ForceDelete=True
+    )
+    boto_client("ec2").delete_launch_template(LaunchTemplateName="brenda-addon")
+
+    # The command line, given in ~/.brenda.conf what the add-on's preferences and scene say.
+    (isolated_environment / ".brenda.conf").write_text(
+        "FARM=addon\n"
+        "FARM_PROJECTS=s3://addon-projects/projects/\n"
+        "FARM_OUTPUTS=s3://addon-frames/frames/\n"
+        "AMI_ID=ami-12c6146b\n"
+        "INSTANCE_TYPE=c7i.2xlarge\n"
+        "SSH_KEY_NAME=brenda\n"
+        "S3_REGION=us-east-1\n"
+        "SQS_REGION=us-east-1\n"
+        "EC2_REGION=us-east-1\n"
+        "DONE=shutdown\n"
+    )
+    assert brenda_run(["-N", "3", "--budget", "25", "fleet"]) == 0, capsys.readouterr().err
+    from_command_line = fleet_as_made(boto_client, "brenda-addon")
+    assert from_command_line == from_blender
+    group = from_blender["group"]
+    assert (group["MinSize"], group["MaxSize"]) == (0, 3)
+    assert {tag["Key"]: tag["Value"] for tag in group["Tags"]}["brenda:budget"] == "25.00"
 
 
 def test_the_add_on_packs_a_studio_project_that_renders_like_the_original(
