@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ..core.config import Config, load_config
-from ..core.errors import BrendaError, UsageError
-from ..farm import autoscale, deadline, fleet, image, releases
+from ..core.errors import UsageError
+from ..farm import fleet, image, releases
+from ..farm.deadline import DeadlinePlan
 from ..jobs.costs import format_dollars
 from ..services import farm as farm_service
 from ..services.farm import FleetOrder, NodeOrder
@@ -175,31 +176,20 @@ def cmd_status(config: Config) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace, config: Config) -> int:
-    finish: deadline.DeadlinePlan | None = None
-    maximum = 1 if args.n_instances is None else args.n_instances
-    if args.finish_by is not None:
-        now = datetime.now(UTC)
-        when = deadline.parse_deadline(args.finish_by, now)
-        types = autoscale.fleet_types(config, args.types)
-        finish = deadline.plan_deadline(
-            deadline.work_left(config), when, now, autoscale.cautious_spot_price(config, types)
-        )
-        if args.n_instances is not None and finish.nodes > args.n_instances:
-            raise UsageError(
-                f"{finish.summary()}: more than -N {args.n_instances}; raise -N or give a "
-                "later time."
-            )
-        maximum = finish.nodes
     order = FleetOrder(
-        maximum=maximum,
+        maximum=1 if args.n_instances is None else args.n_instances,
         types=args.types,
         on_demand_base=args.on_demand_base,
         image=args.ami,
         budget=args.budget,
     )
-    plan, notes = farm_service.plan_fleet(config, order)
-    if finish is not None and plan.maximum < finish.nodes:
-        raise BrendaError(" ".join([f"{finish.summary()}, more than the quota allows.", *notes]))
+    finish: DeadlinePlan | None = None
+    if args.finish_by is None:
+        plan, notes = farm_service.plan_fleet(config, order)
+    else:
+        plan, notes, finish = farm_service.plan_fleet_by(
+            config, order, args.finish_by, limit=args.n_instances, now=datetime.now(UTC)
+        )
     for note in notes:
         print(f"Note: {note}")
     if finish is not None:

@@ -10,13 +10,15 @@ group.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from ..aws.ec2 import Instance, SpotRequest
 from ..core.config import Config
-from ..farm import autoscale, fleet
+from ..core.errors import BrendaError, UsageError
+from ..farm import autoscale, deadline, fleet
 from ..farm.autoscale import FleetPlan, GroupState
+from ..farm.deadline import DeadlinePlan
 from ..farm.fleet import LaunchPlan, TypePrice
 
 
@@ -47,6 +49,28 @@ def plan_fleet(config: Config, order: FleetOrder) -> tuple[FleetPlan, tuple[str,
             budget=order.budget,
         ),
     )
+
+
+def plan_fleet_by(
+    config: Config, order: FleetOrder, finish_by: str, *, limit: int | None, now: datetime
+) -> tuple[FleetPlan, tuple[str, ...], DeadlinePlan]:
+    """The fleet of as many nodes as end the farm's work by ``finish_by`` (2026-11-27T18:00,
+    18:00, +6h), from the task seconds measured so far, at most ``limit`` (-N); what to say
+    about its quota; and the deadline's plan (nodes, cost). Refused when more nodes are needed
+    than ``limit`` or the quota allows."""
+    when = deadline.parse_deadline(finish_by, now)
+    types = autoscale.fleet_types(config, order.types)
+    finish = deadline.plan_deadline(
+        deadline.work_left(config), when, now, autoscale.cautious_spot_price(config, types)
+    )
+    if limit is not None and finish.nodes > limit:
+        raise UsageError(
+            f"{finish.summary()}: more than -N {limit}; raise -N or give a later time."
+        )
+    plan, notes = plan_fleet(config, replace(order, maximum=finish.nodes))
+    if plan.maximum < finish.nodes:
+        raise BrendaError(" ".join([f"{finish.summary()}, more than the quota allows.", *notes]))
+    return plan, notes, finish
 
 
 def make_fleet(config: Config, plan: FleetPlan) -> str:
