@@ -12,6 +12,7 @@ import pytest
 from shared.core.config import (
     SETTINGS_BY_KEY,
     Config,
+    given_config,
     load_config,
     node_required,
     read_config_file,
@@ -255,6 +256,28 @@ def test_work_queue_alone_decides_a_farm_of_jobs() -> None:
     assert queue.work_queue() == SqsUrl("q")
     assert not queue.serves_jobs
     assert node_required(queue) == ("WORK_QUEUE", "BLENDER_PROJECT", "RENDER_OUTPUT")
+
+
+def test_given_settings_read_no_file_and_no_environment(
+    isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (isolated_environment / ".brenda.conf").write_text("WORK_QUEUE=sqs://from-file\nFARM=file\n")
+    monkeypatch.setenv("BRENDA_BLENDER_PROJECT", "s3://from-env/shot.tar.gz")
+    monkeypatch.setenv("BRENDA_FARM", "environment")
+    config = given_config({"FARM": "studio"}, set_in="Brenda's add-on preferences")
+    assert (config.text("FARM"), config.get("WORK_QUEUE"), config.get("BLENDER_PROJECT")) == (
+        "studio",
+        None,
+        None,
+    )
+    assert config.file is None
+    with pytest.raises(ConfigError) as caught:
+        config.url("WORK_QUEUE", SqsUrl)
+    assert str(caught.value) == (
+        "WORK_QUEUE is not set in Brenda's add-on preferences (the work queue: sqs://NAME)."
+    )
+    with pytest.raises(ConfigError, match="^Brenda's add-on preferences: FARM must not be empty"):
+        given_config({"FARM": ""}, set_in="Brenda's add-on preferences")
 
 
 def test_additional_ebs_and_legacy_shutdown(tmp_path: Path) -> None:
