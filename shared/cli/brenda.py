@@ -216,7 +216,7 @@ class DemoTasks:
 
     tasks: list[RenderTask]
     frames: list[str]
-    """The names of the frames the job stores (assembled frames for tiles)."""
+    """The names of the frames the demo stores (assembled frames for tiles)."""
     last_frame: int
 
 
@@ -252,8 +252,8 @@ def farm_settings() -> dict[str, str]:
     }
 
 
-def make_project(args: argparse.Namespace, job: DemoTasks, folder: Path) -> tuple[Path, DemoTasks]:
-    """The project archive and the job rendering it: ``--blend`` packed with every file it uses,
+def make_project(args: argparse.Namespace, demo: DemoTasks, folder: Path) -> tuple[Path, DemoTasks]:
+    """The project archive and the demo rendering it: ``--blend`` packed with every file it uses,
     or the sample scene made by Blender."""
     archive = folder / PROJECT_KEY
     if args.blend is not None:
@@ -269,7 +269,7 @@ def make_project(args: argparse.Namespace, job: DemoTasks, folder: Path) -> tupl
         "width": width,
         "height": height,
         "samples": args.samples,
-        "frames": max(1, job.last_frame),
+        "frames": max(1, demo.last_frame),
     }
     command = [
         *blender_command(None),
@@ -287,7 +287,7 @@ def make_project(args: argparse.Namespace, job: DemoTasks, folder: Path) -> tupl
         raise BrendaError(f"Blender could not make the sample scene: {tail[0]}")
     with tarfile.open(archive, "w:gz") as bundle:
         bundle.add(project / "sample.blend", arcname="sample.blend")
-    return archive, job
+    return archive, demo
 
 
 def start_nodes(count: int, folder: Path, config_file: Path) -> list[subprocess.Popen[bytes]]:
@@ -317,7 +317,7 @@ def node_status(folder: Path, number: int) -> dict[str, Any]:
 
 
 def watch(
-    job: DemoTasks,
+    demo: DemoTasks,
     config: Config,
     nodes: list[subprocess.Popen[bytes]],
     folder: Path,
@@ -327,7 +327,7 @@ def watch(
     the nodes have exited."""
 
     store = open_store(config)
-    wanted = set(job.frames)
+    wanted = set(demo.frames)
     bar = Progress("Frames stored", BarColumn(), MofNCompleteColumn(), "ETA", TimeRemainingColumn())
     bar_task = bar.add_task("frames", total=len(wanted))
 
@@ -429,13 +429,13 @@ def run_demo(args: argparse.Namespace) -> int:
     with usage_errors():
         if args.blend is not None:
             check_blend(args.blend)
-        job = plan(args, job_frames(args))
+        demo = plan(args, job_frames(args))
     output = run_folder(args.output.resolve())
     frames_folder = output / "frames"
     print(f"This run's frames, contact sheet and logs: {output}")
     previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
-        wall, statuses, job, cost, warm = render(args, job, output)
+        wall, statuses, demo, cost, warm = render(args, demo, output)
     except KeyboardInterrupt:
         kept = sum(1 for _ in frames_folder.iterdir()) if frames_folder.is_dir() else 0
         print(f"Interrupted: the {kept} frames stored so far are in {frames_folder}.")
@@ -444,10 +444,10 @@ def run_demo(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     render_seconds = sum(float(status.get("render_seconds", 0)) for status in statuses)
     nodes = len(statuses)
-    print(f"Frames:           {len(job.frames)} in {frames_folder}")
+    print(f"Frames:           {len(demo.frames)} in {frames_folder}")
     print(f"Contact sheet:    {output / 'contact-sheet.png'}")
     print(f"Wall time:        {wall:.1f} s on {nodes} nodes")
-    print(f"Render time:      {render_seconds / len(job.frames):.2f} s per frame (mean)")
+    print(f"Render time:      {render_seconds / len(demo.frames):.2f} s per frame (mean)")
     print(f"Farm efficiency:  {render_seconds / (nodes * wall):.0%}")
     print(
         f"Cost:             {format_dollars(cost.dollars)} (a local farm is free; "
@@ -466,7 +466,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def render(
-    args: argparse.Namespace, job: DemoTasks, output: Path
+    args: argparse.Namespace, demo: DemoTasks, output: Path
 ) -> tuple[float, list[dict[str, Any]], DemoTasks, JobCost, tuple[float, float] | None]:
     """The farm's run: endpoint, project, tasks, nodes; frames land in ``output`` as stored."""
     frames_folder = output / "frames"
@@ -478,18 +478,18 @@ def render(
         config_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         environ = {k: v for k, v in os.environ.items() if not k.startswith("BRENDA_")}
         config = load_config(config_file, environ=environ)
-        archive, job = make_project(args, job, folder)
+        archive, demo = make_project(args, demo, folder)
         blend = args.blend.name if args.blend is not None else "sample.blend"
         project_service.upload_archive(config, archive, BUCKET, PROJECT_KEY)
-        result = work.push(config, job.tasks)
+        result = work.push(config, demo.tasks)
         print(
-            f"Project {blend} uploaded; {result.count} tasks for {len(job.frames)} frames pushed "
+            f"Project {blend} uploaded; {result.count} tasks for {len(demo.frames)} frames pushed "
             f"to {result.queue}; starting {args.nodes} nodes."
         )
         started = time.monotonic()
         nodes = start_nodes(args.nodes, folder, config_file)
         try:
-            statuses = watch(job, config, nodes, folder, frames_folder)
+            statuses = watch(demo, config, nodes, folder, frames_folder)
         finally:
             for node in nodes:
                 if node.poll() is None:
@@ -499,8 +499,8 @@ def render(
         wall = time.monotonic() - started
         ledgers = stored_ledgers(open_store(config))
         cost = job_cost(ledgers, running=0, now=time.time(), stale=0)
-        contact_sheet([frames_folder / name for name in job.frames], output / "contact-sheet.png")
-    return wall, statuses, job, cost, warm_gain(ledgers)
+        contact_sheet([frames_folder / name for name in demo.frames], output / "contact-sheet.png")
+    return wall, statuses, demo, cost, warm_gain(ledgers)
 
 
 def warm_gain(ledgers: list[Ledger]) -> tuple[float, float] | None:
