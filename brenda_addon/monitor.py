@@ -16,7 +16,7 @@ import bpy
 import bpy.utils.previews
 
 from . import scene_info
-from .jobs import BackgroundWork
+from .background import BackgroundWork
 from .shared.core.progress import Progress
 from .shared.jobs.settings import FarmSettings, farm_config
 from .shared.services.monitor import FarmMonitor, FarmView, RefreshSchedule

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 import bpy
 
 from . import monitor, scene_info
-from .jobs import BackgroundWork
+from .background import BackgroundWork
 from .shared.core.errors import BrendaError
 from .shared.core.progress import Progress
 from .shared.farm import ebs as ebs_ops
