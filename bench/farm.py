@@ -33,8 +33,8 @@ from shared.tasks.task import FrameChunk, ScriptTask
 from shared.workstation.local_aws import local_endpoint
 
 TRIVIAL = 'echo "$START" > "$OUTDIR/frame_$START.txt"\n'
-TAKEN = re.compile(r"^(\S+ \S+) brenda_node\.agent INFO: task \d+: frames (\d+) ")
-RAN = re.compile(r"brenda_node\.agent INFO: task frames (\d+) rendered in ([0-9.]+) s")
+TAKEN = re.compile(r"^(\S+ \S+) brenda_node\.node INFO: task \d+: frames (\d+) ")
+RAN = re.compile(r"brenda_node\.node INFO: task frames (\d+) rendered in ([0-9.]+) s")
 
 
 def settings(root: Path, queue: str) -> dict[str, str]:
@@ -66,7 +66,7 @@ def start_node(values: dict[str, str], folder: Path) -> subprocess.Popen[bytes]:
     environ.update({f"BRENDA_{k}": v for k, v in values.items()})
     environ["BRENDA_WORK_DIR"] = str(folder)
     return subprocess.Popen(
-        [sys.executable, "-m", "brenda_node"],
+        [sys.executable, "-m", "shared.cli.node"],
         env=environ,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

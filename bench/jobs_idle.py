@@ -20,7 +20,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from brenda_node.agent import FarmJobs, Node, Stopper
+from brenda_node.node import Node, Stopper
+from brenda_node.sources import JobsSource
 from shared.core.config import load_config
 from shared.jobs.registry import JobRegistry, make_job
 from shared.tasks.task import RenderSettings
@@ -57,8 +58,7 @@ def idle_requests(jobs: int, seconds: float, work: Path) -> Counter[str]:
         client.meta.events.register("before-call", count)
     node = Node(config, work, Stopper())
     node.state.begin("poll")
-    farm = FarmJobs(registry, node)
-    loop = threading.Thread(target=farm.loop, daemon=True)
+    loop = threading.Thread(target=node.loop, args=(JobsSource(registry, node),), daemon=True)
     loop.start()
     node.stopper.event.wait(seconds)
     node.stopper.stop("bench over")

@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from brenda_node.agent import Node, Stopper, shut_down
+from brenda_node.node import Node, Stopper
+from brenda_node.power import shut_down
 
 from ..core.config import load_config, node_required
 from ..core.errors import BrendaError

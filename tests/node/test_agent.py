@@ -6,12 +6,18 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
-from brenda_node.agent import NodeState
+from brenda_node.node import Node, Stopper
+from brenda_node.status import NodeState
+from brenda_node.uploader import FailureNotes
+from shared.aws.sqs import Message
 from shared.cli.node import main as node_main
+from shared.core.config import load_config
+from shared.core.errors import StoreError
+from shared.outputs.store import failure_name
 from tests.node.conftest import Farm, script_tasks, wait_for
 
 
@@ -153,3 +159,65 @@ def test_progress_held_back_by_the_status_interval_is_written_when_it_ends(
     assert written()["sample"] is None
     wait_for(lambda: written()["sample"] == "1/3000", 10, "the held-back sample to be written")
     assert written()["state"] == "rendering"
+
+
+class FlakyStore:
+    """An output store for failure notes that is down until told otherwise."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.notes: dict[str, str] = {}
+
+    def put_text(self, name: str, text: str) -> None:
+        if self.down:
+            raise StoreError("The output store is down.")
+        self.notes[name] = text
+
+
+class ReturnedLease:
+    """A lease whose task has gone back to the queue."""
+
+    message = Message(body="{}", receipt="r", message_id="m-1", receive_count=2)
+
+    def give_back(self) -> None:
+        pass
+
+
+class NoWork:
+    """A task source with nothing left to take, holding ``notes``."""
+
+    def __init__(self, notes: FailureNotes) -> None:
+        self._notes = notes
+
+    def take(self) -> None:
+        return None
+
+    def done(self) -> bool:
+        return True
+
+    def serving(self, taken: object) -> NoReturn:
+        raise AssertionError("no task was taken")
+
+    def stopping(self, taken: object, stop: object) -> NoReturn:
+        raise AssertionError("no task was taken")
+
+    def notes(self) -> list[FailureNotes]:
+        return [self._notes]
+
+
+def test_the_one_loop_stores_failure_notes_kept_while_the_store_was_down_before_ending(
+    tmp_path: Path,
+) -> None:
+    config = load_config(environ={"BRENDA_RUNNING_ON_EC2": "0"})
+    node = Node(config, tmp_path, Stopper())
+    node.state.begin("exit")
+    store = FlakyStore()
+    notes = FailureNotes(store, node.state, node.name, job="shot-1")
+    notes.record(ReturnedLease(), "Task frames 1 failed: broken scene")
+    assert store.notes == {}  # kept: the store is down
+    store.down = False
+    # Any source's notes are flushed while the node waits for a task, before it ends.
+    assert node.loop(NoWork(notes)) == "exit"
+    assert store.notes == {
+        failure_name("m-1"): f"Task frames 1 failed: broken scene\n(node {node.name}, try 2)\n"
+    }

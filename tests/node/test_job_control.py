@@ -64,3 +64,28 @@ def test_cancelling_a_job_stops_its_running_task_and_spares_the_others(
     finally:
         node.kill()
         node.wait()
+
+
+def test_a_paused_job_is_no_work_a_done_exit_node_ends_with_its_tasks_left(
+    job_farm: Farm, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    blender = tmp_path / "blender"
+    blender.write_text("#!/bin/bash\necho 'Blender 4.5.0'\n")
+    blender.chmod(0o755)
+    project = tmp_path / "shot"
+    project.mkdir()
+    (project / "scene.blend").write_bytes(b"")
+    argv = ["--project", f"file://{project}", "--frames", "1-3"]
+    assert brenda_work([*argv, "submit"]) == 0
+    match = re.search(r"Submitted job (\S+):", capsys.readouterr().out)
+    assert match
+    paused = match.group(1)
+    assert brenda_work(["pause", paused]) == 0
+    # DONE=exit: the node used to wait forever for the paused job's tasks.
+    node = job_farm.start_node("a", BLENDER=str(blender), POLL_PAUSE="1")
+    assert node.wait(timeout=60) == 0, job_farm.console("a")
+    assert "task 1:" not in job_farm.console("a")
+    capsys.readouterr()
+    assert brenda_work(["jobs"]) == 0
+    table = capsys.readouterr().out
+    assert re.search(rf"^{paused}\s+paused\s+0\s+\?\s+0/3\s+3\s+0\s+0\s", table, re.M), table

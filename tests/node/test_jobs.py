@@ -44,7 +44,7 @@ def started_tasks(farm: Farm) -> list[tuple[str, str]]:
     found = []
     for name in ("a", "b"):
         for line in farm.console(name).splitlines():
-            match = re.match(r"^(\S+ \S+) brenda_node.agent INFO: task \d+: (\S+) ", line)
+            match = re.match(r"^(\S+ \S+) brenda_node\.node INFO: task \d+: (\S+) ", line)
             if match:
                 found.append((match.group(1), match.group(2)))
     return sorted(found)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from brenda_node import agent
-from brenda_node.agent import Backoff
+from brenda_node import backoff as backoff_module
+from brenda_node.backoff import Backoff
 from shared.cli.work import main as brenda_work
 from shared.core.config import load_config
 from shared.core.errors import BrendaError, CloudError
@@ -136,7 +136,7 @@ def test_backoff_doubles_with_jitter_resets_on_success_and_outlasts_ten_minutes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = Clock()
-    monkeypatch.setattr(agent.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(backoff_module.time, "monotonic", clock.monotonic)
     stop = threading.Event()
     monkeypatch.setattr(stop, "wait", clock.wait)
     config = load_config(environ={})  # the defaults: N_RETRIES 5, ERROR_PAUSE 30, 3600 s

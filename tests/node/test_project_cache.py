@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from brenda_node import agent
-from brenda_node.agent import FarmJobs, Node, Stopper
+from brenda_node import project_cache
+from brenda_node.node import Node, Stopper
+from brenda_node.sources import JobsSource
 from shared.core.config import load_config
 from shared.jobs.registry import Job, JobRegistry, make_job
 from shared.tasks.task import RenderSettings
@@ -28,7 +29,7 @@ def archive(path: Path, size: int) -> Path:
 
 
 @pytest.fixture
-def farm_jobs(aws: str, boto_client: Any, tmp_path: Path) -> tuple[FarmJobs, list[Job]]:
+def farm_jobs(aws: str, boto_client: Any, tmp_path: Path) -> tuple[JobsSource, list[Job]]:
     boto_client("s3").create_bucket(Bucket="studio")
     environ = {
         **os.environ,
@@ -44,42 +45,42 @@ def farm_jobs(aws: str, boto_client: Any, tmp_path: Path) -> tuple[FarmJobs, lis
         for project in [projects[0], *projects]  # the first project has two jobs
     ]
     (tmp_path / "node").mkdir()
-    return FarmJobs(JobRegistry(config), Node(config, tmp_path / "node", Stopper())), jobs
+    return JobsSource(JobRegistry(config), Node(config, tmp_path / "node", Stopper())), jobs
 
 
-def unpacked(farm: FarmJobs) -> list[Path]:
-    return sorted(path for path in farm.projects.iterdir() if path.is_dir())
+def unpacked(farm: JobsSource) -> list[Path]:
+    return sorted(path for path in farm.projects.folder.iterdir() if path.is_dir())
 
 
 def test_jobs_of_one_project_share_one_fetch_and_the_last_three_projects_stay(
-    farm_jobs: tuple[FarmJobs, list[Job]],
+    farm_jobs: tuple[JobsSource, list[Job]],
 ) -> None:
     farm, jobs = farm_jobs
-    first = farm.serving(jobs[0]).runner.project
+    first = farm.serving_of(jobs[0]).runner.project
     marker = (first / ".brenda-version").stat()
-    second = farm.serving(jobs[1]).runner.project
+    second = farm.serving_of(jobs[1]).runner.project
     assert second == first
     assert (first / ".brenda-version").stat().st_ino == marker.st_ino  # not unpacked again
     assert len(unpacked(farm)) == 1
-    shot2 = farm.serving(jobs[2])
-    farm.serving(jobs[3])
-    farm.serving(jobs[0])  # used again: shot2's is now the least recently used
-    farm.serving(jobs[4])
+    shot2 = farm.serving_of(jobs[2])
+    farm.serving_of(jobs[3])
+    farm.serving_of(jobs[0])  # used again: shot2's is now the least recently used
+    farm.serving_of(jobs[4])
     kept = unpacked(farm)
     assert len(kept) == 3
     assert first.parent in kept and shot2.runner.project.parent not in kept
-    again = farm.serving(jobs[2])  # its serving went with its project: fetched again
+    again = farm.serving_of(jobs[2])  # its serving went with its project: fetched again
     assert again is not shot2 and (again.runner.project / "scene.blend").is_file()
     assert len(unpacked(farm)) == 3
 
 
 def test_big_projects_leave_room_on_the_work_disk(
-    farm_jobs: tuple[FarmJobs, list[Job]], monkeypatch: pytest.MonkeyPatch
+    farm_jobs: tuple[JobsSource, list[Job]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     farm, jobs = farm_jobs
-    farm.serving(jobs[0])
-    farm.serving(jobs[2])
+    farm.serving_of(jobs[0])
+    farm.serving_of(jobs[2])
     assert len(unpacked(farm)) == 2
-    monkeypatch.setattr(agent, "PROJECTS_DISK_SHARE", 1e-15)  # no room for anything kept
-    newest = farm.serving(jobs[3]).runner.project
+    monkeypatch.setattr(project_cache, "PROJECTS_DISK_SHARE", 1e-15)  # no room for anything kept
+    newest = farm.serving_of(jobs[3]).runner.project
     assert unpacked(farm) == [newest.parent]  # the one in use is never removed
