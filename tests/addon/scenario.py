@@ -160,13 +160,13 @@ def cancelled_upload() -> str:
     """The upload operator's background path, cancelled as Esc does once sending has begun:
     the error it ends with."""
     operators = importlib.import_module(f"{MODULE}.operators")
-    jobs = importlib.import_module(f"{MODULE}.jobs")
+    background = importlib.import_module(f"{MODULE}.background")
     scene_info = importlib.import_module(f"{MODULE}.scene_info")
     settings = importlib.import_module(f"{MODULE}.shared.jobs.settings")
     project_service = importlib.import_module(f"{MODULE}.shared.services.project")
     config = settings.farm_config(scene_info.farm_settings(bpy.context))
     project, report = operators.preflight(bpy.context, save=True)
-    work = jobs.BackgroundWork(
+    work = background.BackgroundWork(
         lambda progress: project_service.upload(config, project, report, progress)
     )
 
