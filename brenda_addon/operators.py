@@ -8,7 +8,6 @@ Thin glue: copy the scene and preferences into ``shared`` dataclasses, call ``sh
 
 from __future__ import annotations
 
-import math
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,6 @@ from . import monitor, scene_info
 from .background import BackgroundWork
 from .shared.core.errors import BrendaError
 from .shared.core.progress import Progress
-from .shared.farm import ebs as ebs_ops
 from .shared.jobs.registry import JobAction
 from .shared.jobs.settings import farm_config
 from .shared.project.content import Upload
@@ -422,12 +420,6 @@ class BRENDA_OT_download_frames(_ModalWork):
         return f"Downloaded {len(paths)} frames to {paths[-1].parent}."
 
 
-def automatic_volume_size(archive: Path) -> int:
-    """Room for the unpacked project: four times its archive, at least 1 GB."""
-    size = archive.stat().st_size if archive.exists() else 0
-    return max(1, math.ceil(size * 4 / 2**30))
-
-
 class BRENDA_OT_build_ebs_volume(_BrendaOperator):
     """Start a helper that copies the uploaded project onto a new EBS volume, then powers off"""
 
@@ -439,30 +431,17 @@ class BRENDA_OT_build_ebs_volume(_BrendaOperator):
     def execute(self, context: bpy.types.Context) -> Result:
         def build() -> str:
             farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
-            config = farm_config(farm, job)
             # The helper copies the project archive: packed and uploaded for it.
             project, report = preflight(context, save=True)
-            archive = archive_path(project)
-            project_service.pack(project, archive, report, Progress())
-            source = project_service.upload_archive(
-                config, archive, farm.project_bucket, job.project_key()
-            )
-            size = self.size_gb or automatic_volume_size(archive)
-            plan = ebs_ops.plan_helper(
-                config,
-                existing=False,
+            return project_service.fill_volume(
+                farm_config(farm, job),
+                project,
+                report,
+                archive_path(project),
+                bucket=farm.project_bucket,
+                key=job.project_key(),
+                size=self.size_gb or None,
                 image=farm.ami or None,
-                size=size,
-                snapshot=None,
-                instance_type=None,
-                zone=None,
-                mount=True,
-                fill_from=source,
-            )
-            instance, _ = ebs_ops.start_helper(config, plan)
-            return (
-                f"Helper {instance} is copying the project onto a {size} GB volume; when it has "
-                "powered off, run Brenda: Snapshot EBS Volume."
             )
 
         return self.run(context, build)
@@ -477,8 +456,7 @@ class BRENDA_OT_snapshot_ebs_volume(_BrendaOperator):
     def execute(self, context: bpy.types.Context) -> Result:
         def snapshot() -> str:
             farm, job = scene_info.farm_settings(context), scene_info.job_settings(context)
-            snapshot_id = ebs_ops.snapshot_helper_volume(farm_config(farm, job), job.job_name)
-            return f"Snapshot {snapshot_id} started: use BLENDER_PROJECT=ebs://{job.job_name}."
+            return project_service.snapshot_volume(farm_config(farm, job), job.job_name)
 
         return self.run(context, snapshot)
 

@@ -9,6 +9,7 @@ do not exist yet.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from ..core.config import Config
 from ..core.errors import BrendaError
 from ..core.progress import Progress
 from ..core.urls import S3Url
+from ..farm import ebs
 from ..project import packing
 from ..project.content import (
     ContentStore,
@@ -166,3 +168,49 @@ def latest_version(config: Config, project: str, blend: str | None = None) -> st
             "Project, or brenda upload)."
         )
     return version
+
+
+def volume_size(archive: Path) -> int:
+    """Room for the unpacked project, in GB: four times its archive, at least 1."""
+    return max(1, math.ceil(archive.stat().st_size * 4 / 2**30))
+
+
+def fill_volume(
+    config: Config,
+    project: Project,
+    report: PackReport,
+    archive: Path,
+    *,
+    bucket: str,
+    key: str,
+    size: int | None = None,
+    image: str | None = None,
+    progress: Progress | None = None,
+) -> str:
+    """Pack the project, upload its archive and start a helper that copies it onto a new EBS
+    volume of ``size`` GB (None: room for it) and powers off; returns what happened."""
+    pack(project, archive, report, progress)
+    source = upload_archive(config, archive, bucket, key, progress)
+    size = size or volume_size(archive)
+    plan = ebs.plan_helper(
+        config,
+        existing=False,
+        image=image,
+        size=size,
+        snapshot=None,
+        instance_type=None,
+        zone=None,
+        mount=True,
+        fill_from=source,
+    )
+    instance, _ = ebs.start_helper(config, plan)
+    return (
+        f"Helper {instance} is copying the project onto a {size} GB volume; when it has "
+        "powered off, run Brenda: Snapshot EBS Volume."
+    )
+
+
+def snapshot_volume(config: Config, name: str) -> str:
+    """Snapshot the volume the helper filled as ``name``; returns what happened."""
+    snapshot = ebs.snapshot_helper_volume(config, name)
+    return f"Snapshot {snapshot} started: use BLENDER_PROJECT=ebs://{name}."
