@@ -28,7 +28,7 @@ from pathlib import Path
 
 from shared.core.config import Config, load_config
 from shared.outputs.store import FolderStore
-from shared.tasks import queue as work
+from shared.tasks import queue
 from shared.tasks.task import FrameChunk, ScriptTask
 from shared.workstation.local_aws import local_endpoint
 
@@ -37,11 +37,11 @@ TAKEN = re.compile(r"^(\S+ \S+) brenda_node\.node INFO: task \d+: frames (\d+) "
 RAN = re.compile(r"brenda_node\.node INFO: task frames (\d+) rendered in ([0-9.]+) s")
 
 
-def settings(root: Path, queue: str) -> dict[str, str]:
+def settings(root: Path, name: str) -> dict[str, str]:
     return {
-        "WORK_QUEUE": f"sqs://{queue}",
+        "WORK_QUEUE": f"sqs://{name}",
         "BLENDER_PROJECT": f"file://{root / 'project'}",
-        "RENDER_OUTPUT": f"file://{root / queue}",
+        "RENDER_OUTPUT": f"file://{root / name}",
         "RUNNING_ON_EC2": "0",
         "RECEIVE_WAIT": "1",
     }
@@ -57,7 +57,7 @@ def push(values: dict[str, str], script: str, count: int) -> None:
         ScriptTask(FrameChunk(n, n, 1), None, script.replace("$START", str(n)))
         for n in range(1, count + 1)
     ]
-    work.push(config_of(values), tasks)
+    queue.push(config_of(values), tasks)
 
 
 def start_node(values: dict[str, str], folder: Path) -> subprocess.Popen[bytes]:

@@ -44,7 +44,7 @@ from ..project import packing
 from ..project.content import default_hash_cache
 from ..services import project as project_service
 from ..services.project import Project
-from ..tasks import queue as work
+from ..tasks import queue
 from ..tasks.task import (
     RenderSettings,
     RenderTask,
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Brenda, a render farm for Blender on AWS.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="other commands (each has --help):\n"
-        "  brenda-work   the work queue: push, status, reset\n"
+        "  brenda-work   the work queue (push, status, reset) and the farm's jobs (submit, jobs)\n"
         "  brenda-node   a worker that renders tasks\n"
         "  brenda-run    rent nodes on EC2, watch and stop them\n"
         "  brenda-tool   ssh, rsync, prune and perf on every node\n"
@@ -361,7 +361,7 @@ def watch(
     print()
     missing = sorted(wanted - copied)
     if missing:
-        dead = work.dead_letters(config)
+        dead = queue.dead_letters(config)
         reasons = "; ".join(f"{task.what}: {task.error}" for task in dead[:3]) or "see the logs"
         raise BrendaError(f"{len(missing)} of {len(wanted)} frames were not rendered ({reasons}).")
     return [node_status(folder, number) for number in range(1, len(nodes) + 1)]
@@ -481,7 +481,7 @@ def render(
         archive, demo = make_project(args, demo, folder)
         blend = args.blend.name if args.blend is not None else "sample.blend"
         project_service.upload_archive(config, archive, BUCKET, PROJECT_KEY)
-        result = work.push(config, demo.tasks)
+        result = queue.push(config, demo.tasks)
         print(
             f"Project {blend} uploaded; {result.count} tasks for {len(demo.frames)} frames pushed "
             f"to {result.queue}; starting {args.nodes} nodes."

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``brenda-work``: turn a task template into a work queue (push, status, reset)."""
+"""``brenda-work``: a task template's work queue (push, status, reset) and the farm's jobs (submit,
+jobs, pause, resume, cancel, retry, missing, priority, gc)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from ..aws.session import make_client
 from ..core.config import Config, load_config
 from ..core.errors import TaskError, UsageError
 from ..core.urls import S3Url, SqsUrl, parse_url
-from ..jobs import registry as jobs
+from ..jobs import registry
 from ..project.content import ContentStore, find_garbage, remove_garbage
 from ..project.packing import human_bytes
 from ..project.version import job_blender
 from ..services import jobs as job_service
-from ..tasks import queue as work
+from ..tasks import queue
 from ..tasks.task import (
     DEVICES,
     IMAGE_FORMATS,
@@ -44,7 +45,7 @@ from .common import (
 )
 
 PROG = "brenda-work"
-JOB_COMMANDS = tuple(action.value for action in jobs.JobAction)
+JOB_COMMANDS = tuple(action.value for action in registry.JobAction)
 COMMANDS = ("push", "status", "reset", "submit", "jobs", *JOB_COMMANDS, "gc")
 
 DESCRIPTION = """\
@@ -291,25 +292,25 @@ def cmd_push(args: argparse.Namespace, config: Config) -> int:
             encode_task(task)
         for task in tasks:
             sys.stdout.write(describe(task))
-        queue = config.work_queue()
-        target = str(queue) if queue else "the work queue (WORK_QUEUE is not set)"
+        url = config.work_queue()
+        target = str(url) if url else "the work queue (WORK_QUEUE is not set)"
         print(
             f"Dry run: {len(tasks)} tasks would go to {target}; nothing was sent.", file=sys.stderr
         )
         return 0
     with progress_bar() as progress:
-        result = work.push(config, tasks, progress)
+        result = queue.push(config, tasks, progress)
     print(f"Pushed {result.count} tasks to {result.queue} ({result.region}).")
     return 0
 
 
 def cmd_status(config: Config) -> int:
-    queue = config.url("WORK_QUEUE", SqsUrl)
-    counts = work.status(config)
+    url = config.url("WORK_QUEUE", SqsUrl)
+    counts = queue.status(config)
     if counts is None:
-        print(f"Queue {queue} does not exist: nothing has been pushed.")
+        print(f"Queue {url} does not exist: nothing has been pushed.")
         return 0
-    print(f"Queue {queue}")
+    print(f"Queue {url}")
     print(f"  pending        {counts.pending:>8}")
     print(f"  in flight      {counts.in_flight:>8}")
     if counts.delayed:
@@ -318,19 +319,19 @@ def cmd_status(config: Config) -> int:
     print(f"  dead-lettered  {dead}")
     if counts.dead:
         print("Dead-lettered tasks (they failed on every try; fix them and push again):")
-        for task in work.dead_letters(config):
+        for task in queue.dead_letters(config):
             print(f"  {task.what}: {task.error or 'no error recorded in RENDER_OUTPUT'}")
     return 0
 
 
 def cmd_reset(args: argparse.Namespace, config: Config) -> int:
-    queue = config.url("WORK_QUEUE", SqsUrl)
-    if not work.reset(config, hard=args.hard):
-        print(f"Queue {queue} does not exist: nothing to reset.")
+    url = config.url("WORK_QUEUE", SqsUrl)
+    if not queue.reset(config, hard=args.hard):
+        print(f"Queue {url} does not exist: nothing to reset.")
     elif args.hard:
-        print(f"Deleted {queue} and its dead-letter queue.")
+        print(f"Deleted {url} and its dead-letter queue.")
     else:
-        print(f"Emptied {queue} and its dead-letter queue.")
+        print(f"Emptied {url} and its dead-letter queue.")
     return 0
 
 
@@ -346,7 +347,7 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
         parse_url(project, allowed=("s3", "file"))
         args.render = True
         frames = ",".join(str(frame_range) for frame_range in frame_ranges(args))
-        job = jobs.make_job(
+        job = registry.make_job(
             config,
             project=project,
             frames=frames,
@@ -375,17 +376,17 @@ def cmd_jobs(config: Config) -> int:
 
 def cmd_job(args: argparse.Namespace, config: Config) -> int:
     with usage_errors():
-        action = jobs.JobAction(args.command)
-        wanted = 2 if action == jobs.JobAction.PRIORITY else 1
+        action = registry.JobAction(args.command)
+        wanted = 2 if action == registry.JobAction.PRIORITY else 1
         if len(args.target) != wanted:
-            shape = "JOB N" if action == jobs.JobAction.PRIORITY else "JOB"
+            shape = "JOB N" if action == registry.JobAction.PRIORITY else "JOB"
             raise UsageError(
                 f"{args.command} needs {shape}, like: brenda-work {args.command} "
                 f"{shape.replace('JOB', 'shot1-20261125-203600-1a2b')}."
             )
-        if action == jobs.JobAction.PRIORITY and not args.target[1].lstrip("-").isdigit():
+        if action == registry.JobAction.PRIORITY and not args.target[1].lstrip("-").isdigit():
             raise UsageError(f"The priority must be a whole number, not '{args.target[1]}'.")
-    priority = int(args.target[1]) if action == jobs.JobAction.PRIORITY else None
+    priority = int(args.target[1]) if action == registry.JobAction.PRIORITY else None
     with progress_bar() as progress:
         print(
             job_service.control(
@@ -402,8 +403,8 @@ def cmd_gc(args: argparse.Namespace, config: Config) -> int:
     if config.get("FARM_OUTPUTS") is not None:
         live = [
             job.project
-            for job in jobs.JobRegistry(config).jobs()
-            if job.state != jobs.JobState.CANCELLED
+            for job in registry.JobRegistry(config).jobs()
+            if job.state != registry.JobState.CANCELLED
         ]
     garbage = find_garbage(store, days=args.days, live=live, now=time.time())
     what = (

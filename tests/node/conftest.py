@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from shared.core.config import Config, load_config
-from shared.tasks import queue as work
+from shared.tasks import queue
 from shared.tasks.task import FrameChunk, ScriptTask, Task, Tile
 from tests.conftest import QuietHandler, serving_http
 
@@ -39,7 +39,7 @@ class Farm:
         return load_config(environ=environ)
 
     def push(self, tasks: Sequence[Task]) -> None:
-        work.push(self.config(), tasks)
+        queue.push(self.config(), tasks)
 
     def work_dir(self, name: str) -> Path:
         return self.root / "nodes" / name
@@ -78,7 +78,7 @@ class Farm:
         return dict(json.loads(path.read_text())) if path.exists() else {}
 
     def counts(self) -> Any:
-        return work.status(self.config())
+        return queue.status(self.config())
 
     @property
     def output(self) -> Path:
