@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from ..core.config import load_config
 from ..core.errors import UsageError
-from ..farm import ebs as ebs_ops
+from ..farm import ebs
 from .common import ArgumentParser, add_common_options, configure_logging, print_plan, run_command
 
 PROG = "brenda-ebs"
@@ -23,14 +23,14 @@ commands:
   existing   start a helper instance with a volume made from snapshot -S (id or name)
   snapshot   snapshot the farm's helper volume under the name -N
 
-With -m the helper formats (new) and mounts the volume at {ebs_ops.MOUNT_POINT}.
+With -m the helper formats (new) and mounts the volume at {ebs.MOUNT_POINT}.
 """
 
 EPILOG = f"""\
 workflow:
   brenda-ebs -s 50 -m new
-  brenda-tool rsync -a myproject/ HOST:{ebs_ops.MOUNT_POINT}/
-  brenda-tool ssh sudo umount {ebs_ops.MOUNT_POINT}
+  brenda-tool rsync -a myproject/ HOST:{ebs.MOUNT_POINT}/
+  brenda-tool ssh sudo umount {ebs.MOUNT_POINT}
   brenda-ebs -N shot-42 snapshot
   brenda-run -T stop                      the helper goes; its volume stays until you delete it
 """
@@ -72,11 +72,9 @@ def run(argv: Sequence[str]) -> int:
         if args.dry_run:
             print(f"Dry run: would snapshot the helper volume as '{args.name}'.")
             return 0
-        print(
-            f"Snapshot {ebs_ops.snapshot_helper_volume(config, args.name)} '{args.name}' started."
-        )
+        print(f"Snapshot {ebs.snapshot_helper_volume(config, args.name)} '{args.name}' started.")
         return 0
-    plan = ebs_ops.plan_helper(
+    plan = ebs.plan_helper(
         config,
         existing=args.command == "existing",
         image=args.ami,
@@ -89,7 +87,7 @@ def run(argv: Sequence[str]) -> int:
     print_plan(plan.summary(), plan.user_data, dry_run=args.dry_run)
     if args.dry_run:
         return 0
-    instance, snapshot = ebs_ops.start_helper(config, plan)
+    instance, snapshot = ebs.start_helper(config, plan)
     source = f" from {snapshot}" if snapshot else ""
     print(f"Helper {instance} started with its volume{source} on /dev/sdf.")
     return 0
