@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Brenda's worker node: takes tasks from the work queue and renders them with Blender.
+"""Brenda's worker node: takes its farm's tasks (or a work queue's) and renders them with Blender.
 
 No bpy module use: Blender always runs as a child process. ``node`` holds the node and its one
 loop (take, lease, render, store, give back, drain, done) over a task source of ``sources`` (a

@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``brenda demo``: a whole render farm on this machine, with no AWS account.
+"""``brenda``: ``pack`` and ``upload`` a .blend's project, and ``demo``.
 
-Starts an AWS-compatible endpoint on loopback (moto's server), makes a small sample scene with
-Blender (or takes ``--blend FILE``), packs and uploads it to S3 there, pushes its frames to a work
-queue, starts local ``brenda-node`` processes, shows their progress, then downloads the frames
-(tiles assembled by the nodes), writes a contact sheet and prints a summary. Brenda's code does
-not know the endpoint is not AWS: this is the farm that runs on EC2, on one machine.
+``brenda demo`` is a whole render farm on this machine, with no AWS account: it starts an
+AWS-compatible endpoint on loopback (moto's server), makes a small sample scene with Blender (or
+takes ``--blend FILE``), packs and uploads it to S3 there, pushes its frames to a work queue, starts
+local ``brenda-node`` processes, shows their progress, then downloads the frames (tiles assembled by
+the nodes), writes a contact sheet and prints a summary. Brenda's code does not know the endpoint is
+not AWS: this is the farm that runs on EC2, on one machine.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``brenda-node``: the worker. Takes tasks from the work queue and renders them until the queue
-is done (``DONE=exit``), forever (``DONE=poll``), or then powers the machine off
+"""``brenda-node``: the worker. Takes tasks from its farm's jobs (or a ``WORK_QUEUE``) and renders
+them until no work is left (``DONE=exit``), forever (``DONE=poll``), or then powers the machine off
 (``DONE=shutdown``). SIGTERM, SIGINT and spot interruption notices stop it cleanly: Blender is
 stopped and the task goes back to the queue at once."""
 

@@ -39,7 +39,7 @@ class JobView:
     frames: int
     stored: int
     row: tuple[str, ...]
-    """Its ``brenda-work jobs`` line (``jobs.REPORT_COLUMNS``)."""
+    """Its ``brenda-work jobs`` line (``REPORT_COLUMNS``)."""
     latest: tuple[Path, ...] = ()
     """Its newest stored frames on this machine, newest first (for the job looked at)."""
 

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The work queue operations behind ``brenda-work`` and the add-on. No bpy module use.
+"""The work queue operations behind ``brenda-work`` and ``brenda demo``, and the one path that
+sends tasks (``send_tasks``, which a job's submit takes too). No bpy module use.
 
 push: encode and validate every task first, then send; status: pending, in flight and
 dead-lettered counts; reset: purge, or delete the queues.
