@@ -24,10 +24,11 @@ from .common import ArgumentParser, add_common_options, help_text, run_command
 PROG = "brenda-node"
 
 EPILOG = """\
-settings (configuration file or BRENDA_* environment): WORK_QUEUE, BLENDER_PROJECT,
-RENDER_OUTPUT (required); WORK_DIR, DONE, BLENDER, VISIBILITY_TIMEOUT,
-VISIBILITY_TIMEOUT_REASSERT, RECEIVE_WAIT, POLL_PAUSE, SHUTDOWN_COMMAND, RUNNING_ON_EC2,
-METADATA_URL, METADATA_POLL, N_RETRIES, ERROR_PAUSE, RESET_PERIOD.
+settings (configuration file or BRENDA_* environment): FARM_OUTPUTS (a node of the farm's
+jobs) or WORK_QUEUE, BLENDER_PROJECT and RENDER_OUTPUT (a node of one queue), required; WORK_DIR,
+DONE, BLENDER, BLENDERS, JOB_REFRESH, VISIBILITY_TIMEOUT, VISIBILITY_TIMEOUT_REASSERT,
+RECEIVE_WAIT, POLL_PAUSE, SHUTDOWN_COMMAND, RUNNING_ON_EC2, METADATA_URL, METADATA_POLL,
+N_RETRIES, ERROR_PAUSE, RESET_PERIOD.
 
 files in WORK_DIR: DONE (change it to steer a running node), task_count, task_last, log,
 status.json, brenda.pid.
@@ -45,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-S", "--shutdown", action="store_true", help="power the machine off when done"
     )
-    parser.add_argument("-d", "--dry-run", action="store_true", help="fetch the project, then stop")
+    parser.add_argument(
+        "-d", "--dry-run", action="store_true", help="fetch the project (a queue's node), then stop"
+    )
     parser.add_argument("-l", "--log", metavar="FILE", help="log file (default: WORK_DIR/log)")
     parser.add_argument(
         "-p", "--pidfile", metavar="FILE", help="pid file (default: WORK_DIR/brenda.pid)"
