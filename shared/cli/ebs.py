@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from ..core.config import load_config
 from ..core.errors import UsageError
 from ..farm import ebs
+from ..services import project
 from .common import ArgumentParser, add_common_options, configure_logging, print_plan, run_command
 
 PROG = "brenda-ebs"
@@ -72,7 +73,7 @@ def run(argv: Sequence[str]) -> int:
         if args.dry_run:
             print(f"Dry run: would snapshot the helper volume as '{args.name}'.")
             return 0
-        print(f"Snapshot {ebs.snapshot_helper_volume(config, args.name)} '{args.name}' started.")
+        print(project.snapshot_volume(config, args.name))
         return 0
     plan = ebs.plan_helper(
         config,

@@ -205,8 +205,8 @@ def fill_volume(
     )
     instance, _ = ebs.start_helper(config, plan)
     return (
-        f"Helper {instance} is copying the project onto a {size} GB volume; when it has "
-        "powered off, run Brenda: Snapshot EBS Volume."
+        f"Helper {instance} is copying the project onto a {size} GB volume; snapshot the "
+        "volume once the helper has powered off."
     )
 
 
