@@ -50,7 +50,9 @@ def blender_command(configured: str | None) -> list[str]:
     if found is not None:
         return [found]
     if importlib.util.find_spec("bpy") is not None:
-        return [sys.executable, "-m", "brenda_node.bpy_host"]
+        # -P: tasks run from their project folder, which must never shadow Blender's or
+        # Python's modules (a project's bpy.py would run even where Python is not allowed).
+        return [sys.executable, "-P", "-m", "brenda_node.bpy_host"]
     raise BrendaError(
         "Blender was not found: install it and put 'blender' on PATH, set BLENDER=/path/to/"
         "blender, or pip install 'bpy==4.5.*' (Python 3.11) or 'bpy==5.2.*' (Python 3.13)."

@@ -115,7 +115,7 @@ def test_unknown_blender_is_one_sentence(tmp_path: Path) -> None:
 
 def test_the_bpy_wheel_stands_in_for_a_missing_blender(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    assert blender_command(None) == [sys.executable, "-m", "brenda_node.bpy_host"]
+    assert blender_command(None) == [sys.executable, "-P", "-m", "brenda_node.bpy_host"]
 
 
 def test_find_blend_wants_exactly_one(tmp_path: Path) -> None:
@@ -198,3 +198,28 @@ def test_sequence_and_udim_files_are_named_like_blender_names_them() -> None:
     assert sequence_file("/p/still.png", 7) == "/p/still.png"
     assert udim_file("/p/wood.<UDIM>.png", 1012) == "/p/wood.1012.png"
     assert udim_file("/p/wood.<UVTILE>.png", 1012) == "/p/wood.u2_v2.png"
+
+
+def test_the_bpy_host_never_imports_from_the_project_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tasks run from their project folder: a project's bpy.py or json.py must not shadow
+    # Blender's or Python's own modules when the job does not allow Python.
+    monkeypatch.setenv("PATH", "/nonexistent")
+    project = tmp_path / "project"
+    project.mkdir()
+    ran = tmp_path / "ran"
+    for name in ("bpy", "json"):
+        (project / f"{name}.py").write_text(f"open({str(ran)!r}, 'a').write('{name}\\n')\n")
+    script = project / "script.py"
+    script.write_text("import json, bpy\nprint('rendered with', bpy.app.version_string)\n")
+    result = subprocess.run(
+        [*blender_command(None), "-b", "--python", str(script)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "rendered with" in result.stdout
+    assert not ran.exists(), ran.read_text()
