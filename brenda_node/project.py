@@ -19,6 +19,7 @@ is that folder.
 
 from __future__ import annotations
 
+import errno
 import logging
 import lzma
 import os
@@ -349,10 +350,13 @@ def fetch_manifest(version: ProjectVersion, work: Path, config: Config) -> Path:
     its hash; project files are read-only hard links to the cache."""
 
     origin = version.url
-    cached = _cached(work, version.name)
-    if cached is not None:
+    check_trusted(version, config)
+    project = work / PROJECT_FOLDER
+    if _cached(work, version.name) is not None:
+        # The folder as built, never the one folder it may hold: paths in the job are the
+        # manifest's, whatever its top level holds.
         log.info("project %s already built in %s", origin, work)
-        return cached
+        return project
     store = Path(config.text("WORK_DIR")).resolve() / "content"
     store.mkdir(parents=True, exist_ok=True)
     with cloud_errors(f"fetching the project {origin}"):
@@ -387,18 +391,62 @@ def fetch_manifest(version: ProjectVersion, work: Path, config: Config) -> Path:
     staging = work / (PROJECT_FOLDER + ".staging")
     if staging.exists():
         shutil.rmtree(staging)
-    for entry in manifest.files:
-        target = staging / entry.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(store / entry.hash, target)
-        except OSError:
-            shutil.copyfile(store / entry.hash, target)
-            target.chmod(0o444)
-    (staging / ".brenda-version").write_text(version.name, encoding="utf-8")
-    _replace(staging, work / PROJECT_FOLDER)
+    try:
+        for entry in manifest.files:
+            _link_or_copy(store / entry.hash, staging / entry.path)
+        (staging / ".brenda-version").write_text(version.name, encoding="utf-8")
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ProjectError(
+            f"Could not build the project {origin} in {staging}: {error.strerror} "
+            f"({error.filename})."
+        ) from error
+    _replace(staging, project)
     trim_content(store, keep={d for e in manifest.files for d in (e.hash, *e.blocks)})
-    return work / PROJECT_FOLDER
+    return project
+
+
+def check_trusted(version: ProjectVersion, config: Config) -> None:
+    """Refuse a project version outside the farm's projects (``FARM_PROJECTS``, else the store
+    of the node's own ``BLENDER_PROJECT``) or inside its outputs (``FARM_OUTPUTS``): nodes may
+    write outputs, so a task could have put a manifest there for other jobs to render."""
+    own = config.get("BLENDER_PROJECT")
+    own_version = ProjectVersion.at(own) if isinstance(own, S3Url) else None
+    if version == own_version:
+        return  # the node's own setting, not a job's
+    trusted = config.optional_url("FARM_PROJECTS", S3Url)
+    if trusted is None and own_version is not None:
+        trusted = own_version.projects
+    outputs = config.optional_url("FARM_OUTPUTS", S3Url)
+    if trusted is None or not _within(version.projects, trusted):
+        raise ProjectError(
+            f"The project {version.url} is not under the farm's projects "
+            f"(FARM_PROJECTS={trusted or 'unset'}): a node takes project versions from there only."
+        )
+    if outputs is not None and _within(version.projects, outputs):
+        raise ProjectError(
+            f"The project {version.url} is under the farm's outputs (FARM_OUTPUTS={outputs}), "
+            "which nodes may write: a node takes project versions from FARM_PROJECTS only."
+        )
+
+
+def _within(url: S3Url, folder: S3Url) -> bool:
+    return url.bucket == folder.bucket and url.prefix.startswith(folder.prefix)
+
+
+def _link_or_copy(cached: Path, target: Path) -> None:
+    """``target``, a new file of the project, as a hard link to the cached file, or a copy of it
+    where the cache is on another file system; never written through an existing file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(cached, target)
+        return
+    except OSError as error:
+        if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+            raise
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    with cached.open("rb") as source, os.fdopen(os.open(target, flags, 0o444), "wb") as copy:
+        shutil.copyfileobj(source, copy)
 
 
 def assemble_blocks(store: Path, digest: str, blocks: Sequence[str], path: str) -> None:

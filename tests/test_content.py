@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -135,7 +137,11 @@ def test_an_interrupted_upload_resumes_with_what_did_not_arrive(
 
 
 def node_config(tmp_path: Path) -> Any:
-    environ = {**os.environ, "BRENDA_WORK_DIR": str(tmp_path / "node")}
+    environ = {
+        **os.environ,
+        "BRENDA_WORK_DIR": str(tmp_path / "node"),
+        "BRENDA_FARM_PROJECTS": str(PROJECTS),
+    }
     return load_config(environ=environ)
 
 
@@ -192,6 +198,73 @@ def test_a_manifest_naming_a_path_outside_the_project_is_refused() -> None:
     )
     with pytest.raises(Exception, match=r"names '\.\./x', which is not a path inside a project"):
         Manifest.from_json(text, "s3://studio/projects/manifests/a.json")
+
+
+@pytest.mark.parametrize(
+    ("paths", "refusal"),
+    [
+        (["scene.blend", "scene.blend"], "names scene.blend twice"),
+        (["shots", "shots/scene.blend"], "names shots both as a file and as a folder of files"),
+        ([".brenda-version"], "names .brenda-version, which the node writes itself"),
+        (["shots//scene.blend"], "names 'shots//scene.blend', which is not a path inside"),
+        (["./scene.blend"], "names './scene.blend', which is not a path inside"),
+        (["."], "names '.', which is not a path inside"),
+    ],
+    ids=["twice", "file and folder", "reserved", "double slash", "dot", "the root"],
+)
+def test_a_manifest_whose_files_cannot_all_be_written_as_it_says_is_refused(
+    paths: list[str], refusal: str
+) -> None:
+    files = [{"path": path, "size": 1, "hash": "0" * 64, "mode": 0o644} for path in paths]
+    text = json.dumps({"brenda_manifest": 1, "files": files})
+    with pytest.raises(BrendaError, match=re.escape(refusal)):
+        Manifest.from_json(text, "s3://studio/projects/manifests/a.json")
+
+
+def test_a_project_whose_top_level_holds_one_folder_keeps_its_root_when_built_again(
+    store: ContentStore, tmp_path: Path
+) -> None:
+    project = tmp_path / "shot1"
+    (project / "shots").mkdir(parents=True)
+    (project / "shots" / "scene.blend").write_bytes(b"BLENDER scene")
+    sent = upload(store, project, HashCache(tmp_path / "hashes.json"))
+    config, work = node_config(tmp_path), tmp_path / "node" / "job"
+    work.mkdir(parents=True)
+    built = fetch_url(parse_url(sent.manifest_url), config, work)
+    assert (built / "shots" / "scene.blend").read_bytes() == b"BLENDER scene"
+    assert fetch_url(parse_url(sent.manifest_url), config, work) == built  # the next job's
+
+
+def test_a_node_takes_project_versions_from_the_farms_projects_only(
+    store: ContentStore, tmp_path: Path, boto_client: Any
+) -> None:
+    sent = upload(store, make_project(tmp_path / "shot1", files=1), HashCache(tmp_path / "h"))
+    s3 = boto_client("s3")
+    key = sent.manifest_url.split("/", 3)[3]
+    text = s3.get_object(Bucket="studio", Key=key)["Body"].read()
+    s3.put_object(Bucket="studio", Key=key.replace("projects/", "frames/"), Body=text)
+    elsewhere = sent.manifest_url.replace("/projects/", "/frames/")
+    work = tmp_path / "node" / "job"
+    work.mkdir(parents=True)
+    with pytest.raises(ProjectError, match=r"is not under the farm's projects \(FARM_PROJECTS="):
+        fetch_url(parse_url(elsewhere), node_config(tmp_path), work)
+    environ = {**os.environ, "BRENDA_WORK_DIR": str(tmp_path / "node")}
+    outputs_inside = {
+        **environ,
+        "BRENDA_FARM_PROJECTS": "s3://studio/",
+        "BRENDA_FARM_OUTPUTS": "s3://studio/frames/",
+    }
+    with pytest.raises(ProjectError, match=r"is under the farm's outputs \(FARM_OUTPUTS="):
+        fetch_url(parse_url(elsewhere), load_config(environ=outputs_inside), work)
+    with pytest.raises(ProjectError, match=r"\(FARM_PROJECTS=unset\)"):
+        fetch_url(parse_url(sent.manifest_url), load_config(environ=environ), work)
+    # A node's own BLENDER_PROJECT is its operator's word, not a job's.
+    own = {**environ, "BRENDA_BLENDER_PROJECT": sent.manifest_url}
+    assert fetch_url(parse_url(sent.manifest_url), load_config(environ=own), work).is_dir()
+    # A manifest whose text is not what its name hashes is not that version.
+    s3.put_object(Bucket="studio", Key=key, Body=text.replace(b'"mode":420', b'"mode":493', 1))
+    with pytest.raises(BrendaError, match="is not the version its name says"):
+        fetch_url(parse_url(sent.manifest_url), node_config(tmp_path), tmp_path / "node")
 
 
 def test_brenda_upload_says_what_it_sent_against_the_projects_size(

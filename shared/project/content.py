@@ -173,6 +173,7 @@ class Manifest:
             raise BrendaError(f"{origin} is not a Brenda project manifest ({error}).") from error
         for entry in entries:
             check_entry(entry, origin)
+        check_paths(entries, origin)
         return cls(entries)
 
 
@@ -195,10 +196,15 @@ def _piece_size(entry: Entry, index: int) -> int:
     return min(BLOCK, entry.size - index * BLOCK)
 
 
+RESERVED = frozenset({".brenda-version"})
+"""Names at a project's top level that the node writes itself."""
+
+
 def check_entry(entry: Entry, origin: str) -> None:
     path = PurePosixPath(entry.path)
     if (
-        not entry.path
+        not path.parts
+        or path.as_posix() != entry.path
         or path.is_absolute()
         or ".." in path.parts
         or "\\" in entry.path
@@ -212,6 +218,23 @@ def check_entry(entry: Entry, origin: str) -> None:
         raise BrendaError(f"{origin} gives {entry.path} {len(entry.blocks)} blocks for its size.")
     if entry.size < 0 or entry.mode not in (0o644, 0o755):
         raise BrendaError(f"{origin} gives {entry.path} a size or mode Brenda does not write.")
+    if entry.path in RESERVED:
+        raise BrendaError(f"{origin} names {entry.path}, which the node writes itself.")
+
+
+def check_paths(entries: Iterable[Entry], origin: str) -> None:
+    """Refuse a manifest whose files cannot all be written as it says: a path given twice, or a
+    file that another's path takes as a folder (``a`` and ``a/b``)."""
+    files: set[str] = set()
+    folders: set[str] = set()
+    for entry in entries:
+        if entry.path in files:
+            raise BrendaError(f"{origin} names {entry.path} twice.")
+        files.add(entry.path)
+        folders.update(parent.as_posix() for parent in PurePosixPath(entry.path).parents)
+    clash = min(files & folders, default=None)
+    if clash is not None:
+        raise BrendaError(f"{origin} names {clash} both as a file and as a folder of files.")
 
 
 class HashCache:
@@ -331,7 +354,11 @@ class ContentStore:
     def read_manifest(self, version: ProjectVersion) -> Manifest | None:
         """The version's manifest, or None where the store does not hold it."""
         text = s3.read_text(self.client, self.projects.bucket, version.key)
-        return None if text is None else Manifest.from_json(text, version.url)
+        if text is None:
+            return None
+        if hashlib.sha256(text.encode()).hexdigest() != version.name:
+            raise BrendaError(f"{version.url} is not the version its name says: its text differs.")
+        return Manifest.from_json(text, version.url)
 
     def download(self, digest: str, path: Path) -> None:
         """The stored piece ``digest`` (a file or a block) to ``path``."""
