@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from shared.core.errors import TaskError
 from shared.tasks.task import (
+    IMAGE_FORMATS,
     MAX_MESSAGE_BYTES,
     Environment,
     FrameChunk,
@@ -23,6 +26,7 @@ from shared.tasks.task import (
     chunk_frames,
     decode_task,
     encode_task,
+    frame_file_names,
     load_template,
     parse_frame_list,
     render_tasks,
@@ -371,3 +375,37 @@ def test_an_absurd_push_is_refused_before_any_task_is_built(
         "or render more frames per task (-S)."
     )
     assert len(chunk_frames([FrameRange(1, 100_000_000)], 1000)) == 100_000
+
+
+# Blender's own name for frame 7 of each format, as it writes it.
+FRAME_PATHS = """
+import json, os, sys, bpy
+render = bpy.context.scene.render
+render.filepath = "//frame_######"
+names = {}
+for name in json.loads(sys.argv[-1]):
+    render.image_settings.file_format = name
+    names[name] = os.path.basename(render.frame_path(frame=7))
+print("NAMES " + json.dumps(names))
+"""
+
+
+@pytest.mark.slow
+def test_frames_are_expected_under_the_names_blender_writes_them(tmp_path: Path) -> None:
+    script = tmp_path / "names.py"
+    script.write_text(FRAME_PATHS)
+    host = [sys.executable, "-m", "brenda_node.bpy_host", "-b", "--python", str(script)]
+    ran = subprocess.run(
+        [*host, "--", json.dumps(IMAGE_FORMATS)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = next(line for line in ran.stdout.splitlines() if line.startswith("NAMES "))
+    blenders = json.loads(line.removeprefix("NAMES "))
+    ours = {
+        name: next(iter(frame_file_names(RenderSettings(file_format=name), [7])))
+        for name in IMAGE_FORMATS
+    }
+    assert ours == blenders

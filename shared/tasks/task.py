@@ -321,7 +321,13 @@ FRAME_EXTENSIONS = {
     "TARGA": ".tga",
     "TARGA_RAW": ".tga",
     "WEBP": ".webp",
+    "HDR": ".hdr",
+    "DPX": ".dpx",
+    "CINEON": ".cin",
+    "IRIS": ".rgb",
+    "JPEG2000": ".jp2",
 }
+"""The extension Blender gives each of IMAGE_FORMATS (JPEG 2000: of its default JP2 codec)."""
 
 
 def frame_file_names(settings: RenderSettings, frames: Iterable[int]) -> dict[str, int]:
