@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ import pytest
 
 from brenda_node.project import ProjectError, fetch_url
 from shared.cli.brenda import main as brenda
+from shared.cli.work import live_versions
 from shared.cli.work import main as brenda_work
 from shared.core.config import load_config
 from shared.core.errors import BrendaError, Cancelled
 from shared.core.progress import Progress
 from shared.core.urls import S3Url, parse_url
+from shared.project import content
 from shared.project.content import (
     ContentStore,
     HashCache,
@@ -390,3 +393,68 @@ def test_gc_keeps_what_a_pointer_written_before_names(
     s3.delete_object(Bucket="studio", Key="projects/shot1.manifest")
     garbage = find_garbage(store, days=30, live=[], now=time.time() + 40 * 86400)
     assert len(garbage.manifests) == 1
+
+
+def test_gc_keeps_a_version_uploaded_again_between_its_listing_and_its_deletes(
+    store: ContentStore, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path / "shot1", files=3)
+    texture = project / "textures" / "t0.png"
+    original = texture.read_bytes()
+    cache = HashCache(tmp_path / "hashes.json")
+    old = upload(store, project, cache)
+    texture.write_bytes(b"new texture")
+    upload(store, project, cache)
+    garbage = find_garbage(store, days=30, live=[], now=time.time() + 40 * 86400)
+    assert [key.rsplit("/", 1)[-1] for key, _ in garbage.manifests] == [
+        old.manifest_url.rsplit("/", 1)[-1]
+    ]
+    assert len(garbage.content) == 1  # the old texture, which only the old version uses
+    time.sleep(1.1)  # the store's times are whole seconds: the upload below is a later one
+    texture.write_bytes(original)
+    again = upload(store, project, cache)
+    assert again.manifest_url == old.manifest_url and again.sent_files == 0  # all reused
+    remove_garbage(store, garbage)
+    work = tmp_path / "node" / "job"
+    work.mkdir(parents=True)
+    built = fetch_url(parse_url(old.manifest_url), node_config(tmp_path), work)
+    assert (built / "textures" / "t0.png").read_bytes() == original
+
+
+def test_gc_marks_reused_pieces_so_a_gc_running_meanwhile_keeps_them(
+    store: ContentStore, tmp_path: Path, boto_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path / "shot1", files=2)
+    cache = HashCache(tmp_path / "hashes.json")
+    first = upload(store, project, cache)
+    boto_client("s3").delete_object(Bucket="studio", Key=first.manifest_url.split("/", 3)[3])
+    boto_client("s3").delete_object(Bucket="studio", Key="projects/latest/shot1.manifest")
+    garbage = find_garbage(store, days=30, live=[], now=time.time() + 40 * 86400)
+    assert len(garbage.content) == 3  # no manifest uses them any more
+    time.sleep(1.1)
+    # An upload that began before gc's deletes and writes its manifest after them: it found
+    # every piece in the store, and marked the old ones as reused.
+    monkeypatch.setattr(content, "REUSE_MARK_AGE", timedelta(0))
+    files = list(folder_files(project))
+    lacking = store.missing(
+        {e.hash for e in manifest_of(files, cache, Progress()).files}, Progress()
+    )
+    assert lacking == set()
+    remove_garbage(store, garbage)
+    assert len(stored(boto_client)) == 3
+
+
+def test_gc_counts_a_job_record_it_cannot_read_as_live(
+    store: ContentStore, tmp_path: Path, boto_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRENDA_FARM", "studio")
+    monkeypatch.setenv("BRENDA_FARM_OUTPUTS", "s3://studio/frames/")
+    old = upload(store, make_project(tmp_path / "shot1", files=1), HashCache(tmp_path / "h"))
+    boto_client("s3").delete_object(Bucket="studio", Key="projects/latest/shot1.manifest")
+    record = '{"id": "shot1-20261125-203600-1a2b", "project": "' + old.manifest_url + '", "fr'
+    boto_client("s3").put_object(
+        Bucket="studio", Key="frames/.brenda/jobs/shot1-20261125-203600-1a2b.json", Body=record
+    )
+    live = live_versions(load_config(environ=dict(os.environ)))
+    garbage = find_garbage(store, days=30, live=live, now=time.time() + 40 * 86400)
+    assert (garbage.content, garbage.manifests) == ([], [])

@@ -144,6 +144,23 @@ def head(client: Any, bucket: str, key: str) -> ObjectInfo | None:
     )
 
 
+COPY_LIMIT = 5 << 30
+"""The biggest object one copy request copies."""
+
+
+def touch(client: Any, bucket: str, key: str) -> ObjectInfo | None:
+    """The object copied onto itself, so that its modification time is now; None if it is
+    gone."""
+    copied = _unless_missing(
+        client.copy_object,
+        Bucket=bucket,
+        Key=key,
+        CopySource={"Bucket": bucket, "Key": key},
+        MetadataDirective="REPLACE",
+    )
+    return None if copied is None else head(client, bucket, key)
+
+
 def write_text(client: Any, bucket: str, key: str, text: str) -> None:
     client.put_object(
         Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType="text/plain; charset=utf-8"

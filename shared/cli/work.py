@@ -5,11 +5,13 @@ jobs, pause, resume, cancel, retry, missing, priority, gc)."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Collection, Sequence
 
-from ..aws.session import make_client
+from ..aws import s3
+from ..aws.session import cloud_errors, make_client
 from ..core.config import Config, load_config
 from ..core.errors import TaskError, UsageError
 from ..core.urls import S3Url, SqsUrl, parse_url
@@ -399,14 +401,7 @@ def cmd_job(args: argparse.Namespace, config: Config) -> int:
 def cmd_gc(args: argparse.Namespace, config: Config) -> int:
     projects = config.url("FARM_PROJECTS", S3Url)
     store = ContentStore(make_client("s3", config), projects)
-    live = []
-    if config.get("FARM_OUTPUTS") is not None:
-        live = [
-            job.project
-            for job in registry.JobRegistry(config).jobs()
-            if job.state != registry.JobState.CANCELLED
-        ]
-    garbage = find_garbage(store, days=args.days, live=live, now=time.time())
+    garbage = find_garbage(store, days=args.days, live=live_versions(config), now=time.time())
     what = (
         f"{len(garbage.content)} stored files and {len(garbage.manifests)} project versions, "
         f"{human_bytes(garbage.bytes)} (keeping {human_bytes(garbage.kept_bytes)})"
@@ -417,6 +412,33 @@ def cmd_gc(args: argparse.Namespace, config: Config) -> int:
     remove_garbage(store, garbage)
     print(f"Removed {what}.")
     return 0
+
+
+MANIFEST_NAME = re.compile(r"manifests/([0-9a-f]{64})\.json")
+
+
+def live_versions(config: Config) -> list[str]:
+    """The project versions the farm's jobs may still render, which gc keeps: every job's but
+    a cancelled one's, and any a record that cannot be read names."""
+    if config.get("FARM_OUTPUTS") is None:
+        return []
+    jobs = registry.JobRegistry(config)
+    read = jobs.jobs()
+    live = [job.project for job in read if job.state != registry.JobState.CANCELLED]
+    return live + _named_by_unread_records(jobs, {job.id for job in read})
+
+
+def _named_by_unread_records(jobs: registry.JobRegistry, read: set[str]) -> list[str]:
+    """Every project version a job record that could not be read names anywhere in its text:
+    gc cannot tell whether such a job still renders, so it counts as live."""
+    prefix = jobs.outputs.key(registry.RECORDS)
+    named = []
+    with cloud_errors(f"reading the job records in s3://{jobs.outputs.bucket}"):
+        for item in s3.list_objects(jobs.s3, jobs.outputs.bucket, prefix):
+            if item.key[len(prefix) :].removesuffix(".json") not in read:
+                text = s3.read_text(jobs.s3, jobs.outputs.bucket, item.key) or ""
+                named += [f"manifests/{name}.json" for name in MANIFEST_NAME.findall(text)]
+    return named
 
 
 def run(argv: Sequence[str]) -> int:

@@ -37,7 +37,7 @@ import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -60,6 +60,8 @@ LATEST = "latest/"
 BLOCK = 4 << 20
 """Size of the blocks big .blend files are stored in."""
 BLOCKED_SUFFIX = ".blend"
+REUSE_MARK_AGE = timedelta(hours=1)
+"""A piece an upload reuses is marked as new when it is older than this (see ``missing``)."""
 PARALLEL = 16
 """Files asked about or sent at once (each big file is also sent in parts, in parallel)."""
 
@@ -369,13 +371,19 @@ class ContentStore:
         return s3.read_start(self.client, self.projects.bucket, self.key(digest), size)
 
     def missing(self, digests: Iterable[str], progress: Progress) -> set[str]:
-        """The hashes the store lacks (a HEAD each, in parallel)."""
+        """The hashes the store lacks (a HEAD each, in parallel). A piece it holds from more
+        than REUSE_MARK_AGE ago is marked as reused (its time made now), so that a ``gc``
+        running meanwhile keeps it; one ``gc`` removed in between counts as lacking."""
         wanted = sorted(set(digests))
         progress.start("Asking the store what it lacks", len(wanted))
+        old = datetime.now(UTC) - REUSE_MARK_AGE
 
         def lacks(digest: str) -> bool:
             progress.check()
-            info = s3.head(self.client, self.projects.bucket, self.key(digest))
+            key = self.key(digest)
+            info = s3.head(self.client, self.projects.bucket, key)
+            if info is not None and info.modified < old and info.size <= s3.COPY_LIMIT:
+                info = s3.touch(self.client, self.projects.bucket, key)
             progress.advance()
             return info is None
 
@@ -463,6 +471,9 @@ class Garbage:
     content: list[tuple[str, int]]
     manifests: list[tuple[str, int]]
     kept_bytes: int
+    listed: dict[str, datetime] = field(default_factory=dict)
+    """Every manifest and piece as listed then, to its time: one written or reused since (an
+    upload meanwhile) is not removed."""
 
     @property
     def bytes(self) -> int:
@@ -485,29 +496,53 @@ def find_garbage(store: ContentStore, *, days: int, live: Iterable[str], now: fl
                 if pointed:
                     kept.add(pointed.strip().rsplit("/", 1)[-1])
         manifests = list(s3.list_objects(client, bucket, store.projects.key(MANIFESTS)))
+        listed = {item.key: item.modified for item in manifests}
         used: set[str] = set()
         dead = []
         for item in manifests:
             name = item.key.rsplit("/", 1)[-1]
             if item.modified >= cutoff or name in kept:
-                text = s3.read_text(client, bucket, item.key) or ""
-                for entry in Manifest.from_json(text, item.key).files:
-                    used.update(entry.stored)
+                used.update(_pieces_of(store, item.key))
             else:
                 dead.append((item.key, item.size))
         content, kept_bytes = [], 0
         for item in s3.list_objects(client, bucket, store.projects.key(CONTENT)):
+            listed[item.key] = item.modified
             if item.key.rsplit("/", 1)[-1] in used or item.modified >= cutoff:
                 kept_bytes += item.size
             else:
                 content.append((item.key, item.size))
-    return Garbage(content, dead, kept_bytes)
+    return Garbage(content, dead, kept_bytes, listed)
+
+
+def _pieces_of(store: ContentStore, key: str) -> set[str]:
+    text = s3.read_text(store.client, store.projects.bucket, key) or ""
+    return {digest for entry in Manifest.from_json(text, key).files for digest in entry.stored}
 
 
 def remove_garbage(store: ContentStore, garbage: Garbage) -> None:
-    """Delete what ``find_garbage`` found, content first, 1,000 keys a request."""
-    keys = [key for key, _ in garbage.content + garbage.manifests]
-    with cloud_errors(f"deleting from s3://{store.projects.bucket}"):
+    """Delete what ``find_garbage`` found, content first, 1,000 keys a request; but not what an
+    upload since has written or reused: the manifests and pieces are listed again, and a piece
+    a new or rewritten manifest uses, or one an upload marked as reused, stays."""
+    client, bucket = store.client, store.projects.bucket
+    changed: set[str] = set()
+    with cloud_errors(f"listing the projects in s3://{bucket}"):
+        for prefix in (MANIFESTS, CONTENT):
+            for item in s3.list_objects(client, bucket, store.projects.key(prefix)):
+                if garbage.listed.get(item.key) != item.modified:
+                    changed.add(item.key)
+        spared = {
+            store.key(digest)
+            for key in changed
+            if key.startswith(store.projects.key(MANIFESTS))
+            for digest in _pieces_of(store, key)
+        }
+    keys = [
+        key
+        for key, _ in garbage.content + garbage.manifests
+        if key not in changed and key not in spared
+    ]
+    with cloud_errors(f"deleting from s3://{bucket}"):
         for start in range(0, len(keys), 1000):
             batch = [{"Key": key} for key in keys[start : start + 1000]]
             store.client.delete_objects(Bucket=store.projects.bucket, Delete={"Objects": batch})
