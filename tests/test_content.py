@@ -458,3 +458,44 @@ def test_gc_counts_a_job_record_it_cannot_read_as_live(
     live = live_versions(load_config(environ=dict(os.environ)))
     garbage = find_garbage(store, days=30, live=live, now=time.time() + 40 * 86400)
     assert (garbage.content, garbage.manifests) == ([], [])
+
+
+def test_a_wrong_piece_in_the_store_is_sent_again_by_the_next_upload(
+    store: ContentStore, tmp_path: Path, boto_client: Any
+) -> None:
+    project = make_project(tmp_path / "shot1", files=2)
+    (project / "smoke.vdb").write_bytes(os.urandom(9 << 20))  # sent in parts
+    cache = HashCache(tmp_path / "hashes.json")
+    sent = upload(store, project, cache)
+    assert upload(store, project, cache).sent_files == 0
+    blend = next(
+        entry for entry in manifest(boto_client("s3"), sent) if entry.path == "scene.blend"
+    )
+    # What an upload of a file that changed while it was sent stored before.
+    boto_client("s3").put_object(
+        Bucket="studio", Key=f"projects/content/{blend.hash}", Body=b"BLENDER changed meanwhile"
+    )
+    config = node_config(tmp_path)
+    work = tmp_path / "node" / "job"
+    work.mkdir(parents=True)
+    with pytest.raises(ProjectError, match=r"scene\.blend .* is corrupt"):
+        fetch_url(parse_url(sent.manifest_url), config, work)
+    repaired = upload(store, project, cache)
+    assert (repaired.sent_files, repaired.sent_bytes) == (1, blend.size)
+    built = fetch_url(parse_url(sent.manifest_url), config, work)
+    assert (built / "scene.blend").read_bytes() == (project / "scene.blend").read_bytes()
+
+
+@pytest.mark.parametrize("size", [5000, 9 << 20], ids=["whole", "in parts"])
+def test_a_file_changed_after_it_was_hashed_is_not_stored(
+    store: ContentStore, tmp_path: Path, boto_client: Any, size: int
+) -> None:
+    project = tmp_path / "shot1"
+    project.mkdir()
+    (project / "cache.abc").write_bytes(os.urandom(size))
+    files = list(folder_files(project))
+    hashed = manifest_of(files, HashCache(tmp_path / "hashes.json"), Progress())
+    (project / "cache.abc").write_bytes(os.urandom(size))  # the simulation wrote it again
+    with pytest.raises(BrendaError, match=r"cache\.abc changed while it was uploaded"):
+        store.upload(hashed, lambda entry: project / entry.path, Progress())
+    assert stored(boto_client) == []

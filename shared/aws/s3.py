@@ -8,7 +8,7 @@ cancelled or failed download leaves no file (s3transfer writes to a temporary na
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ class ObjectInfo:
     etag: str
     """The ETag without quotes; changes whenever the object's content changes."""
     modified: datetime
+    metadata: dict[str, str] = field(default_factory=dict)
+    """Its user metadata (``x-amz-meta-*``), where a HEAD read it."""
 
 
 def transfer_config(*, concurrency: int = 10, threshold: int = MULTIPART_THRESHOLD) -> Any:
@@ -85,14 +87,22 @@ def upload_file(
     concurrency: int = 10,
     threshold: int = MULTIPART_THRESHOLD,
     content_type: str | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> None:
-    """Upload ``path`` to ``s3://bucket/key``; ``progress`` counts bytes and can cancel."""
+    """Upload ``path`` to ``s3://bucket/key`` (with ``metadata``); ``progress`` counts bytes
+    and can cancel."""
     progress = progress or Progress()
     progress.start(f"Uploading {path.name}", path.stat().st_size)
-    extra = {"ContentType": content_type} if content_type else None
+    extra: dict[str, Any] = {}
+    if content_type:
+        extra["ContentType"] = content_type
+    if metadata:
+        extra["Metadata"] = metadata
 
     def submit(manager: Any, subscribers: list[Any]) -> Any:
-        return manager.upload(str(path), bucket, key, extra_args=extra, subscribers=subscribers)
+        return manager.upload(
+            str(path), bucket, key, extra_args=extra or None, subscribers=subscribers
+        )
 
     _transfer(client, progress, submit, concurrency=concurrency, threshold=threshold)
 
@@ -141,6 +151,7 @@ def head(client: Any, bucket: str, key: str) -> ObjectInfo | None:
         size=int(response["ContentLength"]),
         etag=str(response["ETag"]).strip('"'),
         modified=response["LastModified"],
+        metadata=dict(response.get("Metadata", {})),
     )
 
 
@@ -148,15 +159,16 @@ COPY_LIMIT = 5 << 30
 """The biggest object one copy request copies."""
 
 
-def touch(client: Any, bucket: str, key: str) -> ObjectInfo | None:
-    """The object copied onto itself, so that its modification time is now; None if it is
-    gone."""
+def touch(client: Any, bucket: str, key: str, metadata: dict[str, str]) -> ObjectInfo | None:
+    """The object copied onto itself with ``metadata``, so that its modification time is now;
+    None if it is gone."""
     copied = _unless_missing(
         client.copy_object,
         Bucket=bucket,
         Key=key,
         CopySource={"Bucket": bucket, "Key": key},
         MetadataDirective="REPLACE",
+        Metadata=metadata,
     )
     return None if copied is None else head(client, bucket, key)
 

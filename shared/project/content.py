@@ -29,6 +29,7 @@ the difference between one block and half of one.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -60,6 +61,8 @@ LATEST = "latest/"
 BLOCK = 4 << 20
 """Size of the blocks big .blend files are stored in."""
 BLOCKED_SUFFIX = ".blend"
+CHECKED = "sha256"
+"""The metadata an upload gives a piece once it checked the bytes it sent hash to its name."""
 REUSE_MARK_AGE = timedelta(hours=1)
 """A piece an upload reuses is marked as new when it is older than this (see ``missing``)."""
 PARALLEL = 16
@@ -371,19 +374,23 @@ class ContentStore:
         return s3.read_start(self.client, self.projects.bucket, self.key(digest), size)
 
     def missing(self, digests: Iterable[str], progress: Progress) -> set[str]:
-        """The hashes the store lacks (a HEAD each, in parallel). A piece it holds from more
-        than REUSE_MARK_AGE ago is marked as reused (its time made now), so that a ``gc``
-        running meanwhile keeps it; one ``gc`` removed in between counts as lacking."""
+        """The hashes the store lacks, or holds unchecked (a HEAD each, in parallel): a piece
+        holds its hash as metadata once an upload checked the bytes it sent, so one sent
+        before, and wrong, is sent again. A piece held from more than REUSE_MARK_AGE ago is
+        marked as reused (its time made now), so that a ``gc`` running meanwhile keeps it;
+        one ``gc`` removed in between counts as lacking."""
         wanted = sorted(set(digests))
         progress.start("Asking the store what it lacks", len(wanted))
         old = datetime.now(UTC) - REUSE_MARK_AGE
 
         def lacks(digest: str) -> bool:
             progress.check()
-            key = self.key(digest)
+            key, checked = self.key(digest), {CHECKED: digest}
             info = s3.head(self.client, self.projects.bucket, key)
+            if info is not None and info.metadata.get(CHECKED) != digest:
+                info = None
             if info is not None and info.modified < old and info.size <= s3.COPY_LIMIT:
-                info = s3.touch(self.client, self.projects.bucket, key)
+                info = s3.touch(self.client, self.projects.bucket, key, checked)
             progress.advance()
             return info is None
 
@@ -401,7 +408,8 @@ class ContentStore:
     ) -> Upload:
         """Send the files the store lacks (``local`` finds each one's bytes), then the manifest,
         then the ``pointer`` to it (see ``pointer_name``). An interrupted upload sent whole files
-        only: run again, it sends the rest."""
+        only: run again, it sends the rest. A file whose bytes no longer hash as they did is
+        not sent, nor left in the store: the upload fails naming it."""
         pieces = {digest for entry in manifest.files for digest in entry.stored}
         lacking = self.missing(pieces, progress)
         sending = pieces_where(manifest.files, lacking.__contains__)
@@ -411,16 +419,31 @@ class ContentStore:
 
         def send(item: tuple[str, tuple[Entry, int]]) -> None:
             digest, (entry, index) = item
-            if not entry.blocks:
-                s3.upload_file(
-                    self.client, local(entry), bucket, self.key(digest), _Share(progress)
-                )
+            path, key, checked = local(entry), self.key(digest), {CHECKED: digest}
+            if not entry.blocks and entry.size > s3.MULTIPART_THRESHOLD:
+                # Too big to hold: hashed again before and after it is sent in parts.
+                if file_hash(path) != digest:
+                    raise _changed(path)
+                s3.upload_file(self.client, path, bucket, key, _Share(progress), metadata=checked)
+                if file_hash(path) != digest:
+                    self.client.delete_object(Bucket=bucket, Key=key)
+                    raise _changed(path)
                 return
-            with local(entry).open("rb") as source:
+            # What is sent is what was hashed: the piece is read once, hashed, then sent with
+            # its SHA-256, which S3 checks on arrival.
+            with path.open("rb") as source:
                 source.seek(index * BLOCK)
-                piece = source.read(BLOCK)
+                piece = source.read(BLOCK if entry.blocks else entry.size + 1)
             progress.check()
-            self.client.put_object(Bucket=bucket, Key=self.key(digest), Body=piece)
+            if hashlib.sha256(piece).hexdigest() != digest:
+                raise _changed(path)
+            self.client.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=piece,
+                ChecksumSHA256=base64.b64encode(bytes.fromhex(digest)).decode(),
+                Metadata=checked,
+            )
             progress.advance(len(piece))
 
         version = self.version(manifest)
@@ -438,6 +461,10 @@ class ContentStore:
         with cloud_errors(f"reading s3://{self.projects.bucket}"):
             text = s3.read_text(self.client, self.projects.bucket, self.pointer_key(pointer))
         return text.strip() if text else None
+
+
+def _changed(path: Path) -> BrendaError:
+    return BrendaError(f"{path} changed while it was uploaded: upload the project again.")
 
 
 class _Share(Progress):
