@@ -10,6 +10,9 @@ During an outage of SQS a failed renewal is tried again every second, so that wh
 node that holds a task renews it before other nodes (whose retries back off) could take it.
 Deleting a finished task is retried the same way while the lease is kept, so a task whose outputs
 are stored is never rendered again because SQS was down at that moment.
+
+A queue that is gone (its job was cancelled) holds no task any more: the lease ends at once, with
+nothing to renew, delete or give back, rather than being retried for ever.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import threading
 from typing import Protocol
 
 from shared.aws.session import cloud_errors
-from shared.aws.sqs import Message, WorkQueue
+from shared.aws.sqs import Message, QueueGoneError, WorkQueue
 from shared.core.errors import BrendaError, CloudError
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,9 @@ class Lease:
                 with cloud_errors("renewing a task's lease"):
                     self.queue.extend(self.message, self.timeout)
                 wait = self.period
+            except QueueGoneError as error:
+                log.warning("%s The task's lease ends.", error)
+                return
             except CloudError as error:
                 # Transient: the next renewal may succeed well before the lease runs out.
                 log.warning("%s", error)
@@ -74,6 +80,9 @@ class Lease:
                 with cloud_errors("deleting a finished task from the queue"):
                     self.queue.delete(self.message)
                 break
+            except QueueGoneError as error:
+                log.warning("%s The task is over.", error)
+                break
             except CloudError as error:
                 if retries is None or retries.stop.is_set():
                     # The outputs are stored; at worst another node renders the task again.
@@ -88,5 +97,7 @@ class Lease:
         try:
             with cloud_errors("giving a task back to the queue"):
                 self.queue.release(self.message)
+        except QueueGoneError as error:
+            log.warning("%s The task is over.", error)
         except CloudError as error:
             log.warning("%s; it returns when its lease runs out.", error)

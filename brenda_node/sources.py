@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from shared.aws.session import cloud_errors, make_client
-from shared.aws.sqs import Message, WorkQueue
+from shared.aws.sqs import Message, QueueGoneError, WorkQueue
 from shared.core.config import Config
 from shared.core.errors import BrendaError
 from shared.core.urls import SqsUrl
@@ -120,9 +120,12 @@ class NodeHost(Protocol):
 
 
 def queue_done(queue: WorkQueue) -> bool:
-    """No task of ``queue`` waits, runs on a node or is delayed."""
-    with cloud_errors(f"counting the tasks of sqs://{queue.name}"):
-        counts = queue.counts()
+    """No task of ``queue`` waits, runs on a node or is delayed (a queue that is gone has none)."""
+    try:
+        with cloud_errors(f"counting the tasks of sqs://{queue.name}"):
+            counts = queue.counts()
+    except QueueGoneError:
+        return True
     return counts.pending + counts.in_flight + counts.delayed == 0
 
 
@@ -231,8 +234,15 @@ class JobsSource:
         queue = self.queue(job)
         if queue is None:
             return None
-        with cloud_errors(f"taking a task of job {job.id}"):
-            message = queue.receive(wait_seconds=wait)
+        try:
+            with cloud_errors(f"taking a task of job {job.id}"):
+                message = queue.receive(wait_seconds=wait)
+        except QueueGoneError as error:
+            # Cancelled since the records were read: read them again before the next take.
+            log.warning("%s Job %s has no task left.", error, job.id)
+            del self._queues[job.id]
+            self._read = -self.refresh
+            return None
         if message is not None:
             self._empty.pop(job.id, None)
             return Taken(queue, message, job)

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,13 @@ DEAD_LETTER_SUFFIX = "-dead"
 MAX_QUEUE_NAME = 80
 SEND_ATTEMPTS = 4
 SENDS_IN_FLIGHT = 8
+NO_SUCH_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+"""The error codes SQS answers for a queue that does not exist (or was deleted)."""
+
+
+class QueueGoneError(CloudError):
+    """The queue was deleted while a node used it (its job was cancelled): its tasks are over,
+    finished or given back; retrying cannot bring it back."""
 
 
 @dataclass(frozen=True)
@@ -224,23 +232,39 @@ class WorkQueue:
         }
         if visibility_timeout is not None:
             request["VisibilityTimeout"] = visibility_timeout
-        messages = self.client.receive_message(**request).get("Messages", [])
+        with self._existing():
+            messages = self.client.receive_message(**request).get("Messages", [])
         if not messages:
             return None
         return _message(messages[0])
 
     def extend(self, message: Message, seconds: int) -> None:
         """Keep ``message`` hidden from other nodes for ``seconds`` from now."""
-        self.client.change_message_visibility(
-            QueueUrl=self.url, ReceiptHandle=message.receipt, VisibilityTimeout=seconds
-        )
+        with self._existing():
+            self.client.change_message_visibility(
+                QueueUrl=self.url, ReceiptHandle=message.receipt, VisibilityTimeout=seconds
+            )
 
     def release(self, message: Message) -> None:
         """Give ``message`` back to the queue at once."""
         self.extend(message, 0)
 
     def delete(self, message: Message) -> None:
-        self.client.delete_message(QueueUrl=self.url, ReceiptHandle=message.receipt)
+        with self._existing():
+            self.client.delete_message(QueueUrl=self.url, ReceiptHandle=message.receipt)
+
+    @contextmanager
+    def _existing(self) -> Iterator[None]:
+        """QueueGoneError where SQS says the queue no longer exists."""
+        try:
+            yield
+        except Exception as error:
+            if error_code(error) not in NO_SUCH_QUEUE:
+                raise
+            raise QueueGoneError(
+                f"The queue sqs://{self.name} no longer exists: it was deleted (a cancelled "
+                "job's is)."
+            ) from error
 
     # --- the operator's side --------------------------------------------------------------
 
@@ -250,9 +274,10 @@ class WorkQueue:
             "ApproximateNumberOfMessagesNotVisible",
             "ApproximateNumberOfMessagesDelayed",
         ]
-        attributes = self.client.get_queue_attributes(QueueUrl=self.url, AttributeNames=names)[
-            "Attributes"
-        ]
+        with self._existing():
+            attributes = self.client.get_queue_attributes(QueueUrl=self.url, AttributeNames=names)[
+                "Attributes"
+            ]
         dead = None
         if self.dead_letter_url is not None:
             dead_attributes = self.client.get_queue_attributes(
@@ -344,10 +369,7 @@ def _queue_url(client: Any, name: str) -> str | None:
     try:
         return str(client.get_queue_url(QueueName=name)["QueueUrl"])
     except Exception as error:
-        if error_code(error) in (
-            "AWS.SimpleQueueService.NonExistentQueue",
-            "QueueDoesNotExist",
-        ):
+        if error_code(error) in NO_SUCH_QUEUE:
             return None
         raise
 

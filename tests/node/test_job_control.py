@@ -89,3 +89,51 @@ def test_a_paused_job_is_no_work_a_done_exit_node_ends_with_its_tasks_left(
     assert brenda_work(["jobs"]) == 0
     table = capsys.readouterr().out
     assert re.search(rf"^{paused}\s+paused\s+0\s+\?\s+0/3\s+3\s+0\s+0\s", table, re.M), table
+
+
+def test_a_job_cancelled_while_its_task_finishes_does_not_wedge_the_node(
+    job_farm: Farm, boto_client: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The job is cancelled (its queue deleted) after its task rendered, before the node deletes
+    the task's message: the node used to retry that DeleteMessage for ever, the next job's task
+    then waited for the previous upload and the node never went idle nor ended."""
+    rendered, go = tmp_path / "rendered", tmp_path / "go"
+    blender = tmp_path / "blender"
+    blender.write_text(
+        "#!/bin/bash\n[[ $1 == --version ]] && echo 'Blender 4.5.0' && exit\n"
+        "output=$(python3 -c 'import json,sys; print(json.loads(sys.argv[-1])[\"output\"])' "
+        '"${@: -1}")\n'
+        'echo frame > "${output%%#*}000001.txt"\n'
+        'echo "BRENDA-OUTPUT: ${output%%#*}000001.txt"\n'
+        f"if [[ -f hold ]]; then touch {rendered}; while [[ ! -f {go} ]]; do sleep 0.05; done; fi\n"
+    )
+    blender.chmod(0o755)
+
+    def submit(name: str, priority: str) -> str:
+        project = tmp_path / name
+        project.mkdir()
+        (project / "scene.blend").write_bytes(b"")
+        if name == "held":
+            (project / "hold").write_text("the task waits for the test to cancel its job\n")
+        argv = ["--project", f"file://{project}", "--frames", "1", "--priority", priority]
+        assert brenda_work([*argv, "submit"]) == 0
+        match = re.search(r"Submitted job (\S+):", capsys.readouterr().out)
+        assert match
+        return match.group(1)
+
+    cancelled, next_job = submit("held", "5"), submit("next", "0")
+    # The job records are read once at the start: the running task never sees its job cancelled.
+    node = job_farm.start_node(
+        "a", BLENDER=str(blender), WARM_BLENDER="0", JOB_REFRESH="600", POLL_PAUSE="1"
+    )
+    wait_for(rendered.exists, 60, "the first job's task to render")
+    assert brenda_work(["cancel", cancelled]) == 0
+    go.touch()
+    wait_for(lambda: node.poll() is not None, 60, "the node to finish the next job and end")
+    assert node.returncode == 0, job_farm.console("a")[-3000:]
+    console = job_farm.console("a")
+    assert f"task {next_job} frames 1 done" in console
+    frames = f"frames/{next_job}/frame_"
+    listing = boto_client("s3").list_objects_v2(Bucket="studio", Prefix=frames)
+    assert [item["Key"] for item in listing.get("Contents", [])] == [f"{frames}000001.txt"]
+    assert "retry" not in console, console[-3000:]
