@@ -35,7 +35,7 @@ from shared.tasks.task import RenderTask, ScriptTask, Task
 from .blenders import Blender, Blenders
 from .processes import STOP_GRACE_SECONDS, kill_group, stop_process_group
 from .render_script import DENOISE_MARK, DEVICE_MARK, DONE_MARK, OUTPUT_MARK, READY_MARK, SIZE_MARK
-from .warm import WarmKey, WarmPool
+from .warm import WarmKey, WarmPool, project_version
 
 log = logging.getLogger(__name__)
 
@@ -430,7 +430,12 @@ class TaskRunner:
         blend, arguments = render_arguments(task, self.project, attempt.outdir)
         launcher = attempt.blender.launcher_folder / "blender"
         key = WarmKey(
-            self.project, blend, task.settings.scene, task.settings.allow_python, launcher
+            self.project,
+            project_version(self.project, blend),
+            blend,
+            task.settings.scene,
+            task.settings.allow_python,
+            launcher,
         )
         command = blender_arguments(launcher, key.blend, key.allow_python)
         command += [json.dumps({"serve": True})]

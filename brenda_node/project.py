@@ -292,6 +292,16 @@ def _cached(work: Path, version: str) -> Path | None:
     return None
 
 
+def fetched_version(project: Path) -> str | None:
+    """The version (an ETag, a manifest's hash, an archive file's size and time) the project
+    folder ``project`` was fetched as; None for a folder used where it is."""
+    for folder in (project, project.parent):  # the archive's single folder is the project
+        marker = folder / ".brenda-version"
+        if marker.is_file():
+            return marker.read_text(encoding="utf-8")
+    return None
+
+
 def fetch_file(url: FileUrl, work: Path) -> Path:
     path = url.path
     if path.is_dir():

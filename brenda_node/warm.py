@@ -2,9 +2,11 @@
 """Warm Blender: one Blender process kept loaded with a .blend, rendering task after task.
 
 No bpy module use. Loading Blender and the file often costs as much as rendering a frame; a warm
-process pays it once per (project, .blend, scene, Python allowed, Blender). The render script's
-``serve`` mode reads one task's JSON per line on stdin and answers ``BRENDA-TASK-DONE`` once its
-frames are written. The process is replaced when a task needs another file, after any failure or
+process pays it once per (project, its version, .blend, scene, Python allowed, Blender). The
+render script's ``serve`` mode reads one task's JSON per line on stdin and answers
+``BRENDA-TASK-DONE`` once its frames are written. The process is replaced when a task needs
+another file or another version of it (the project was fetched again, or a file:// folder's
+.blend was saved again: a warm process would render the file it loaded), after any failure or
 stop (it is killed with its process group, as a cold Blender is), after ``WARM_TASKS`` tasks, and
 when its memory passes ``WARM_MEMORY``. A node keeps at most one.
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 from shared.core.errors import BrendaError
 
 from .processes import kill_group, stop_process_group
+from .project import fetched_version
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +40,25 @@ class WarmKey:
     """What a warm process has loaded: tasks with another key need another process."""
 
     project: Path
+    version: str
+    """The project's version and the .blend's identity on disk (``project_version``)."""
     blend: Path
     scene: str | None
     allow_python: bool
     blender: Path
     """The launcher of the Blender it runs (one per version)."""
+
+
+def project_version(project: Path, blend: Path) -> str:
+    """What tells the loaded file from a newer one at the same place: the version the project
+    was fetched as (its ETag or manifest hash: a texture may change alone), and the .blend's
+    file on disk, which a new fetch or a save in a file:// folder replaces or rewrites."""
+    try:
+        info = blend.stat()
+    except OSError:
+        return "no .blend"  # the Blender started for it says what is missing
+    fetched = fetched_version(project) or "a folder used where it is"
+    return f"{fetched}; .blend inode {info.st_ino}, {info.st_size} bytes, {info.st_mtime_ns} ns"
 
 
 @dataclass

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from shared.cli.work import main as brenda_work
 from shared.tasks.task import FrameChunk, RenderSettings, RenderTask
 from tests.node.conftest import (
     Farm,
@@ -118,3 +122,56 @@ def test_a_node_killed_mid_render_loses_nothing_and_its_warm_blender_ends(
     assert farm.stored() == ["frame_000001.png", "frame_000002.png"]
     counts = farm.counts()
     assert (counts.pending, counts.in_flight, counts.dead) == (0, 0, 0)
+
+
+def test_a_warm_blender_never_renders_an_older_version_of_the_project(
+    job_farm: Farm, boto_client: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A project re-packed at the same URL is fetched again into the same folder, and a file://
+    folder's .blend is saved again: the warm Blender, keyed by folder and .blend alone, kept
+    rendering the file it had loaded (the old frame size here)."""
+    blends = tmp_path / "blends"
+    blends.mkdir()
+    old = make_sample_blend(blends / "old.blend", width=16, height=8, samples=1, frames=1)
+    new = make_sample_blend(blends / "new.blend", width=24, height=12, samples=1, frames=1)
+    archive, folder = tmp_path / "shot.tar.gz", tmp_path / "shot"
+    folder.mkdir()
+
+    def pack(blend: Path) -> None:
+        with tarfile.open(archive, "w:gz") as bundle:
+            bundle.add(blend, "scene.blend")
+
+    def rendered_size(project: Path) -> tuple[int, int]:
+        """The size of the frame a job of ``project`` rendered."""
+        argv = ["--project", f"file://{project}", "--blend", "scene.blend", "--frames", "1"]
+        assert brenda_work([*argv, "submit"]) == 0
+        match = re.search(r"Submitted job (\S+):", capsys.readouterr().out)
+        assert match
+        key = f"frames/{match.group(1)}/frame_000001.png"
+        s3 = boto_client("s3")
+        wait_for(
+            lambda: s3.list_objects_v2(Bucket="studio", Prefix=key).get("KeyCount"),
+            120,
+            f"{key} to be stored",
+        )
+        frame = tmp_path / "frame.png"
+        s3.download_file("studio", key, str(frame))
+        height, width = pixels(frame).shape[:2]
+        return width, height
+
+    pack(old)
+    shutil.copyfile(old, folder / "scene.blend")
+    node = job_farm.start_node("a", DONE="poll", POLL_PAUSE="1")
+    try:
+        assert rendered_size(archive) == (16, 8)
+        pack(new)  # the same URL, fetched again into the same folder
+        assert rendered_size(archive) == (24, 12), job_farm.console("a")[-3000:]
+        # The old warm Blender's folder was replaced under it: it failed a try of the task.
+        assert " ERROR: " not in job_farm.console("a"), job_farm.console("a")[-3000:]
+        assert rendered_size(folder) == (16, 8)
+        shutil.copyfile(new, folder / "scene.blend")  # saved again where the node renders it
+        assert rendered_size(folder) == (24, 12), job_farm.console("a")[-3000:]
+        assert warm_starts(job_farm.console("a")) == 4
+    finally:
+        node.kill()
+        node.wait()
