@@ -7,6 +7,10 @@ end (the ledgers every node keeps beside the frames); once that reaches the budg
 the group's maximum and wanted size to zero and drains its nodes (``autoscale.stop_fleet``): the
 group starts no more nodes, and those rendering finish their task, take no other and go.
 
+A check that cannot read a ledger, or finds one that is not a node's (a task may write anything
+its node may), fails closed: the fleet stops as if its budget were reached, and the node says
+why; a sum that left the ledger out could hide any spending.
+
 Each check reads every node's ledger, so checks are spread over the fleet: the farm as a whole
 checks about BUDGET_CHECKERS times per BUDGET_CHECK seconds whatever its size (each node every
 BUDGET_CHECK x group maximum / BUDGET_CHECKERS seconds, the first at a random moment in that
@@ -18,13 +22,16 @@ from __future__ import annotations
 import logging
 import random
 import time
+from typing import Any
 
+from shared.aws.session import cloud_errors, make_client
 from shared.core.config import Config
 from shared.core.errors import BrendaError
+from shared.core.urls import S3Url
 from shared.farm.autoscale import BUDGET_TAG, stop_fleet
 from shared.jobs.costs import format_dollars, job_cost, stored_ledgers
-from shared.jobs.registry import JobRegistry
-from shared.outputs.store import open_store
+from shared.jobs.registry import Job, JobRegistry
+from shared.outputs.store import S3Store, open_store
 
 from .protection import ScaleInProtection
 
@@ -47,7 +54,8 @@ class BudgetWatch:
         self.interval = BUDGET_CHECK
         self._due = 0.0
         self._registry: JobRegistry | None = None
-        """Kept between checks: it reads again only the ledgers that changed."""
+        """Kept between checks: it reads again only the job records that changed."""
+        self._s3: Any = None
         described = protection.described
         if not described:
             return
@@ -67,19 +75,31 @@ class BudgetWatch:
         self._due = now + self.interval
         try:
             spent, running = self.spending()
-            if spent + running < self.budget:
-                return
-            stop_fleet(self.config, "budget reached", self.protection.group)
         except BrendaError as error:
-            log.warning("the fleet's budget could not be checked: %s", error)
+            self._stop(
+                "budget not checkable",
+                f"the fleet's budget could not be checked, so the fleet stops: {error}",
+            )
+            return
+        if spent + running < self.budget:
+            return
+        self._stop(
+            "budget reached",
+            f"the farm spent {format_dollars(spent)}, and its tasks rendering now will cost about "
+            f"{format_dollars(running)} more: {format_dollars(spent + running)} of its "
+            f"{format_dollars(self.budget)} budget",
+        )
+
+    def _stop(self, reason: str, why: str) -> None:
+        """Stop the fleet (its nodes drain with ``reason``) and say ``why``; the next check
+        tries again if the group cannot be stopped now."""
+        try:
+            stop_fleet(self.config, reason, self.protection.group)
+        except BrendaError as error:
+            log.warning("%s, but the fleet could not be stopped: %s", why, error)
             return
         log.warning(
-            "the farm spent %s, and its tasks rendering now will cost about %s more: %s of its "
-            "%s budget; the fleet starts no more nodes, and those rendering finish their task",
-            format_dollars(spent),
-            format_dollars(running),
-            format_dollars(spent + running),
-            format_dollars(self.budget),
+            "%s; the fleet starts no more nodes, and those rendering finish their task", why
         )
         self.budget = None
 
@@ -97,5 +117,28 @@ class BudgetWatch:
         if self._registry is None:
             self._registry = JobRegistry(config)
         registry = self._registry
-        costs = [registry.report(job).cost for job in registry.jobs()]
-        return sum(cost.dollars for cost in costs), sum(cost.running_dollars for cost in costs)
+        spent = running = 0.0
+        for job in registry.jobs():
+            cost = job_cost(
+                stored_ledgers(self._outputs_of(job, registry.outputs)),
+                running=0,
+                now=time.time(),
+                stale=config.integer("TASK_TIMEOUT"),
+            )
+            spent += cost.dollars
+            running += cost.running_dollars
+        return spent, running
+
+    def _outputs_of(self, job: Job, farm_outputs: S3Url) -> S3Store:
+        """Where the job's nodes keep their ledgers: its folder of the farm's outputs, which
+        its record must name (a record naming another place would hide them)."""
+        outputs = S3Url(farm_outputs.bucket, farm_outputs.key(f"{job.id}/"))
+        if job.output != str(outputs):
+            raise BrendaError(
+                f"The record of job {job.id} puts its outputs at {job.output!r}, not at "
+                f"{outputs}, where its nodes' ledgers belong."
+            )
+        if self._s3 is None:
+            with cloud_errors("connecting to S3"):
+                self._s3 = make_client("s3", self.config)
+        return S3Store(self._s3, outputs)

@@ -247,25 +247,99 @@ class Ledger:
 
     @classmethod
     def from_json(cls, text: str) -> Ledger:
-        document: dict[str, Any] = json.loads(text)
+        """The ledger ``text`` holds; ValueError saying what is wrong when it is not one. Any
+        task may have written it (a task can do what its node can), so every field is checked:
+        a string or negative amount would crash or fool whoever adds ledgers up."""
+        document = _object(json.loads(text), "the ledger")
+        machine = _object(document.get("machine"), "'machine'")
+        tasks = document.get("tasks", [])
+        if not isinstance(tasks, list):
+            raise ValueError(f"'tasks' is {tasks!r}, not a list")
         return cls(
-            node=str(document["node"]),
-            machine=Machine(**document["machine"]),
-            working_on=document.get("working_on"),
-            updated=float(document.get("updated", 0.0)),
-            tasks=[TaskCost(**task) for task in document.get("tasks", [])],
-            working_since=document.get("working_since"),
-            dollars_per_hour=document.get("dollars_per_hour"),
+            node=_text(document, "node"),
+            machine=Machine(
+                _text(machine, "market"),
+                _text(machine, "instance_type", ""),
+                _text(machine, "zone", ""),
+            ),
+            working_on=_optional_text(document, "working_on"),
+            updated=_amount(document, "updated", 0.0),
+            tasks=[_task_cost(_object(task, "a task")) for task in tasks],
+            working_since=_optional_amount(document, "working_since"),
+            dollars_per_hour=_optional_amount(document, "dollars_per_hour"),
         )
 
 
+OUTCOMES = ("", "stored", "failed", "given back")
+
+
+def _task_cost(task: dict[str, Any]) -> TaskCost:
+    outcome = _text(task, "outcome", "")
+    if outcome not in OUTCOMES:
+        raise ValueError(f"'outcome' is {outcome!r}, not one of {', '.join(OUTCOMES[1:])}")
+    return TaskCost(
+        task=_text(task, "task"),
+        frames=_amount(task, "frames"),
+        started=_amount(task, "started"),
+        wall_seconds=_amount(task, "wall_seconds"),
+        render_seconds=_amount(task, "render_seconds"),
+        dollars_per_hour=_optional_amount(task, "dollars_per_hour"),
+        dollars=_optional_amount(task, "dollars"),
+        outcome=outcome,
+    )
+
+
+def _object(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is {value!r}, not a JSON object")
+    return value
+
+
+_REQUIRED: Any = object()
+
+
+def _text(document: dict[str, Any], key: str, default: str = _REQUIRED) -> str:
+    value = document.get(key, default)
+    if not isinstance(value, str):
+        raise ValueError(f"'{key}' is {value!r}, not a text" if key in document else f"no '{key}'")
+    return value
+
+
+def _optional_text(document: dict[str, Any], key: str) -> str | None:
+    return None if document.get(key) is None else _text(document, key)
+
+
+def _amount(document: dict[str, Any], key: str, default: float = _REQUIRED) -> float:
+    """A finite number, 0 or more (seconds, times, frames, dollars)."""
+    value = document.get(key, default)
+    if value is _REQUIRED:
+        raise ValueError(f"no '{key}'")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"'{key}' is {value!r}, not a number")
+    if value < 0:
+        raise ValueError(f"'{key}' is {value!r}, not an amount (it is below 0)")
+    return float(value)
+
+
+def _optional_amount(document: dict[str, Any], key: str) -> float | None:
+    return None if document.get(key) is None else _amount(document, key)
+
+
 def stored_ledgers(store: OutputStore) -> list[Ledger]:
-    """The ledgers nodes wrote into an output store (for a farm's one queue, as the demo's)."""
+    """The ledgers nodes wrote into an output store (a farm's one queue's, a job's); BrendaError
+    naming the first that is not a ledger: a sum that left it out would be wrong."""
     found = []
     for name in store.names(LEDGERS):
         text = store.get_text(name)
-        if text is not None:
+        if text is None:
+            continue
+        try:
             found.append(Ledger.from_json(text))
+        except (ValueError, TypeError, KeyError) as error:
+            raise BrendaError(
+                f"The ledger {name} in {store} is not a node's ledger ({error}): delete it, it "
+                "was not written by a node."
+            ) from error
     return found
 
 

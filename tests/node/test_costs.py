@@ -4,9 +4,15 @@ the machine from instance metadata, the spot price from moto's price history."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from shared.jobs.costs import Ledger
+from shared.cli.work import main as brenda_work
+from shared.jobs.costs import LOCAL, Ledger, TaskCost
 from shared.outputs.store import LEDGERS
 from tests.node.conftest import Farm, MetadataServer, script_tasks
 
@@ -60,3 +66,26 @@ def test_on_the_local_farm_tasks_cost_nothing_and_keep_their_seconds(farm: Farm)
     assert ledger.machine.market == "local"
     assert [task.dollars for task in ledger.tasks] == [0.0, 0.0]
     assert all(task.wall_seconds >= 1 for task in ledger.tasks)
+
+
+def test_jobs_leaves_out_a_ledger_that_is_not_one_and_names_it(
+    job_farm: Farm, boto_client: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A ledger whose dollars are a string crashed ``brenda-work jobs`` (and the add-on's
+    panel) with a traceback."""
+    project = tmp_path / "shot"
+    project.mkdir()
+    (project / "scene.blend").write_bytes(b"")
+    assert brenda_work(["--project", f"file://{project}", "--frames", "1", "submit"]) == 0
+    match = re.search(r"Submitted job (\S+):", capsys.readouterr().out)
+    assert match
+    job = match.group(1)
+    task = TaskCost("frames 1", 1, 0, 60, 50, 0.0, 0.0, "stored")
+    crafted = json.loads(Ledger("node-0", LOCAL, None, 0, [task]).to_json())
+    crafted["tasks"][0]["dollars"] = "5.00"
+    key = f"frames/{job}/{LEDGERS}node-0.json"
+    boto_client("s3").put_object(Bucket="studio", Key=key, Body=json.dumps(crafted).encode())
+    assert brenda_work(["jobs"]) == 0
+    out, err = capsys.readouterr()
+    assert re.search(rf"^{job}\s+active\s", out, re.M), out
+    assert f"ledger {key} is not readable: 'dollars' is '5.00', not a number" in err

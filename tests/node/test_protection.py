@@ -4,8 +4,11 @@ the group take it once idle (moto's Auto Scaling, a real node)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ import pytest
 from brenda_node.budget import BUDGET_CHECK, BUDGET_CHECKERS, check_interval
 from brenda_node.protection import GROUP_TAG_PATH
 from brenda_node.spot import DRAIN_PATH, LIFECYCLE_PATH
+from shared.cli.work import main as brenda_work
 from shared.jobs.costs import Ledger, Machine, PricePoint, TaskCost, cost_between
 from tests.node.conftest import (
     Farm,
@@ -154,6 +158,92 @@ def test_a_fleet_whose_spending_reaches_its_budget_stops_growing(
     assert "frame_4.txt" in farm.stored()  # its own task finished first
     [instance] = boto_client("ec2").describe_instances()["Reservations"][0]["Instances"]
     assert {"Key": "brenda:drain", "Value": "budget reached"} in instance["Tags"]  # all drain
+
+
+def budget_of(boto_client: Any, dollars: str) -> None:
+    boto_client("autoscaling").create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": "brenda-test",
+                "ResourceType": "auto-scaling-group",
+                "Key": "brenda:budget",
+                "Value": dollars,
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("dollars", "refused"),
+    [("5.00", "'dollars' is '5.00', not a number"), (-1e9, "'dollars' is -1000000000.0, not")],
+    ids=["dollars as a string", "negative dollars"],
+)
+def test_a_ledger_that_is_not_one_stops_a_budgeted_fleet_and_says_why(
+    farm: Farm, metadata: MetadataServer, boto_client: Any, dollars: object, refused: str
+) -> None:
+    """A string crashed every node at its budget check; -1e9 hid what the other ledger spent."""
+    group_with_a_node(boto_client, metadata, tagged=False)
+    budget_of(boto_client, "2.50")
+    ledgers = farm.output / ".brenda" / "nodes"
+    ledgers.mkdir(parents=True)
+    machine = Machine("spot", "g5.xlarge", "us-east-1a")
+    spent = Ledger("node-0", machine, None, 0, [TaskCost("frames 1", 1, 0, 7200, 7000, 2.5, 5.0)])
+    (ledgers / "node-0.json").write_text(spent.to_json())
+    crafted = json.loads(Ledger("node-1", machine, None, 0, [spent.tasks[0]]).to_json())
+    crafted["tasks"][0]["dollars"] = dollars
+    (ledgers / "node-1.json").write_text(json.dumps(crafted))
+    farm.push(script_tasks('echo > "$OUTDIR/frame_$START.txt"\n', range(1, 2)))
+    node = farm.start_node("a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url)
+    assert node.wait(timeout=60) == 0, farm.console("a")
+    [group] = boto_client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert (group["MaxSize"], group["DesiredCapacity"]) == (0, 0), farm.console("a")
+    console = farm.console("a")
+    assert "Traceback" not in console
+    assert "the fleet's budget could not be checked, so the fleet stops" in console
+    assert f"The ledger .brenda/nodes/node-1.json in file://{farm.output}" in console
+    assert refused in console
+    [instance] = boto_client("ec2").describe_instances()["Reservations"][0]["Instances"]
+    assert {"Key": "brenda:drain", "Value": "budget not checkable"} in instance["Tags"]
+
+
+def test_a_node_of_the_farms_jobs_counts_every_jobs_ledgers_against_the_budget(
+    job_farm: Farm,
+    metadata: MetadataServer,
+    boto_client: Any,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    group_with_a_node(boto_client, metadata, tagged=False)
+    budget_of(boto_client, "2.50")
+    project = tmp_path / "shot"
+    project.mkdir()
+    (project / "scene.blend").write_bytes(b"")
+    assert brenda_work(["--project", f"file://{project}", "--frames", "1", "submit"]) == 0
+    match = re.search(r"Submitted job (\S+):", capsys.readouterr().out)
+    assert match
+    machine = Machine("spot", "g5.xlarge", "us-east-1a")
+    spent = Ledger("node-0", machine, None, 0, [TaskCost("frames 1", 1, 0, 7200, 7000, 2.5, 5.0)])
+    boto_client("s3").put_object(
+        Bucket="studio",
+        Key=f"frames/{match.group(1)}/.brenda/nodes/node-0.json",
+        Body=spent.to_json().encode(),
+    )
+    blender = tmp_path / "blender"
+    blender.write_text(
+        "#!/bin/bash\n[[ $1 == --version ]] && echo 'Blender 4.5.0' && exit\n"
+        "output=$(python3 -c 'import json,sys; print(json.loads(sys.argv[-1])[\"output\"])' "
+        '"${@: -1}")\n'
+        'echo frame > "${output%%#*}000001.txt"\necho "BRENDA-OUTPUT: ${output%%#*}000001.txt"\n'
+    )
+    blender.chmod(0o755)
+    node = job_farm.start_node(
+        "a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url, BLENDER=str(blender), WARM_BLENDER="0"
+    )
+    assert node.wait(timeout=60) == 0, job_farm.console("a")
+    [group] = boto_client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert (group["MaxSize"], group["DesiredCapacity"]) == (0, 0), job_farm.console("a")
+    assert "the farm spent $5.00" in job_farm.console("a")
 
 
 def test_a_drained_node_finishes_the_task_in_hand_and_takes_no_other(
