@@ -7,6 +7,7 @@ stopped and the task goes back to the queue at once."""
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import signal
@@ -84,11 +85,7 @@ def run(argv: Sequence[str]) -> int:
         raise BrendaError(f"WORK_DIR {work} cannot be created: {error.strerror}.") from error
     configure_node_logging(Path(args.log) if args.log else work / "log")
     pidfile = Path(args.pidfile) if args.pidfile else work / "brenda.pid"
-    if pidfile.exists():
-        raise BrendaError(
-            f"The pid file {pidfile} exists: is another node running in {work}? Remove it if not."
-        )
-    pidfile.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    held = lock_pid_file(pidfile, work)
     stopper = Stopper()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, frame: stopper.stop(signal.Signals(number).name))
@@ -101,7 +98,29 @@ def run(argv: Sequence[str]) -> int:
             shut_down(config)
     finally:
         pidfile.unlink(missing_ok=True)
+        os.close(held)
     return 0
+
+
+def lock_pid_file(pidfile: Path, work: Path) -> int:
+    """Lock ``pidfile`` and write this process's id in it; the open file, which holds the lock
+    until this process ends. A lock, unlike the file, dies with its process however it ends
+    (SIGKILL, a crash): a file left behind stops no later node, a running node stops any other."""
+    try:
+        held = os.open(pidfile, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        raise BrendaError(f"The pid file {pidfile} cannot be written: {error.strerror}.") from error
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        holder = os.read(held, 32).decode(errors="replace").strip() or "?"
+        os.close(held)
+        raise BrendaError(
+            f"Another node (pid {holder}) is running in {work}: its pid file {pidfile} is locked."
+        ) from error
+    os.ftruncate(held, 0)
+    os.write(held, f"{os.getpid()}\n".encode())
+    return held
 
 
 def main(argv: Sequence[str] | None = None) -> int:

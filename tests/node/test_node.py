@@ -34,6 +34,31 @@ def test_two_nodes_store_every_output_and_exit_when_the_queue_is_done(farm: Farm
     assert sum(int(path.read_text()) for path in counted if path.exists()) == 6
 
 
+def test_a_killed_nodes_pid_file_does_not_stop_the_next_node_but_a_running_ones_does(
+    farm: Farm,
+) -> None:
+    """SIGKILL left brenda.pid behind and every restart refused: its lock dies with the node."""
+    work = str(farm.work_dir("a"))
+    task = 'echo "frame $START" > "$OUTDIR/frame_$START.txt"\n'
+    farm.push(script_tasks(task, range(1, 2)))
+    killed = farm.start_node("a", DONE="poll", POLL_PAUSE="1")
+    wait_for(lambda: farm.status("a").get("state") == "polling", 60, "the node to poll")
+    beside = farm.start_node("beside", WORK_DIR=work)
+    assert beside.wait(timeout=60) == 1
+    assert (
+        f"brenda-node: Another node (pid {killed.pid}) is running in {work}: its pid file "
+        f"{work}/brenda.pid is locked." in farm.console("beside")
+    )
+    killed.kill()
+    killed.wait()
+    assert (farm.work_dir("a") / "brenda.pid").exists()  # as a kill leaves it
+    farm.push(script_tasks(task, range(2, 3)))
+    restarted = farm.start_node("restarted", WORK_DIR=work)
+    assert restarted.wait(timeout=60) == 0, farm.console("restarted")
+    assert farm.stored() == ["frame_1.txt", "frame_2.txt"]
+    assert not (farm.work_dir("a") / "brenda.pid").exists()
+
+
 def test_a_node_without_settings_says_so_and_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
