@@ -4,6 +4,7 @@ out by hand), the spot price history read from moto's server, a job's totals, th
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -164,3 +165,28 @@ def test_a_ledger_reads_back_as_written() -> None:
         "node-1:42", Machine("spot", "c5.large", "us-east-1a"), "frame 3", TEN, [task(0.01, 60)]
     )
     assert Ledger.from_json(ledger.to_json()) == ledger
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"dollars": True}, "'dollars' is True, not a number"),
+        ({"dollars": float("nan")}, "'dollars' is nan, not a number"),
+        ({"wall_seconds": -5}, "'wall_seconds' is -5, not an amount (it is below 0)"),
+        ({"frames": "12"}, "'frames' is '12', not a number"),
+        ({"outcome": "paid"}, "'outcome' is 'paid', not one of stored, failed, given back"),
+        ({"task": None}, "'task' is None, not a text"),
+    ],
+)
+def test_a_ledger_that_is_not_one_is_refused_saying_why(
+    change: dict[str, Any], problem: str
+) -> None:
+    ledger = Ledger("node-1:42", LOCAL, None, TEN, [task(0.01, 60)])
+    document = json.loads(ledger.to_json())
+    document["tasks"][0].update(change)
+    with pytest.raises(ValueError) as refused:
+        Ledger.from_json(json.dumps(document))
+    assert str(refused.value) == problem
+    for whole in ("[]", '{"machine": {"market": "local"}}', '{"node": "n", "machine": 1}'):
+        with pytest.raises(ValueError):
+            Ledger.from_json(whole)

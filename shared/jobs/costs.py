@@ -295,13 +295,13 @@ def _object(value: object, what: str) -> dict[str, Any]:
     return value
 
 
-_REQUIRED: Any = object()
-
-
-def _text(document: dict[str, Any], key: str, default: str = _REQUIRED) -> str:
-    value = document.get(key, default)
+def _text(document: dict[str, Any], key: str, default: str | None = None) -> str:
+    """The text at ``key``; ``default`` when there is none (else it is required)."""
+    if key not in document and default is not None:
+        return default
+    value = document.get(key)
     if not isinstance(value, str):
-        raise ValueError(f"'{key}' is {value!r}, not a text" if key in document else f"no '{key}'")
+        raise ValueError(f"'{key}' is {value!r}, not a text")
     return value
 
 
@@ -309,11 +309,12 @@ def _optional_text(document: dict[str, Any], key: str) -> str | None:
     return None if document.get(key) is None else _text(document, key)
 
 
-def _amount(document: dict[str, Any], key: str, default: float = _REQUIRED) -> float:
-    """A finite number, 0 or more (seconds, times, frames, dollars)."""
-    value = document.get(key, default)
-    if value is _REQUIRED:
-        raise ValueError(f"no '{key}'")
+def _amount(document: dict[str, Any], key: str, default: float | None = None) -> float:
+    """A finite number, 0 or more (seconds, times, frames, dollars) at ``key``; ``default`` when
+    there is none (else it is required)."""
+    if key not in document and default is not None:
+        return default
+    value = document.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"'{key}' is {value!r}, not a number")
     if value < 0:
