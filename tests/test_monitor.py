@@ -5,6 +5,7 @@ job's newest frames fetched once each, and a refresh schedule that backs off whe
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,31 @@ def test_the_refresh_backs_off_when_nobody_looks_or_nothing_renders() -> None:
     assert waits == [10, 20, 40, 80, 160, 300, 300, 300]
     assert schedule.next_wait(rendering=True, watched=True) == 5
     assert schedule.next_wait(rendering=False, watched=True) == 10
+
+
+def test_a_crafted_record_writes_no_thumbnail_outside_the_folder_nor_selects_itself(
+    aws: str, boto_client: Any, tmp_path: Path
+) -> None:
+    s3 = boto_client("s3")
+    s3.create_bucket(Bucket="studio")
+    environ = {**os.environ, "BRENDA_FARM": "studio", "BRENDA_FARM_OUTPUTS": "s3://studio/frames/"}
+    config = load_config(environ=environ)
+    registry = JobRegistry(config)
+    settings = RenderSettings(blend="shot.blend")
+    job = registry.submit(
+        make_job(config, project="s3://p/shot.tar.gz", frames="1", settings=settings)
+    )
+    s3.put_object(Bucket="studio", Key=f"frames/{job.id}/frame_000001.png", Body=b"frame")
+    future = "2999-01-01T00:00:00.000+00:00"
+    escaping = replace(job, id="../../../Pictures", created=future)
+    s3.put_object(Bucket="studio", Key="frames/.brenda/jobs/pictures.json", Body=escaping.to_json())
+    later = replace(job, id="later-20991231-000000-abcd", created=future)
+    later = replace(later, output=f"s3://studio/frames/{later.id}/")
+    s3.put_object(Bucket="studio", Key=f"frames/.brenda/jobs/{later.id}.json", Body=later.to_json())
+
+    thumbnails = tmp_path / "tmp" / "brenda" / "frames"
+    views = FarmMonitor(config, thumbnails).refresh("", Progress())
+    assert [view.id for view in views] == [job.id]  # neither crafted record is selected
+    assert views[0].latest == (thumbnails / job.id / "frame_000001.png",)
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert written == [thumbnails / job.id / "frame_000001.png"]

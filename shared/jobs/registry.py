@@ -26,8 +26,8 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any, Generic, TypeVar
@@ -38,10 +38,12 @@ from ..aws.sqs import QueueCounts, WorkQueue
 from ..core.config import Config
 from ..core.errors import BrendaError, UsageError
 from ..core.progress import Progress
+from ..core.text import printable
 from ..core.urls import S3Url, parse_url
 from ..outputs.store import LEDGERS
 from ..tasks.queue import send_tasks
 from ..tasks.task import (
+    MAX_TASKS,
     FrameChunk,
     RenderSettings,
     RenderTask,
@@ -60,6 +62,11 @@ Parsed = TypeVar("Parsed")
 RECORDS = ".brenda/jobs/"
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 MAX_QUEUE_NAME = 80
+MAX_JOB_QUEUE = MAX_QUEUE_NAME - len("-dead")
+JOB_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z", re.IGNORECASE)
+"""What ``new_job_id`` makes: a name safe in a queue's name, a key and a folder."""
+CLOCK_SKEW = timedelta(minutes=10)
+"""How far ahead of this machine's clock a record's creation may be (another's clock)."""
 
 
 class JobState(StrEnum):
@@ -116,11 +123,82 @@ class Job:
 
     @classmethod
     def from_json(cls, text: str) -> Job:
+        """A record as ``to_json`` wrote it, every field of its type and in its range; ValueError
+        or TypeError names the field that is not (a TaskError, its frames or settings)."""
         document = json.loads(text)
-        document["tiles"] = tuple(document.get("tiles", (0, 0)))
-        document["state"] = JobState(document.get("state", JobState.ACTIVE))
-        document["settings"] = RenderSettings.from_dict(document.get("settings", {}))
-        return cls(**document)
+        if not isinstance(document, dict):
+            raise TypeError("it is not a JSON object")
+        unknown = sorted(set(document) - {item.name for item in fields(cls)})
+        if unknown:
+            raise ValueError(f"it has unknown fields ({', '.join(unknown)})")
+        tiles = document.get("tiles", [0, 0])
+        if not (isinstance(tiles, list) and len(tiles) == 2):
+            raise TypeError("tiles is not a pair of tile counts")
+        job = cls(
+            id=_field(document, "id", str),
+            farm=_field(document, "farm", str),
+            project=_field(document, "project", str),
+            frames=_field(document, "frames", str),
+            output=_field(document, "output", str),
+            settings=RenderSettings.from_dict(document.get("settings", {})),
+            chunk=_count(document, "chunk", 1, 1, MAX_TASKS),
+            tiles=(_count(tiles, 0, 0, 0, MAX_TILES), _count(tiles, 1, 0, 0, MAX_TILES)),
+            priority=_count(document, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY),
+            state=JobState(_field(document, "state", str, JobState.ACTIVE)),
+            tasks=_count(document, "tasks", 0, 0, 2**31),
+            created_by=_field(document, "created_by", str, ""),
+            created=_field(document, "created", str),
+        )
+        parse_frame_list(job.frames)
+        tile_grid(*job.tiles)
+        _moment(job.created)
+        return job
+
+
+MAX_PRIORITY = 1_000_000
+MAX_TILES = 64
+"""Tiles across or down a frame at most in a record (the grid is made on reading it)."""
+
+
+def _field(document: Any, name: Any, kind: type[Parsed], default: Parsed | None = None) -> Parsed:
+    """``document[name]`` (``default`` when absent and one is given), of type ``kind``."""
+    if default is not None and name not in document:
+        return default
+    value = document[name]
+    if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
+        raise TypeError(f"{name} is not {'text' if kind is str else kind.__name__}")
+    return value
+
+
+def _count(document: Any, name: Any, default: int, lowest: int, highest: int) -> int:
+    """``document[name]``, a whole number from ``lowest`` to ``highest`` (``default`` when
+    absent from an object)."""
+    value = _field(document, name, int, default if isinstance(document, dict) else None)
+    if not lowest <= value <= highest:
+        raise ValueError(f"{name} is {value}, not from {lowest} to {highest}")
+    return value
+
+
+def _moment(created: str) -> datetime:
+    """A record's creation time: ISO 8601 with its time zone."""
+    try:
+        moment = datetime.fromisoformat(created)
+    except ValueError as error:
+        raise ValueError(f"created '{created}' is not an ISO 8601 time") from error
+    if moment.tzinfo is None:
+        raise ValueError(f"created '{created}' has no time zone")
+    return moment
+
+
+def _lies_under(project: str, projects: S3Url) -> bool:
+    """Whether the project URL names an object or folder under the ``projects`` prefix."""
+    try:
+        url = parse_url(project, allowed=("s3",))
+    except BrendaError:
+        return False
+    assert isinstance(url, S3Url)
+    inside = url.bucket == projects.bucket and url.prefix.startswith(projects.prefix)
+    return inside and ".." not in PurePosixPath(url.prefix).parts
 
 
 def queue_name(farm: str, job_id: str) -> str:
@@ -145,25 +223,29 @@ def _outputs(config: Config) -> S3Url:
 
 class ReadByEtag(Generic[Parsed]):
     """JSON objects read from S3 and kept with their ETag: one is read again only once it
-    changed; one that does not parse is skipped with a warning."""
+    changed; one that does not parse is skipped with one warning a version."""
 
-    def __init__(self, what: str, parse: Callable[[str], Parsed]) -> None:
+    def __init__(self, what: str, parse: Callable[[str, str], Parsed]) -> None:
         self.what = what
         self.parse = parse
-        self._kept: dict[str, tuple[str, Parsed]] = {}
+        """Reads an object from its key and text."""
+        self._kept: dict[str, tuple[str, Parsed | None]] = {}
+        """Key: its ETag and what it read as (None: skipped)."""
 
     def read(self, client: Any, bucket: str, key: str, etag: str) -> tuple[Parsed, bool] | None:
         """The object at ``key`` and whether it was read now (new or changed)."""
         kept = self._kept.get(key)
         if kept is not None and kept[0] == etag:
-            return kept[1], False
+            return None if kept[1] is None else (kept[1], False)
         text = s3.read_text(client, bucket, key)
         if text is None:
             return None
         try:
-            parsed = self.parse(text)
-        except (ValueError, TypeError, KeyError) as error:
-            log.warning("%s %s is not readable: %s", self.what, key, error)
+            parsed = self.parse(key, text)
+        except (ValueError, TypeError, KeyError, RecursionError, BrendaError) as error:
+            # Said once per version of the object: a node asks every few seconds.
+            log.warning("%s %s is skipped: %s", self.what, printable(key), printable(str(error)))
+            self._kept[key] = (etag, None)
             return None
         self._kept[key] = (etag, parsed)
         return parsed, True
@@ -183,13 +265,35 @@ class JobRegistry:
         with cloud_errors("connecting to AWS"):
             self.s3 = make_client("s3", config)
             self.sqs = make_client("sqs", config, pool=16)
-        self._records = ReadByEtag("job record", Job.from_json)
-        self._ledgers = ReadByEtag("ledger", Ledger.from_json)
+        self.projects = config.optional_url("FARM_PROJECTS", S3Url)
+        self._records = ReadByEtag("job record", self._read_record)
+        self._ledgers = ReadByEtag("ledger", lambda _key, text: Ledger.from_json(text))
         self.changed: set[str] = set()
         """The jobs whose records were new or changed at the last ``jobs()``."""
 
     def _record_key(self, job_id: str) -> str:
         return self.outputs.key(f"{RECORDS}{job_id}.json")
+
+    def _read_record(self, key: str, text: str) -> Job:
+        """The job whose record at ``key`` is ``text``, believed only once it keeps to what
+        Brenda writes: anyone who may write a record (a node, so a hostile task) would otherwise
+        send the farm's nodes anywhere. ValueError, TypeError or TaskError says why not."""
+        job = Job.from_json(text)
+        if not JOB_ID.match(job.id) or len(queue_name(self.farm, job.id)) > MAX_JOB_QUEUE:
+            raise ValueError(f"its id '{job.id}' is not a job id of farm {self.farm}")
+        if key != self._record_key(job.id):
+            raise ValueError(f"its id '{job.id}' is not the one its key names")
+        if job.output != self.output_of(job.id):
+            raise ValueError(f"its output {job.output} is not {self.output_of(job.id)}")
+        if self.projects is not None and not _lies_under(job.project, self.projects):
+            raise ValueError(f"its project {job.project} is not under {self.projects}")
+        if _moment(job.created) > datetime.now(UTC) + CLOCK_SKEW:
+            raise ValueError(f"it was created in the future ({job.created})")
+        return job
+
+    def output_of(self, job_id: str) -> str:
+        """Where a job's frames go: ``FARM_OUTPUTS/<id>/``."""
+        return f"s3://{self.outputs.bucket}/{self.outputs.prefix}{job_id}/"
 
     def write(self, job: Job) -> None:
         with cloud_errors(f"writing the record of job {job.id}"):
@@ -212,24 +316,35 @@ class JobRegistry:
                         self.changed.add(read[0].id)
         self._records.keep_only({item.key for item in listed})
         jobs = [job for job in jobs if job.farm == self.farm]
-        return sorted(jobs, key=lambda job: job.created, reverse=True)
+        return sorted(jobs, key=lambda job: _moment(job.created), reverse=True)
 
     def job(self, job_id: str) -> Job:
+        if not JOB_ID.match(job_id):
+            raise UsageError(f"'{printable(job_id)}' is not a job id: see 'brenda-work jobs'.")
+        key = self._record_key(job_id)
         with cloud_errors(f"reading job {job_id}"):
-            text = s3.read_text(self.s3, self.outputs.bucket, self._record_key(job_id))
+            text = s3.read_text(self.s3, self.outputs.bucket, key)
         if text is None:
             raise UsageError(f"Farm {self.farm} has no job {job_id}: see 'brenda-work jobs'.")
         try:
-            return Job.from_json(text)
-        except (ValueError, TypeError, KeyError) as error:
-            raise BrendaError(f"The record of job {job_id} is not readable ({error}).") from error
+            return self._read_record(key, text)
+        except (ValueError, TypeError, KeyError, BrendaError) as error:
+            raise BrendaError(
+                f"The record of job {job_id} (s3://{self.outputs.bucket}/{key}) is not "
+                f"believed: {printable(str(error))}."
+            ) from error
 
     def queue(self, job: Job) -> WorkQueue | None:
         with cloud_errors(f"opening the queue of job {job.id}"):
             return WorkQueue.open(self.sqs, job.queue)
 
     def submit(self, job: Job, progress: Progress | None = None) -> Job:
-        """Make the job's queue, send its tasks, then write its record (nodes see it then)."""
+        """Make the job's queue, send its tasks, then write its record (nodes see it then); a
+        record nodes would not believe is refused first."""
+        try:
+            self._read_record(self._record_key(job.id), job.to_json())
+        except (ValueError, TypeError, BrendaError) as error:
+            raise UsageError(f"Job {job.id} cannot be submitted: {error}.") from error
         sent = send_tasks(
             self.config, self.sqs, job.queue, job.render_tasks(), progress, own_queue=True
         )

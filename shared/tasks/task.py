@@ -233,8 +233,18 @@ class Environment:
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> Environment:
-        addons = tuple((str(name), str(version)) for name, version in document.get("addons", ()))
-        return cls(**{**document, "addons": addons})
+        """An environment as ``dataclasses.asdict`` wrote it; TypeError names a field of the
+        wrong type."""
+        _check_types(document, _ENVIRONMENT_TYPES, "environment")
+        addons = document.get("addons", ())
+        if not all(
+            isinstance(addon, list | tuple)
+            and len(addon) == 2
+            and all(isinstance(part, str) for part in addon)
+            for addon in addons
+        ):
+            raise TypeError("environment addons are not (module, version) pairs of text")
+        return cls(**{**document, "addons": tuple((name, version) for name, version in addons)})
 
 
 @dataclass(frozen=True)
@@ -270,7 +280,9 @@ class RenderSettings:
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> RenderSettings:
-        """Settings as ``dataclasses.asdict`` wrote them (a job's record)."""
+        """Settings as ``dataclasses.asdict`` wrote them (a job's record); TypeError names a
+        field of the wrong type (a string ``"allow_python": "no"`` would read as true)."""
+        _check_types(document, _SETTINGS_TYPES, "settings")
         environment = document.get("environment")
         return cls(
             **{
@@ -278,6 +290,44 @@ class RenderSettings:
                 "environment": None if environment is None else Environment.from_dict(environment),
             }
         )
+
+
+_SETTINGS_TYPES: dict[str, tuple[type, ...]] = {
+    "file_format": (str,),
+    "scene": (str, type(None)),
+    "blend": (str, type(None)),
+    "output_name": (str,),
+    "render_anyway": (bool,),
+    "allow_python": (bool,),
+    "timeout": (int, type(None)),
+    "single_colour": (bool,),
+    "device": (str,),
+    "environment": (dict, type(None)),
+    "blender": (str, type(None)),
+    "blender_newer_ok": (bool,),
+}
+_ENVIRONMENT_TYPES: dict[str, tuple[type, ...]] = {
+    "blender": (str,),
+    "addons": (list, tuple),
+    "display": (str,),
+    "view": (str,),
+    "look": (str,),
+    "ocio": (str,),
+    "on_mismatch": (str,),
+}
+
+
+def _check_types(document: object, types: dict[str, tuple[type, ...]], what: str) -> None:
+    """TypeError unless ``document`` is an object whose fields are among ``types`` and of them
+    (a bool is no number here)."""
+    if not isinstance(document, dict):
+        raise TypeError(f"{what} is not an object")
+    for name, value in document.items():
+        if name not in types:
+            raise TypeError(f"{what} has an unknown field '{name}'")
+        wanted = types[name]
+        if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+            raise TypeError(f"{what} field '{name}' is of the wrong type")
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,71 @@ def test_a_record_with_an_unknown_state_is_named_not_read(
     boto_client("s3").put_object(Bucket="studio", Key=key, Body=json.dumps(record).encode())
     _, err = work(capsys, "pause", str(job), code=1)
     assert err == (
-        f"brenda-work: The record of job {job} is not readable ('frozen' is not a valid "
-        "JobState).\n"
+        f"brenda-work: The record of job {job} (s3://studio/{key}) is not believed: 'frozen' is "
+        "not a valid JobState.\n"
     )
+
+
+def test_records_are_believed_only_with_their_own_key_output_and_a_farm_project(
+    farm_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s3 = boto_client("s3")
+    good, stranger, elsewhere = (submit(capsys, farm_env, "1") for _ in range(3))
+    monkeypatch.setenv("BRENDA_FARM_PROJECTS", "s3://studio/projects/")
+    for job in (good, stranger, elsewhere):
+        key = f"frames/.brenda/jobs/{job}.json"
+        document = json.loads(s3.get_object(Bucket="studio", Key=key)["Body"].read())
+        document["project"] = "s3://studio/projects/shot.tar.gz"
+        if job == elsewhere:
+            document["project"] = "s3://studio/projectsx/../projects/shot.tar.gz"
+        if job == stranger:
+            document["id"] = good  # another job's id: its output, its queue
+            document["output"] = f"s3://studio/frames/{good}/"
+        s3.put_object(Bucket="studio", Key=key, Body=json.dumps(document).encode())
+    out, err = work(capsys, "jobs")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [good]
+    assert sorted(err.splitlines()) == sorted(
+        [
+            f"brenda-work: warning: job record frames/.brenda/jobs/{elsewhere}.json is skipped: "
+            "its project s3://studio/projectsx/../projects/shot.tar.gz is not under "
+            "s3://studio/projects/",
+            f"brenda-work: warning: job record frames/.brenda/jobs/{stranger}.json is skipped: "
+            f"its id '{good}' is not the one its key names",
+        ]
+    )
+    _, err = work(capsys, "pause", stranger, code=1)
+    assert f"The record of job {stranger} (s3://studio/frames/.brenda/jobs/{stranger}.json)" in err
+    assert "is not believed: its id" in err
+    _, err = work(capsys, "pause", "../x", code=2)
+    assert "'../x' is not a job id" in err
+
+
+def test_a_project_outside_the_farms_projects_is_refused_at_submit(
+    farm_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BRENDA_FARM_PROJECTS", "s3://studio/projects/")
+    argv = ["--project", f"file://{farm_env}", "--frames", "1", "submit"]
+    _, err = work(capsys, *argv, code=2)
+    assert f"its project file://{farm_env} is not under s3://studio/projects/." in err
+    assert "QueueUrls" not in boto_client("sqs").list_queues()
+
+
+def test_jobs_shows_a_record_s_control_characters_without_obeying_them(
+    farm_env: Path, capsys: pytest.CaptureFixture[str], boto_client: Any
+) -> None:
+    job = submit(capsys, farm_env, "1")
+    key = f"frames/.brenda/jobs/{job}.json"
+    s3 = boto_client("s3")
+    document = json.loads(s3.get_object(Bucket="studio", Key=key)["Body"].read())
+    hostile = f"{job}\x1b]0;owned\x07\x1b[2J"
+    document.update(id=hostile, output=f"s3://studio/frames/{hostile}/")
+    s3.put_object(Bucket="studio", Key=key, Body=json.dumps(document).encode())
+    out, err = work(capsys, "jobs")
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    assert f"its id '{job}\\x1b]0;owned\\x07\\x1b[2J' is not a job id of farm studio" in err

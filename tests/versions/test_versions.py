@@ -343,10 +343,12 @@ def test_a_node_fetches_a_release_it_lacks_from_the_farms_store_once(
     ]
 
     project, reference = sample_job(new, tmp_path / "5.2")
+    # A file:// project: a farm that names its FARM_PROJECTS renders only projects under it.
+    monkeypatch.delenv("BRENDA_FARM_PROJECTS")
     assert brenda_work(["--project", f"file://{project}", "--frames", "1-2", "submit"]) == 0
     job = re.findall(r"Submitted job (\S+):", capsys.readouterr().out)[-1]
     node = job_farm.start_node(
-        "a", BLENDERS=str(lts.program), FARM_PROJECTS="s3://studio/projects/"
+        "a", BLENDERS=str(lts.program), BLENDER_RELEASES="s3://studio/projects/blender/"
     )
     assert node.wait(timeout=240) == 0, job_farm.console("a")
     console = job_farm.console("a")

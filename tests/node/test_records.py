@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Crafted job records and messages, as any task on a node could write them (it can read the
+node's credentials): real nodes, ``brenda-work`` and the monitor believe only what Brenda
+writes, and skip the rest with one warning naming it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.cli.work import main as brenda_work
+from tests.node.conftest import Farm
+
+
+def fake_blender(folder: Path) -> Path:
+    """A Blender that renders nothing and writes its arguments to ``folder/calls``."""
+    blender = folder / "blender"
+    blender.write_text(
+        "#!/bin/bash\n[[ $1 == --version ]] && echo 'Blender 4.5.0' && exit\n"
+        f'echo "$@" >> {folder / "calls"}\n'
+    )
+    blender.chmod(0o755)
+    return blender
+
+
+def submit(capsys: pytest.CaptureFixture[str], project: Path, *more: str) -> str:
+    argv = ["--project", f"file://{project}", "--frames", "1", *more, "submit"]
+    assert brenda_work(argv) == 0, capsys.readouterr().err
+    match = re.search(r"Submitted job (\S+):", capsys.readouterr().out)
+    assert match
+    return match.group(1)
+
+
+def rewrite_record(boto_client: Any, job: str, **changes: object) -> None:
+    key = f"frames/.brenda/jobs/{job}.json"
+    s3 = boto_client("s3")
+    document = json.loads(s3.get_object(Bucket="studio", Key=key)["Body"].read())
+    s3.put_object(Bucket="studio", Key=key, Body=json.dumps({**document, **changes}).encode())
+
+
+def stored_under(boto_client: Any, prefix: str) -> list[str]:
+    listing = boto_client("s3").list_objects_v2(Bucket="studio", Prefix=prefix)
+    return [item["Key"] for item in listing.get("Contents", [])]
+
+
+def skipped(console: str, job: str) -> int:
+    return console.count(f"job record frames/.brenda/jobs/{job}.json is skipped")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "shot"
+    folder.mkdir()
+    (folder / "scene.blend").write_bytes(b"")
+    return folder
+
+
+def test_a_record_that_sends_frames_elsewhere_is_skipped_by_nodes_and_jobs(
+    job_farm: Farm,
+    boto_client: Any,
+    capsys: pytest.CaptureFixture[str],
+    project: Path,
+    tmp_path: Path,
+) -> None:
+    victim = submit(capsys, project)
+    assert brenda_work(["pause", victim]) == 0
+    overwriter, on_node = submit(capsys, project), submit(capsys, project)
+    rewrite_record(boto_client, overwriter, output=f"s3://studio/frames/{victim}/")
+    rewrite_record(boto_client, on_node, output=f"file://{tmp_path / 'node-disk'}/")
+    capsys.readouterr()
+
+    node = job_farm.start_node("a", BLENDER=str(fake_blender(tmp_path)), POLL_PAUSE="1")
+    assert node.wait(timeout=60) == 0, job_farm.console("a")
+    console = job_farm.console("a")
+    assert "task 1:" not in console
+    assert skipped(console, overwriter) == 1 and skipped(console, on_node) == 1, console
+    assert f"its output s3://studio/frames/{victim}/ is not" in console
+    assert stored_under(boto_client, f"frames/{victim}/") == []
+    assert not (tmp_path / "node-disk").exists()
+
+    # brenda-work jobs lists the farm's other jobs (a file:// output used to fail it for all).
+    assert brenda_work(["jobs"]) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert rows == [victim]
+
+
+def test_records_of_the_wrong_types_are_skipped_and_nodes_keep_serving(
+    job_farm: Farm,
+    boto_client: Any,
+    capsys: pytest.CaptureFixture[str],
+    project: Path,
+    tmp_path: Path,
+) -> None:
+    good = submit(capsys, project)
+    assert brenda_work(["pause", good]) == 0
+    zero_time, text_priority = submit(capsys, project), submit(capsys, project)
+    rewrite_record(boto_client, zero_time, created=0)
+    rewrite_record(boto_client, text_priority, priority="9")
+    capsys.readouterr()
+
+    node = job_farm.start_node("a", BLENDER=str(fake_blender(tmp_path)), POLL_PAUSE="1")
+    assert node.wait(timeout=60) == 0, job_farm.console("a")  # every node used to exit 1
+    console = job_farm.console("a")
+    assert "Traceback" not in console
+    assert skipped(console, zero_time) == 1 and skipped(console, text_priority) == 1, console
+    assert "created is not text" in console and "priority is not int" in console
+
+    assert brenda_work(["jobs"]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [good]
+    assert "Traceback" not in err
+
