@@ -32,7 +32,7 @@ from shared.core.errors import BrendaError, CloudError, TaskError
 from shared.jobs.costs import LOCAL, Machine, PriceBook, TaskCost
 from shared.jobs.registry import JobRegistry
 from shared.outputs.store import OutputStore, open_store
-from shared.tasks.task import RenderTask, Task, decode_task, title
+from shared.tasks.task import RenderTask, Task, title
 
 from .backoff import Backoff
 from .blender import BlenderLine, RunResult, TaskRunner
@@ -319,7 +319,7 @@ class Node:
         message = lease.message
         started = time.time()
         try:
-            task = decode_task(message.body)
+            task = serving.task(message.body)
         except TaskError as error:
             serving.notes.record(lease, f"Message {message.message_id} is not a task: {error}")
             return

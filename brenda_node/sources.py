@@ -25,10 +25,11 @@ from typing import Protocol
 from shared.aws.session import cloud_errors, make_client
 from shared.aws.sqs import Message, QueueGoneError, WorkQueue
 from shared.core.config import Config
-from shared.core.errors import BrendaError
+from shared.core.errors import BrendaError, TaskError
 from shared.core.urls import SqsUrl
 from shared.jobs.registry import Job, JobRegistry, JobState, serving_order
 from shared.outputs.store import OutputStore, open_store_at
+from shared.tasks.task import RenderTask, Task, decode_task
 
 from .blender import TaskRunner
 from .ledger import LedgerWriter
@@ -52,6 +53,18 @@ class Serving:
     notes: FailureNotes
     ledger: LedgerWriter
     job: Job | None = None
+
+    def task(self, body: str) -> Task:
+        """The task a message asks for, as its source allows: a job's message chooses frames
+        and a tile, its record the rest (structured render tasks, with the .blend's Python only
+        where the record allows it), since whoever may send to a job's queue is not trusted
+        with a shell on the nodes. TaskError says why a message is refused."""
+        task = decode_task(body)
+        if self.job is None:  # the farm's WORK_QUEUE: its templates' shell tasks
+            return task
+        if not isinstance(task, RenderTask):
+            raise TaskError(f"job {self.job.id} renders structured tasks only, not scripts")
+        return RenderTask(task.chunk, task.tile, self.job.settings)
 
 
 @dataclass(frozen=True)

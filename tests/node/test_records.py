@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from shared.cli.work import main as brenda_work
-from tests.node.conftest import Farm
+from shared.tasks.task import FrameChunk, RenderSettings, RenderTask, ScriptTask, encode_task
+from tests.node.conftest import Farm, wait_for
 
 
 def fake_blender(folder: Path) -> Path:
@@ -114,3 +115,35 @@ def test_records_of_the_wrong_types_are_skipped_and_nodes_keep_serving(
     assert [line.split()[0] for line in out.splitlines()[1:]] == [good]
     assert "Traceback" not in err
 
+
+def test_a_job_queue_renders_only_what_the_record_allows(
+    job_farm: Farm,
+    boto_client: Any,
+    capsys: pytest.CaptureFixture[str],
+    project: Path,
+    tmp_path: Path,
+) -> None:
+    job = submit(capsys, project)
+    sqs = boto_client("sqs")
+    url = sqs.get_queue_url(QueueName=f"studio-job-{job}")["QueueUrl"]
+    (submitted,) = sqs.receive_message(QueueUrl=url)["Messages"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=submitted["ReceiptHandle"])
+    script = ScriptTask(FrameChunk(1, 1, 1), None, "touch pwned")
+    python = RenderTask(FrameChunk(1, 1, 1), None, RenderSettings(allow_python=True))
+    for task in (script, python):
+        sqs.send_message(QueueUrl=url, MessageBody=encode_task(task))
+
+    node = job_farm.start_node("a", BLENDER=str(fake_blender(tmp_path)), DONE="poll")
+    try:
+        wait_for(
+            lambda: "renders structured tasks only" in job_farm.console("a"),
+            60,
+            "the script message to be refused",
+        )
+        wait_for((tmp_path / "calls").exists, 60, "a render task")
+    finally:
+        node.kill()
+        node.wait()
+    assert not list(job_farm.root.rglob("pwned"))
+    calls = (tmp_path / "calls").read_text()
+    assert "--disable-autoexec" in calls and "--enable-autoexec" not in calls
