@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..core.config import Config
 from ..core.errors import BrendaError
 from ..core.progress import Progress
+from ..core.text import printable
 from ..core.urls import S3Url
 from ..farm.autoscale import follow_jobs
 from ..jobs.registry import REPORT_COLUMNS, Job, JobAction, JobRegistry, report_row
@@ -50,7 +51,8 @@ class JobTable:
     def lines(self) -> list[str]:
         if not self.rows:
             return [f"Farm {self.farm} has no jobs: submit one with 'brenda-work submit'."]
-        rows = [REPORT_COLUMNS, *self.rows]
+        # Every cell is shown, not obeyed: the farm's nodes write the records and ledgers.
+        rows = [REPORT_COLUMNS, *(tuple(printable(cell) for cell in row) for row in self.rows)]
         widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
         return [
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

@@ -18,6 +18,7 @@ from ..aws.sqs import QueueCounts, WorkQueue
 from ..core.config import Config
 from ..core.errors import BrendaError, TaskError
 from ..core.progress import Progress
+from ..core.text import printable
 from ..core.urls import SqsUrl
 from ..outputs.store import OutputStore, failure_name, open_store
 from .task import Task, decode_task, encode_task, title
@@ -121,20 +122,21 @@ def dead_letters(config: Config, limit: int = 10) -> list[DeadTask]:
         try:
             what = title(decode_task(message.body))
         except TaskError:
-            what = f"message {message.message_id} (not a Brenda task)"
+            what = f"message {printable(message.message_id)} (not a Brenda task)"
         dead.append(DeadTask(what, _last_error(store, message.message_id)))
     return dead
 
 
 def _last_error(store: OutputStore | None, message_id: str) -> str | None:
-    """The first line of the failure a node recorded; a store that cannot be read says so."""
+    """The first line of the failure a node recorded (any node, so any task, may write it: its
+    control characters are shown, not obeyed); a store that cannot be read says so."""
     if store is None:
         return None
     try:
         text = store.get_text(failure_name(message_id))
     except BrendaError as error:
         return f"(the recorded error cannot be read: {error})"
-    return text.strip().splitlines()[0] if text and text.strip() else None
+    return printable(text.strip().splitlines()[0]) if text and text.strip() else None
 
 
 def reset(config: Config, *, hard: bool) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from shared.cli.work import main
+from shared.outputs.store import failure_name
 
 FRAME_TEMPLATE = "blender -b *.blend -F PNG -o $OUTDIR/frame_###### -s $START -e $END -j $STEP\n"
 
@@ -377,3 +378,27 @@ def test_process_exit_status_and_no_traceback(
     assert "Traceback" not in result.stderr
     if code:
         assert result.stderr.count("\n") == 1
+
+
+CONTROL = "\x1b]0;owned\x07\x1b[2J\x1b[1A"
+"""A window title, a cleared screen, a line rewritten: what a hostile node may write."""
+
+
+def test_status_shows_a_failure_note_s_control_characters_without_obeying_them(
+    capsys: pytest.CaptureFixture[str],
+    queue_env: str,
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("BRENDA_RENDER_OUTPUT", f"file://{tmp_path / 'out'}")
+    run(capsys, "--render", "-e", "1", "push")
+    sqs = boto_client("sqs")
+    dead = sqs.get_queue_url(QueueName="frames-dead")["QueueUrl"]
+    sent = sqs.send_message(QueueUrl=dead, MessageBody="{}")
+    note = tmp_path / "out" / failure_name(sent["MessageId"])
+    note.parent.mkdir(parents=True)
+    note.write_text(f"Task failed{CONTROL}: all is well\n")
+    out = run(capsys, "status")[1]
+    assert "\x1b" not in out and "\x07" not in out
+    assert "Task failed\\x1b]0;owned\\x07\\x1b[2J\\x1b[1A: all is well" in out
