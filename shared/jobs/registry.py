@@ -328,7 +328,7 @@ class JobRegistry:
             raise UsageError(f"Farm {self.farm} has no job {job_id}: see 'brenda-work jobs'.")
         try:
             return self._read_record(key, text)
-        except (ValueError, TypeError, KeyError, BrendaError) as error:
+        except (ValueError, TypeError, KeyError, RecursionError, BrendaError) as error:
             raise BrendaError(
                 f"The record of job {job_id} (s3://{self.outputs.bucket}/{key}) is not "
                 f"believed: {printable(str(error))}."
