@@ -13,6 +13,7 @@ source, which says what each task renders with and when there is no work left:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -29,7 +30,7 @@ from shared.core.errors import BrendaError, TaskError
 from shared.core.urls import SqsUrl
 from shared.jobs.registry import Job, JobRegistry, JobState, serving_order
 from shared.outputs.store import OutputStore, open_store_at
-from shared.tasks.task import RenderTask, Task, decode_task
+from shared.tasks.task import RenderTask, Task, decode_task, parse_frame_list, tile_grid
 
 from .blender import TaskRunner
 from .ledger import LedgerWriter
@@ -62,9 +63,21 @@ class Serving:
         task = decode_task(body)
         if self.job is None:  # the farm's WORK_QUEUE: its templates' shell tasks
             return task
+        job = self.job
         if not isinstance(task, RenderTask):
-            raise TaskError(f"job {self.job.id} renders structured tasks only, not scripts")
-        return RenderTask(task.chunk, task.tile, self.job.settings)
+            raise TaskError(f"job {job.id} renders structured tasks only, not scripts")
+        frames = task.chunk.frames()
+        if len(frames) > job.chunk or not set(frames) <= self._job_frames:
+            raise TaskError(f"frames {task.chunk} are not a task of job {job.id}")
+        tiles = tile_grid(*job.tiles)
+        if (task.tile is None) != (tiles is None) or (tiles and task.tile not in tiles):
+            raise TaskError(f"the task's tile is not one of job {job.id}'s")
+        return RenderTask(task.chunk, task.tile, job.settings)
+
+    @functools.cached_property
+    def _job_frames(self) -> set[int]:
+        assert self.job is not None
+        return {frame for item in parse_frame_list(self.job.frames) for frame in item.frames()}
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,8 @@ def test_a_job_queue_renders_only_what_the_record_allows(
     sqs.delete_message(QueueUrl=url, ReceiptHandle=submitted["ReceiptHandle"])
     script = ScriptTask(FrameChunk(1, 1, 1), None, "touch pwned")
     python = RenderTask(FrameChunk(1, 1, 1), None, RenderSettings(allow_python=True))
-    for task in (script, python):
+    other_frame = RenderTask(FrameChunk(7, 7, 1), None, RenderSettings())
+    for task in (script, python, other_frame):
         sqs.send_message(QueueUrl=url, MessageBody=encode_task(task))
 
     node = job_farm.start_node("a", BLENDER=str(fake_blender(tmp_path)), DONE="poll")
@@ -139,6 +140,11 @@ def test_a_job_queue_renders_only_what_the_record_allows(
             lambda: "renders structured tasks only" in job_farm.console("a"),
             60,
             "the script message to be refused",
+        )
+        wait_for(
+            lambda: "frames 7 are not a task of job" in job_farm.console("a"),
+            60,
+            "the other frame's message to be refused",
         )
         wait_for((tmp_path / "calls").exists, 60, "a render task")
     finally:
