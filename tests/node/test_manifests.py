@@ -9,6 +9,7 @@ import hashlib
 import struct
 import sys
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -130,9 +131,21 @@ def test_hostile_manifests_are_refused_and_poison_nothing_for_the_honest_jobs_af
         "twice": "names scene.blend twice",
         "marker": "names .brenda-version, which the node writes itself",
         "folder": "names shots both as a file and as a folder of files",
-        "outputs": "is not under the farm's projects (FARM_PROJECTS=s3://studio/projects/)",
     }
-    jobs = {name: submit(job_farm, url, "scene.blend", priority=1) for name, url in hostile.items()}
+    jobs = {
+        name: submit(job_farm, url, "scene.blend", priority=1)
+        for name, url in hostile.items()
+        if name != "outputs"
+    }
+    # submit refuses a version outside FARM_PROJECTS: a node rewrites a record to name one.
+    outputs = submit(job_farm, version, "scene.blend", priority=1)
+    key = f"frames/.brenda/jobs/{outputs.id}.json"
+    crafted = replace(outputs, project=hostile["outputs"])
+    s3.put_object(Bucket="studio", Key=key, Body=crafted.to_json().encode())
+    refusals["outputs"] = (
+        f"job record {key} is skipped: its project {hostile['outputs']} is not under "
+        "s3://studio/projects/"
+    )
     node = job_farm.start_node("a")
     for name, refusal in refusals.items():
         wait_for(
@@ -152,5 +165,5 @@ def test_hostile_manifests_are_refused_and_poison_nothing_for_the_honest_jobs_af
     )
     assert frame(s3, first) == frame(s3, second) == honest
     assert node.poll() is None, job_farm.console("a")
-    assert all(frame(s3, job) is None for job in jobs.values())
+    assert all(frame(s3, job) is None for job in [*jobs.values(), outputs])
     assert "Traceback" not in job_farm.console("a")
