@@ -193,6 +193,7 @@ def test_the_add_on_runs_a_job_end_to_end(
     node_env = {
         **os.environ,
         "BRENDA_FARM": "addon",
+        "BRENDA_FARM_PROJECTS": "s3://addon-projects/projects/",
         "BRENDA_FARM_OUTPUTS": "s3://addon-frames/frames/",
         "BRENDA_RUNNING_ON_EC2": "0",
         "BRENDA_RECEIVE_WAIT": "1",
