@@ -64,7 +64,11 @@ def main() -> int:
         client.create_bucket(Bucket="bench")
         store = ContentStore(client, S3Url("bench", "projects/"))
         cache = HashCache(folder / "hashes.json")
-        environ = {**os.environ, "BRENDA_WORK_DIR": str(folder / "node")}
+        environ = {
+            **os.environ,
+            "BRENDA_WORK_DIR": str(folder / "node"),
+            "BRENDA_FARM_PROJECTS": "s3://bench/projects/",
+        }
         node_config = load_config(environ=environ)
         (folder / "node" / "content").mkdir(parents=True)
 
