@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from shared.cli.work import main as brenda_work
 from shared.core.config import Config, load_config
 from shared.tasks import queue
 from shared.tasks.task import FrameChunk, ScriptTask, Task, Tile
@@ -87,6 +88,22 @@ class Farm:
     def stored(self) -> list[str]:
         """The names stored in the farm's output folder, without Brenda's records (.brenda/)."""
         return sorted(path.name for path in self.output.iterdir() if path.name != ".brenda")
+
+
+def submit_job(capsys: pytest.CaptureFixture[str], project: Path, *more: str) -> str:
+    """Submit a one-frame job of ``project`` (a folder) with ``brenda-work``; its id."""
+    argv = ["--project", f"file://{project}", "--frames", "1", *more, "submit"]
+    assert brenda_work(argv) == 0, capsys.readouterr().err
+    match = re.search(r"Submitted job (\S+):", capsys.readouterr().out)
+    assert match
+    return match.group(1)
+
+
+def empty_project(folder: Path) -> Path:
+    """A project folder holding an empty ``scene.blend`` (for fake Blenders)."""
+    folder.mkdir()
+    (folder / "scene.blend").write_bytes(b"")
+    return folder
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:

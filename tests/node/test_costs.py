@@ -14,7 +14,7 @@ import pytest
 from shared.cli.work import main as brenda_work
 from shared.jobs.costs import LOCAL, Ledger, TaskCost
 from shared.outputs.store import LEDGERS
-from tests.node.conftest import Farm, MetadataServer, script_tasks
+from tests.node.conftest import Farm, MetadataServer, empty_project, script_tasks, submit_job
 
 TASK = 'sleep 1\n[ "$START" = 3 ] && exit 1\necho "frame $START" > "$OUTDIR/frame_$START.txt"\n'
 
@@ -73,13 +73,7 @@ def test_jobs_leaves_out_a_ledger_that_is_not_one_and_names_it(
 ) -> None:
     """A ledger whose dollars are a string crashed ``brenda-work jobs`` (and the add-on's
     panel) with a traceback."""
-    project = tmp_path / "shot"
-    project.mkdir()
-    (project / "scene.blend").write_bytes(b"")
-    assert brenda_work(["--project", f"file://{project}", "--frames", "1", "submit"]) == 0
-    match = re.search(r"Submitted job (\S+):", capsys.readouterr().out)
-    assert match
-    job = match.group(1)
+    job = submit_job(capsys, empty_project(tmp_path / "shot"))
     task = TaskCost("frames 1", 1, 0, 60, 50, 0.0, 0.0, "stored")
     crafted = json.loads(Ledger("node-0", LOCAL, None, 0, [task]).to_json())
     crafted["tasks"][0]["dollars"] = "5.00"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,15 @@ import pytest
 from brenda_node.budget import BUDGET_CHECK, BUDGET_CHECKERS, check_interval
 from brenda_node.protection import GROUP_TAG_PATH
 from brenda_node.spot import DRAIN_PATH, LIFECYCLE_PATH
-from shared.cli.work import main as brenda_work
 from shared.jobs.costs import Ledger, Machine, PricePoint, TaskCost, cost_between
 from tests.node.conftest import (
     Farm,
     MetadataServer,
+    empty_project,
     logged_seconds_between,
     processes_running,
     script_tasks,
+    submit_job,
     wait_for,
 )
 
@@ -216,17 +216,12 @@ def test_a_node_of_the_farms_jobs_counts_every_jobs_ledgers_against_the_budget(
 ) -> None:
     group_with_a_node(boto_client, metadata, tagged=False)
     budget_of(boto_client, "2.50")
-    project = tmp_path / "shot"
-    project.mkdir()
-    (project / "scene.blend").write_bytes(b"")
-    assert brenda_work(["--project", f"file://{project}", "--frames", "1", "submit"]) == 0
-    match = re.search(r"Submitted job (\S+):", capsys.readouterr().out)
-    assert match
+    job = submit_job(capsys, empty_project(tmp_path / "shot"))
     machine = Machine("spot", "g5.xlarge", "us-east-1a")
     spent = Ledger("node-0", machine, None, 0, [TaskCost("frames 1", 1, 0, 7200, 7000, 2.5, 5.0)])
     boto_client("s3").put_object(
         Bucket="studio",
-        Key=f"frames/{match.group(1)}/.brenda/nodes/node-0.json",
+        Key=f"frames/{job}/.brenda/nodes/node-0.json",
         Body=spent.to_json().encode(),
     )
     blender = tmp_path / "blender"

@@ -6,7 +6,6 @@ writes, and skip the rest with one warning naming it."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 
 from shared.cli.work import main as brenda_work
 from shared.tasks.task import FrameChunk, RenderSettings, RenderTask, ScriptTask, encode_task
-from tests.node.conftest import Farm, wait_for
+from tests.node.conftest import Farm, empty_project, submit_job, wait_for
 
 
 def fake_blender(folder: Path) -> Path:
@@ -26,14 +25,6 @@ def fake_blender(folder: Path) -> Path:
     )
     blender.chmod(0o755)
     return blender
-
-
-def submit(capsys: pytest.CaptureFixture[str], project: Path, *more: str) -> str:
-    argv = ["--project", f"file://{project}", "--frames", "1", *more, "submit"]
-    assert brenda_work(argv) == 0, capsys.readouterr().err
-    match = re.search(r"Submitted job (\S+):", capsys.readouterr().out)
-    assert match
-    return match.group(1)
 
 
 def rewrite_record(boto_client: Any, job: str, **changes: object) -> None:
@@ -54,10 +45,7 @@ def skipped(console: str, job: str) -> int:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    folder = tmp_path / "shot"
-    folder.mkdir()
-    (folder / "scene.blend").write_bytes(b"")
-    return folder
+    return empty_project(tmp_path / "shot")
 
 
 def test_a_record_that_sends_frames_elsewhere_is_skipped_by_nodes_and_jobs(
@@ -67,9 +55,9 @@ def test_a_record_that_sends_frames_elsewhere_is_skipped_by_nodes_and_jobs(
     project: Path,
     tmp_path: Path,
 ) -> None:
-    victim = submit(capsys, project)
+    victim = submit_job(capsys, project)
     assert brenda_work(["pause", victim]) == 0
-    overwriter, on_node = submit(capsys, project), submit(capsys, project)
+    overwriter, on_node = submit_job(capsys, project), submit_job(capsys, project)
     rewrite_record(boto_client, overwriter, output=f"s3://studio/frames/{victim}/")
     rewrite_record(boto_client, on_node, output=f"file://{tmp_path / 'node-disk'}/")
     capsys.readouterr()
@@ -96,9 +84,9 @@ def test_records_of_the_wrong_types_are_skipped_and_nodes_keep_serving(
     project: Path,
     tmp_path: Path,
 ) -> None:
-    good = submit(capsys, project)
+    good = submit_job(capsys, project)
     assert brenda_work(["pause", good]) == 0
-    zero_time, text_priority = submit(capsys, project), submit(capsys, project)
+    zero_time, text_priority = submit_job(capsys, project), submit_job(capsys, project)
     rewrite_record(boto_client, zero_time, created=0)
     rewrite_record(boto_client, text_priority, priority="9")
     capsys.readouterr()
@@ -123,7 +111,7 @@ def test_a_job_queue_renders_only_what_the_record_allows(
     project: Path,
     tmp_path: Path,
 ) -> None:
-    job = submit(capsys, project)
+    job = submit_job(capsys, project)
     sqs = boto_client("sqs")
     url = sqs.get_queue_url(QueueName=f"studio-job-{job}")["QueueUrl"]
     (submitted,) = sqs.receive_message(QueueUrl=url)["Messages"]
