@@ -164,8 +164,10 @@ class Node:
                 FailureNotes(store, self.state, self.name),
                 self.ledger(store),
             )
-            wait = config.integer("RECEIVE_WAIT")
-            return self.serve(lambda: QueueSource(open_work_queue(config), serving, wait=wait))
+            wait, lease = config.integer("RECEIVE_WAIT"), config.integer("VISIBILITY_TIMEOUT")
+            return self.serve(
+                lambda: QueueSource(open_work_queue(config), serving, wait=wait, lease=lease)
+            )
         finally:
             volumes.release()
 

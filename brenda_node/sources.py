@@ -170,14 +170,17 @@ class QueueSource:
     done when a long poll brings nothing and no task is pending or held by another node (a
     task held by a node that dies comes back when its lease ends)."""
 
-    def __init__(self, queue: WorkQueue, serving: Serving, *, wait: int) -> None:
+    def __init__(self, queue: WorkQueue, serving: Serving, *, wait: int, lease: int) -> None:
         self.queue = queue
         self._serving = serving
         self.wait = wait
+        self.lease = lease
 
     def take(self) -> Taken | None:
+        # Taken for the node's lease, not the queue's own timeout: a queue made with a shorter
+        # one would show the task to other nodes before the lease's first renewal.
         with cloud_errors(f"taking a task from sqs://{self.queue.name}"):
-            message = self.queue.receive(wait_seconds=self.wait)
+            message = self.queue.receive(wait_seconds=self.wait, visibility_timeout=self.lease)
         return None if message is None else Taken(self.queue, message)
 
     def done(self) -> bool:
@@ -262,7 +265,9 @@ class JobsSource:
             return None
         try:
             with cloud_errors(f"taking a task of job {job.id}"):
-                message = queue.receive(wait_seconds=wait)
+                message = queue.receive(
+                    wait_seconds=wait, visibility_timeout=self.config.integer("VISIBILITY_TIMEOUT")
+                )
         except QueueGoneError as error:
             # Cancelled since the records were read: read them again before the next take.
             log.warning("%s Job %s has no task left.", error, job.id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,31 @@ def test_big_projects_leave_room_on_the_work_disk(
     monkeypatch.setattr(project_cache, "PROJECTS_DISK_SHARE", 1e-15)  # no room for anything kept
     newest = farm.serving_of(jobs[3]).runner.project
     assert unpacked(farm) == [newest.parent]  # the one in use is never removed
+
+
+def test_a_task_is_taken_for_the_nodes_lease_whatever_its_queues_own_timeout(
+    aws: str, boto_client: Any, tmp_path: Path
+) -> None:
+    # A queue made with a visibility timeout below the lease's renewal period showed a taken
+    # task to the other nodes before its first renewal: two nodes rendered one task.
+    boto_client("s3").create_bucket(Bucket="studio")
+    environ = {
+        **os.environ,
+        "BRENDA_FARM": "studio",
+        "BRENDA_FARM_OUTPUTS": "s3://studio/frames/",
+        "BRENDA_RUNNING_ON_EC2": "0",
+    }
+    config = load_config(environ=environ)
+    settings = RenderSettings(blend="scene.blend")
+    project = archive(tmp_path / "shot.tar.gz", 100)
+    job = JobRegistry(config).submit(
+        make_job(config, project=f"file://{project}", frames="1", settings=settings)
+    )
+    sqs = boto_client("sqs")
+    url = sqs.get_queue_url(QueueName=job.queue)["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
+    (tmp_path / "node").mkdir()
+    source = JobsSource(JobRegistry(config), Node(config, tmp_path / "node", Stopper()))
+    assert source.take() is not None
+    time.sleep(2.5)
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []
