@@ -341,9 +341,8 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
     with usage_errors():
         if args.task_script is not None:
             raise UsageError("submit makes structured render tasks; -T templates go with push.")
-        project = args.project or (
-            str(config.get("BLENDER_PROJECT")) if config.get("BLENDER_PROJECT") else None
-        )
+        configured = config.get("BLENDER_PROJECT")
+        project = args.project or (str(configured) if configured else None)
         if project is None:
             raise UsageError("submit needs the packed project: --project URL or BLENDER_PROJECT.")
         parse_url(project, allowed=("s3", "file"))
