@@ -101,6 +101,27 @@ def test_a_re_upload_sends_only_the_changed_file_and_hashes_only_it(
     assert store.latest("shot1") == changed.manifest_url
 
 
+def test_a_same_size_edit_that_kept_its_modification_time_is_hashed_and_sent_again(
+    store: ContentStore, tmp_path: Path, boto_client: Any
+) -> None:
+    """As ``cp -p``, ``rsync -t`` or an unpacked archive leave a file: the cache is keyed on the
+    inode change time too, which no tool sets back."""
+    project = make_project(tmp_path / "shot1", files=2)
+    cache = HashCache(tmp_path / "hashes.json")
+    first = upload(store, project, cache)
+    texture = project / "textures" / "t1.png"
+    before = texture.stat()
+    texture.write_bytes(os.urandom(before.st_size))
+    os.utime(texture, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (texture.stat().st_size, texture.stat().st_mtime_ns) == (
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    changed = upload(store, project, cache)
+    assert (changed.sent_files, changed.sent_bytes) == (1, before.st_size)
+    assert changed.manifest_url != first.manifest_url
+
+
 def test_two_projects_sharing_textures_store_them_once(
     store: ContentStore, tmp_path: Path, boto_client: Any
 ) -> None:

@@ -16,7 +16,8 @@ Layout under the farm's projects prefix (``FARM_PROJECTS``, like ``s3://bucket/p
 SHA-256, not a faster non-cryptographic hash (xxh128): the store is shared by every project of
 the farm and a node trusts a name for its bytes, so names must not collide even on purpose;
 hashlib's SHA-256 uses the CPU's SHA extensions where there are some (well over 1 GB/s a core),
-and a cache keyed by path, size and modification time spares re-hashing unchanged files.
+and a cache keyed by path, size, modification time and inode change time spares re-hashing
+unchanged files.
 
 Big .blend files are stored in fixed 4 MiB blocks, each by its hash: a value edit (an object
 moved, a light changed) rewrites a few bytes in place, so a re-upload sends a block or two, not
@@ -243,7 +244,9 @@ def check_paths(entries: Iterable[Entry], origin: str) -> None:
 
 
 class HashCache:
-    """File hashes kept between runs, keyed by path, size and modification time."""
+    """File hashes kept between runs, keyed by path, size, modification time and the inode's
+    change time: tools that keep a file's modification time (``cp -p``, ``rsync -t``, unpacking
+    an archive) cannot set the change time back, so a same-size edit is hashed again."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -261,16 +264,17 @@ class HashCache:
         key = str(path.resolve())
         with self._lock:
             known = self._known.get(key)
+        stamp = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
         if (
             known is not None
-            and known[:2] == [info.st_size, info.st_mtime_ns]
-            and (not blocks or (len(known) > 3 and bool(known[3])))
+            and known[:4] == stamp
+            and (not blocks or (len(known) > 5 and bool(known[5])))
         ):
-            return str(known[2]), tuple(known[3]) if blocks else ()
+            return str(known[4]), tuple(known[5]) if blocks else ()
         digest = file_hash(path)
         pieces = block_hashes(path) if blocks else ()
         with self._lock:
-            self._known[key] = [info.st_size, info.st_mtime_ns, digest, list(pieces)]
+            self._known[key] = [*stamp, digest, list(pieces)]
             self.hashed += info.st_size
         return digest, pieces
 
