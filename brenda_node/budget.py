@@ -33,7 +33,7 @@ from shared.jobs.costs import format_dollars, job_cost, stored_ledgers
 from shared.jobs.registry import Job, JobRegistry
 from shared.outputs.store import S3Store, open_store
 
-from .protection import ScaleInProtection
+from .group import GroupMember
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +47,16 @@ def check_interval(group_maximum: int) -> float:
 
 
 class BudgetWatch:
-    def __init__(self, config: Config, protection: ScaleInProtection) -> None:
+    def __init__(self, config: Config, group: GroupMember) -> None:
         self.config = config
-        self.protection = protection
+        self.group = group
         self.budget: float | None = None
         self.interval = BUDGET_CHECK
         self._due = 0.0
         self._registry: JobRegistry | None = None
         """Kept between checks: it reads again only the job records that changed."""
         self._s3: Any = None
-        described = protection.described
+        described = group.described
         if not described:
             return
         for tag in described.get("Tags", []):
@@ -94,7 +94,7 @@ class BudgetWatch:
         """Stop the fleet (its nodes drain with ``reason``) and say ``why``; the next check
         tries again if the group cannot be stopped now."""
         try:
-            stop_fleet(self.config, reason, self.protection.group)
+            stop_fleet(self.config, reason, self.group.group)
         except BrendaError as error:
             log.warning("%s, but the fleet could not be stopped: %s", why, error)
             return

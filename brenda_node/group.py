@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Scale-in protection: a node of an Auto Scaling group protects itself while it holds a task,
-so the group shrinking (the queue emptying) never stops a render; idle, it lets the group take
-it. No bpy module use. Outside a group (a fixed fleet, the local farm) it does nothing.
+"""The node's Auto Scaling group: the group as it was at the node's start (its maximum and budget,
+for ``brenda_node.budget``), and the termination hook's wait. No bpy module use. Outside a group
+(a fixed fleet, the local farm) it does nothing.
 
-The farm's group launches its nodes protected (``NewInstancesProtectedFromScaleIn``), so a fleet
-growing by a thousand nodes makes no protection calls; a node calls only when it goes idle and
-when it takes work again after that. Its group's name comes from the instance's metadata tags
-(``aws:autoscaling:groupName``), and one DescribeAutoScalingGroups at start gives the rest: the
-node's own protection, the group's maximum and its budget (see ``brenda_node.budget``).
+A node the group terminates (the group shrinks, capacity rebalancing) is held by the group's
+termination hook. The node sees that in its instance metadata, finishes the task in hand, takes
+no other, and extends the wait with heartbeats until its outputs are stored; then it ends the
+wait. So scaling in never stops a render, and no node needs scale-in protection, which IAM
+cannot limit to the node's own instance (see ``shared.aws.iam``). Its group's name comes from the
+instance's metadata tags (``aws:autoscaling:groupName``).
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ from typing import Any
 from shared.aws.session import cloud_errors, make_client
 from shared.core.config import Config
 from shared.core.errors import CloudError
-from shared.farm.autoscale import GIVE_BACK_HOOK, described_group
+from shared.farm.autoscale import TERMINATION_HOOK, TERMINATION_WAIT_SECONDS, described_group
 
 from .spot import MetadataClient
 
 log = logging.getLogger(__name__)
 
 GROUP_TAG_PATH = "/latest/meta-data/tags/instance/aws:autoscaling:groupName"
+HEARTBEAT_SECONDS = TERMINATION_WAIT_SECONDS / 3
 
 
-class ScaleInProtection:
+class GroupMember:
     def __init__(self, config: Config, metadata: MetadataClient) -> None:
         self.config = config
         self.instance: str | None = None
@@ -36,13 +38,14 @@ class ScaleInProtection:
         self.described: dict[str, Any] = {}
         """The group as DescribeAutoScalingGroups gave it at the node's start."""
         self.client: Any = None
-        self._protected = False
-        self._lock = threading.Lock()
+        self.terminating = False
+        """The group is terminating the node: its hook holds it while it finishes its task."""
+        self._ended = threading.Event()
         try:
             instance = metadata.get("/latest/meta-data/instance-id")
             group = metadata.get(GROUP_TAG_PATH) if instance is not None else None
         except OSError as error:
-            log.warning("scale-in protection off: no instance metadata (%s)", error)
+            log.warning("no Auto Scaling group: no instance metadata (%s)", error)
             return
         if instance is None:
             return
@@ -51,10 +54,13 @@ class ScaleInProtection:
                 self.client = make_client("autoscaling", config)
                 self._find_group(instance.strip(), group.strip() if group else None)
         except CloudError as error:
-            log.warning("scale-in protection off: %s", error)
+            log.warning("no Auto Scaling group: %s", error)
             return
         if self.group is not None:
-            log.info("node of Auto Scaling group %s: protected while it holds a task", self.group)
+            log.info(
+                "node of Auto Scaling group %s: a task in hand finishes when the group takes it",
+                self.group,
+            )
 
     def _find_group(self, instance: str, group: str | None) -> None:
         if group is None:  # instance metadata tags off, or a group made without them
@@ -68,51 +74,47 @@ class ScaleInProtection:
             return
         self.instance, self.group = instance, group
         self.described = described
-        self._protected = any(
-            item["InstanceId"] == instance and item.get("ProtectedFromScaleIn", False)
-            for item in self.described.get("Instances", [])
-        )
+
+    def hold_termination(self, stop: threading.Event) -> None:
+        """The group is terminating this node: extend the hook's wait (at once, then every
+        HEARTBEAT_SECONDS) until ``let_go`` or ``stop``, while the task in hand finishes."""
+        if self.group is None or self.terminating:
+            return
+        self.terminating = True
+
+        def beat() -> None:
+            while not self._ended.is_set() and not stop.is_set():
+                self._call(
+                    "extending the group's wait for this node's task",
+                    self.client.record_lifecycle_action_heartbeat,
+                )
+                self._ended.wait(HEARTBEAT_SECONDS)
+
+        threading.Thread(target=beat, name="brenda-termination-wait", daemon=True).start()
 
     def let_go(self) -> None:
-        """The group is terminating this node and its task is given back: end the termination
-        hook's wait now rather than at its timeout."""
-        if self.group is None:
+        """The task in hand is stored or given back: end the hook's wait, so that the group
+        terminates the node now rather than at the wait's end."""
+        self._ended.set()
+        if self.group is None or not self.terminating:
             return
+        if self._call(
+            "letting the group terminate this node",
+            self.client.complete_lifecycle_action,
+            LifecycleActionResult="CONTINUE",
+        ):
+            log.info("the group may terminate this node now")
+
+    def _call(self, action: str, call: Any, **arguments: Any) -> bool:
         try:
-            with cloud_errors("letting the group terminate this node"):
-                self.client.complete_lifecycle_action(
-                    LifecycleHookName=GIVE_BACK_HOOK,
+            with cloud_errors(action):
+                call(
+                    LifecycleHookName=TERMINATION_HOOK,
                     AutoScalingGroupName=self.group,
                     InstanceId=self.instance,
-                    LifecycleActionResult="CONTINUE",
+                    **arguments,
                 )
         except CloudError as error:
-            log.warning("%s (the group terminates it when the hook times out)", error)
-            return
-        log.info("the group may terminate this node now")
-
-    def hold(self) -> None:
-        """A task is held: the group may not take this node."""
-        self._set(True)
-
-    def release(self) -> None:
-        """Nothing is held: the group may take this node when it shrinks."""
-        self._set(False)
-
-    def _set(self, protected: bool) -> None:
-        if self.group is None:
-            return
-        with self._lock:
-            if self._protected == protected:
-                return
-            try:
-                with cloud_errors("setting this node's scale-in protection"):
-                    self.client.set_instance_protection(
-                        InstanceIds=[self.instance],
-                        AutoScalingGroupName=self.group,
-                        ProtectedFromScaleIn=protected,
-                    )
-            except CloudError as error:
-                log.warning("%s", error)
-                return
-            self._protected = protected
+            log.warning("%s (the hook's wait ends on its own)", error)
+            return False
+        return True

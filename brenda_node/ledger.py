@@ -21,10 +21,12 @@ class LedgerWriter:
     """This node run's ledger of one job, in the job's output store; rewritten whole at each
     change, so a write the store refused is made good by the next."""
 
-    def __init__(self, store: OutputStore, node: str, machine: Machine, started: float) -> None:
+    def __init__(
+        self, store: OutputStore, owner: str | None, node: str, machine: Machine, started: float
+    ) -> None:
         self.store = store
         self.ledger = Ledger(node, machine)
-        self.name = ledger_name(node, started)
+        self.name = ledger_name(owner, node, started)
         self._lock = threading.Lock()
 
     def working_on(self, task: str, *, since: float, dollars_per_hour: float | None) -> None:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from shared.aws.session import caller_user_id
 from shared.core.config import Config
 from shared.core.errors import BrendaError, CloudError, TaskError
 from shared.jobs.costs import LOCAL, Machine, PriceBook, TaskCost
@@ -39,10 +40,10 @@ from .blender import BlenderLine, RunResult, TaskRunner
 from .blenders import Blenders
 from .budget import BudgetWatch
 from .ebs import EbsVolumes, LinuxBlockDevices, mount_additional
+from .group import GroupMember
 from .lease import Lease
 from .ledger import LedgerWriter, frames_of
 from .project import fetch_project
-from .protection import ScaleInProtection
 from .sources import JobsSource, QueueSource, Serving, Taken, TaskSource, open_work_queue
 from .spot import GROUP_TERMINATES, MetadataClient, machine_from_metadata, watch_for_interruption
 from .status import NodeState
@@ -124,7 +125,9 @@ class Node:
             else None
         )
         self.prices = PriceBook(LOCAL, config)
-        self.protection: ScaleInProtection | None = None
+        self.owner: str | None = None
+        """The AWS user id the node acts as, which its ledgers' names begin with."""
+        self.group: GroupMember | None = None
         self.budget: BudgetWatch | None = None
         self.drain_reason: str | None = None
         """Set when the node's fleet was stopped: it takes no more tasks."""
@@ -142,9 +145,13 @@ class Node:
         self.state.begin(config.done_mode())
         self.find_blenders()
         self.prices = PriceBook(self._machine(), config)
+        try:
+            self.owner = caller_user_id(config)
+        except CloudError as error:
+            log.warning("ledgers named without the node's AWS user id: %s", error)
         if self.metadata is not None:
-            self.protection = ScaleInProtection(config, self.metadata)
-            self.budget = BudgetWatch(config, self.protection)
+            self.group = GroupMember(config, self.metadata)
+            self.budget = BudgetWatch(config, self.group)
         if config.serves_jobs:
             if dry_run:
                 return "dry run: jobs are fetched as they come"
@@ -175,7 +182,7 @@ class Node:
         return LOCAL if self.metadata is None else machine_from_metadata(self.metadata)
 
     def ledger(self, store: OutputStore) -> LedgerWriter:
-        return LedgerWriter(store, self.name, self.prices.machine, self.started)
+        return LedgerWriter(store, self.owner, self.name, self.prices.machine, self.started)
 
     def find_blenders(self) -> Blenders:
         """The node's Blenders, each one's version asked (and logged) once, at the start of a
@@ -222,11 +229,11 @@ class Node:
                 self.uploader.cancel()
             else:
                 self.uploader.wait()
-            self.idle()  # the last outputs are stored: the group may take the node
+            self.idle()  # the last outputs are stored: their cost counts in the budget
             for notes in source.notes() if source is not None else []:
                 notes.flush()
-            if self.protection is not None and self.stopper.reason == GROUP_TERMINATES:
-                self.protection.let_go()
+            if self.group is not None:
+                self.group.let_go()
             self.state.show(state="stopped")
 
     def loop(self, source: TaskSource) -> str:
@@ -270,9 +277,12 @@ class Node:
         return f"stopped: {self.stopper.reason}"
 
     def drain(self, reason: str) -> None:
-        """The fleet was stopped (``reason``): finish the task in hand, take no other."""
+        """The fleet was stopped or the group terminates the node (``reason``): finish the task
+        in hand, take no other."""
         log.warning("draining (%s): the task in hand finishes, no other is taken", reason)
-        self.drain_reason = reason
+        if reason == GROUP_TERMINATES and self.group is not None:
+            self.group.hold_termination(self.stopper.event)
+        self.drain_reason = self.drain_reason or reason
 
     def drained(self) -> str | None:
         """How the node ends once drained (as when its work is done), or None."""
@@ -291,20 +301,15 @@ class Node:
         return None
 
     def idle(self) -> None:
-        """Nothing is held: an Auto Scaling group may take this node (once its fleet's budget
-        has been checked)."""
+        """Nothing is held: check the fleet's budget."""
         if self.budget is not None:
             self.budget.check()
-        if self.protection is not None and not self.uploader.busy:
-            self.protection.release()
 
     def lease(self, taken: Taken) -> Lease | None:
         """The task's lease, renewed until it ends; None when the node is stopping or draining:
         the task went back to the queue at once."""
         if self.budget is not None:
             self.budget.check()
-        if self.protection is not None:
-            self.protection.hold()
         lease = Lease(
             taken.queue,
             taken.message,

@@ -312,7 +312,7 @@ class JobsSource:
         project = self.projects.fetch(job.project)
         notes = self._notes.get(job.id)
         if notes is None:
-            store = open_store_at(self.config, job.output)
+            store = open_store_at(self.config, job.output, keep_stored=True)
             notes = self._notes[job.id] = FailureNotes(
                 store, self.host.state, self.host.name, job=job.id
             )

@@ -26,7 +26,7 @@ NOTICES = {
 }
 LIFECYCLE_PATH = "/latest/meta-data/autoscaling/target-lifecycle-state"
 """Where a node of an Auto Scaling group reads ``Terminated`` once the group is removing it
-(its termination lifecycle hook holds the instance while the node gives its task back)."""
+(its termination lifecycle hook holds the instance while the node finishes its task)."""
 REQUEST_TIMEOUT = (1.0, 2.0)
 """Connect and read timeouts: the metadata service answers at once or not at all."""
 
@@ -76,12 +76,13 @@ def watch_for_interruption(
     on_notice: Callable[[str], None],
     on_drain: Callable[[str], None] | None = None,
 ) -> threading.Thread:
-    """Poll the metadata every ``period`` seconds until ``stop``; report the first notice, and
-    the drain tag once it appears (``on_drain``)."""
+    """Poll the metadata every ``period`` seconds until ``stop``; report the first notice (the
+    node stops at once), and the drain tag and the group's termination once each (``on_drain``:
+    the node finishes its task first)."""
 
     def poll() -> None:
         complained = False
-        drain = on_drain  # None once reported
+        drain, terminating = on_drain, on_drain  # None once reported
         while not stop.is_set():
             try:
                 if drain is not None:
@@ -94,9 +95,12 @@ def watch_for_interruption(
                     if detail is not None:
                         on_notice(f"{notice} ({detail.strip()})")
                         return
-                if (client.get(LIFECYCLE_PATH) or "").strip() == "Terminated":
-                    on_notice(GROUP_TERMINATES)
-                    return
+                if (
+                    terminating is not None
+                    and (client.get(LIFECYCLE_PATH) or "").strip() == "Terminated"
+                ):
+                    terminating(GROUP_TERMINATES)
+                    terminating = None
             except OSError as error:
                 if not complained:
                     log.warning("cannot read instance metadata at %s: %s", client.base_url, error)

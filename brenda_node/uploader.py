@@ -192,8 +192,10 @@ class Uploader:
                 log.warning("%s Not stored; the task's other outputs are.", error)
                 continue
             task.progress.check()
-            task.store.put(path, name, task.progress)
-            log.info("stored %s in %s", name, task.store)
+            if task.store.put(path, name, task.progress):
+                log.info("stored %s in %s", name, task.store)
+            else:
+                log.warning("%s was stored before (an earlier try of the task): it stays", name)
             stored.add(name)
         self._assemble_tiles(task.store, sorted(stored), task.progress, task.denoise)
 
@@ -229,5 +231,7 @@ class Uploader:
                     final = Path(scratch) / ("denoised" + suffix)
                     runner.denoise(frame, final, after, blender)
                     frame = final
-                store.put(frame, frame_name)
+                if not store.put(frame, frame_name):
+                    log.warning("%s was assembled before: it stays", frame_name)
+                    continue
             log.info("assembled %s from %d tiles", frame_name, len(tiles))

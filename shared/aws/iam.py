@@ -1,10 +1,22 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The nodes' IAM role and instance profile: least privilege, no keys. No bpy module use.
 
-A node may take, renew and delete tasks on its farm's queue (and read its dead-letter queue's
-attributes), read the farm's projects, write and read the farm's outputs, cancel its own farm's
-spot requests and, where the farm uses EBS snapshots, make volumes tagged with the farm, attach
-them to itself and delete them. Nothing else.
+A node renders; it does not govern. Whatever runs on a node can use its credentials (a template
+task, a .blend with Python allowed), so the role grants only what rendering needs. A node may take,
+renew and delete tasks on its farm's queues (and read its dead-letter queues' attributes), read
+the farm's projects, job records and outputs, cancel its own farm's spot requests, end or extend
+its group's termination wait, take its group's size down to zero and drain the farm's nodes (the
+budget's stop) and, where the farm uses EBS snapshots, make volumes tagged with the farm, attach
+them to itself and delete them. In a farm of jobs it stores frames only as new objects (S3
+conditional writes: ``If-None-Match: *``, which the ``s3:if-none-match`` condition key enforces),
+so no task replaces a frame another stored; it writes its own ledgers only, their names starting
+with its ``aws:userid`` (``<role id>:<instance id>`` on EC2), a policy variable; and it may not
+write job records. A farm with one WORK_QUEUE runs whatever its queue says (template tasks), so
+its nodes may store any file under its outputs, as the original Brenda's did.
+
+IAM has no condition key naming the instance of ``SetInstanceProtection``, so a node that may
+set its own scale-in protection may set every node's: nodes are not given it. A node the group
+takes while it renders finishes its task under the termination hook instead (brenda_node/group.py).
 
 The grants are the farm's, not one job's: every project under the farm's project prefix and
 every output under its output prefix, so a second .blend on the same farm needs no new policy.
@@ -42,8 +54,9 @@ def role_name(farm: str) -> str:
     return f"brenda-node-{farm}"
 
 
-def _objects_arn(url: S3Url) -> str:
-    return f"arn:aws:s3:::{url.bucket}/{url.prefix}*"
+def _objects_arn(url: S3Url, pattern: str = "*") -> str:
+    """The objects under ``url`` whose names (after its prefix) match ``pattern``."""
+    return f"arn:aws:s3:::{url.bucket}/{url.prefix}{pattern}"
 
 
 def _url_of_objects_arn(arn: str) -> S3Url | None:
@@ -59,6 +72,9 @@ class FarmGrants:
 
     projects: tuple[S3Url, ...] = ()
     outputs: tuple[S3Url, ...] = ()
+    """A farm of jobs' outputs: new frames, failure notes and the node's own ledgers."""
+    queue_outputs: tuple[S3Url, ...] = ()
+    """A WORK_QUEUE farm's outputs: any file, as its template tasks write them."""
     volumes: bool = False
     releases: tuple[S3Url, ...] = ()
     """The farm's Blender releases, which a node lists to find the newest of a version."""
@@ -67,6 +83,7 @@ class FarmGrants:
         return FarmGrants(
             projects=_union(self.projects, other.projects),
             outputs=_union(self.outputs, other.outputs),
+            queue_outputs=_union(self.queue_outputs, other.queue_outputs),
             volumes=self.volumes or other.volumes,
             releases=_union(self.releases, other.releases),
         )
@@ -74,7 +91,11 @@ class FarmGrants:
     def lines(self) -> list[str]:
         """What the grants allow, one sentence each, for ``brenda-run init`` to print."""
         lines = [f"read projects under {url}" for url in self.projects]
-        lines += [f"store and read frames under {url}" for url in self.outputs]
+        lines += [
+            f"read jobs and frames, store new frames and its own ledgers under {url}"
+            for url in self.outputs
+        ]
+        lines += [f"store and read any file under {url}" for url in self.queue_outputs]
         lines += [f"list and read Blender releases under {url}" for url in self.releases]
         if self.volumes:
             lines.append(
@@ -106,13 +127,36 @@ def grants_of(policy: dict[str, Any]) -> FarmGrants:
     sids = {statement.get("Sid") for statement in policy.get("Statement", [])}
     return FarmGrants(
         projects=urls("Projects"),
-        outputs=urls("Outputs"),
+        outputs=urls("ReadOutputs"),
+        # "Outputs": what inits before jobs were checked granted, any file; kept, not narrowed.
+        queue_outputs=_union(urls("QueueOutputs"), urls("Outputs")),
         volumes="OwnInstance" in sids,
         releases=urls("Releases"),
     )
 
 
-def node_policy(*, farm: str, queue_arns: list[str], grants: FarmGrants) -> dict[str, Any]:
+@dataclass(frozen=True)
+class OutputLayout:
+    """Where a farm of jobs keeps what, relative to its outputs prefix."""
+
+    frame_suffixes: tuple[str, ...]
+    """The frames' (and their tiles') file name endings: ``.png``, ``.exr``..."""
+    records: str
+    """The jobs' records: ``.brenda/jobs/``."""
+    failures: str
+    """Failure notes, in each job's outputs: ``.brenda/failures/``."""
+    ledgers: str
+    """Ledgers, in each job's outputs: ``.brenda/nodes/``."""
+
+
+OWN_LEDGER_VARIABLE = "${aws:userid}"
+"""The policy variable a node's ledger names start with: ``<role id>:<instance id>`` on EC2."""
+
+
+def node_policy(
+    *, farm: str, queue_arns: list[str], grants: FarmGrants, layout: OutputLayout
+) -> dict[str, Any]:
+    farm_tag = {f"aws:ResourceTag/{FARM_TAG}": farm}
     statements: list[dict[str, Any]] = [
         {
             "Sid": "WorkQueue",
@@ -131,27 +175,38 @@ def node_policy(*, farm: str, queue_arns: list[str], grants: FarmGrants) -> dict
             "Effect": "Allow",
             "Action": ["ec2:CancelSpotInstanceRequests"],
             "Resource": "*",
-            "Condition": {"StringEquals": {f"aws:ResourceTag/{FARM_TAG}": farm}},
+            "Condition": {"StringEquals": farm_tag},
         },
         {
-            "Sid": "OwnScaleInProtection",
+            # A node the group terminates finishes its task in the hook's wait, then ends it.
+            "Sid": "GroupTermination",
             "Effect": "Allow",
             "Action": [
-                "autoscaling:SetInstanceProtection",
-                "autoscaling:UpdateAutoScalingGroup",
+                "autoscaling:RecordLifecycleActionHeartbeat",
                 "autoscaling:CompleteLifecycleAction",
             ],
             "Resource": "*",
-            "Condition": {"StringEquals": {f"aws:ResourceTag/{FARM_TAG}": farm}},
+            "Condition": {"StringEquals": farm_tag},
         },
         {
-            # At its budget a node drains its fleet: the drain tag alone, on the farm's nodes.
+            # At its budget a node stops its fleet: sizes of zero only, never a larger group.
+            "Sid": "StopGroup",
+            "Effect": "Allow",
+            "Action": ["autoscaling:UpdateAutoScalingGroup"],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": farm_tag,
+                "NumericEquals": {"autoscaling:MinSize": "0", "autoscaling:MaxSize": "0"},
+            },
+        },
+        {
+            # ... and drains its nodes: the drain tag alone, on the farm's nodes.
             "Sid": "DrainFarmNodes",
             "Effect": "Allow",
             "Action": ["ec2:CreateTags"],
             "Resource": INSTANCES,
             "Condition": {
-                "StringEquals": {f"aws:ResourceTag/{FARM_TAG}": farm},
+                "StringEquals": farm_tag,
                 "ForAllValues:StringEquals": {"aws:TagKeys": [DRAIN_TAG]},
             },
         },
@@ -171,15 +226,66 @@ def node_policy(*, farm: str, queue_arns: list[str], grants: FarmGrants) -> dict
     if grants.projects:
         statements.append(_objects("Projects", ["s3:GetObject"], grants.projects))
     if grants.outputs:
+        statements += _job_outputs(grants.outputs, layout)
+    if grants.queue_outputs:
         actions = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
-        statements.append(_objects("Outputs", actions, grants.outputs))
-        statements += _listing("ListOutputs", grants.outputs)
+        statements.append(_objects("QueueOutputs", actions, grants.queue_outputs))
+    outputs = _union(grants.outputs, grants.queue_outputs)
+    if outputs:
+        statements += _listing("ListOutputs", outputs)
+        statements.append(
+            {
+                "Sid": "NoRecords",
+                "Effect": "Deny",
+                "Action": ["s3:PutObject", "s3:DeleteObject"],
+                "Resource": [_objects_arn(url, f"{layout.records}*") for url in outputs],
+            }
+        )
     if grants.releases:
         statements.append(_objects("Releases", ["s3:GetObject"], grants.releases))
         statements += _listing("ListReleases", grants.releases)
     if grants.volumes:
         statements += _volume_statements(farm)
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _job_outputs(urls: tuple[S3Url, ...], layout: OutputLayout) -> list[dict[str, Any]]:
+    """A farm of jobs' outputs: read everything (records, frames, ledgers); store new frames,
+    failure notes and the node's own ledgers only."""
+    frames = [_objects_arn(url, f"*{suffix}") for url in urls for suffix in layout.frame_suffixes]
+    return [
+        _objects("ReadOutputs", ["s3:GetObject"], urls),
+        {
+            # A frame is stored once: If-None-Match on the request that creates it (PutObject,
+            # CompleteMultipartUpload); the parts of a multipart upload carry no such header.
+            "Sid": "StoreNewFrames",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": frames,
+            "Condition": {"Null": {"s3:if-none-match": "false"}},
+        },
+        {
+            "Sid": "StoreFrameParts",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+            "Resource": frames,
+            "Condition": {"Bool": {"s3:ObjectCreationOperation": "false"}},
+        },
+        {
+            "Sid": "FailureNotes",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": [_objects_arn(url, f"*/{layout.failures}*") for url in urls],
+        },
+        {
+            "Sid": "OwnLedgers",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": [
+                _objects_arn(url, f"*/{layout.ledgers}{OWN_LEDGER_VARIABLE}-*") for url in urls
+            ],
+        },
+    ]
 
 
 def _objects(sid: str, actions: list[str], urls: tuple[S3Url, ...]) -> dict[str, Any]:

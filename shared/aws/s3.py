@@ -8,6 +8,7 @@ cancelled or failed download leaves no file (s3transfer writes to a temporary na
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -88,9 +89,11 @@ def upload_file(
     threshold: int = MULTIPART_THRESHOLD,
     content_type: str | None = None,
     metadata: dict[str, str] | None = None,
-) -> None:
+    only_new: bool = False,
+) -> bool:
     """Upload ``path`` to ``s3://bucket/key`` (with ``metadata``); ``progress`` counts bytes
-    and can cancel."""
+    and can cancel. ``only_new``: unless the key holds an object already (an S3 conditional
+    write, ``If-None-Match: *``), which stays; returns whether it uploaded."""
     progress = progress or Progress()
     progress.start(f"Uploading {path.name}", path.stat().st_size)
     extra: dict[str, Any] = {}
@@ -104,7 +107,41 @@ def upload_file(
             str(path), bucket, key, extra_args=extra or None, subscribers=subscribers
         )
 
-    _transfer(client, progress, submit, concurrency=concurrency, threshold=threshold)
+    if not only_new:
+        _transfer(client, progress, submit, concurrency=concurrency, threshold=threshold)
+        return True
+    with _if_none_match(client, bucket, key):
+        try:
+            _transfer(client, progress, submit, concurrency=concurrency, threshold=threshold)
+        except Exception as error:
+            if error_code(error) == "PreconditionFailed":
+                return False
+            raise
+    return True
+
+
+@contextmanager
+def _if_none_match(client: Any, bucket: str, key: str) -> Iterator[None]:
+    """``If-None-Match: *`` on the requests that create ``s3://bucket/key`` (PutObject and
+    CompleteMultipartUpload) while in the block. s3transfer does not pass the header on, and
+    the client is shared, so the hook adds it to this key's requests only."""
+
+    def add_header(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Bucket") == bucket and params.get("Key") == key:
+            params["IfNoneMatch"] = "*"
+
+    events = client.meta.events
+    hooks = [
+        f"before-parameter-build.s3.{name}" for name in ("PutObject", "CompleteMultipartUpload")
+    ]
+    unique = f"brenda-if-none-match-{id(add_header)}"
+    for hook in hooks:
+        events.register(hook, add_header, unique_id=unique)
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            events.unregister(hook, unique_id=unique)
 
 
 def download_file(

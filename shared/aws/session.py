@@ -65,6 +65,13 @@ def make_client(service: str, config: Config, *, session: Any = None, pool: int 
     )
 
 
+def caller_user_id(config: Config) -> str:
+    """The AWS user id the credentials act as: IAM policies' ``aws:userid``, ``<role id>:<instance
+    id>`` for a node's instance role. STS answers it whatever the credentials may do."""
+    with cloud_errors("asking AWS whose credentials these are"):
+        return str(make_client("sts", config).get_caller_identity()["UserId"])
+
+
 def error_code(error: BaseException) -> str:
     """The AWS error code of a ClientError, or an empty string."""
     response = getattr(error, "response", None)

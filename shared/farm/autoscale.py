@@ -13,10 +13,11 @@ and every submit and job control (pause, resume, cancel, retry, missing, priorit
 policy at the jobs active then, the MAX_SIZED_QUEUES of highest priority holding tasks (metric
 math in a target-tracking policy takes at most ten metrics: two per queue and the nodes); with
 no such job the group is taken to zero.
-Nodes start protected from scale-in and drop the protection only while idle (see
-``brenda_node.protection``), so scaling in never stops a render; a node the group terminates
-for another reason (capacity rebalancing, a change of types) is held by a termination lifecycle
-hook while it sees that in its instance metadata and gives its task back.
+Scaling in never stops a render: a node the group terminates (it shrinks, capacity rebalancing,
+a change of types) is held by a termination lifecycle hook; the node sees that in its instance
+metadata, finishes the task in hand while it extends the hook's wait, then ends the wait (see
+``brenda_node.group``). Nodes are not protected from scale-in: a node that could set its own
+protection could set every node's (IAM has no condition on the instance), see ``aws.iam``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ TASKS_PER_NODE = 1.0
 TAGGED_AT_ONCE = 1000
 MAX_SIZED_QUEUES = 4
 BUDGET_TAG = "brenda:budget"
-GIVE_BACK_HOOK = "brenda-give-back"
+TERMINATION_HOOK = "brenda-give-back"  # named when nodes gave their task back in the wait
 ACTIVITIES_READ = 100
 INTERRUPTED = re.compile(
     r"rebalance recommendation|indicating it has been terminated or stopped|spot instance "
@@ -52,9 +53,9 @@ INTERRUPTED = re.compile(
 recommendation (capacity rebalancing), else once EC2 reports it gone."""
 
 
-GIVE_BACK_SECONDS = 120
-"""How long a terminating node is held: it sees the group's decision in its instance metadata
-within METADATA_POLL seconds and gives its task back at once, as for a spot notice."""
+TERMINATION_WAIT_SECONDS = 600
+"""How long the hook holds a terminating node between its heartbeats (the node sends one every
+third of that while it finishes its task); a node that died is terminated after this."""
 
 
 def group_name(farm: str) -> str:
@@ -297,7 +298,7 @@ def ensure_fleet(config: Config, plan: FleetPlan) -> str:
             "MinSize": 0,
             "MaxSize": plan.maximum,
             "CapacityRebalance": True,
-            "NewInstancesProtectedFromScaleIn": True,  # a node releases itself once idle
+            "NewInstancesProtectedFromScaleIn": False,  # groups made before kept it on
             "VPCZoneIdentifier": ",".join(subnets),
             "MixedInstancesPolicy": {
                 "LaunchTemplate": {
@@ -323,10 +324,10 @@ def ensure_fleet(config: Config, plan: FleetPlan) -> str:
             ]
             scaling.create_auto_scaling_group(**{"DesiredCapacity": 0, **settings}, Tags=tags)
         scaling.put_lifecycle_hook(
-            LifecycleHookName=GIVE_BACK_HOOK,
+            LifecycleHookName=TERMINATION_HOOK,
             AutoScalingGroupName=group,
             LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
-            HeartbeatTimeout=GIVE_BACK_SECONDS,
+            HeartbeatTimeout=TERMINATION_WAIT_SECONDS,
             DefaultResult="CONTINUE",
         )
         budget_tag = {

@@ -27,13 +27,21 @@ from ..core.errors import BrendaError, ConfigError, UsageError
 from ..core.http import http_session
 from ..core.urls import EbsUrl, S3Url
 from ..jobs.costs import ON_DEMAND_PRICES
-from ..jobs.registry import queue_name
+from ..jobs.registry import RECORDS, queue_name
+from ..outputs.store import FAILURES, LEDGERS
+from ..tasks.task import FRAME_EXTENSIONS
 from .image import latest_image
 from .quotas import fit_spot_quota
 from .releases import releases_url
 
 log = logging.getLogger(__name__)
 
+OUTPUT_LAYOUT = iam.OutputLayout(
+    frame_suffixes=tuple(sorted(set(FRAME_EXTENSIONS.values()))),
+    records=RECORDS,
+    failures=FAILURES,
+    ledgers=LEDGERS,
+)
 NODE_ENV_FILE = "/etc/brenda/node.env"
 NODE_WORK_DIR = "/var/lib/brenda"
 NODE_SHUTDOWN = "sudo -n /usr/sbin/shutdown -h now"
@@ -527,7 +535,8 @@ def farm_grants(config: Config) -> iam.FarmGrants:
     releases = releases_url(config)
     return iam.FarmGrants(
         projects=(projects,) if projects else (),
-        outputs=(outputs,),
+        outputs=(outputs,) if config.serves_jobs else (),
+        queue_outputs=() if config.serves_jobs else (outputs,),
         volumes=volumes,
         releases=(releases,) if releases else (),
     )
@@ -553,7 +562,9 @@ def _ensure_node_role(
         client = make_client("iam", config)
         current = iam.current_policy(client, farm)
         grants = requested if current is None else iam.grants_of(current).merged(requested)
-        policy = iam.node_policy(farm=farm, queue_arns=queue_arns, grants=grants)
+        policy = iam.node_policy(
+            farm=farm, queue_arns=queue_arns, grants=grants, layout=OUTPUT_LAYOUT
+        )
         return iam.ensure_node_profile(client, farm, policy), grants
 
 

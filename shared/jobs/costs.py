@@ -344,9 +344,20 @@ def stored_ledgers(store: OutputStore) -> list[Ledger]:
     return found
 
 
-def ledger_name(node: str, started: float) -> str:
+OWNER = re.compile(r"[A-Za-z0-9_+=,.@:-]+")
+"""An AWS user id (``AROA...:i-0123...`` for a node's instance role), as S3 keys may hold it."""
+
+
+def ledger_name(owner: str | None, node: str, started: float) -> str:
+    """The ledger's name: first its writer's AWS user id (``owner``), which the node role's
+    policy requires of the ledgers a node writes (no node writes another's), then the node run."""
     stamp = datetime.fromtimestamp(started, UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{LEDGERS}{re.sub(r'[^A-Za-z0-9_.-]+', '-', node)}-{stamp}.json"
+    run = f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', node)}-{stamp}.json"
+    if owner is None:
+        return f"{LEDGERS}{run}"
+    if not OWNER.fullmatch(owner):
+        raise ValueError(f"{owner!r} is not an AWS user id")
+    return f"{LEDGERS}{owner}-{run}"
 
 
 @dataclass(frozen=True)

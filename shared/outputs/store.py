@@ -28,8 +28,9 @@ LEDGERS = RECORDS + "nodes/"
 
 
 class OutputStore(Protocol):
-    def put(self, path: Path, name: str, progress: Progress | None = None) -> None:
-        """Store the file ``path`` as ``name``."""
+    def put(self, path: Path, name: str, progress: Progress | None = None) -> bool:
+        """Store the file ``path`` as ``name``; False where the store keeps what it holds
+        (``keep_stored``: a farm of jobs' frames) and ``name`` is stored already."""
 
     def get(self, name: str, path: Path) -> None:
         """Copy the stored ``name`` to ``path``."""
@@ -54,8 +55,9 @@ def check_name(name: str) -> str:
 class FolderStore:
     """Outputs in a local folder (``file:///path``)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, keep_stored: bool = False) -> None:
         self.root = root
+        self.keep_stored = keep_stored
 
     def __str__(self) -> str:
         return f"file://{self.root}"
@@ -63,7 +65,15 @@ class FolderStore:
     def _target(self, name: str) -> Path:
         return self.root / check_name(name)
 
-    def put(self, path: Path, name: str, progress: Progress | None = None) -> None:
+    def put(self, path: Path, name: str, progress: Progress | None = None) -> bool:
+        stored = self._write(path, name, keep=self.keep_stored)
+        if stored and progress is not None:
+            progress.advance(self._target(name).stat().st_size)
+        return stored
+
+    def _write(self, path: Path, name: str, *, keep: bool) -> bool:
+        """Copy ``path`` beside its target, then move it into place (``keep``: link it, which
+        fails where the target exists, so that what is stored stays)."""
         target = self._target(name)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -71,15 +81,20 @@ class FolderStore:
             os.close(handle)
             try:
                 shutil.copyfile(path, temporary)
-                os.replace(temporary, target)
+                if not keep:
+                    os.replace(temporary, target)
+                    return True
+                try:
+                    os.link(temporary, target)
+                except FileExistsError:
+                    return False
+                return True
             finally:
                 Path(temporary).unlink(missing_ok=True)
         except OSError as error:
             raise StoreError(
                 f"Could not store {name} in {self}: {error.strerror or error}."
             ) from error
-        if progress is not None:
-            progress.advance(target.stat().st_size)
 
     def get(self, name: str, path: Path) -> None:
         try:
@@ -108,7 +123,7 @@ class FolderStore:
         with tempfile.TemporaryDirectory() as scratch:
             source = Path(scratch) / "text"
             source.write_text(text, encoding="utf-8")
-            self.put(source, name)
+            self._write(source, name, keep=False)
 
     def get_text(self, name: str) -> str | None:
         target = self._target(name)
@@ -118,20 +133,29 @@ class FolderStore:
 class S3Store:
     """Outputs under an S3 prefix (``s3://bucket/prefix``)."""
 
-    def __init__(self, client: Any, url: S3Url, *, concurrency: int = 10) -> None:
+    def __init__(
+        self, client: Any, url: S3Url, *, concurrency: int = 10, keep_stored: bool = False
+    ) -> None:
         self.client = client
         self.url = url
         self.concurrency = concurrency
+        self.keep_stored = keep_stored
 
     def __str__(self) -> str:
         return str(self.url)
 
-    def put(self, path: Path, name: str, progress: Progress | None = None) -> None:
+    def put(self, path: Path, name: str, progress: Progress | None = None) -> bool:
 
         key = self.url.key(check_name(name))
         with cloud_errors(f"storing {name} in {self.url}"):
-            s3.upload_file(
-                self.client, path, self.url.bucket, key, progress, concurrency=self.concurrency
+            return s3.upload_file(
+                self.client,
+                path,
+                self.url.bucket,
+                key,
+                progress,
+                concurrency=self.concurrency,
+                only_new=self.keep_stored,
             )
 
     def get(self, name: str, path: Path) -> None:
@@ -176,19 +200,24 @@ def open_store(config: Config, *, concurrency: int = 10) -> FolderStore | S3Stor
     return _store(config, url, concurrency)
 
 
-def open_store_at(config: Config, url: str, *, concurrency: int = 10) -> FolderStore | S3Store:
-    """The store at ``url`` (a job's output), with the configuration's connection settings."""
+def open_store_at(
+    config: Config, url: str, *, concurrency: int = 10, keep_stored: bool = False
+) -> FolderStore | S3Store:
+    """The store at ``url`` (a job's output), with the configuration's connection settings;
+    ``keep_stored``: a file is stored once, never replaced (a job's frames)."""
     parsed = parse_url(url, allowed=("s3", "file"))
     assert isinstance(parsed, FileUrl | S3Url)
-    return _store(config, parsed, concurrency)
+    return _store(config, parsed, concurrency, keep_stored=keep_stored)
 
 
-def _store(config: Config, parsed: FileUrl | S3Url, concurrency: int) -> FolderStore | S3Store:
+def _store(
+    config: Config, parsed: FileUrl | S3Url, concurrency: int, *, keep_stored: bool = False
+) -> FolderStore | S3Store:
     if isinstance(parsed, FileUrl):
-        return FolderStore(parsed.path)
+        return FolderStore(parsed.path, keep_stored=keep_stored)
     with cloud_errors("connecting to S3"):
         client = make_client("s3", config, pool=max(10, concurrency))
-    return S3Store(client, parsed, concurrency=concurrency)
+    return S3Store(client, parsed, concurrency=concurrency, keep_stored=keep_stored)
 
 
 def failure_name(message_id: str) -> str:

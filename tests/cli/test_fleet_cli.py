@@ -45,7 +45,9 @@ def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
     ]
     assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (0, 40, 0)
     assert group["CapacityRebalance"] is True
-    assert group["NewInstancesProtectedFromScaleIn"] is True  # nodes let go once idle
+    # No node may set scale-in protection (it could set every node's): a node the group takes
+    # while it renders finishes its task in the termination hook's wait instead.
+    assert group["NewInstancesProtectedFromScaleIn"] is False
     mixed = group["MixedInstancesPolicy"]
     overrides = mixed["LaunchTemplate"]["Overrides"]
     assert [item["InstanceType"] for item in overrides] == types.split(",")
@@ -87,7 +89,7 @@ def test_fleet_makes_a_mixed_spot_group_from_zero_that_follows_the_queue(
     assert (hook["LifecycleTransition"], hook["DefaultResult"], hook["HeartbeatTimeout"]) == (
         "autoscaling:EC2_INSTANCE_TERMINATING",
         "CONTINUE",
-        120,
+        600,
     )
 
     scaling.set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=2)

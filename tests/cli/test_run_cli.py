@@ -80,10 +80,10 @@ def test_init_admits_ssh_from_the_caller_only_and_makes_a_least_privilege_role(
     assert "sqs:DeleteMessage" in actions and "s3:PutObject" in actions
     assert not any(action.endswith("*") for action in actions)
     assert not any(action.startswith("ec2:") and "Volume" in action for action in actions)
-    resources = [s["Resource"] for s in document["Statement"] if s["Sid"] == "Outputs"]
+    resources = [s["Resource"] for s in document["Statement"] if s["Sid"] == "QueueOutputs"]
     assert resources == [["arn:aws:s3:::frames/*"]]
     assert "  - read projects under s3://projects\n" in out
-    assert "  - store and read frames under s3://frames\n" in out
+    assert "  - store and read any file under s3://frames\n" in out  # a WORK_QUEUE farm's
     profile = iam.get_instance_profile(InstanceProfileName="brenda-node-test-farm")
     assert [role["RoleName"] for role in profile["InstanceProfile"]["Roles"]] == [
         "brenda-node-test-farm"
@@ -144,29 +144,38 @@ def test_the_node_role_covers_every_job_of_the_farm_and_a_new_init_only_adds(
     first = node_policy(boto_client)
     for job in ("shot1", "shot2"):
         assert granted(first, "Projects", f"arn:aws:s3:::studio-projects/projects/{job}.tar.gz")
-        assert granted(first, "Outputs", f"arn:aws:s3:::studio-frames/frames/{job}/0001.png")
+        assert granted(first, "QueueOutputs", f"arn:aws:s3:::studio-frames/frames/{job}/0001.png")
     assert not granted(first, "Projects", "arn:aws:s3:::studio-frames/frames/shot1/0001.png")
-    assert not granted(first, "Outputs", "arn:aws:s3:::studio-projects/projects/shot1.tar.gz")
-    assert not granted(first, "Outputs", "arn:aws:s3:::other-bucket/frames/shot1/0001.png")
-    # Every job of the farm: its queue, its dead letters, its record and frames.
+    assert not granted(first, "QueueOutputs", "arn:aws:s3:::studio-projects/projects/shot1.tar.gz")
+    assert not granted(first, "QueueOutputs", "arn:aws:s3:::other-bucket/frames/shot1/0001.png")
+    # Every job of the farm: its queue, its dead letters and frames; never a job's record.
     account = boto_client("sts").get_caller_identity()["Account"]
     queues = f"arn:aws:sqs:us-east-1:{account}"
     assert granted(first, "WorkQueue", f"{queues}:test-farm-job-shot2-20261125-1a2b")
     assert granted(first, "WorkQueue", f"{queues}:test-farm-job-shot2-20261125-1a2b-dead")
     assert not granted(first, "WorkQueue", f"{queues}:other-farm-job-shot2-20261125-1a2b")
-    assert granted(first, "Outputs", "arn:aws:s3:::studio-frames/frames/.brenda/jobs/a.json")
+    assert granted(first, "NoRecords", "arn:aws:s3:::studio-frames/frames/.brenda/jobs/a.json")
     # Its ledgers beside each job's frames, and the spot price that prices them.
-    assert granted(first, "Outputs", "arn:aws:s3:::studio-frames/frames/shot2/.brenda/nodes/a.json")
+    ledger = "arn:aws:s3:::studio-frames/frames/shot2/.brenda/nodes/a.json"
+    assert granted(first, "QueueOutputs", ledger)
     assert "ec2:DescribeSpotPriceHistory" in statement(first, "DescribeSelf")["Action"]
-    # Scale-in protection, the lifecycle hook and the budget's stop, on the farm's own group
-    # only (its tag).
-    protection = statement(first, "OwnScaleInProtection")
-    assert protection["Action"] == [
-        "autoscaling:SetInstanceProtection",
-        "autoscaling:UpdateAutoScalingGroup",
+    # The lifecycle hook and the budget's stop (to zero only), on the farm's own group (its
+    # tag); no scale-in protection, which IAM cannot limit to the node's own instance.
+    farm = {"aws:ResourceTag/brenda:farm": "test-farm"}
+    hook = statement(first, "GroupTermination")
+    assert hook["Action"] == [
+        "autoscaling:RecordLifecycleActionHeartbeat",
         "autoscaling:CompleteLifecycleAction",
     ]
-    assert protection["Condition"] == {"StringEquals": {"aws:ResourceTag/brenda:farm": "test-farm"}}
+    assert hook["Condition"] == {"StringEquals": farm}
+    stop = statement(first, "StopGroup")
+    assert stop["Action"] == ["autoscaling:UpdateAutoScalingGroup"]
+    assert stop["Condition"] == {
+        "StringEquals": farm,
+        "NumericEquals": {"autoscaling:MinSize": "0", "autoscaling:MaxSize": "0"},
+    }
+    actions = {action for item in first["Statement"] for action in item["Action"]}
+    assert "autoscaling:SetInstanceProtection" not in actions
 
     # The second .blend's init leaves the policy as it was under the running nodes.
     monkeypatch.setenv("BRENDA_BLENDER_PROJECT", "s3://studio-projects/projects/shot2.tar.gz")
@@ -179,10 +188,10 @@ def test_the_node_role_covers_every_job_of_the_farm_and_a_new_init_only_adds(
     code, out, _ = run(capsys, "--no-ssh-keys", "--no-security-group", "init")
     assert code == 0
     both = node_policy(boto_client)
-    assert granted(both, "Outputs", "arn:aws:s3:::studio-frames/frames/shot1/0001.png")
-    assert granted(both, "Outputs", "arn:aws:s3:::archive/renders/shot2/0001.png")
-    assert "  - store and read frames under s3://archive/renders/\n" in out
-    assert "  - store and read frames under s3://studio-frames/frames/\n" in out
+    assert granted(both, "QueueOutputs", "arn:aws:s3:::studio-frames/frames/shot1/0001.png")
+    assert granted(both, "QueueOutputs", "arn:aws:s3:::archive/renders/shot2/0001.png")
+    assert "  - store and read any file under s3://archive/renders/\n" in out
+    assert "  - store and read any file under s3://studio-frames/frames/\n" in out
 
 
 def test_init_without_the_farms_prefixes_says_so_and_makes_nothing(

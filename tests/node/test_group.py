@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A node of an Auto Scaling group protects itself from scale-in while it holds a task and lets
-the group take it once idle (moto's Auto Scaling, a real node)."""
+"""A node of an Auto Scaling group: the group takes it only once its task is stored, and its
+budget stops the fleet (moto's Auto Scaling, a real node)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from brenda_node.budget import BUDGET_CHECK, BUDGET_CHECKERS, check_interval
-from brenda_node.protection import GROUP_TAG_PATH
+from brenda_node.group import GROUP_TAG_PATH
 from brenda_node.spot import DRAIN_PATH, LIFECYCLE_PATH
 from shared.jobs.costs import Ledger, Machine, PricePoint, TaskCost, cost_between
 from tests.node.conftest import (
@@ -37,8 +37,8 @@ def protected(scaling: Any, instance: str) -> bool:
 
 
 def group_with_a_node(boto_client: Any, metadata: MetadataServer, *, tagged: bool = True) -> str:
-    """An Auto Scaling group that launches its nodes protected, with one instance, which the
-    metadata server says this node is (with its group's name among its tags if ``tagged``)."""
+    """An Auto Scaling group with one instance, which the metadata server says this node is
+    (with its group's name among its tags if ``tagged``)."""
     ec2, scaling = boto_client("ec2"), boto_client("autoscaling")
     ec2.create_launch_template(
         LaunchTemplateName="brenda-test", LaunchTemplateData={"ImageId": "ami-12c6146b"}
@@ -50,7 +50,6 @@ def group_with_a_node(boto_client: Any, metadata: MetadataServer, *, tagged: boo
         MaxSize=1,
         DesiredCapacity=1,
         AvailabilityZones=["us-east-1a"],
-        NewInstancesProtectedFromScaleIn=True,
     )
     [instance] = [
         item["InstanceId"]
@@ -62,52 +61,50 @@ def group_with_a_node(boto_client: Any, metadata: MetadataServer, *, tagged: boo
     return instance
 
 
-def test_a_node_is_protected_from_scale_in_while_it_holds_a_task(
+def test_a_node_its_group_terminates_finishes_its_task_then_lets_the_group_go(
     farm: Farm, metadata: MetadataServer, boto_client: Any
 ) -> None:
-    scaling = boto_client("autoscaling")
+    """No scale-in protection: a node that could set its own could set every node's."""
     instance = group_with_a_node(boto_client, metadata)
-    assert protected(scaling, instance)  # launched protected: a booting node is not taken
-    task = 'sleep 2\necho > "$OUTDIR/frame_$START.txt"\n'
-    farm.push(script_tasks(task, range(1, 3)))
+    metadata.values[LIFECYCLE_PATH] = "InService"
+    farm.push(script_tasks('sleep 4\necho > "$OUTDIR/frame_$START.txt"\n', range(1, 3)))
     node = farm.start_node(
-        "a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url, DONE="poll", POLL_PAUSE="1"
+        "a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url, METADATA_POLL="1", DONE="poll"
     )
     wait_for(lambda: farm.status("a").get("state") == "rendering", 60, "the task to start")
-    assert protected(scaling, instance)
-    wait_for(lambda: not protected(scaling, instance), 60, "the idle node to let the group go")
-    assert sorted(farm.stored()) == ["frame_1.txt", "frame_2.txt"]
-    farm.push(script_tasks(task, range(3, 4)))
-    wait_for(lambda: protected(scaling, instance), 60, "work to protect the node again")
-    wait_for(lambda: "frame_3.txt" in farm.stored(), 60, "the third frame")
-    wait_for(lambda: not protected(scaling, instance), 60, "the idle node to let the group go")
-    node.terminate()
-    assert node.wait(timeout=30) == 0, farm.console("a")
-    assert "node of Auto Scaling group brenda-test" in farm.console("a")
+    metadata.values[LIFECYCLE_PATH] = "Terminated"  # the group's termination hook holds it
+    assert node.wait(timeout=60) == 0, farm.console("a")
+    assert farm.stored() == ["frame_1.txt"]  # the task in hand finished and was stored ...
+    counts = farm.counts()
+    assert (counts.pending, counts.in_flight) == (1, 0)  # ... the next one was not taken
+    assert not protected(boto_client("autoscaling"), instance)  # the node never sets it
+    console = farm.console("a")
+    assert "draining (its Auto Scaling group is terminating it)" in console
+    assert logged_seconds_between(console, "draining (its Auto", "stored frame_1.txt") > 0
+    # It extends the hook's wait and ends it after storing (moto lacks both calls: the hook's
+    # wait would end on its own).
+    for call in ("extending the group's wait", "letting the group terminate this node"):
+        assert call in console or "the group may terminate this node now" in console, call
+    assert logged_seconds_between(console, "stored frame_1.txt", "letting the group terminate") >= 0
 
 
-def test_a_node_its_group_terminates_gives_its_task_back_at_once(
+def test_a_spot_notice_still_stops_a_terminating_node_at_once(
     farm: Farm, metadata: MetadataServer, boto_client: Any
 ) -> None:
     group_with_a_node(boto_client, metadata)
-    metadata.values[LIFECYCLE_PATH] = "InService"
     farm.push(script_tasks(f"sleep {SLOW}\n", range(1, 2)))
     node = farm.start_node("a", RUNNING_ON_EC2="1", METADATA_URL=metadata.url, METADATA_POLL="1")
     wait_for(lambda: farm.status("a").get("state") == "rendering", 60, "the task to start")
-    time.sleep(2)  # InService: the node renders on
+    metadata.values[LIFECYCLE_PATH] = "Terminated"
+    wait_for(lambda: "draining" in farm.console("a"), 30, "the node to see its termination")
+    time.sleep(2)  # terminating: the node renders on
     assert node.poll() is None
-    metadata.values[LIFECYCLE_PATH] = "Terminated"  # the group's termination hook holds it
+    metadata.values["/latest/meta-data/spot/instance-action"] = '{"action": "terminate"}'
     assert node.wait(timeout=30) == 0
     assert farm.counts().pending == 1
     console = farm.console("a")
-    stopping = "stopping: its Auto Scaling group is terminating it"
-    assert logged_seconds_between(console, stopping, "goes back to") < 5
+    assert logged_seconds_between(console, "stopping: a spot interruption", "goes back to") < 5
     assert processes_running(SLOW) == []
-    # Then it ends the hook's wait (moto lacks CompleteLifecycleAction: the hook times out).
-    assert (
-        "the group may terminate this node now" in console
-        or "(the group terminates it when the hook times out)" in console
-    )
 
 
 def test_a_fleet_whose_spending_reaches_its_budget_stops_growing(
