@@ -28,6 +28,7 @@ from shared.project.content import (
     ContentStore,
     HashCache,
     Manifest,
+    ProjectVersion,
     find_garbage,
     folder_files,
     manifest_of,
@@ -520,3 +521,12 @@ def test_a_file_changed_after_it_was_hashed_is_not_stored(
     with pytest.raises(BrendaError, match=r"cache\.abc changed while it was uploaded"):
         store.upload(hashed, lambda entry: project / entry.path, Progress())
     assert stored(boto_client) == []
+
+
+@pytest.mark.parametrize("projects", [".projects/", "farm/.projects/", ""])
+def test_a_version_keeps_its_store_whose_folder_name_starts_with_a_dot(projects: str) -> None:
+    """An earlier lstrip("./") took the dot of ".projects/" off with the "./" of the top level."""
+    version = ProjectVersion.at(S3Url("studio", f"{projects}manifests/{'a' * 64}.json"))
+    assert version is not None
+    assert version.projects == S3Url("studio", projects)
+    assert version.url == f"s3://studio/{projects}manifests/{'a' * 64}.json"
