@@ -52,9 +52,22 @@ def check_image(
         bad = int(np.count_nonzero(~np.isfinite(pixels)))
         if bad:
             return f"{path.name} holds {bad} NaN or infinite values"
-    if single_colour and pixels.size and bool((pixels == pixels.flat[0]).all()):
-        return f"{path.name} is one colour all over (value {float(pixels.flat[0]):g})"
+    if single_colour and pixels.size:
+        colour = _single_colour(pixels.reshape(-1, spec.nchannels), spec.channelnames)
+        if colour is not None:
+            return f"{path.name} is one colour all over ({colour})"
     return None
+
+
+def _single_colour(pixels: Any, channels: tuple[str, ...]) -> str | None:
+    """The one colour of every pixel (one row per pixel), as "R 1, G 0, B 0", or None when two
+    pixels differ. Each pixel is compared whole: a red frame's channels differ from each other."""
+    first = pixels[0]
+    if not bool((pixels == first).all()):
+        return None
+    return ", ".join(
+        f"{name} {float(value):g}" for name, value in zip(channels, first, strict=True)
+    )
 
 
 def _first_line(text: str) -> str:
