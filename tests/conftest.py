@@ -164,6 +164,45 @@ def broken_studio(tmp_path_factory: pytest.TempPathFactory) -> Studio:
     return make_studio(tmp_path_factory.mktemp("broken-studio"), "--missing-texture")
 
 
+@dataclass(frozen=True)
+class Faults:
+    """The projects packing once failed on, made by tests/packing/faults.py."""
+
+    work: Path
+    geometry_nodes: Path
+    """A .blend whose Geometry Nodes modifier keeps a ``bakes`` pointer to nothing."""
+    nested: Path
+    """A .blend linking a library that links another library from another folder."""
+    reference: Path
+    """``nested``'s frame 1, rendered from the sources."""
+
+    @contextmanager
+    def nested_moved_away(self) -> Iterator[None]:
+        """The nested-library project moved elsewhere, as on a node."""
+        source = self.work / "nested"
+        source.rename(source.with_name("nested.away"))
+        try:
+            yield
+        finally:
+            source.with_name("nested.away").rename(source)
+
+
+@pytest.fixture(scope="session")
+def faults(tmp_path_factory: pytest.TempPathFactory) -> Faults:
+    """Shared by tests that only read them (or move them away and back)."""
+    folder = tmp_path_factory.mktemp("faults")
+    builder = Path(__file__).with_name("packing") / "faults.py"
+    result = subprocess.run(
+        [sys.executable, str(builder), str(folder)], capture_output=True, text=True, check=False
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("FAULTS ")]
+    assert result.returncode == 0 and lines, result.stdout[-3000:] + result.stderr[-3000:]
+    made = json.loads(lines[-1].removeprefix("FAULTS "))
+    return Faults(
+        folder, Path(made["geometry_nodes"]), Path(made["nested"]), Path(made["reference"])
+    )
+
+
 class QuietHandler(http.server.BaseHTTPRequestHandler):
     """A test HTTP handler: ``reply`` sends a text body; nothing is logged."""
 

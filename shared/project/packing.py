@@ -36,6 +36,11 @@ from .content import folder_files
 
 log = logging.getLogger(__name__)
 
+# A pointer to nothing is skipped, as ``bat pack`` skips it (strict pointers are off there unless
+# asked for): Blender writes such pointers (Blender 4.5 leaves one in a Geometry Nodes modifier
+# that has no bakes) and opens and renders those files, so the tracer must not stop at them.
+blendfile.set_strict_pointer_mode(False)
+
 PROJECT_MARKERS = (".blender_project", ".git", ".svn")
 ADDONS_FOLDER = "addons"
 """Where the add-ons a job needs go in the project; a node that allows the job's Python enables

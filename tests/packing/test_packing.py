@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shared.cli.brenda import main as brenda
 from shared.core.errors import BrendaError
 from shared.project import packing
-from tests.conftest import Studio
+from tests.conftest import Faults, Studio
 
 
 @pytest.mark.parametrize("marker", [".blender_project", ".git", ".svn"])
@@ -147,6 +148,29 @@ def test_missing_files_stop_packing_each_named_once_with_their_users(
         names = bundle.getnames()
     assert "shots/shot1.blend" in names
     assert "textures/inside.png" not in names
+
+
+@pytest.mark.slow
+def test_a_geometry_nodes_file_saved_twice_by_blender_4_5_packs_and_uploads(
+    faults: Faults,
+    tmp_path: Path,
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Its modifier's ``bakes`` pointer leads nowhere: traced as ``bat pack`` traces it, the
+    pointer is skipped instead of ending packing in a traceback."""
+    archive = tmp_path / "shot.tar.gz"
+    assert brenda(["pack", str(faults.geometry_nodes), "-o", str(archive)]) == 0
+    assert "Packed 1 files (" in capsys.readouterr().out
+    with tarfile.open(archive) as bundle:
+        assert sorted(bundle.getnames()) == ["pack-info.txt", "shot.blend"]
+
+    boto_client("s3").create_bucket(Bucket="studio-projects")
+    monkeypatch.setenv("BRENDA_FARM_PROJECTS", "s3://studio-projects/projects/")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert brenda(["upload", str(faults.geometry_nodes)]) == 0
+    assert "Project version: s3://studio-projects/projects/" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
