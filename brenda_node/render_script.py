@@ -135,8 +135,8 @@ def missing_files(bpy: Any, frames: range) -> list[str]:
         wanted.setdefault(os.path.normpath(path), user)
 
     for library in bpy.data.libraries:
-        path = bpy.path.abspath(library.filepath, library=library.parent)
-        need(path, f"library '{library.name}'")
+        # Blender remaps a nested library's path relative to the opened file, not to its parent.
+        need(bpy.path.abspath(library.filepath), f"library '{library.name}'")
     for image in bpy.data.images:
         if image.users and image.packed_file is None and image.source in _IMAGE_SOURCES:
             for path in _image_files(bpy, image, frames):

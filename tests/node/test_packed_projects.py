@@ -17,7 +17,7 @@ from OpenImageIO import FLOAT, ImageBuf
 from shared.cli.brenda import main as brenda
 from shared.cli.work import main as brenda_work
 from shared.tasks.task import FrameChunk, RenderSettings, RenderTask
-from tests.conftest import Studio
+from tests.conftest import Faults, Studio
 from tests.node.conftest import Farm
 
 pytestmark = pytest.mark.slow
@@ -115,3 +115,24 @@ def test_a_studio_project_uploaded_to_the_content_store_renders_like_the_origina
     rendered, original = pixels(output / "frame_000002.png"), pixels(studio.reference)
     assert rendered.shape == original.shape == (48, 64, 4)
     assert np.abs(rendered - original).max() <= 1 / 255
+
+
+def test_a_library_linked_from_a_library_in_another_folder_is_found_on_the_node(
+    farm: Farm, faults: Faults, tmp_path: Path
+) -> None:
+    """Blender gives a nested library's path relative to the file it opened, not to the library
+    that links it (libs/props/ links ../../materials/metal.blend; Blender says
+    //../materials/metal.blend)."""
+    archive = tmp_path / "shot.tar.gz"
+    assert brenda(["pack", str(faults.nested), "-o", str(archive)]) == 0
+    output = tmp_path / "frames"
+    farm.settings.update(BLENDER_PROJECT=f"file://{archive}", RENDER_OUTPUT=f"file://{output}")
+    settings = RenderSettings(blend="shots/shot.blend")
+    farm.push([RenderTask(FrameChunk(1, 1, 1), None, settings)])
+    with faults.nested_moved_away():
+        assert farm.start_node("a").wait(timeout=240) == 0, farm.console("a")
+    assert "missing on the node" not in farm.console("a")
+    rendered, original = pixels(output / "frame_000001.png"), pixels(faults.reference)
+    assert rendered.shape == original.shape == (16, 16, 4)
+    assert np.abs(rendered - original).max() <= 1 / 255
+    assert original[..., 2].max() > 0.8  # the nested library's blue texture is in the picture
