@@ -162,7 +162,7 @@ def test_a_geometry_nodes_file_saved_twice_by_blender_4_5_packs_and_uploads(
     pointer is skipped instead of ending packing in a traceback."""
     archive = tmp_path / "shot.tar.gz"
     assert brenda(["pack", str(faults.geometry_nodes), "-o", str(archive)]) == 0
-    assert "Packed 1 files (" in capsys.readouterr().out
+    assert f"Tasks render 'shot.blend' from {archive}." in capsys.readouterr().out
     with tarfile.open(archive) as bundle:
         assert sorted(bundle.getnames()) == ["pack-info.txt", "shot.blend"]
 
