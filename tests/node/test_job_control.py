@@ -66,8 +66,9 @@ def test_cancelling_a_job_stops_its_running_task_and_spares_the_others(
         node.wait()
 
 
-def test_a_paused_job_is_no_work_a_done_exit_node_ends_with_its_tasks_left(
-    job_farm: Farm, capsys: pytest.CaptureFixture[str], tmp_path: Path
+@pytest.mark.parametrize("done", ["exit", "shutdown"])
+def test_a_paused_job_is_no_work_a_done_node_ends_with_its_tasks_left(
+    job_farm: Farm, capsys: pytest.CaptureFixture[str], tmp_path: Path, done: str
 ) -> None:
     blender = tmp_path / "blender"
     blender.write_text("#!/bin/bash\necho 'Blender 4.5.0'\n")
@@ -81,10 +82,18 @@ def test_a_paused_job_is_no_work_a_done_exit_node_ends_with_its_tasks_left(
     assert match
     paused = match.group(1)
     assert brenda_work(["pause", paused]) == 0
-    # DONE=exit: the node used to wait forever for the paused job's tasks.
-    node = job_farm.start_node("a", BLENDER=str(blender), POLL_PAUSE="1")
+    # The node used to wait forever for the paused job's tasks (billing, with DONE=shutdown).
+    powered_off = tmp_path / "powered-off"
+    node = job_farm.start_node(
+        "a",
+        BLENDER=str(blender),
+        POLL_PAUSE="1",
+        DONE=done,
+        SHUTDOWN_COMMAND=f"touch {powered_off}",
+    )
     assert node.wait(timeout=60) == 0, job_farm.console("a")
     assert "task 1:" not in job_farm.console("a")
+    assert powered_off.exists() is (done == "shutdown")
     capsys.readouterr()
     assert brenda_work(["jobs"]) == 0
     table = capsys.readouterr().out
