@@ -310,7 +310,7 @@ JOB_ACTIONS = [
     (
         JobAction.MISSING.value,
         "Render Missing",
-        "Queue the frames that are not stored, or stored empty",
+        "Queue the frames that are not stored, or stored empty, once the job holds no task",
     ),
     ("raise", "Raise Priority", "Render it before jobs of lower priority"),
     ("lower", "Lower Priority", "Let jobs of higher priority go first"),

@@ -64,7 +64,9 @@ commands:
             stop giving a job's tasks out, again give them out, delete its tasks (its nodes
             stop its running ones within a minute), change its priority (higher goes first)
   retry JOB     put the job's dead-lettered tasks back to work
-  missing JOB   queue the job's frames that are not stored (or stored empty)
+  missing JOB   queue the job's frames that are not stored (or stored empty), once it holds no
+                task: while any waits, runs or is dead-lettered its frames are not missing, so
+                missing refuses (--force: queue them anyway, as duplicates)
   gc        the content store under FARM_PROJECTS: what no project version of the last
             --days days (nor a job, nor a project's latest upload) uses; --delete removes it
 """
@@ -130,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--days", type=int, default=30, metavar="N", help="gc: keep what the last N days used"
     )
     parser.add_argument("--delete", action="store_true", help="gc: remove it (default: show)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="missing: queue the frames not stored even while the job holds tasks",
+    )
     frames = parser.add_argument_group("frames")
     frames.add_argument("-s", "--start", type=int, metavar="N", help="first frame (default 1)")
     frames.add_argument("-e", "--end", type=int, metavar="N", help="last frame (inclusive)")
@@ -278,6 +285,8 @@ def check_command_options(args: argparse.Namespace) -> None:
         raise UsageError("-d/--dry-run applies only to push and submit.")
     if args.delete and args.command != "gc":
         raise UsageError("--delete applies only to gc.")
+    if args.force and args.command != "missing":
+        raise UsageError("--force applies only to missing.")
     if args.days < 1:
         raise UsageError(f"--days must be 1 or more, not {args.days}.")
     if args.target and args.command not in JOB_COMMANDS:
@@ -391,7 +400,12 @@ def cmd_job(args: argparse.Namespace, config: Config) -> int:
     with progress_bar() as progress:
         print(
             job_service.control(
-                config, args.target[0], action, priority=priority, progress=progress
+                config,
+                args.target[0],
+                action,
+                priority=priority,
+                progress=progress,
+                force=args.force,
             )
         )
     return 0

@@ -392,10 +392,28 @@ class JobRegistry:
             raise BrendaError(f"The queue of job {job.id} is gone; push the job again.")
         return queue
 
-    def missing(self, job_id: str, progress: Progress | None = None) -> list[int]:
-        """Queue the frames of the job that are not stored (or stored empty); returns them."""
+    def missing(
+        self, job_id: str, progress: Progress | None = None, *, force: bool = False
+    ) -> list[int]:
+        """Queue the frames of the job that are not stored (or stored empty); returns them.
+
+        Only once the job holds no task, waiting, running, delayed or dead-lettered (``force``
+        skips that check): SQS cannot list a queue's tasks without taking them, and a node
+        deletes a task only once its frames are stored, so an empty queue is the one sure sign
+        that a frame not stored has no task left to render it."""
         job = self.job(job_id)
         queue = self._live_queue(job)
+        if not force:
+            with cloud_errors(f"counting the tasks of job {job_id}"):
+                counts = queue.counts()
+            waiting, dead = counts.pending + counts.delayed, counts.dead or 0
+            if waiting + counts.in_flight + dead:
+                raise BrendaError(
+                    f"Job {job_id} still holds tasks ({waiting} waiting, {counts.in_flight} "
+                    f"running, {dead} dead-lettered) whose frames are not missing: run missing "
+                    "once they are done (retry puts dead-lettered ones back), or give --force "
+                    "to queue every frame not stored anyway."
+                )
         frames = self.unstored_frames(job)
         if frames:
             chunks = [FrameChunk(frame, frame, 1) for frame in frames]
@@ -414,13 +432,15 @@ class JobRegistry:
         *,
         priority: int | None = None,
         progress: Progress | None = None,
+        force: bool = False,
     ) -> str:
         """Pause, resume, cancel, reprioritise (``priority``), retry or re-queue the missing
-        frames of a job; returns what happened, as a sentence."""
+        frames of a job (``force``: even while it holds tasks); returns what happened, as a
+        sentence."""
         if action == JobAction.RETRY:
             return f"Job {job_id}: {self.retry(job_id)} dead-lettered tasks back to work."
         if action == JobAction.MISSING:
-            frames = self.missing(job_id, progress)
+            frames = self.missing(job_id, progress, force=force)
             shown = ", ".join(str(frame) for frame in frames[:20]) + (
                 " …" if len(frames) > 20 else ""
             )

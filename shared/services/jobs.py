@@ -73,10 +73,12 @@ def control(
     *,
     priority: int | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> str:
-    """Apply ``action`` to the job; returns what happened, as a sentence."""
+    """Apply ``action`` to the job (``force``: missing queues even while the job holds tasks);
+    returns what happened, as a sentence."""
     registry = JobRegistry(config)
-    done = registry.control(job_id, action, priority=priority, progress=progress)
+    done = registry.control(job_id, action, priority=priority, progress=progress, force=force)
     _follow(config, registry)
     return done
 

@@ -83,6 +83,54 @@ def test_missing_queues_exactly_the_frames_not_stored(
     assert starts == [2, 3, 4]
 
 
+def held_tasks(boto_client: Any, job: str, dead: bool = False) -> int:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = boto_client("sqs").get_queue_attributes(
+        QueueUrl=queue_url(boto_client, job, dead), AttributeNames=names
+    )["Attributes"]
+    return sum(int(attributes[name]) for name in names)
+
+
+def test_missing_queues_nothing_while_the_job_still_holds_tasks(
+    farm_env: Path, capsys: pytest.CaptureFixture[str], boto_client: Any
+) -> None:
+    """A fresh 6-frame job's queue went from 6 tasks to 12, then 18: frames waiting, running or
+    dead-lettered are not missing."""
+    job = submit(capsys, farm_env, "1-6")
+    sqs, url = boto_client("sqs"), queue_url(boto_client, job)
+    taken = sqs.receive_message(QueueUrl=url)["Messages"]  # a node renders one
+    for _ in range(2):
+        _, err = work(capsys, "missing", job, code=1)
+        assert err == (
+            f"brenda-work: Job {job} still holds tasks (5 waiting, 1 running, 0 "
+            "dead-lettered) whose frames are not missing: run missing once they are done "
+            "(retry puts dead-lettered ones back), or give --force to queue every frame not "
+            "stored anyway.\n"
+        )
+        assert held_tasks(boto_client, job) == 6
+    # Drained with frames 1, 2, 4 and 5 stored; frame 6's task failed for good.
+    bodies = drain(boto_client, url)
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=taken[0]["ReceiptHandle"])
+    s3 = boto_client("s3")
+    for frame in (1, 2, 4, 5):
+        s3.put_object(Bucket="studio", Key=f"frames/{job}/frame_{frame:06d}.png", Body=b"png")
+    failed = next(body for body in bodies if '"start":6' in body)
+    sqs.send_message(QueueUrl=queue_url(boto_client, job, dead=True), MessageBody=failed)
+    _, err = work(capsys, "missing", job, code=1)
+    assert err.startswith(f"brenda-work: Job {job} still holds tasks (0 waiting, 0 running, 1 ")
+    drain(boto_client, queue_url(boto_client, job, dead=True))  # given up on
+    out, _ = work(capsys, "missing", job)
+    assert out == f"Job {job}: 2 missing frames queued (3, 6).\n"
+    _, err = work(capsys, "missing", job, code=1)
+    assert "still holds tasks (2 waiting, 0 running, 0 dead-lettered)" in err
+    assert held_tasks(boto_client, job) == 2
+    out, _ = work(capsys, "--force", "missing", job)
+    assert out == f"Job {job}: 2 missing frames queued (3, 6).\n"
+    assert held_tasks(boto_client, job) == 4
+    _, err = work(capsys, "--force", "retry", job, code=2)
+    assert err == "brenda-work: --force applies only to missing.\n"
+
+
 def test_job_commands_name_the_job_and_refuse_what_cannot_be(
     farm_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from shared.cli.work import main as brenda_work
 from tests.node.conftest import Farm, logged_seconds_between, processes_running, wait_for
+from tests.node.test_manifests import png
 
 # A Blender that renders forever (the test's own sleep length, so pgrep finds only it).
 FOREVER = f"1000.{os.getpid()}"
@@ -146,3 +147,54 @@ def test_a_job_cancelled_while_its_task_finishes_does_not_wedge_the_node(
     listing = boto_client("s3").list_objects_v2(Bucket="studio", Prefix=frames)
     assert [item["Key"] for item in listing.get("Contents", [])] == [f"{frames}000001.txt"]
     assert "retry" not in console, console[-3000:]
+
+
+def test_missing_twice_queues_nothing_and_after_the_queue_drains_only_the_frames_lost(
+    job_farm: Farm, boto_client: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``missing`` run twice on a fresh 6-frame job took its queue to 12 tasks, then 18, and
+    the node rendered all 18."""
+    frame = tmp_path / "frame.png"
+    frame.write_bytes(png(0))
+    blender = tmp_path / "blender"
+    blender.write_text(
+        "#!/bin/bash\n[[ $1 == --version ]] && echo 'Blender 4.5.0' && exit\n"
+        "read -r output frame < <(python3 -c 'import json,sys; s = json.loads(sys.argv[-1]); "
+        'print(s["output"].split("#")[0], s["frames"][0])\' "${@: -1}")\n'
+        'printf -v file "%s%06d.png" "$output" "$frame"\n'
+        f'cp {frame} "$file"\necho "BRENDA-OUTPUT: $file"\n'
+    )
+    blender.chmod(0o755)
+    job_farm.settings.update(BLENDER=str(blender), WARM_BLENDER="0", POLL_PAUSE="1")
+    project = tmp_path / "shot"
+    project.mkdir()
+    (project / "scene.blend").write_bytes(b"")
+    assert brenda_work(["--project", f"file://{project}", "--frames", "1-6", "submit"]) == 0
+    match = re.search(r"Submitted job (\S+):", capsys.readouterr().out)
+    assert match
+    job = match.group(1)
+    for _ in range(2):
+        assert brenda_work(["missing", job]) == 1
+        assert (
+            "still holds tasks (6 waiting, 0 running, 0 dead-lettered)" in capsys.readouterr().err
+        )
+
+    def rendered() -> list[int]:
+        node = job_farm.start_node("a")
+        assert node.wait(timeout=120) == 0, job_farm.console("a")
+        return sorted(
+            int(frame)
+            for frame in re.findall(rf"task \d+: {job} frames (\d+)\b", job_farm.console("a"))
+        )
+
+    assert rendered() == [1, 2, 3, 4, 5, 6]
+    s3 = boto_client("s3")
+    for frame in (2, 5):
+        s3.delete_object(Bucket="studio", Key=f"frames/{job}/frame_{frame:06d}.png")
+    assert brenda_work(["missing", job]) == 0
+    assert capsys.readouterr().out == f"Job {job}: 2 missing frames queued (2, 5).\n"
+    assert brenda_work(["missing", job]) == 1
+    assert "still holds tasks (2 waiting, 0 running, 0 dead-lettered)" in capsys.readouterr().err
+    assert rendered() == [2, 5]
+    assert brenda_work(["missing", job]) == 0
+    assert capsys.readouterr().out == f"Job {job}: 0 missing frames queued.\n"
