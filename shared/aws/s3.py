@@ -247,6 +247,17 @@ def objects_if_bucket(client: Any, bucket: str, prefix: str = "") -> list[Object
         raise
 
 
+def any_object(client: Any, bucket: str, prefix: str) -> bool:
+    """Whether any object lies under ``prefix`` (one request; none where there is no bucket)."""
+    try:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    except Exception as error:
+        if error_code(error) == "NoSuchBucket":
+            return False
+        raise
+    return bool(listed.get("Contents"))
+
+
 def ensure_bucket(client: Any, bucket: str, region: str) -> None:
     """Create a private bucket if it does not exist yet (public access blocked)."""
     try:

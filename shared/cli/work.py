@@ -69,6 +69,9 @@ commands:
                 missing refuses (--force: queue them anyway, as duplicates)
   gc        the content store under FARM_PROJECTS: what no project version of the last
             --days days (nor a job, nor a project's latest upload) uses; --delete removes it
+
+JOB is a job's id (its .blend's name and four hex digits, like shot1-7f3a) or the start of only
+one job's id, like shot1-7.
 """
 
 EPILOG = """\
@@ -87,7 +90,8 @@ examples:
   brenda-work --project s3://studio/projects/shot1.tar.gz --blend shots/shot1.blend -e 240 \\
       --priority 5 submit
   brenda-work jobs
-  brenda-work pause shot1-20261125-203600-1a2b
+  brenda-work pause shot1-7f3a
+  brenda-work missing shot1                 the one job whose id starts with shot1
   brenda-work --days 14 gc                  what gc would remove, with sizes
 
 templates: -T takes a file, or a built-in template: frame, subframe.
@@ -103,7 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("command", choices=COMMANDS, metavar="COMMAND")
     parser.add_argument(
-        "target", nargs="*", metavar="JOB [N]", help="pause, resume, cancel, priority: the job"
+        "target",
+        nargs="*",
+        metavar="JOB [N]",
+        help="job commands: the job (its id, or the start of only its id) and priority's N",
     )
     add_common_options(parser)
     jobs = parser.add_argument_group("jobs")
@@ -392,7 +399,7 @@ def cmd_job(args: argparse.Namespace, config: Config) -> int:
             shape = "JOB N" if action == registry.JobAction.PRIORITY else "JOB"
             raise UsageError(
                 f"{args.command} needs {shape}, like: brenda-work {args.command} "
-                f"{shape.replace('JOB', 'shot1-20261125-203600-1a2b')}."
+                f"{shape.replace('JOB', 'shot1-7f3a')}."
             )
         if action == registry.JobAction.PRIORITY and not args.target[1].lstrip("-").isdigit():
             raise UsageError(f"The priority must be a whole number, not '{args.target[1]}'.")

@@ -41,6 +41,7 @@ from ..core.progress import Progress
 from ..core.text import printable
 from ..core.urls import S3Url, parse_url
 from ..outputs.store import LEDGERS
+from ..project.version import blend_name
 from ..tasks.queue import send_tasks
 from ..tasks.task import (
     MAX_TASKS,
@@ -205,15 +206,21 @@ def queue_name(farm: str, job_id: str) -> str:
     return f"{farm}-job-{job_id}"
 
 
-def new_job_id(farm: str, blend: str | None, now: datetime | None = None) -> str:
-    """A readable, unique id: the .blend's name, the time, and a few random letters."""
-    stem = _NOT_NAME.sub("-", PurePosixPath(blend or "job").stem).strip("-").lower() or "job"
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+def new_job_id(farm: str, name: str) -> str:
+    """A short, readable id: the .blend's name (``name``) and four random hex digits, like
+    ``shot1-7f3a`` (``JobRegistry.new_id`` makes sure no job has it yet)."""
     suffix = secrets.token_hex(2)
-    room = MAX_QUEUE_NAME - len(queue_name(farm, "")) - len(f"-{stamp}-{suffix}") - len("-dead")
+    room = MAX_QUEUE_NAME - len(queue_name(farm, "")) - len(f"-{suffix}") - len("-dead")
     if room < 1:
         raise UsageError(f"The farm name '{farm}' is too long to name its jobs' queues.")
-    return f"{stem[:room]}-{stamp}-{suffix}"
+    stem = _NOT_NAME.sub("-", name).lower()[:room].strip("-_") or "job"[:room]
+    return f"{stem}-{suffix}"
+
+
+ID_TRIES = 20
+"""Ids tried for a new job before giving up (one in 65,536 is taken per job of its name)."""
+SHOWN_IDS = 10
+"""Job ids an unknown or ambiguous prefix's error names at most."""
 
 
 def _outputs(config: Config) -> S3Url:
@@ -318,12 +325,67 @@ class JobRegistry:
         jobs = [job for job in jobs if job.farm == self.farm]
         return sorted(jobs, key=lambda job: _moment(job.created), reverse=True)
 
+    def new_id(self, name: str) -> str:
+        """An id for a new job of the .blend ``name`` that no job of the farm has, nor a job
+        queue or output folder left behind by one."""
+        for _ in range(ID_TRIES):
+            job_id = new_job_id(self.farm, name)
+            with cloud_errors(f"checking that no job of farm {self.farm} is {job_id}"):
+                taken = (
+                    s3.any_object(self.s3, self.outputs.bucket, self._record_key(job_id))
+                    or s3.any_object(self.s3, self.outputs.bucket, self.outputs.key(f"{job_id}/"))
+                    or WorkQueue.open(self.sqs, queue_name(self.farm, job_id), dead_letters=False)
+                    is not None
+                )
+            if not taken:
+                return job_id
+        raise BrendaError(
+            f"Farm {self.farm} found no free id for a job of {name} in {ID_TRIES} tries."
+        )
+
+    def resolve(self, given: str) -> str:
+        """The id of the farm's job whose id is ``given``, or else the one whose id starts with
+        it (one LIST of the records); UsageError names the candidates when none or several do."""
+        if not JOB_ID.match(given):
+            raise UsageError(f"'{printable(given)}' is not a job id: see 'brenda-work jobs'.")
+        prefix = self.outputs.key(RECORDS)
+        with cloud_errors(f"looking up job {given}"):
+            matching = self._record_ids(prefix + given)
+            if given in matching:
+                return given
+            if len(matching) == 1:
+                return matching[0]
+            if matching:
+                raise UsageError(
+                    f"'{given}' starts the ids of {len(matching)} jobs of farm {self.farm} "
+                    f"({_some(matching)}): give more of the id."
+                )
+            every = self._record_ids(prefix)
+        raise UsageError(
+            f"Farm {self.farm} has no job whose id starts with '{given}'"
+            + (f"; its jobs are {_some(every)}." if every else ": it has no jobs yet.")
+        )
+
+    def _record_ids(self, prefix: str) -> list[str]:
+        """The ids named by the records whose keys start with ``prefix``, in order."""
+        start = len(self.outputs.key(RECORDS))
+        listed = s3.objects_if_bucket(self.s3, self.outputs.bucket, prefix)
+        return [
+            item.key[start:].removesuffix(".json") for item in listed if item.key.endswith(".json")
+        ]
+
     def job(self, job_id: str) -> Job:
+        """The job ``job_id`` names: its id, or the start of only its id (``resolve``)."""
         if not JOB_ID.match(job_id):
             raise UsageError(f"'{printable(job_id)}' is not a job id: see 'brenda-work jobs'.")
         key = self._record_key(job_id)
         with cloud_errors(f"reading job {job_id}"):
             text = s3.read_text(self.s3, self.outputs.bucket, key)
+        if text is None:
+            job_id = self.resolve(job_id)
+            key = self._record_key(job_id)
+            with cloud_errors(f"reading job {job_id}"):
+                text = s3.read_text(self.s3, self.outputs.bucket, key)
         if text is None:
             raise UsageError(f"Farm {self.farm} has no job {job_id}: see 'brenda-work jobs'.")
         try:
@@ -436,7 +498,8 @@ class JobRegistry:
     ) -> str:
         """Pause, resume, cancel, reprioritise (``priority``), retry or re-queue the missing
         frames of a job (``force``: even while it holds tasks); returns what happened, as a
-        sentence."""
+        sentence. ``job_id`` may be the start of only one job's id."""
+        job_id = self.resolve(job_id)
         if action == JobAction.RETRY:
             return f"Job {job_id}: {self.retry(job_id)} dead-lettered tasks back to work."
         if action == JobAction.MISSING:
@@ -529,6 +592,12 @@ class JobRegistry:
         return ledgers
 
 
+def _some(ids: list[str]) -> str:
+    """Up to SHOWN_IDS of ``ids``, shown (anyone who may write a record names one)."""
+    shown = ", ".join(printable(job_id) for job_id in ids[:SHOWN_IDS])
+    return shown + (f" and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else "")
+
+
 REPORT_COLUMNS = (
     "job",
     "state",
@@ -619,9 +688,9 @@ def make_job(
     tiles: tuple[int, int] = (0, 0),
     priority: int = 0,
 ) -> Job:
-    """A new job's record (not yet submitted)."""
+    """A new job's record (not yet submitted), named after its .blend."""
     farm = config.text("FARM")
-    job_id = new_job_id(farm, settings.blend or PurePosixPath(project).name)
+    job_id = JobRegistry(config).new_id(blend_name(config, project, settings.blend))
     output = _outputs(config)
     return Job(
         id=job_id,

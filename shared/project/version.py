@@ -117,6 +117,38 @@ def project_blender(config: Config, project: str, blend: str | None) -> str | No
     return None
 
 
+def blend_name(config: Config, project: str, blend: str | None) -> str:
+    """The name of the .blend a job renders, for its id (``shot1`` for ``shots/shot1.blend``):
+    ``blend`` when given, else the project's one top .blend (a folder's, or an uploaded
+    version's, read from its manifest: the version's own name is a hash), else the project's
+    name (an archive's, less its suffix); ``job`` where none is found."""
+    if blend is not None:
+        return PurePosixPath(blend).stem
+    url = parse_url(project, allowed=("s3", "file"))
+    if isinstance(url, FileUrl):
+        if url.path.is_dir():
+            blends = sorted(url.path.glob("*.blend"))
+            return blends[0].stem if len(blends) == 1 else url.path.name
+        return _without_archive_suffix(url.path.name)
+    assert isinstance(url, S3Url)
+    version = ProjectVersion.at(url)
+    if version is None:
+        return _without_archive_suffix(PurePosixPath(url.prefix.rstrip("/")).name) or "job"
+    with cloud_errors(f"reading the manifest of {project}"):
+        manifest = ContentStore(make_client("s3", config), version.projects).read_manifest(version)
+    top = (
+        [entry.path for entry in manifest.files if _is_wanted(entry.path, None)] if manifest else []
+    )
+    return PurePosixPath(top[0]).stem if len(top) == 1 else "job"
+
+
+def _without_archive_suffix(name: str) -> str:
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return PurePosixPath(name).stem
+
+
 def job_blender(config: Config, project: str, blend: str | None) -> str | None:
     """``project_blender``, or None with a warning where the version cannot be read."""
     try:

@@ -12,8 +12,13 @@ from typing import Any
 import pytest
 
 from shared.cli.work import main as brenda_work
+from shared.core.config import load_config
+from shared.core.progress import Progress
+from shared.core.urls import S3Url
+from shared.jobs import registry
 from shared.jobs.costs import Ledger, Machine, TaskCost
-from shared.jobs.registry import Job, JobState
+from shared.jobs.registry import Job, JobRegistry, JobState
+from shared.project.content import ContentStore, HashCache, folder_files, manifest_of
 from shared.tasks.task import Environment, RenderSettings
 
 
@@ -135,7 +140,10 @@ def test_job_commands_name_the_job_and_refuse_what_cannot_be(
     farm_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, err = work(capsys, "pause", "no-such-job", code=2)
-    assert err == "brenda-work: Farm studio has no job no-such-job: see 'brenda-work jobs'.\n"
+    assert err == (
+        "brenda-work: Farm studio has no job whose id starts with 'no-such-job': it has no jobs "
+        "yet.\n"
+    )
     _, err = work(capsys, "priority", "x", code=2)
     assert err.startswith("brenda-work: priority needs JOB N, like: brenda-work priority ")
     job = submit(capsys, farm_env, "1")
@@ -146,6 +154,84 @@ def test_job_commands_name_the_job_and_refuse_what_cannot_be(
     assert err == f"brenda-work: Job {job} is cancelled; push it again to render it.\n"
     _, err = work(capsys, "-T", "frame", "-e", "1", "submit", code=2)
     assert "submit makes structured render tasks" in err
+
+
+def suffixes(monkeypatch: pytest.MonkeyPatch, *drawn: str) -> None:
+    """The random suffixes new job ids get, in order."""
+    draws = iter(drawn)
+    monkeypatch.setattr(registry.secrets, "token_hex", lambda size: next(draws))
+
+
+def test_jobs_are_named_after_their_blend_even_from_an_uploaded_version(
+    farm_env: Path, capsys: pytest.CaptureFixture[str], boto_client: Any, tmp_path: Path
+) -> None:
+    (farm_env / "shot1.blend").write_bytes(b"")
+    assert re.fullmatch(r"shot1-[0-9a-f]{4}", submit(capsys, farm_env, "1"))
+    # An uploaded version's URL is named by its manifest's hash: its job was named by it too.
+    upload = tmp_path / "upload"
+    (upload / "textures").mkdir(parents=True)
+    (upload / "Shot 2.blend").write_bytes(b"BLENDER" + bytes(100))
+    (upload / "textures" / "wood.png").write_bytes(b"png")
+    files = list(folder_files(upload))
+    store = ContentStore(boto_client("s3"), S3Url("studio", "projects/"))
+    sent = store.upload(
+        manifest_of(files, HashCache(tmp_path / "hashes.json"), Progress()),
+        lambda entry: {name: path for name, path, _ in files}[entry.path],
+        Progress(),
+        pointer="shot2",
+    )
+    out, _ = work(capsys, "--project", sent.manifest_url, "--frames", "1", "submit")
+    assert re.match(r"Submitted job shot-2-[0-9a-f]{4}: 1 tasks", out), out
+    out, _ = work(capsys, "--project", "s3://studio/shot3.tar.gz", "-f", "1", "-d", "submit")
+    assert re.search(r"^Dry run: job shot3-[0-9a-f]{4} would get", out, re.M), out
+
+
+def test_a_new_job_id_is_one_no_record_output_folder_or_queue_has(
+    farm_env: Path, boto_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3 = boto_client("s3")
+    s3.put_object(Bucket="studio", Key="frames/.brenda/jobs/shot1-7f3a.json", Body=b"{}")
+    s3.put_object(Bucket="studio", Key="frames/shot1-0b1c/frame_000001.png", Body=b"png")
+    boto_client("sqs").create_queue(QueueName="studio-job-shot1-9d9d")
+    suffixes(monkeypatch, "7f3a", "0b1c", "9d9d", "e5e5")
+    assert JobRegistry(load_config()).new_id("shot1") == "shot1-e5e5"
+
+
+def test_every_job_command_takes_the_start_of_only_one_jobs_id(
+    farm_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (farm_env / "shot1.blend").write_bytes(b"")
+    suffixes(monkeypatch, "7f3a", "7f00")
+    first, second = submit(capsys, farm_env, "1-2"), submit(capsys, farm_env, "1")
+    assert (first, second) == ("shot1-7f3a", "shot1-7f00")
+    out, _ = work(capsys, "pause", "shot1-7f3")
+    assert out == "Job shot1-7f3a: paused, priority 0.\n"
+    out, _ = work(capsys, "resume", "shot1-7f3")
+    assert out == "Job shot1-7f3a: active, priority 0.\n"
+    out, _ = work(capsys, "priority", "shot1-7f0", "4")
+    assert out == "Job shot1-7f00: active, priority 4.\n"
+    out, _ = work(capsys, "retry", "shot1-7f3")
+    assert out == "Job shot1-7f3a: 0 dead-lettered tasks back to work.\n"
+    drain(boto_client, queue_url(boto_client, first))
+    out, _ = work(capsys, "missing", "shot1-7f3")
+    assert out == "Job shot1-7f3a: 2 missing frames queued (1, 2).\n"
+    for ambiguous in ("shot1-7f", "s"):
+        _, err = work(capsys, "pause", ambiguous, code=2)
+        assert err == (
+            f"brenda-work: '{ambiguous}' starts the ids of 2 jobs of farm studio (shot1-7f00, "
+            "shot1-7f3a): give more of the id.\n"
+        )
+    _, err = work(capsys, "cancel", "shot2", code=2)
+    assert err == (
+        "brenda-work: Farm studio has no job whose id starts with 'shot2'; its jobs are "
+        "shot1-7f00, shot1-7f3a.\n"
+    )
+    out, _ = work(capsys, "cancel", "shot1-7f0")
+    assert out == "Job shot1-7f00: cancelled, priority 4.\n"
+    assert JobRegistry(load_config()).job("shot1-7f3").id == "shot1-7f3a"  # the add-on's way
 
 
 def test_jobs_shows_each_jobs_cost_per_frame_projection_and_eta_from_the_nodes_ledgers(
