@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from ..aws import s3
 from ..aws.session import cloud_errors, make_client
 from ..core.config import Config, load_config
-from ..core.errors import TaskError, UsageError
+from ..core.errors import BrendaError, TaskError, UsageError
 from ..core.urls import S3Url, SqsUrl, parse_url
 from ..jobs import registry
 from ..project.content import ContentStore, find_garbage, remove_garbage
@@ -405,8 +405,8 @@ def cmd_job(args: argparse.Namespace, config: Config) -> int:
             raise UsageError(f"The priority must be a whole number, not '{args.target[1]}'.")
     priority = int(args.target[1]) if action == registry.JobAction.PRIORITY else None
     with progress_bar() as progress:
-        print(
-            job_service.control(
+        try:
+            done = job_service.control(
                 config,
                 args.target[0],
                 action,
@@ -414,7 +414,10 @@ def cmd_job(args: argparse.Namespace, config: Config) -> int:
                 progress=progress,
                 force=args.force,
             )
-        )
+        except registry.JobHoldsTasksError as error:
+            forcing = "give --force to queue every frame not stored anyway"
+            raise BrendaError(error.sentence(forcing)) from error
+    print(done)
     return 0
 
 

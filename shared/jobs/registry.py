@@ -78,6 +78,24 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class JobHoldsTasksError(BrendaError):
+    """Why ``missing`` queues nothing: the job still holds tasks (``held``: how many, where)."""
+
+    def __init__(self, job_id: str, held: str) -> None:
+        self.job_id = job_id
+        self.held = held
+        super().__init__(self.sentence())
+
+    def sentence(self, forcing: str | None = None) -> str:
+        """The refusal, with a front-end's way to queue the frames anyway (``forcing``)."""
+        return (
+            f"Job {self.job_id} still holds tasks ({self.held}) whose frames are not missing: "
+            "queue the missing frames once they are done (retry puts dead-lettered ones back)"
+            + (f", or {forcing}" if forcing else "")
+            + "."
+        )
+
+
 class JobAction(StrEnum):
     """What ``brenda-work`` and the add-on can do to a job."""
 
@@ -470,11 +488,8 @@ class JobRegistry:
                 counts = queue.counts()
             waiting, dead = counts.pending + counts.delayed, counts.dead or 0
             if waiting + counts.in_flight + dead:
-                raise BrendaError(
-                    f"Job {job_id} still holds tasks ({waiting} waiting, {counts.in_flight} "
-                    f"running, {dead} dead-lettered) whose frames are not missing: run missing "
-                    "once they are done (retry puts dead-lettered ones back), or give --force "
-                    "to queue every frame not stored anyway."
+                raise JobHoldsTasksError(
+                    job_id, f"{waiting} waiting, {counts.in_flight} running, {dead} dead-lettered"
                 )
         frames = self.unstored_frames(job)
         if frames:

@@ -17,8 +17,9 @@ from shared.core.progress import Progress
 from shared.core.urls import S3Url
 from shared.jobs import registry
 from shared.jobs.costs import Ledger, Machine, TaskCost
-from shared.jobs.registry import Job, JobRegistry, JobState
+from shared.jobs.registry import Job, JobAction, JobHoldsTasksError, JobRegistry, JobState
 from shared.project.content import ContentStore, HashCache, folder_files, manifest_of
+from shared.services import jobs as job_service
 from shared.tasks.task import Environment, RenderSettings
 
 
@@ -108,11 +109,14 @@ def test_missing_queues_nothing_while_the_job_still_holds_tasks(
         _, err = work(capsys, "missing", job, code=1)
         assert err == (
             f"brenda-work: Job {job} still holds tasks (5 waiting, 1 running, 0 "
-            "dead-lettered) whose frames are not missing: run missing once they are done "
-            "(retry puts dead-lettered ones back), or give --force to queue every frame not "
-            "stored anyway.\n"
+            "dead-lettered) whose frames are not missing: queue the missing frames once they "
+            "are done (retry puts dead-lettered ones back), or give --force to queue every "
+            "frame not stored anyway.\n"
         )
         assert held_tasks(boto_client, job) == 6
+    with pytest.raises(JobHoldsTasksError) as refused:  # the add-on's way: it has no --force
+        job_service.control(load_config(), job, JobAction.MISSING)
+    assert str(refused.value).endswith("(retry puts dead-lettered ones back).")
     # Drained with frames 1, 2, 4 and 5 stored; frame 6's task failed for good.
     bodies = drain(boto_client, url)
     sqs.delete_message(QueueUrl=url, ReceiptHandle=taken[0]["ReceiptHandle"])
