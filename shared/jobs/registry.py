@@ -358,7 +358,7 @@ class JobRegistry:
             if not taken:
                 return job_id
         raise BrendaError(
-            f"Farm {self.farm} found no free id for a job of {name} in {ID_TRIES} tries."
+            f"Farm {self.farm} found no free id for a job of {printable(name)} in {ID_TRIES} tries."
         )
 
     def resolve(self, given: str) -> str:
