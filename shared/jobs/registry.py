@@ -357,9 +357,8 @@ class JobRegistry:
                 )
             if not taken:
                 return job_id
-        raise BrendaError(
-            f"Farm {self.farm} found no free id for a job of {printable(name)} in {ID_TRIES} tries."
-        )
+        tried = f"{ID_TRIES} tries"
+        raise BrendaError(f"Farm {self.farm} found no free id for {printable(name)} in {tried}.")
 
     def resolve(self, given: str) -> str:
         """The id of the farm's job whose id is ``given``, or else the one whose id starts with
