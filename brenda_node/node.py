@@ -33,7 +33,7 @@ from shared.core.errors import BrendaError, CloudError, TaskError
 from shared.jobs.costs import LOCAL, Machine, PriceBook, TaskCost
 from shared.jobs.registry import JobRegistry
 from shared.outputs.store import OutputStore, open_store
-from shared.tasks.task import RenderTask, Task, title
+from shared.tasks.task import RenderTask, Task, decode_task, title
 
 from .backoff import Backoff
 from .blender import BlenderLine, RunResult, TaskRunner
@@ -268,13 +268,30 @@ class Node:
             try:
                 serving = source.serving(taken)
             except BrendaError as error:
-                log.error("%s: %s", taken.origin, error)
-                lease.give_back()
+                self.unserved(source, taken, lease, error)
                 self.stopper.event.wait(self.config.integer("ERROR_PAUSE"))
                 continue
             with source.stopping(taken, self.stopper.event) as stop:
                 self.render(lease, number, serving, stop)
         return f"stopped: {self.stopper.reason}"
+
+    def unserved(self, source: TaskSource, taken: Taken, lease: Lease, error: BrendaError) -> None:
+        """What the task renders with cannot be had (its project cannot be fetched, say): the
+        task fails like any other, noted and given back, so that it goes to the dead-letter
+        queue after its tries with its error for ``brenda-work show``."""
+        job = f"{taken.job.id} " if taken.job is not None else ""
+        try:
+            what = f"Task {job}{title(decode_task(taken.message.body))}"
+        except TaskError:
+            what = f"Message {taken.message.message_id} of {taken.origin}"
+        failure = f"{what} could not start: {error}"
+        try:
+            notes = source.notes_of(taken)
+        except BrendaError as unreachable:
+            log.error("%s (not noted: %s)", failure, unreachable)
+            lease.give_back()
+            return
+        notes.record(lease, failure)
 
     def drain(self, reason: str) -> None:
         """The fleet was stopped or the group terminates the node (``reason``): finish the task

@@ -124,6 +124,11 @@ class TaskSource(Protocol):
         a task and when it ends."""
         ...
 
+    def notes_of(self, taken: Taken) -> FailureNotes:
+        """Where the failure of the taken task is noted, had without its project (which may be
+        what failed); BrendaError when its store cannot be reached."""
+        ...
+
 
 class NodeHost(Protocol):
     """What a source asks of its node to serve a job."""
@@ -196,6 +201,9 @@ class QueueSource:
 
     def notes(self) -> list[FailureNotes]:
         return [self._serving.notes]
+
+    def notes_of(self, taken: Taken) -> FailureNotes:
+        return self._serving.notes
 
 
 class JobsSource:
@@ -310,12 +318,7 @@ class JobsSource:
             return known
         self.host.state.show(state="fetching project", task=job.id)
         project = self.projects.fetch(job.project)
-        notes = self._notes.get(job.id)
-        if notes is None:
-            store = open_store_at(self.config, job.output, keep_stored=True)
-            notes = self._notes[job.id] = FailureNotes(
-                store, self.host.state, self.host.name, job=job.id
-            )
+        notes = self._job_notes(job)
         if job.id not in self._ledgers:
             self._ledgers[job.id] = self.host.ledger(notes.store)
         serving = Serving(self.host.runner(project), notes.store, notes, self._ledgers[job.id], job)
@@ -363,3 +366,17 @@ class JobsSource:
 
     def notes(self) -> list[FailureNotes]:
         return list(self._notes.values())
+
+    def notes_of(self, taken: Taken) -> FailureNotes:
+        assert taken.job is not None, "a job's task comes with its job"
+        return self._job_notes(taken.job)
+
+    def _job_notes(self, job: Job) -> FailureNotes:
+        """The job's failure notes, in its output store."""
+        notes = self._notes.get(job.id)
+        if notes is None:
+            store = open_store_at(self.config, job.output, keep_stored=True)
+            notes = self._notes[job.id] = FailureNotes(
+                store, self.host.state, self.host.name, job=job.id
+            )
+        return notes

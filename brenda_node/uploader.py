@@ -21,6 +21,7 @@ from typing import Any
 from shared.core.errors import BrendaError, Cancelled, CloudError, StoreError
 from shared.core.progress import Progress
 from shared.jobs.costs import TaskCost
+from shared.outputs.failures import failure_note
 from shared.outputs.store import OutputStore, check_name, failure_name
 from shared.tasks.task import FRAME_EXTENSIONS
 
@@ -59,7 +60,7 @@ class StoredTask:
 
 
 class FailureNotes:
-    """Why tasks failed, beside the outputs for ``brenda-work status``.
+    """Why tasks failed, beside the outputs for ``brenda-work status`` and ``show``.
 
     A note the store cannot take now (it is down) stays in the node's log and ``status.json`` and
     is kept until the store answers again; it never costs the task a try of its own.
@@ -80,9 +81,10 @@ class FailureNotes:
         log.error("%s", error)
         lease.give_back()
         self.state.show(last_error=error)
-        note = f"{error}\n(node {self.node}, try {lease.message.receive_count})\n"
+        message = lease.message
+        note = failure_note(error, node=self.node, attempt=message.receive_count, body=message.body)
         with self._lock:
-            self._pending.append((failure_name(lease.message.message_id), note))
+            self._pending.append((failure_name(message.message_id), note))
         self.flush()
 
     def flush(self) -> None:

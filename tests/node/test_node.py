@@ -244,5 +244,7 @@ def test_the_one_loop_stores_failure_notes_kept_while_the_store_was_down_before_
     # Any source's notes are flushed while the node waits for a task, before it ends.
     assert node.loop(NoWork(notes)) == "exit"
     assert store.notes == {
-        failure_name("m-1"): f"Task frames 1 failed: broken scene\n(node {node.name}, try 2)\n"
+        failure_name("m-1"): (
+            f"Task frames 1 failed: broken scene\n(node {node.name}, try 2)\ntask: {{}}\n"
+        )
     }
