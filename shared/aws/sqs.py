@@ -25,6 +25,8 @@ DEAD_LETTER_SUFFIX = "-dead"
 MAX_QUEUE_NAME = 80
 SEND_ATTEMPTS = 4
 SENDS_IN_FLIGHT = 8
+PEEK_SECONDS = 30
+"""How long dead-lettered tasks read for a listing stay hidden if showing them again fails."""
 NO_SUCH_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 """The error codes SQS answers for a queue that does not exist (or was deleted)."""
 
@@ -303,6 +305,38 @@ class WorkQueue:
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
         return [_message(raw) for raw in response.get("Messages", [])]
+
+    def dead_letter_messages(self, limit: int) -> list[Message]:
+        """Up to ``limit`` dead-lettered tasks, each once, left in the dead-letter queue: each
+        batch stays hidden while the next is read (else a receive could bring the same ones
+        again), then all show again at once."""
+        if self.dead_letter_url is None:
+            return []
+        read: dict[str, Message] = {}
+        try:
+            while len(read) < limit:
+                # A long poll asks every SQS server: a short one may miss a few messages.
+                raw = self.client.receive_message(
+                    QueueUrl=self.dead_letter_url,
+                    MaxNumberOfMessages=min(limit - len(read), MAX_BATCH_ENTRIES),
+                    VisibilityTimeout=PEEK_SECONDS,
+                    WaitTimeSeconds=1,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                ).get("Messages", [])
+                if not raw:
+                    break
+                read.update((message.message_id, message) for message in map(_message, raw))
+        finally:
+            shown = list(read.values())
+            for start in range(0, len(shown), MAX_BATCH_ENTRIES):
+                self.client.change_message_visibility_batch(
+                    QueueUrl=self.dead_letter_url,
+                    Entries=[
+                        {"Id": str(index), "ReceiptHandle": message.receipt, "VisibilityTimeout": 0}
+                        for index, message in enumerate(shown[start : start + MAX_BATCH_ENTRIES])
+                    ],
+                )
+        return list(read.values())
 
     def redrive(self) -> int:
         """Move every dead-lettered task back to the queue (sent first, then deleted, so a

@@ -20,6 +20,7 @@ from ..project.content import ContentStore, find_garbage, remove_garbage
 from ..project.packing import human_bytes
 from ..project.version import job_blender
 from ..services import jobs as job_service
+from ..services.job_details import job_details
 from ..tasks import queue
 from ..tasks.task import (
     DEVICES,
@@ -48,7 +49,7 @@ from .common import (
 
 PROG = "brenda-work"
 JOB_COMMANDS = tuple(action.value for action in registry.JobAction)
-COMMANDS = ("push", "status", "reset", "submit", "jobs", *JOB_COMMANDS, "gc")
+COMMANDS = ("push", "status", "reset", "submit", "jobs", "show", *JOB_COMMANDS, "gc")
 
 DESCRIPTION = """\
 Manage Brenda's work queue (WORK_QUEUE=sqs://NAME in the configuration) and the farm's jobs.
@@ -60,6 +61,8 @@ commands:
   submit    a job: a packed project's frames in a queue of their own, served by every node of
             the farm (FARM_OUTPUTS=s3://BUCKET/PREFIX; frames go to PREFIX/<job>/)
   jobs      the farm's jobs: state, priority, frames stored, tasks waiting and running
+  show JOB  one job in full: its settings, project, Blender, frames stored, missing and
+            failed, and the last error of each failed or dead-lettered task
   pause JOB, resume JOB, cancel JOB, priority JOB N
             stop giving a job's tasks out, again give them out, delete its tasks (its nodes
             stop its running ones within a minute), change its priority (higher goes first)
@@ -90,6 +93,7 @@ examples:
   brenda-work --project s3://studio/projects/shot1.tar.gz --blend shots/shot1.blend -e 240 \\
       --priority 5 submit
   brenda-work jobs
+  brenda-work show shot1-7f3a
   brenda-work pause shot1-7f3a
   brenda-work missing shot1                 the one job whose id starts with shot1
   brenda-work --days 14 gc                  what gc would remove, with sizes
@@ -296,8 +300,18 @@ def check_command_options(args: argparse.Namespace) -> None:
         raise UsageError("--force applies only to missing.")
     if args.days < 1:
         raise UsageError(f"--days must be 1 or more, not {args.days}.")
-    if args.target and args.command not in JOB_COMMANDS:
+    if args.target and args.command == "status":
+        raise UsageError(status_with_a_job(args.target))
+    if args.target and args.command not in (*JOB_COMMANDS, "show"):
         raise UsageError(f"{args.command} takes no arguments ({' '.join(args.target)}).")
+
+
+def status_with_a_job(target: Sequence[str]) -> str:
+    """What ``status JOB`` answers: status is the work queue's; a job's is ``show``."""
+    return (
+        f"status shows the work queue (WORK_QUEUE) and takes no job: to see job {target[0]}, "
+        f"run 'brenda-work show {target[0]}'."
+    )
 
 
 def cmd_push(args: argparse.Namespace, config: Config) -> int:
@@ -391,6 +405,15 @@ def cmd_jobs(config: Config) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace, config: Config) -> int:
+    with usage_errors():
+        if len(args.target) != 1:
+            raise UsageError("show needs JOB, like: brenda-work show shot1-20261125-203600-1a2b.")
+    for line in job_details(config, args.target[0]).lines():
+        print(line)
+    return 0
+
+
 def cmd_job(args: argparse.Namespace, config: Config) -> int:
     with usage_errors():
         action = registry.JobAction(args.command)
@@ -473,6 +496,8 @@ def run(argv: Sequence[str]) -> int:
         return cmd_submit(args, config)
     if args.command == "jobs":
         return cmd_jobs(config)
+    if args.command == "show":
+        return cmd_show(args, config)
     if args.command in JOB_COMMANDS:
         return cmd_job(args, config)
     if args.command == "push":
