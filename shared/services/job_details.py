@@ -134,7 +134,10 @@ def job_details(config: Config, job_id: str) -> JobDetails:
         failures[failure.task] = replace(failure, dead=True)
     for message_id, text in notes.items():  # newest first: the first of a task is its last
         failure = _failure(message_id, None, text)
-        if failure.task not in failures and not set(failure.frames) <= stored:
+        # A task whose frames were stored since succeeded on a later try; one whose note names
+        # no task (an earlier release's) cannot be told, so it is shown.
+        later_stored = bool(failure.frames) and set(failure.frames) <= stored
+        if failure.task not in failures and not later_stored:
             failures[failure.task] = failure
     ordered = sorted(failures.values(), key=lambda item: (item.frames[:1] or (0,), item.task))
     return JobDetails(job, report, ordered, max(0, len(listed) - MAX_NOTES))
