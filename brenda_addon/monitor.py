@@ -68,6 +68,7 @@ def apply(state: Any, farm: FarmView) -> None:
         item.job_id, item.state, item.priority = view.id, view.state, view.priority
         item.frames, item.stored, item.summary = view.frames, view.stored, view.summary
         item.latest = "\n".join(str(path) for path in view.latest)
+        item.details = "\n".join(view.details)
     if views and state.selected_job not in {view.id for view in views}:
         state.selected_job = views[0].id
     state.jobs_read = True

@@ -286,7 +286,8 @@ class BRENDA_OT_launch_nodes(_BrendaOperator):
 
 
 class BRENDA_OT_refresh_jobs(_BrendaOperator):
-    """Read the farm's jobs now: progress, cost, the newest frames of the selected job"""
+    """Read the farm's jobs now: progress, cost, the newest frames of the selected job and why
+    its failed frames failed"""
 
     bl_idname = "brenda.refresh_jobs"
     bl_label = "Brenda: Refresh Jobs"

@@ -128,6 +128,18 @@ def draw_job(box: Any, item: Any, *, selected: bool) -> None:
             cell = grid.column(align=True)
             cell.template_icon(icon_value=monitor.preview_icon(path), scale=4.0)
             cell.operator("brenda.open_frame", text=Path(path).name).filepath = path
+    if selected and item.details:
+        draw_details(box.box(), item.details.splitlines())
+
+
+def draw_details(box: Any, lines: list[str]) -> None:
+    """The selected job as ``brenda-work show`` prints it: its settings and frames, then each
+    failed task's last error, marked as an error."""
+    failures = False
+    for line in lines[1:]:  # the first names the job, which its row does already
+        failures = failures or line.startswith("Failed tasks")
+        failed = failures and line.startswith("  ")
+        box.label(text=line.strip(), icon="ERROR" if failed else "NONE")
 
 
 def draw_frames(layout: Any, job: Any) -> None:

@@ -130,6 +130,11 @@ class BRENDA_PG_farm_job(bpy.types.PropertyGroup):
     latest: bpy.props.StringProperty(
         name="Latest Frames", description="Its newest stored frames on this machine, one a line"
     )
+    details: bpy.props.StringProperty(
+        name="Details",
+        description="The selected job in full as brenda-work show prints it, one line a line: "
+        "settings, frames stored, missing and failed, each failed task's last error",
+    )
 
 
 class BRENDA_PG_state(bpy.types.PropertyGroup):

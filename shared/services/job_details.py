@@ -22,7 +22,7 @@ from ..core.config import Config
 from ..core.errors import BrendaError, TaskError
 from ..core.text import printable
 from ..core.urls import S3Url, parse_url
-from ..jobs.registry import Job, JobRegistry, JobReport, JobState, frame_names
+from ..jobs.registry import Job, JobRegistry, JobReport, frame_names
 from ..outputs.failures import read_failure_note
 from ..outputs.store import FAILURES
 from ..project.content import ProjectVersion
@@ -115,47 +115,69 @@ def job_details(config: Config, job_id: str) -> JobDetails:
     """The job ``job_id`` in full: its record, progress, failures and their errors."""
     registry = JobRegistry(config)
     job = registry.job(job_id)
-    report = registry.report(job)
-    url = parse_url(job.output, allowed=("s3",))
-    assert isinstance(url, S3Url), "a believed record's output is under FARM_OUTPUTS"
-    with cloud_errors(f"reading the failure notes of job {job.id}"):
-        listed = list(s3.list_objects(registry.s3, url.bucket, url.key(FAILURES)))
-    listed.sort(key=lambda item: item.modified, reverse=True)
-    notes = _read_notes(registry, url.bucket, listed[:MAX_NOTES])
-    dead = []
-    queue = registry.queue(job) if job.state != JobState.CANCELLED else None
-    if queue is not None:
-        with cloud_errors(f"reading the dead-lettered tasks of job {job.id}"):
-            dead = queue.dead_letter_messages(MAX_DEAD)
-    stored = set(frame_names(job).values()) - set(report.unstored)
-    failures: dict[str, TaskFailure] = {}
-    for message in dead:
-        failure = _failure(message.message_id, message.body, notes.pop(message.message_id, None))
-        failures[failure.task] = replace(failure, dead=True)
-    for message_id, text in notes.items():  # newest first: the first of a task is its last
-        failure = _failure(message_id, None, text)
-        # A task whose frames were stored since succeeded on a later try; one whose note names
-        # no task (an earlier release's) cannot be told, so it is shown.
-        later_stored = bool(failure.frames) and set(failure.frames) <= stored
-        if failure.task not in failures and not later_stored:
-            failures[failure.task] = failure
-    ordered = sorted(failures.values(), key=lambda item: (item.frames[:1] or (0,), item.task))
-    return JobDetails(job, report, ordered, max(0, len(listed) - MAX_NOTES))
+    return FailureReader(registry).details(job, registry.report(job))
 
 
-def _read_notes(registry: JobRegistry, bucket: str, listed: list[ObjectInfo]) -> dict[str, str]:
-    """Message id: its note's text, in the order listed."""
+class FailureReader:
+    """Reads jobs' failures; keeps the notes it read by ETag, so that reading a job again (the
+    add-on's refresh) costs a GET for a new or changed note only."""
 
-    def read(item: ObjectInfo) -> str | None:
-        return s3.read_text(registry.s3, bucket, item.key)
+    def __init__(self, registry: JobRegistry) -> None:
+        self.registry = registry
+        self._notes: dict[str, tuple[str, str | None]] = {}
+        """Key: its ETag and text (None: gone when read)."""
 
-    with cloud_errors("reading the failure notes"), ThreadPoolExecutor(READERS) as pool:
-        texts = list(pool.map(read, listed))
-    return {
-        item.key.rsplit("/", 1)[-1].removesuffix(".txt"): text
-        for item, text in zip(listed, texts, strict=True)
-        if text is not None
-    }
+    def details(self, job: Job, report: JobReport) -> JobDetails:
+        """The job in full, with its ``report`` (``JobRegistry.report``)."""
+        url = parse_url(job.output, allowed=("s3",))
+        assert isinstance(url, S3Url), "a believed record's output is under FARM_OUTPUTS"
+        with cloud_errors(f"reading the failure notes of job {job.id}"):
+            listed = list(s3.list_objects(self.registry.s3, url.bucket, url.key(FAILURES)))
+        listed.sort(key=lambda item: item.modified, reverse=True)
+        notes = self._read_notes(url.bucket, listed[:MAX_NOTES])
+        dead = []
+        counts = report.counts
+        if counts is not None and counts.dead:  # a cancelled job's queues are gone
+            queue = self.registry.queue(job)
+            if queue is not None:
+                with cloud_errors(f"reading the dead-lettered tasks of job {job.id}"):
+                    dead = queue.dead_letter_messages(min(counts.dead, MAX_DEAD))
+        stored = set(frame_names(job).values()) - set(report.unstored)
+        failures: dict[str, TaskFailure] = {}
+        for message in dead:
+            note = notes.pop(message.message_id, None)
+            failure = _failure(message.message_id, message.body, note)
+            failures[failure.task] = replace(failure, dead=True)
+        for message_id, text in notes.items():  # newest first: the first of a task is its last
+            failure = _failure(message_id, None, text)
+            # A task whose frames were stored since succeeded on a later try; one whose note
+            # names no task (an earlier release's) cannot be told, so it is shown.
+            later_stored = bool(failure.frames) and set(failure.frames) <= stored
+            if failure.task not in failures and not later_stored:
+                failures[failure.task] = failure
+        ordered = sorted(failures.values(), key=lambda item: (item.frames[:1] or (0,), item.task))
+        return JobDetails(job, report, ordered, max(0, len(listed) - MAX_NOTES))
+
+    def _read_notes(self, bucket: str, listed: list[ObjectInfo]) -> dict[str, str]:
+        """Message id: its note's text, in the order listed."""
+        client = self.registry.s3
+
+        def read(item: ObjectInfo) -> str | None:
+            kept = self._notes.get(item.key)
+            if kept is not None and kept[0] == item.etag:
+                return kept[1]
+            return s3.read_text(client, bucket, item.key)
+
+        with cloud_errors("reading the failure notes"), ThreadPoolExecutor(READERS) as pool:
+            texts = list(pool.map(read, listed))
+        self._notes = {
+            item.key: (item.etag, text) for item, text in zip(listed, texts, strict=True)
+        }
+        return {
+            item.key.rsplit("/", 1)[-1].removesuffix(".txt"): text
+            for item, text in zip(listed, texts, strict=True)
+            if text is not None
+        }
 
 
 def _failure(message_id: str, body: str | None, note: str | None) -> TaskFailure:

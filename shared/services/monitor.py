@@ -4,10 +4,12 @@
 A refresh costs one LIST of the job records (and a GET per changed record), then per job its
 report (a LIST of its output, its queue's counts, a GET per changed ledger: see
 ``JobRegistry.report``), and the newest frames of the job being looked at, each downloaded once,
-for thumbnails. The add-on refreshes every 5 s while a job renders and its panel is being drawn,
-and backs off, doubling to 5 minutes, while Blender sits idle (the panel not drawn since the last
-refresh) or no job renders. Each refresh also reads the farm's self-sizing fleet, if it has one
-(two Auto Scaling calls: its group and its latest activities).
+for thumbnails, and its failures as ``brenda-work show`` reads them (a LIST of its failure notes,
+a GET per new note, and its dead-lettered tasks when it has some). The add-on refreshes every 5 s
+while a job renders and its panel is being drawn, and backs off, doubling to 5 minutes, while
+Blender sits idle (the panel not drawn since the last refresh) or no job renders. Each refresh also
+reads the farm's self-sizing fleet, if it has one (two Auto Scaling calls: its group and its latest
+activities).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..core.progress import Progress
 from ..farm.autoscale import group_state
 from ..jobs.registry import REPORT_COLUMNS, JobRegistry, JobState, frame_names, report_row
 from ..outputs.store import open_store_at
+from .job_details import FailureReader
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,9 @@ class JobView:
     """Its ``brenda-work jobs`` line (``REPORT_COLUMNS``)."""
     latest: tuple[Path, ...] = ()
     """Its newest stored frames on this machine, newest first (for the job looked at)."""
+    details: tuple[str, ...] = ()
+    """The job in full as ``brenda-work show`` prints it, failures and their errors included
+    (for the job looked at)."""
 
     @property
     def rendering(self) -> bool:
@@ -73,6 +79,7 @@ class FarmMonitor:
         self.config = config
         self.registry = JobRegistry(config)
         self.thumbnails = thumbnails
+        self.failures = FailureReader(self.registry)
         self._lock = threading.Lock()
 
     def refresh(self, selected: str, progress: Progress) -> list[JobView]:
@@ -101,7 +108,9 @@ class FarmMonitor:
         for job in jobs:
             progress.check()
             report = self.registry.report(job)
-            latest = self._fetch(job.id, job.output, report.latest) if job.id == selected else ()
+            looked_at = job.id == selected
+            latest = self._fetch(job.id, job.output, report.latest) if looked_at else ()
+            details = self.failures.details(job, report).lines() if looked_at else []
             views.append(
                 JobView(
                     job.id,
@@ -111,6 +120,7 @@ class FarmMonitor:
                     report.stored,
                     report_row(report),
                     latest,
+                    tuple(details),
                 )
             )
             progress.advance()

@@ -289,6 +289,15 @@ def phase_collect() -> None:
     )
 
 
+def phase_failures() -> None:
+    """The Jobs panel of a farm whose job KEPT failed, as its timer reads it in a thread."""
+    install()
+    bpy.ops.wm.save_as_mainfile(filepath=str(WORK / "looking.blend"))
+    bpy.context.window_manager.brenda.selected_job = KEPT
+    findings["jobs"] = refreshed_by_the_timer()
+    findings["panel"] = draw_panel("BRENDA_PT_jobs")
+
+
 def phase_no_credentials() -> None:
     install()
     bpy.ops.wm.open_mainfile(filepath=str(WORK / "project" / "shot.blend"))
@@ -397,6 +406,7 @@ def phase_fleet() -> None:
     "addons": phase_addons,
     "collect": phase_collect,
     "no-credentials": phase_no_credentials,
+    "failures": phase_failures,
     "studio": phase_studio,
 }[PHASE]()
 print("FINDINGS " + json.dumps(findings))

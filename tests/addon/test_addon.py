@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,12 @@ import pytest
 from OpenImageIO import FLOAT, ImageBuf
 
 from shared.cli.run import main as brenda_run
+from shared.cli.work import main as brenda_work
 from tests.conftest import make_studio
 from tests.node.conftest import (
     Farm,
     farm,  # noqa: F401  (the local farm fixture)
+    make_sample_blend,
 )
 from tests.node.test_packed_projects import frame_task, pixels
 
@@ -477,3 +481,58 @@ def test_the_add_on_shows_missing_files_and_packs_only_when_told_to_render_anywa
     assert (found["check"], found["pack"]) == (refusal, refusal)
     assert f"Missing: {root}/textures/inside.png ({users})" in found["panel"]
     assert found["pack_anyway"] == "FINISHED"
+
+
+def test_the_jobs_panel_shows_why_the_selected_jobs_frames_failed(
+    aws: str,
+    boto_client: Any,
+    extension_zip: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    s3 = boto_client("s3")
+    for bucket in ("addon-projects", "addon-frames"):
+        s3.create_bucket(Bucket=bucket)
+    settings = {
+        "FARM": "addon",
+        "FARM_PROJECTS": "s3://addon-projects/projects/",
+        "FARM_OUTPUTS": "s3://addon-frames/frames/",
+        "MAX_RECEIVE_COUNT": "1",
+    }
+    for key, value in settings.items():
+        monkeypatch.setenv(f"BRENDA_{key}", value)
+    blend = make_sample_blend(tmp_path / "shot.blend", width=16, height=9, samples=1, frames=2)
+    with tarfile.open(tmp_path / "shot.tar.gz", "w:gz") as archive:
+        archive.add(blend, "shot.blend")
+    s3.upload_file(str(tmp_path / "shot.tar.gz"), "addon-projects", "projects/shot.tar.gz")
+    project = "s3://addon-projects/projects/shot.tar.gz"
+    assert brenda_work(["--project", project, "--frames", "1-2", "submit"]) == 0
+    job = re.findall(r"Submitted job (\S+):", capsys.readouterr().out)[0]
+    s3.delete_object(Bucket="addon-projects", Key="projects/shot.tar.gz")  # gone after submit
+    node_env = {
+        "BRENDA_RUNNING_ON_EC2": "0",
+        "BRENDA_RECEIVE_WAIT": "1",
+        "BRENDA_ERROR_PAUSE": "0",
+        "BRENDA_POLL_PAUSE": "1",
+        "BRENDA_WORK_DIR": str(tmp_path / "node"),
+    }
+    node = subprocess.run(
+        [sys.executable, "-m", "shared.cli.node"],
+        env={**os.environ, **node_env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert node.returncode == 0, node.stderr[-3000:]
+
+    found = run_phase("failures", extension_zip, tmp_path, aws, job)
+    assert found["jobs"] == [[job, "active", 0]]
+    panel = found["panel"]
+    assert f"project  {project}" in panel
+    assert "stored   0 of 2 frames" in panel and "failed   2: 1-2" in panel
+    for frame in (1, 2):
+        [line] = [line for line in panel if line.startswith(f"frames {frame}, ")]
+        assert line.startswith(f"frames {frame}, dead-lettered: Task {job} frames {frame} could ")
+        assert "projects/shot.tar.gz" in line, line
