@@ -363,9 +363,10 @@ class Node:
         except OSError as error:
             if error.errno != errno.ENOSPC:
                 raise
-            lease.give_back()
+            full = disk_full_error(self.work)
+            serving.notes.record(lease, f"Task {what} could not run on node {self.name}: {full}")
             serving.ledger.add(self._cost(task, started), "given back")
-            raise disk_full_error(self.work) from error
+            raise full from error
         spent = self._cost(task, started, result.render_seconds)
         self._settle(
             lease,
@@ -425,7 +426,7 @@ class Node:
         if problem is not None and not result.stopped_by_node and out_of_space(self.work, result):
             full = disk_full_error(self.work)
             shutil.rmtree(outdir, ignore_errors=True)
-            lease.give_back()
+            serving.notes.record(lease, f"Task {what} could not run on node {self.name}: {full}")
             serving.ledger.add(spent, "given back")
             raise full
         # Frames a hung task saved before the watchdog stopped it are stored, then it fails.

@@ -164,6 +164,11 @@ def test_a_full_work_disk_gives_the_task_back_at_once_and_stops_the_node(
     )
     counts = farm.counts()
     assert (counts.pending, counts.in_flight) == (3, 0)
+    # The task's failure note says why it went back, should it fail on every node.
+    [note] = (farm.output / ".brenda" / "failures").iterdir()
+    assert note.read_text().startswith("Task frames ")
+    assert " could not run on node " in note.read_text()
+    assert f"The work disk of {small} is full (" in note.read_text()
     healthy = farm.start_node("healthy")
     assert healthy.wait(timeout=60) == 0, farm.console("healthy")
     counts = farm.counts()
