@@ -132,14 +132,22 @@ def draw_job(box: Any, item: Any, *, selected: bool) -> None:
         draw_details(box.box(), item.details.splitlines())
 
 
+SHOWN_FAILURES = 20
+"""Failed tasks the panel lists at most (a label each, drawn on every redraw)."""
+
+
 def draw_details(box: Any, lines: list[str]) -> None:
     """The selected job as ``brenda-work show`` prints it: its settings and frames, then each
-    failed task's last error, marked as an error."""
-    failures = False
-    for line in lines[1:]:  # the first names the job, which its row does already
-        failures = failures or line.startswith("Failed tasks")
-        failed = failures and line.startswith("  ")
+    failed task's last error, marked as an error (the first ``SHOWN_FAILURES``)."""
+    heading = next((n for n, line in enumerate(lines) if line.startswith("Failed tasks")), None)
+    end = len(lines) if heading is None else heading + 1 + SHOWN_FAILURES
+    for number, line in enumerate(lines[1:end], 1):  # the first names the job, as its row does
+        failed = heading is not None and number > heading
         box.label(text=line.strip(), icon="ERROR" if failed else "NONE")
+    if len(lines) > end:
+        box.label(
+            text=f"... and {len(lines) - end} more: see 'brenda-work show {lines[0].split()[1]}'"
+        )
 
 
 def draw_frames(layout: Any, job: Any) -> None:

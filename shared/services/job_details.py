@@ -80,7 +80,7 @@ class JobDetails:
             ("Blender", blender_text(job)),
             ("frames", frames_text(job)),
             ("render", render_text(job)),
-            ("output", job.output),
+            ("output", f"{job.output}{settings.output_name}"),
             (
                 "tasks",
                 f"{job.tasks} submitted; "
