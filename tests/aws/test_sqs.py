@@ -170,3 +170,17 @@ def test_purge_empties_both_queues_and_delete_removes_them(sqs: Any, boto_client
     assert (counts.pending, counts.in_flight, counts.dead) == (0, 0, 0)
     queue.delete_queues()
     assert boto_client("sqs").list_queues().get("QueueUrls", []) == []
+
+
+def test_dead_letter_messages_lists_each_once_and_leaves_them_for_retry(sqs: Any) -> None:
+    queue = make_queue(sqs)
+    assert queue.dead_letter_url is not None
+    for number in range(25):
+        sqs.send_message(QueueUrl=queue.dead_letter_url, MessageBody=f"task {number}")
+    listed = queue.dead_letter_messages(100)
+    assert sorted(message.body for message in listed) == sorted(f"task {n}" for n in range(25))
+    assert len({message.message_id for message in listed}) == 25
+    assert len(queue.dead_letter_messages(12)) == 12
+    # Shown again at once: a retry right after moves every one.
+    assert queue.counts().dead == 25
+    assert queue.redrive() == 25
