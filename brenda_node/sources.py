@@ -109,7 +109,7 @@ class TaskSource(Protocol):
 
     def serving(self, taken: Taken) -> Serving:
         """What the leased task renders with; BrendaError when that cannot be had (the task
-        goes back to the queue)."""
+        fails: noted where ``notes_of`` says, and given back)."""
         ...
 
     def stopping(
