@@ -53,10 +53,13 @@ class TaskFailure:
 
 @dataclass(frozen=True)
 class JobDetails:
+    """A job in full: its record, its report, and its failed tasks with their last errors."""
+
     job: Job
     report: JobReport
     failures: list[TaskFailure]
-    """Failed and dead-lettered tasks whose frames are not all stored, by their first frame."""
+    """Its dead-lettered tasks, and the failed ones whose frames were not stored since, by their
+    first frame."""
     notes_unread: int
     """Failure notes left unread beyond ``MAX_NOTES``."""
 
