@@ -91,7 +91,7 @@ class JobDetails:
                     f"{counts.pending} waiting, {counts.in_flight} running, "
                     f"{'-' if counts.dead is None else counts.dead} dead-lettered"
                     if counts is not None
-                    else "its queue is gone"
+                    else "its queues are gone (a cancelled job's are deleted)"
                 ),
             ),
             ("stored", f"{report.stored} of {report.frames} frames"),
