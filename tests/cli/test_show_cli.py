@@ -70,3 +70,15 @@ def test_show_lists_the_notes_of_frames_not_stored_one_line_each_shown_not_obeye
         "  frames 2, failed: Task failed\\x1b]0;owned\\x07\\x1b[2J: all is well (node n, try 2)",
     ]
     assert "\x1b" not in out
+
+
+def test_show_of_a_cancelled_job_says_its_queues_are_gone(
+    farm_env: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    job = submit(capsys, farm_env, "1-2")
+    work(capsys, "cancel", job)
+    out, _ = work(capsys, "show", job)
+    assert "  state    cancelled, priority 0\n" in out
+    assert "  tasks    2 submitted; its queues are gone (a cancelled job's are deleted)\n" in out
+    assert "  missing  2: 1-2\n" in out and "  failed   none\n" in out
