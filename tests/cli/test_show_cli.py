@@ -30,10 +30,8 @@ def test_status_of_a_job_points_to_show_and_show_names_what_it_needs(
         err == "brenda-work: show needs JOB, like: brenda-work show shot1-20261125-203600-1a2b.\n"
     )
     _, err = work(capsys, "show", "no-such-job", code=2)
-    assert (
-        err
-        == "brenda-work: Farm studio has no job whose id starts with 'no-such-job': it has no jobs yet.\n"
-    )
+    unknown = "Farm studio has no job whose id starts with 'no-such-job': it has no jobs yet."
+    assert err == f"brenda-work: {unknown}\n"
 
 
 def test_show_lists_the_notes_of_frames_not_stored_one_line_each_shown_not_obeyed(
