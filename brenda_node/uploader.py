@@ -23,6 +23,7 @@ from shared.core.progress import Progress
 from shared.jobs.costs import TaskCost
 from shared.outputs.failures import failure_note
 from shared.outputs.store import OutputStore, check_name, failure_name
+from shared.outputs.tiles import assemble, complete_frames, parse_tile_name, tile_prefix
 from shared.tasks.task import FRAME_EXTENSIONS
 
 from .backoff import Backoff
@@ -31,7 +32,6 @@ from .blenders import Blender
 from .lease import Lease
 from .ledger import LedgerWriter
 from .status import NodeState
-from .tiles import assemble, complete_frames, parse_tile_name, tile_prefix
 
 log = logging.getLogger(__name__)
 

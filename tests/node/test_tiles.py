@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from OpenImageIO import FLOAT, ROI, ImageBuf, ImageSpec
 
-from brenda_node.tiles import assemble, complete_frames, parse_tile_name, pixel_span, tile_prefix
+from shared.outputs.tiles import assemble, complete_frames, parse_tile_name, pixel_span, tile_prefix
 from shared.tasks.task import tile_grid
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from OpenImageIO import ROI, ImageBuf, ImageSpec
 
-from shared.core.errors import BrendaError
+from ..core.errors import BrendaError
 
 _NUMBER = r"[0-9.]+(?:e-[0-9]+)?"
 _TILE_NAME = re.compile(
