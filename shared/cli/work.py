@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``brenda-work``: a task template's work queue (push, status, reset) and the farm's jobs (submit,
-jobs, pause, resume, cancel, retry, missing, priority, gc)."""
+jobs, pause, resume, cancel, retry, missing, priority, video, gc)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import re
 import sys
 import time
 from collections.abc import Collection, Sequence
+from pathlib import Path
 
 from ..aws import s3
 from ..aws.session import cloud_errors, make_client
@@ -16,10 +17,12 @@ from ..core.config import Config, load_config
 from ..core.errors import BrendaError, TaskError, UsageError
 from ..core.urls import S3Url, SqsUrl, parse_url
 from ..jobs import registry
+from ..outputs.video import CODECS, DEFAULT_CODEC, DEFAULT_FPS, parse_fps
 from ..project.content import ContentStore, find_garbage, remove_garbage
 from ..project.packing import human_bytes
 from ..project.version import job_blender
 from ..services import jobs as job_service
+from ..services import video as video_service
 from ..services.job_details import job_details
 from ..tasks import queue
 from ..tasks.task import (
@@ -49,7 +52,7 @@ from .common import (
 
 PROG = "brenda-work"
 JOB_COMMANDS = tuple(action.value for action in registry.JobAction)
-COMMANDS = ("push", "status", "reset", "submit", "jobs", "show", *JOB_COMMANDS, "gc")
+COMMANDS = ("push", "status", "reset", "submit", "jobs", "show", *JOB_COMMANDS, "video", "gc")
 
 DESCRIPTION = """\
 Manage Brenda's work queue (WORK_QUEUE=sqs://NAME in the configuration) and the farm's jobs.
@@ -70,6 +73,8 @@ commands:
   missing JOB   queue the job's frames that are not stored (or stored empty), once it holds no
                 task: while any waits, runs or is dead-lettered its frames are not missing, so
                 missing refuses (--force: queue them anyway, as duplicates)
+  video JOB     encode the job's stored frames, in frame order, into a video here (-o FILE,
+                default JOB.mp4; --fps, default 24; --codec, default h264)
   gc        the content store under FARM_PROJECTS: what no project version of the last
             --days days (nor a job, nor a project's latest upload) uses; --delete removes it
 
@@ -96,6 +101,7 @@ examples:
   brenda-work show shot1-7f3a
   brenda-work pause shot1-7f3a
   brenda-work missing shot1                 the one job whose id starts with shot1
+  brenda-work video shot1-7f3a --fps 25 -o shot1.mp4
   brenda-work --days 14 gc                  what gc would remove, with sizes
 
 templates: -T takes a file, or a built-in template: frame, subframe.
@@ -147,6 +153,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--force",
         action="store_true",
         help="missing: queue the frames not stored even while the job holds tasks",
+    )
+    video = parser.add_argument_group("video")
+    video.add_argument(
+        "-o", "--output", metavar="FILE", help="video: the file to write (default: JOB.mp4)"
+    )
+    video.add_argument(
+        "--fps",
+        metavar="N",
+        help="video: frames per second, like 24, 29.97 or 30000/1001 (default 24, Blender's "
+        "default: a job's record does not hold its scene's)",
+    )
+    video.add_argument(
+        "--codec",
+        choices=CODECS,
+        default=DEFAULT_CODEC,
+        help=f"video: {', '.join(CODECS)} (default {DEFAULT_CODEC}; ffv1 is lossless)",
+    )
+    video.add_argument(
+        "--allow-gaps",
+        action="store_true",
+        help="video: encode the stored frames even when some are missing (default: refuse)",
     )
     frames = parser.add_argument_group("frames")
     frames.add_argument("-s", "--start", type=int, metavar="N", help="first frame (default 1)")
@@ -302,7 +329,7 @@ def check_command_options(args: argparse.Namespace) -> None:
         raise UsageError(f"--days must be 1 or more, not {args.days}.")
     if args.target and args.command == "status":
         raise UsageError(status_with_a_job(args.target))
-    if args.target and args.command not in (*JOB_COMMANDS, "show"):
+    if args.target and args.command not in (*JOB_COMMANDS, "show", "video"):
         raise UsageError(f"{args.command} takes no arguments ({' '.join(args.target)}).")
 
 
@@ -444,6 +471,29 @@ def cmd_job(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_video(args: argparse.Namespace, config: Config) -> int:
+    with usage_errors():
+        if len(args.target) != 1:
+            raise UsageError("video needs JOB, like: brenda-work video shot1-7f3a.")
+        fps = DEFAULT_FPS if args.fps is None else parse_fps(args.fps)
+    job_id = args.target[0]
+    target = (
+        Path(args.output) if args.output else video_service.default_video_path(job_id, args.codec)
+    )
+    with progress_bar("frames") as progress:
+        made = video_service.job_video(
+            config,
+            job_id,
+            target,
+            fps=fps,
+            codec=args.codec,
+            allow_gaps=args.allow_gaps,
+            progress=progress,
+        )
+    print(made.summary())
+    return 0
+
+
 def cmd_gc(args: argparse.Namespace, config: Config) -> int:
     projects = config.url("FARM_PROJECTS", S3Url)
     store = ContentStore(make_client("s3", config), projects)
@@ -506,6 +556,8 @@ def run(argv: Sequence[str]) -> int:
         return cmd_status(config)
     if args.command == "gc":
         return cmd_gc(args, config)
+    if args.command == "video":
+        return cmd_video(args, config)
     return cmd_reset(args, config)
 
 
