@@ -59,3 +59,11 @@ def test_the_scale_simulation_stores_every_task_and_compares_with_the_design_bef
     assert "every task stored (400/400)" in out, out
     assert "against the ideal" in out and "sqs:ReceiveMessage" in out
     assert "budget checks read" in out and "the design before" in out
+
+
+@pytest.mark.slow
+def test_the_video_bench_renders_then_encodes_and_prints_the_ratio() -> None:
+    argv = ["--frames", "3", "--width", "64", "--height", "36", "--samples", "1"]
+    result = run_bench("video.py", *argv)
+    assert "3 frames 64x36" in result.stdout
+    assert result.stdout.count("encode/render ratio: ") == 2
