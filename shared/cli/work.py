@@ -325,6 +325,9 @@ def check_command_options(args: argparse.Namespace) -> None:
         raise UsageError("--delete applies only to gc.")
     if args.force and args.command != "missing":
         raise UsageError("--force applies only to missing.")
+    video_options = args.output or args.fps or args.allow_gaps or args.codec != DEFAULT_CODEC
+    if video_options and args.command != "video":
+        raise UsageError("-o/--output, --fps, --codec and --allow-gaps apply only to video.")
     if args.days < 1:
         raise UsageError(f"--days must be 1 or more, not {args.days}.")
     if args.target and args.command == "status":

@@ -20,6 +20,7 @@ frame's last, so nothing is scaled and no black line shows. FFV1 keeps every siz
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -166,6 +167,22 @@ class Video:
         return (self.width, self.height) != (self.frame_width, self.frame_height)
 
 
+def check_target(target: Path, codec: Codec) -> None:
+    """Refuse a file name whose container (FFmpeg's, from its suffix) cannot hold ``codec``."""
+    import av  # noqa: PLC0415 - lazy PyAV: Blender does not ship it, and the add-on loads this
+
+    with tempfile.TemporaryDirectory(prefix="brenda-video-") as scratch:
+        try:
+            with av.open(str(Path(scratch) / f"probe{target.suffix}"), "w") as container:
+                container.add_stream(codec.encoder, rate=DEFAULT_FPS)
+        except (ValueError, av.FFmpegError) as error:
+            what = f"a {target.suffix} file" if target.suffix else "a file without a suffix"
+            raise BrendaError(
+                f"{target} cannot hold {codec.name} video ({what}): name it "
+                f"{target.stem}{codec.suffix}, or choose another --codec."
+            ) from error
+
+
 def encode_video(
     frames: Iterable[tuple[str, Path]],
     target: Path,
@@ -175,16 +192,17 @@ def encode_video(
     progress: Progress | None = None,
 ) -> Video:
     """Encode ``frames`` (each its stored name and a file here), in the order given, into
-    ``target``; the container follows ``target``'s suffix. The video is written beside it and
-    moved into place once whole: a failure or cancellation leaves nothing half-written."""
+    ``target``, whose suffix names the container (``check_target``). The video is written beside
+    it and moved into place once whole: a failure or cancellation leaves nothing half-written."""
     import av  # noqa: PLC0415 - lazy PyAV: Blender does not ship it, and the add-on loads this
 
+    check_target(target, codec)
     partial = target.with_name(f".partial-{target.name}")
     count = 0
     size: tuple[int, int] | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with av.open(str(partial), "w", format=_container(target)) as container:
+        with av.open(str(partial), "w") as container:
             stream: Any = None
             for name, path in frames:
                 if progress is not None:
@@ -219,13 +237,6 @@ def encode_video(
     assert size is not None
     width, height = video_size(codec, *size)
     return Video(target, count, width, height, size[0], size[1], fps, codec)
-
-
-def _container(target: Path) -> str | None:
-    """FFmpeg's muxer for ``target``'s suffix (None: FFmpeg guesses from the name)."""
-    return {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}.get(
-        target.suffix.lower()
-    )
 
 
 def _open_stream(container: Any, codec: Codec, fps: Fraction, width: int, height: int) -> Any:

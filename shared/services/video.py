@@ -30,7 +30,14 @@ from ..core.progress import Progress
 from ..jobs.registry import JobRegistry, frame_names
 from ..outputs.store import FolderStore, S3Store, open_store_at
 from ..outputs.tiles import TileName, assemble, complete_frames
-from ..outputs.video import DEFAULT_CODEC, DEFAULT_FPS, Video, codec_named, encode_video
+from ..outputs.video import (
+    DEFAULT_CODEC,
+    DEFAULT_FPS,
+    Video,
+    check_target,
+    codec_named,
+    encode_video,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +108,7 @@ def job_video(
     frames stored as complete tiles are assembled first. Missing frames are refused, named,
     unless ``allow_gaps``."""
     chosen = codec_named(codec)
+    check_target(target, chosen)
     job = JobRegistry(config).job(job_id)
     store = open_store_at(config, job.output, concurrency=FETCH_AHEAD)
     stored = set(store.names())

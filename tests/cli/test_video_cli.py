@@ -205,8 +205,12 @@ def test_exr_frames_are_shown_in_srgb(
         (["video"], "video needs JOB, like: brenda-work video shot1-20261125-203600-1a2b."),
         (["video", "JOB", "--fps", "0"], "The frame rate must be above 0 and at most 1000, not 0."),
         (["video", "JOB", "--fps", "fast"], "'fast' is not a frame rate, like 24 or 29.97."),
+        (
+            ["jobs", "--fps", "25"],
+            "-o/--output, --fps, --codec and --allow-gaps apply only to video.",
+        ),
     ],
-    ids=["no-job", "zero-fps", "word-fps"],
+    ids=["no-job", "zero-fps", "word-fps", "not-video"],
 )
 def test_bad_video_options_are_usage_errors(
     farm_env: Path, capsys: pytest.CaptureFixture[str], argv: list[str], error: str
@@ -222,3 +226,29 @@ def test_a_job_with_no_frames_yet_is_refused(
     _, err = work(capsys, "video", job, "--allow-gaps", "-o", str(tmp_path / "v.mp4"), code=1)
     assert err == f"brenda-work: Job {job} has no stored frames to encode yet.\n"
     assert not (tmp_path / "v.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "error"),
+    [
+        ("shot.mp4", "prores", "cannot hold prores video (a .mp4 file): name it shot.mov"),
+        ("shot", "h264", "cannot hold h264 video (a file without a suffix): name it shot.mp4"),
+    ],
+    ids=["prores-in-mp4", "no-suffix"],
+)
+def test_a_file_that_cannot_hold_the_codec_is_refused(
+    farm_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    tmp_path: Path,
+    name: str,
+    codec: str,
+    error: str,
+) -> None:
+    job = submit(capsys, farm_env)
+    images = {number: frame_image(number, 32, 18) for number in range(1, FRAMES + 1)}
+    store_frames(boto_client, job, images, tmp_path / "s")
+    target = tmp_path / name
+    _, err = work(capsys, "video", job, "--codec", codec, "-o", str(target), code=1)
+    assert err == f"brenda-work: {target} {error}, or choose another --codec.\n"
+    assert not target.exists()
