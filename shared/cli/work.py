@@ -74,7 +74,7 @@ commands:
                 task: while any waits, runs or is dead-lettered its frames are not missing, so
                 missing refuses (--force: queue them anyway, as duplicates)
   video JOB     encode the job's stored frames, in frame order, into a video here (-o FILE,
-                default JOB.mp4; --fps, default 24; --codec, default h264)
+                default <job id>.mp4; --fps, default 24; --codec, default h264)
   gc        the content store under FARM_PROJECTS: what no project version of the last
             --days days (nor a job, nor a project's latest upload) uses; --delete removes it
 
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     video = parser.add_argument_group("video")
     video.add_argument(
-        "-o", "--output", metavar="FILE", help="video: the file to write (default: JOB.mp4)"
+        "-o", "--output", metavar="FILE", help="video: the file to write (default: <job id>.mp4)"
     )
     video.add_argument(
         "--fps",
@@ -479,15 +479,11 @@ def cmd_video(args: argparse.Namespace, config: Config) -> int:
         if len(args.target) != 1:
             raise UsageError("video needs JOB, like: brenda-work video shot1-7f3a.")
         fps = DEFAULT_FPS if args.fps is None else parse_fps(args.fps)
-    job_id = args.target[0]
-    target = (
-        Path(args.output) if args.output else video_service.default_video_path(job_id, args.codec)
-    )
     with progress_bar("frames") as progress:
         made = video_service.job_video(
             config,
-            job_id,
-            target,
+            args.target[0],
+            Path(args.output) if args.output else None,
             fps=fps,
             codec=args.codec,
             allow_gaps=args.allow_gaps,

@@ -89,27 +89,26 @@ class _Source:
     tiles: tuple[TileName, ...] = ()
 
 
-def default_video_path(job_id: str, codec: str = DEFAULT_CODEC) -> Path:
-    """``<job>.mp4`` (the codec's container) in the current folder."""
-    return Path(f"{job_id}{codec_named(codec).suffix}")
-
-
 def job_video(
     config: Config,
     job_id: str,
-    target: Path,
+    target: Path | None = None,
     *,
     fps: Fraction = DEFAULT_FPS,
     codec: str = DEFAULT_CODEC,
     allow_gaps: bool = False,
     progress: Progress | None = None,
 ) -> JobVideo:
-    """Encode the job's stored frames, in frame order, into ``target`` (replaced if it exists);
-    frames stored as complete tiles are assembled first. Missing frames are refused, named,
-    unless ``allow_gaps``."""
+    """Encode the job's stored frames, in frame order, into ``target`` (replaced if it exists;
+    default ``<job id>.mp4``, the codec's container, in the current folder); frames stored as
+    complete tiles are assembled first. Missing frames are refused, named, unless
+    ``allow_gaps``. ``job_id`` may be the start of only one job's id."""
     chosen = codec_named(codec)
-    check_target(target, chosen)
+    if target is not None:
+        check_target(target, chosen)
     job = JobRegistry(config).job(job_id)
+    job_id = job.id
+    target = target or Path(f"{job_id}{chosen.suffix}")
     store = open_store_at(config, job.output, concurrency=FETCH_AHEAD)
     stored = set(store.names())
     tiled = complete_frames(stored)
