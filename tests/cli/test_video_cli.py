@@ -14,8 +14,12 @@ import pytest
 from OpenImageIO import FLOAT, UINT8, ImageBuf, ImageSpec
 
 from shared.cli.work import main as brenda_work
+from shared.core.config import load_config
+from shared.core.errors import Cancelled
+from shared.core.progress import Progress
 from shared.outputs.tiles import pixel_span
 from shared.outputs.video import srgb_from_linear
+from shared.services.video import job_video
 from shared.tasks.task import tile_grid
 
 FRAMES = 12
@@ -258,3 +262,20 @@ def test_a_file_that_cannot_hold_the_codec_is_refused(
     _, err = work(capsys, "video", job, "--codec", codec, "-o", str(target), code=1)
     assert err == f"brenda-work: {target} {error}, or choose another --codec.\n"
     assert not target.exists()
+
+
+def test_a_cancelled_encode_leaves_nothing_behind(
+    farm_env: Path, capsys: pytest.CaptureFixture[str], boto_client: Any, tmp_path: Path
+) -> None:
+    job = submit(capsys, farm_env)
+    images = {number: frame_image(number, 64, 36) for number in range(1, FRAMES + 1)}
+    store_frames(boto_client, job, images, tmp_path / "s")
+
+    def cancel_after_three(progress: Progress) -> None:
+        if progress.done == 3:
+            progress.cancel()
+
+    target = tmp_path / "out" / "shot.mp4"
+    with pytest.raises(Cancelled, match=f"^Encoding job {job} was cancelled.$"):
+        job_video(load_config(None), job, target, progress=Progress(on_change=cancel_after_three))
+    assert list(target.parent.iterdir()) == []
