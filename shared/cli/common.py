@@ -23,6 +23,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.progress import Progress as RichProgress
+from rich.table import Column
 
 from .. import __version__
 from ..core.errors import BrendaError, UsageError
@@ -112,9 +113,12 @@ def progress_bar(unit: str = "tasks") -> Iterator[Progress]:
     """A Progress shown as a rich bar on stderr when it is a terminal."""
 
     console = Console(stderr=True)
+    # A long description (a job's queue is named after it) may take a third of the line: left
+    # to take more, it squeezed the bar and the count to "20…" on an 80-column terminal.
+    description = Column(max_width=max(10, console.width // 3), no_wrap=True, overflow="ellipsis")
     columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
+        TextColumn("{task.description}", table_column=description),
+        BarColumn(bar_width=None, table_column=Column(ratio=1)),
         MofNCompleteColumn(),
         TextColumn(unit),
         TaskProgressColumn(),

@@ -412,13 +412,15 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
             config,
             project=project,
             frames=frames,
-            settings=render_settings(args, job_blender(config, project, args.blend)),
+            settings=render_settings(args, None),
             chunk=args.task_size,
             tiles=(args.subdiv_x, args.subdiv_y),
             priority=args.priority,
         )
         tasks = job.render_tasks()
     if args.dry_run:
+        with usage_errors():
+            job = job_service.checked(config, job)
         print(job.to_json())
         print(f"Dry run: job {job.id} would get {len(tasks)} tasks; nothing was sent.")
         return 0

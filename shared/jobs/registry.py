@@ -73,9 +73,14 @@ CLOCK_SKEW = timedelta(minutes=10)
 class JobState(StrEnum):
     """Where a job stands; its record holds the value, so old records read the same."""
 
+    SUBMITTING = "submitting"
+    """Its tasks are being queued (or their submit was interrupted): no node serves it."""
     ACTIVE = "active"
     PAUSED = "paused"
     CANCELLED = "cancelled"
+    DONE = "done"
+    """Shown, never recorded: an active job with every frame stored and no task waiting or
+    running. Reckoned where it is shown, from its output and queue, as nodes write no record."""
 
 
 class JobHoldsTasksError(BrendaError):
@@ -168,6 +173,8 @@ class Job:
             created_by=_field(document, "created_by", str, ""),
             created=_field(document, "created", str),
         )
+        if job.state == JobState.DONE:
+            raise ValueError("its state is done, which is reckoned, not recorded")
         parse_frame_list(job.frames)
         tile_grid(*job.tiles)
         _moment(job.created)
@@ -418,23 +425,55 @@ class JobRegistry:
             return WorkQueue.open(self.sqs, job.queue)
 
     def submit(self, job: Job, progress: Progress | None = None) -> Job:
-        """Make the job's queue, send its tasks, then write its record (nodes see it then); a
-        record nodes would not believe is refused first."""
+        """Write the job's record as submitting (no node serves it yet), make its queue and send
+        its tasks, then make it active. Interrupted (Ctrl-C, a failure), the queue and record
+        are removed; where even that fails the record stays, submitting, so that every job
+        queue belongs to a job that ``jobs`` lists and ``cancel`` removes. A record nodes would
+        not believe is refused first."""
+        submitting = replace(job, state=JobState.SUBMITTING)
+        self.check_record(submitting)
+        self.write(submitting)
+        try:
+            sent = send_tasks(
+                self.config, self.sqs, job.queue, job.render_tasks(), progress, own_queue=True
+            )
+        except BaseException:
+            self._undo_submit(submitting)
+            raise
+        made = replace(job, state=JobState.ACTIVE, tasks=sent)
+        self.write(made)
+        return made
+
+    def check_record(self, job: Job) -> None:
+        """Refuse a job whose record nodes would not believe (a UsageError says why)."""
         try:
             self._read_record(self._record_key(job.id), job.to_json())
         except (ValueError, TypeError, BrendaError) as error:
             raise UsageError(f"Job {job.id} cannot be submitted: {error}.") from error
-        sent = send_tasks(
-            self.config, self.sqs, job.queue, job.render_tasks(), progress, own_queue=True
-        )
-        made = replace(job, tasks=sent)
-        self.write(made)
-        return made
+
+    def _undo_submit(self, job: Job) -> None:
+        """Remove what an interrupted submit made: its queues, then its record."""
+        try:
+            queue = self.queue(job)
+            if queue is not None:
+                with cloud_errors(f"deleting the queues of job {job.id}"):
+                    queue.delete_queues()
+            with cloud_errors(f"deleting the record of job {job.id}"):
+                self.s3.delete_object(Bucket=self.outputs.bucket, Key=self._record_key(job.id))
+        except (BrendaError, KeyboardInterrupt) as error:
+            log.warning(
+                "Job %s stays listed as submitting (%s): 'brenda-work cancel %s' removes it.",
+                job.id,
+                error or "interrupted",
+                job.id,
+            )
 
     def set_state(self, job_id: str, state: JobState) -> Job:
         job = self.job(job_id)
         if job.state == JobState.CANCELLED:
             raise UsageError(f"Job {job_id} is cancelled; push it again to render it.")
+        if job.state == JobState.SUBMITTING and state != JobState.CANCELLED:
+            raise _still_submitting(job_id)
         changed = replace(job, state=state)
         self.write(changed)
         return changed
@@ -466,6 +505,8 @@ class JobRegistry:
     def _live_queue(self, job: Job) -> WorkQueue:
         if job.state == JobState.CANCELLED:
             raise UsageError(f"Job {job.id} is cancelled; push it again to render it.")
+        if job.state == JobState.SUBMITTING:
+            raise _still_submitting(job.id)
         queue = self.queue(job)
         if queue is None:
             raise BrendaError(f"The queue of job {job.id} is gone; push the job again.")
@@ -612,6 +653,13 @@ def _some(ids: list[str]) -> str:
     return shown + (f" and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else "")
 
 
+def _still_submitting(job_id: str) -> UsageError:
+    return UsageError(
+        f"Job {job_id} is still being submitted, or its submit was interrupted: cancel it "
+        f"('brenda-work cancel {job_id}') and submit it again."
+    )
+
+
 REPORT_COLUMNS = (
     "job",
     "state",
@@ -635,7 +683,7 @@ def report_row(report: JobReport) -> tuple[str, ...]:
     unpriced = cost.unpriced_tasks > 0
     return (
         job.id,
-        job.state,
+        report.state,
         str(job.priority),
         job.settings.blender or "?",
         f"{report.stored}/{report.frames}",
@@ -684,6 +732,16 @@ class JobReport:
     @property
     def frames_left(self) -> int:
         return 0 if self.job.state == JobState.CANCELLED else len(self.unstored)
+
+    @property
+    def state(self) -> JobState:
+        """The job's state, done once it is active with every frame stored and no task
+        waiting or running (a frame stored again by a running retry is not done yet)."""
+        counts = self.counts
+        busy = counts is not None and counts.pending + counts.in_flight + counts.delayed > 0
+        if self.job.state == JobState.ACTIVE and not self.unstored and not busy:
+            return JobState.DONE
+        return self.job.state
 
 
 def frame_names(job: Job) -> dict[str, int]:

@@ -9,7 +9,7 @@ jobs active then (a farm with ``WORK_QUEUE`` set follows that queue alone, as it
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..core.config import Config
 from ..core.errors import BrendaError
@@ -19,14 +19,32 @@ from ..core.urls import S3Url
 from ..farm.autoscale import follow_jobs
 from ..jobs.registry import REPORT_COLUMNS, Job, JobAction, JobRegistry, report_row
 from ..jobs.settings import JobSettings
+from ..project.scenes import read_blend
 from .project import ensure_bucket, latest_version
 
 log = logging.getLogger(__name__)
 
 
+def checked(config: Config, job: Job) -> Job:
+    """The job, once its project, .blend and scene are found where its nodes will look (a
+    UsageError names the one that is not), with the Blender version that saved its .blend."""
+    JobRegistry(config).check_record(job)  # a project outside the farm's is not read
+    contents = read_blend(config, job.project, job.settings.blend)
+    contents.scene(job.settings.scene)
+    if contents.scenes is None:
+        log.warning(
+            "%s of %s is not read as a .blend here: its scenes are not checked",
+            contents.path,
+            job.project,
+        )
+    blender = contents.blender or job.settings.blender
+    return replace(job, settings=replace(job.settings, blender=blender))
+
+
 def submit(config: Config, job: Job, progress: Progress | None = None) -> Job:
-    """Queue the job's tasks and write its record (the outputs' bucket made if needed); returns
-    the job as made."""
+    """Check the job (``checked``), queue its tasks and write its record (the outputs' bucket
+    made if needed); returns the job as made."""
+    job = checked(config, job)
     ensure_bucket(config, config.url("FARM_OUTPUTS", S3Url).bucket)
     registry = JobRegistry(config)
     made = registry.submit(job, progress)

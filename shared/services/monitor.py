@@ -114,7 +114,7 @@ class FarmMonitor:
             views.append(
                 JobView(
                     job.id,
-                    job.state,
+                    report.state,
                     job.priority,
                     report.frames,
                     report.stored,

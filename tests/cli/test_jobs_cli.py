@@ -30,6 +30,7 @@ def farm_env(aws: str, monkeypatch: pytest.MonkeyPatch, boto_client: Any, tmp_pa
         monkeypatch.setenv(f"BRENDA_{key}", value)
     project = tmp_path / "project"
     project.mkdir()
+    (project / "scene.blend").write_bytes(b"")  # for nodes that are not there
     return project
 
 
@@ -241,7 +242,7 @@ def test_every_job_command_takes_the_start_of_only_one_jobs_id(
 def test_jobs_shows_each_jobs_cost_per_frame_projection_and_eta_from_the_nodes_ledgers(
     farm_env: Path, capsys: pytest.CaptureFixture[str], boto_client: Any
 ) -> None:
-    (farm_env / "shot.blend").write_bytes(b"BLENDER17-01v0502REND" + bytes(64))  # Blender 5.2's
+    (farm_env / "scene.blend").write_bytes(b"BLENDER17-01v0502REND" + bytes(64))  # Blender 5.2's
     job = submit(capsys, farm_env, "1-10")
     s3, sqs = boto_client("s3"), boto_client("sqs")
     for frame in range(1, 7):

@@ -84,9 +84,18 @@ def test_two_nodes_serve_every_job_by_priority_with_pause_and_cancel(
     assert stored(boto_client, paused) == [] and paused not in order
     assert stored(boto_client, cancelled) == [] and cancelled not in order
 
-    table = work(capsys, "jobs")
+    def table_rows() -> dict[str, list[str]]:
+        table = work(capsys, "jobs")
+        return {line.split()[0]: line.split()[1:] for line in table.splitlines()[1:]}
+
+    # A job with every frame stored is done once its nodes let go of its last task.
+    wait_for(
+        lambda: table_rows()[urgent][0] == table_rows()[later][0] == "done",
+        30,
+        "the two jobs to be done",
+    )
     # The local farm's nodes cost nothing: $0.00 so far, per frame and projected.
-    rows = {line.split()[0]: line.split()[1:] for line in table.splitlines()[1:]}
+    rows = table_rows()
     # Each job's Blender is the version that saved its .blend (the bpy wheel's, 4.5).
     assert rows[paused] == [
         "paused", "0", "4.5", "0/2", "2", "0", "0", "0", "$0.00", "-", "-", "-",
@@ -95,7 +104,7 @@ def test_two_nodes_serve_every_job_by_priority_with_pause_and_cancel(
         "cancelled", "9", "4.5", "0/2", "-", "-", "-", "0", "$0.00", "-", "-", "-",
     ]  # fmt: skip
     assert rows[urgent] == [
-        "active",
+        "done",
         "5",
         "4.5",
         "3/3",
