@@ -75,8 +75,8 @@ class BlendContents:
 
 
 def read_scenes(path: Path) -> tuple[Scene, ...] | None:
-    """The scenes of the .blend at ``path``, the one it opens with first; None where it cannot
-    be read as a .blend."""
+    """The scenes of the .blend at ``path``, the one it opens with first; None where they
+    cannot be read (not a .blend, or one whose layout BAT does not know)."""
     try:
         opened = blendfile.BlendFile(path)
     except (BlendFileError, OSError, ValueError, struct.error, EOFError):
@@ -96,8 +96,8 @@ def read_scenes(path: Path) -> tuple[Scene, ...] | None:
             )
             for block in ordered
         )
-    except (BlendFileError, OSError, ValueError, KeyError, IndexError, struct.error) as error:
-        raise BrendaError(f"{path} cannot be read as a .blend file ({error}).") from error
+    except (BlendFileError, OSError, ValueError, KeyError, IndexError, struct.error):
+        return None  # a layout this BAT does not know (a newer Blender's): its nodes will tell
     finally:
         opened.close()
 

@@ -157,6 +157,7 @@ def test_a_farm_of_jobs_sizes_its_fleet_on_the_queues_of_its_active_jobs(
     monkeypatch.setenv("BRENDA_FARM_OUTPUTS", "s3://frames/farm/")
     boto_client("s3").create_bucket(Bucket="frames")
     scaling = boto_client("autoscaling")
+    (tmp_path / "scene.blend").write_bytes(b"")  # for nodes that are not there
 
     def submit(frames: str, *options: str) -> str:
         argv = ["--project", f"file://{tmp_path}", "--frames", frames, *options, "submit"]
