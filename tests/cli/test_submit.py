@@ -20,14 +20,17 @@ import pytest
 
 from shared.cli.work import main as brenda_work
 from shared.core.config import load_config
+from shared.core.errors import UsageError
 from shared.core.progress import Progress
 from shared.core.urls import S3Url, parse_url
 from shared.jobs.registry import JobRegistry, JobState, make_job, serving_order
+from shared.jobs.settings import JobSettings
 from shared.project.content import (
     ContentStore,
     HashCache,
     ProjectVersion,
     folder_files,
+    pointer_name,
     send_project,
 )
 from shared.services import jobs as job_service
@@ -240,3 +243,26 @@ def test_submit_shows_its_progress_up_to_the_task_count(
     assert re.match(r"Submitted job \S+: 300 tasks", out)
     last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", err).split("\r")[-1]
     assert re.search(r"━+ 300/300 tasks 100%", last), repr(err[-500:])
+
+
+def test_push_job_refuses_a_scene_that_the_uploaded_blend_lacks(
+    farm_env: None, boto_client: Any, tmp_path: Path, sample_blend: Path
+) -> None:
+    """The add-on's Push Job submits through the same service as ``brenda-work submit``."""
+    project = folder_project(tmp_path / "shot", sample_blend)
+    store = ContentStore(boto_client("s3"), S3Url("studio", "projects/"))
+    files, cache = list(folder_files(project)), HashCache(tmp_path / "hashes")
+    send_project(store, files, cache, Progress(), pointer=pointer_name("shot", "scene.blend"))
+    config = load_config()
+
+    def scene_job(scene: str) -> JobSettings:
+        render = RenderSettings(blend="scene.blend", scene=scene)
+        return JobSettings("shot", render, 1, 2, 1, 1, 0, 0, 1, False, 0.0, "exit")
+
+    with pytest.raises(
+        UsageError, match=r"^scene\.blend has no scene 'Shot' \(its scenes: Scene\)"
+    ):
+        job_service.submit_scene(config, scene_job("Shot"))
+    assert left_behind(boto_client) == ([], [])
+    made = job_service.submit_scene(config, scene_job("Scene"))
+    assert (made.tasks, made.state, made.settings.blender) == (2, JobState.ACTIVE, "4.5")
