@@ -20,6 +20,7 @@ from ..jobs import registry
 from ..outputs.video import CODECS, DEFAULT_CODEC, DEFAULT_FPS, parse_fps
 from ..project.content import ContentStore, find_garbage, remove_garbage
 from ..project.packing import human_bytes
+from ..project.scenes import Scene, read_blend
 from ..project.version import job_blender
 from ..services import jobs as job_service
 from ..services import video as video_service
@@ -177,7 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     frames = parser.add_argument_group("frames")
     frames.add_argument("-s", "--start", type=int, metavar="N", help="first frame (default 1)")
-    frames.add_argument("-e", "--end", type=int, metavar="N", help="last frame (inclusive)")
+    frames.add_argument(
+        "-e",
+        "--end",
+        type=int,
+        metavar="N",
+        help="last frame (inclusive; submit: the scene's range when neither -e nor --frames)",
+    )
     frames.add_argument(
         "-j", "--step", type=int, metavar="N", help="render every Nth frame (default 1)"
     )
@@ -407,6 +414,10 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
             raise UsageError("submit needs the packed project: --project URL or BLENDER_PROJECT.")
         parse_url(project, allowed=("s3", "file"))
         args.render = True
+        contents = None
+        if args.frames is None and args.end is None:
+            contents = read_blend(config, project, args.blend)
+            use_scene_frames(args, contents.scene(args.scene))
         frames = ",".join(str(frame_range) for frame_range in frame_ranges(args))
         job = registry.make_job(
             config,
@@ -420,15 +431,28 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
         tasks = job.render_tasks()
     if args.dry_run:
         with usage_errors():
-            job = job_service.checked(config, job)
+            job = job_service.checked(config, job, contents)
         print(job.to_json())
         print(f"Dry run: job {job.id} would get {len(tasks)} tasks; nothing was sent.")
         return 0
     with progress_bar() as progress:
-        made = job_service.submit(config, job, progress)
+        made = job_service.submit(config, job, progress, contents=contents)
     print(f"Submitted job {made.id}: {made.tasks} tasks, priority {made.priority}.")
     print(f"Its frames go to {made.output}")
     return 0
+
+
+def use_scene_frames(args: argparse.Namespace, scene: Scene | None) -> None:
+    """Frames from the scene's range where the command line gives no last frame (its -s and -j
+    kept)."""
+    if scene is None:
+        raise UsageError(
+            "The last frame is missing, and the .blend's frame range cannot be read here: give "
+            "-e N (or a frame list with --frames)."
+        )
+    args.end = scene.end
+    args.start = scene.start if args.start is None else args.start
+    args.step = scene.step if args.step is None else args.step
 
 
 def cmd_jobs(config: Config) -> int:

@@ -19,17 +19,19 @@ from ..core.urls import S3Url
 from ..farm.autoscale import follow_jobs
 from ..jobs.registry import REPORT_COLUMNS, Job, JobAction, JobRegistry, report_row
 from ..jobs.settings import JobSettings
-from ..project.scenes import read_blend
+from ..project.scenes import BlendContents, read_blend
 from .project import ensure_bucket, latest_version
 
 log = logging.getLogger(__name__)
 
 
-def checked(config: Config, job: Job) -> Job:
+def checked(config: Config, job: Job, contents: BlendContents | None = None) -> Job:
     """The job, once its project, .blend and scene are found where its nodes will look (a
-    UsageError names the one that is not), with the Blender version that saved its .blend."""
+    UsageError names the one that is not), with the Blender version that saved its .blend;
+    ``contents``: its .blend as ``read_blend`` read it already."""
     JobRegistry(config).check_record(job)  # a project outside the farm's is not read
-    contents = read_blend(config, job.project, job.settings.blend)
+    if contents is None:
+        contents = read_blend(config, job.project, job.settings.blend)
     contents.scene(job.settings.scene)
     if contents.scenes is None:
         log.warning(
@@ -41,10 +43,16 @@ def checked(config: Config, job: Job) -> Job:
     return replace(job, settings=replace(job.settings, blender=blender))
 
 
-def submit(config: Config, job: Job, progress: Progress | None = None) -> Job:
+def submit(
+    config: Config,
+    job: Job,
+    progress: Progress | None = None,
+    *,
+    contents: BlendContents | None = None,
+) -> Job:
     """Check the job (``checked``), queue its tasks and write its record (the outputs' bucket
     made if needed); returns the job as made."""
-    job = checked(config, job)
+    job = checked(config, job, contents)
     ensure_bucket(config, config.url("FARM_OUTPUTS", S3Url).bucket)
     registry = JobRegistry(config)
     made = registry.submit(job, progress)

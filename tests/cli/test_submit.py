@@ -102,30 +102,34 @@ def test_submit_refuses_a_project_blend_or_scene_that_is_not_there_and_leaves_no
     missing = version.replace(version.rsplit("/", 1)[1], "0" * 64 + ".json")
     refused = {
         ("--project", missing): f"The project version {missing} does not exist",
-        ("--project", f"file://{tmp_path}/nowhere"): f"The project file://{tmp_path}/nowhere "
-        "does not exist.",
         ("--project", "s3://studio/projects/gone.tar.gz"): "The project "
         "s3://studio/projects/gone.tar.gz does not exist.",
         ("--project", version, "--blend", "shots/shot2.blend"): f"The project {version} has no "
         "shots/shot2.blend.",
-        ("--project", f"file://{project}", "--blend", "shot1.blend"): f"The project "
-        f"file://{project} has no shot1.blend.",
         ("--project", tarball, "--blend", "main2.blend"): f"The project {tarball} has no "
         "main2.blend.",
         ("--project", version, "--blend", "shots/shot1.blend", "--scene", "Shot"): "shots/"
         "shot1.blend has no scene 'Shot' (its scenes: Scene).",
         ("--project", tarball, "--scene", "scene"): "main.blend has no scene 'scene' (its "
         "scenes: Scene).",
+        # A farm with a project store takes only its own: these go to one without.
+        ("--project", f"file://{tmp_path}/nowhere"): f"The project file://{tmp_path}/nowhere "
+        "does not exist.",
+        ("--project", f"file://{project}", "--blend", "shot1.blend"): f"The project "
+        f"file://{project} has no shot1.blend.",
         ("--project", f"file://{project}", "--scene", "Nope"): "main.blend has no scene 'Nope' "
         "(its scenes: Scene).",
     }
     for argv, sentence in refused.items():
+        if argv[1].startswith("file://"):
+            monkeypatch.delenv("BRENDA_FARM_PROJECTS", raising=False)
         for dry_run in ((), ("--dry-run",)):
             _, err = work(capsys, *argv, *dry_run, "--frames", "1-6", "submit", code=2)
             assert err.startswith(f"brenda-work: {sentence}"), err
             assert len(err.splitlines()) == 1, err
     assert left_behind(boto_client) == ([], [])
 
+    monkeypatch.setenv("BRENDA_FARM_PROJECTS", "s3://studio/projects/")
     for argv in (
         ("--project", version, "--blend", "shots/shot1.blend", "--scene", "Scene"),
         ("--project", tarball, "--blend", "shots/shot1.blend"),
@@ -133,7 +137,7 @@ def test_submit_refuses_a_project_blend_or_scene_that_is_not_there_and_leaves_no
         ("--project", f"file://{project}", "--scene", "Scene"),
         ("--project", f"file://{archive}"),
     ):
-        if argv[1].startswith("file://"):  # a farm with a project store takes only its own
+        if argv[1].startswith("file://"):
             monkeypatch.delenv("BRENDA_FARM_PROJECTS", raising=False)
         out, _ = work(capsys, *argv, "--frames", "1-2", "submit")
         assert re.match(r"Submitted job \S+: 2 tasks", out), out
@@ -266,3 +270,28 @@ def test_push_job_refuses_a_scene_that_the_uploaded_blend_lacks(
     assert left_behind(boto_client) == ([], [])
     made = job_service.submit_scene(config, scene_job("Scene"))
     assert (made.tasks, made.state, made.settings.blender) == (2, JobState.ACTIVE, "4.5")
+
+
+def test_submit_without_frames_renders_the_scenes_frame_range(
+    farm_env: None,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    sample_blend: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BRENDA_FARM_PROJECTS")
+    project = f"file://{folder_project(tmp_path / 'shot', sample_blend)}"
+    out, _ = work(capsys, "--project", project, "submit")
+    assert re.match(r"Submitted job \S+: 3 tasks", out), out  # the scene's frames 1-3
+    out, _ = work(capsys, "--project", project, "-s", "2", "submit")
+    assert re.match(r"Submitted job \S+: 2 tasks", out), out
+    jobs = JobRegistry(load_config()).jobs()
+    assert [job.frames for job in jobs] == ["2-3", "1-3"]
+    unreadable = tmp_path / "unreadable"
+    unreadable.mkdir()
+    (unreadable / "scene.blend").write_bytes(b"")
+    _, err = work(capsys, "--project", f"file://{unreadable}", "submit", code=2)
+    assert err == (
+        "brenda-work: The last frame is missing, and the .blend's frame range cannot be read "
+        "here: give -e N (or a frame list with --frames).\n"
+    )
