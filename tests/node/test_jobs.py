@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from shared.cli.work import main as brenda_work
+from shared.core.progress import Progress
 from shared.jobs.registry import Job, serving_order
+from shared.services.monitor import FarmMonitor
 from tests.node.conftest import Farm, make_sample_blend, wait_for
 
 pytestmark = pytest.mark.slow
@@ -94,6 +96,10 @@ def test_two_nodes_serve_every_job_by_priority_with_pause_and_cancel(
         30,
         "the two jobs to be done",
     )
+    # The add-on's job list says the same (its panel reads the farm through FarmMonitor).
+    views = FarmMonitor(job_farm.config(), tmp_path / "thumbnails").refresh(urgent, Progress())
+    states = {view.id: view.state for view in views}
+    assert (states[urgent], states[later], states[paused]) == ("done", "done", "paused")
     # The local farm's nodes cost nothing: $0.00 so far, per frame and projected.
     rows = table_rows()
     # Each job's Blender is the version that saved its .blend (the bpy wheel's, 4.5).
