@@ -13,6 +13,7 @@ import sys
 import tarfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,17 @@ def test_submit_refuses_a_project_blend_or_scene_that_is_not_there_and_leaves_no
     # Each names the Blender that saved the .blend (the bpy wheel's, 4.5).
     jobs = JobRegistry(load_config()).jobs()
     assert [job.settings.blender for job in jobs] == ["4.5"] * 5
+
+
+SECOND_SCENE = """\
+import sys
+import bpy
+source, target = sys.argv[sys.argv.index("--") + 1 :]
+bpy.ops.wm.open_mainfile(filepath=source)
+scene = bpy.data.scenes.new("Shot B")
+scene.frame_start, scene.frame_end = 10, 12
+bpy.ops.wm.save_as_mainfile(filepath=target)
+"""
 
 
 def folder_project(folder: Path, blend: Path) -> Path:
@@ -285,8 +297,22 @@ def test_submit_without_frames_renders_the_scenes_frame_range(
     assert re.match(r"Submitted job \S+: 3 tasks", out), out  # the scene's frames 1-3
     out, _ = work(capsys, "--project", project, "-s", "2", "submit")
     assert re.match(r"Submitted job \S+: 2 tasks", out), out
+    # A zip of a folder holding a .blend of two scenes: each scene's own range.
+    two = tmp_path / "two" / "shot.blend"
+    two.parent.mkdir()
+    script = tmp_path / "second_scene.py"
+    script.write_text(SECOND_SCENE)
+    host = [sys.executable, "-m", "brenda_node.bpy_host", "-b", "--python", str(script)]
+    subprocess.run([*host, "--", str(sample_blend), str(two)], check=True, capture_output=True)
+    with zipfile.ZipFile(tmp_path / "two.zip", "w") as bundle:
+        bundle.write(two, "two/shot.blend")
+    zipped = f"file://{tmp_path / 'two.zip'}"
+    out, _ = work(capsys, "--project", zipped, "--scene", "Shot B", "submit")
+    assert re.match(r"Submitted job \S+: 3 tasks", out), out
+    _, err = work(capsys, "--project", zipped, "--scene", "Shot C", "submit", code=2)
+    assert err == "brenda-work: shot.blend has no scene 'Shot C' (its scenes: Scene, Shot B).\n"
     jobs = JobRegistry(load_config()).jobs()
-    assert [job.frames for job in jobs] == ["2-3", "1-3"]
+    assert [job.frames for job in jobs] == ["10-12", "2-3", "1-3"]
     unreadable = tmp_path / "unreadable"
     unreadable.mkdir()
     (unreadable / "scene.blend").write_bytes(b"")
