@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,7 @@ def suffixes(monkeypatch: pytest.MonkeyPatch, *drawn: str) -> None:
 def test_jobs_are_named_after_their_blend_even_from_an_uploaded_version(
     farm_env: Path, capsys: pytest.CaptureFixture[str], boto_client: Any, tmp_path: Path
 ) -> None:
-    (farm_env / "shot1.blend").write_bytes(b"")
+    (farm_env / "scene.blend").rename(farm_env / "shot1.blend")  # the project's one .blend
     assert re.fullmatch(r"shot1-[0-9a-f]{4}", submit(capsys, farm_env, "1"))
     # An uploaded version's URL is named by its manifest's hash: its job was named by it too.
     upload = tmp_path / "upload"
@@ -187,6 +188,9 @@ def test_jobs_are_named_after_their_blend_even_from_an_uploaded_version(
     )
     out, _ = work(capsys, "--project", sent.manifest_url, "--frames", "1", "submit")
     assert re.match(r"Submitted job shot-2-[0-9a-f]{4}: 1 tasks", out), out
+    with tarfile.open(tmp_path / "shot3.tar.gz", "w:gz") as bundle:
+        bundle.add(farm_env / "shot1.blend", "scene.blend")
+    boto_client("s3").upload_file(str(tmp_path / "shot3.tar.gz"), "studio", "shot3.tar.gz")
     out, _ = work(capsys, "--project", "s3://studio/shot3.tar.gz", "-f", "1", "-d", "submit")
     assert re.search(r"^Dry run: job shot3-[0-9a-f]{4} would get", out, re.M), out
 
@@ -208,7 +212,7 @@ def test_every_job_command_takes_the_start_of_only_one_jobs_id(
     boto_client: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    (farm_env / "shot1.blend").write_bytes(b"")
+    (farm_env / "scene.blend").rename(farm_env / "shot1.blend")  # the project's one .blend
     suffixes(monkeypatch, "7f3a", "7f00")
     first, second = submit(capsys, farm_env, "1-2"), submit(capsys, farm_env, "1")
     assert (first, second) == ("shot1-7f3a", "shot1-7f00")
