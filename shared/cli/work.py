@@ -20,7 +20,7 @@ from ..jobs import registry
 from ..outputs.video import CODECS, DEFAULT_CODEC, DEFAULT_FPS, parse_fps
 from ..project.content import ContentStore, find_garbage, remove_garbage
 from ..project.packing import human_bytes
-from ..project.scenes import Scene, read_blend
+from ..project.scenes import Scene
 from ..project.version import job_blender
 from ..services import jobs as job_service
 from ..services import video as video_service
@@ -414,9 +414,13 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
             raise UsageError("submit needs the packed project: --project URL or BLENDER_PROJECT.")
         parse_url(project, allowed=("s3", "file"))
         args.render = True
-        contents = None
-        if args.frames is None and args.end is None:
-            contents = read_blend(config, project, args.blend)
+        from_scene = args.frames is None and args.end is None
+        if not from_scene:
+            frame_ranges(args)  # a bad frame list is refused before the project is read
+    with progress_bar("bytes") as reading:
+        contents = job_service.read_project_blend(config, project, args.blend, reading)
+    with usage_errors():
+        if from_scene:
             use_scene_frames(args, contents.scene(args.scene))
         frames = ",".join(str(frame_range) for frame_range in frame_ranges(args))
         job = registry.make_job(
@@ -430,8 +434,7 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
         )
         tasks = job.render_tasks()
     if args.dry_run:
-        with usage_errors():
-            job = job_service.checked(config, job, contents)
+        job = job_service.checked(config, job, contents)
         print(job.to_json())
         print(f"Dry run: job {job.id} would get {len(tasks)} tasks; nothing was sent.")
         return 0

@@ -444,6 +444,16 @@ class JobRegistry:
         self.write(made)
         return made
 
+    def check_project(self, project: str) -> None:
+        """Refuse a project outside the farm's (FARM_PROJECTS, when set): its nodes would
+        believe no record naming it."""
+        if self.projects is not None and not _lies_under(project, self.projects):
+            raise UsageError(
+                "The job cannot be submitted: the farm renders the projects under "
+                f"FARM_PROJECTS, and its project {printable(project)} is not under "
+                f"{self.projects}."
+            )
+
     def check_record(self, job: Job) -> None:
         """Refuse a job whose record nodes would not believe (a UsageError says why)."""
         try:

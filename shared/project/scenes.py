@@ -32,8 +32,9 @@ from ..aws.session import cloud_errors, make_client
 from ..core.blend_header import saved_by
 from ..core.config import Config
 from ..core.errors import BrendaError, UsageError
+from ..core.progress import Progress
 from ..core.urls import FileUrl, S3Url, parse_url
-from .content import ContentStore, ProjectVersion
+from .content import ContentStore, ProjectVersion, in_parallel
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 """The tarballs a node takes (``brenda_node.project``); it takes a ``.zip`` too."""
@@ -211,7 +212,9 @@ def _from_zip(path: Path, project: str, blend: str | None) -> BlendContents:
         raise BrendaError(f"{project} cannot be read as a zip file: {error}.") from error
 
 
-def _from_manifest(client: Any, version: ProjectVersion, blend: str | None) -> BlendContents:
+def _from_manifest(
+    client: Any, version: ProjectVersion, blend: str | None, progress: Progress
+) -> BlendContents:
     store = ContentStore(client, version.projects)
     manifest = store.read_manifest(version)
     if manifest is None:
@@ -221,21 +224,33 @@ def _from_manifest(client: Any, version: ProjectVersion, blend: str | None) -> B
         )
     entries = {entry.path: entry for entry in manifest.files}
     chosen = entries[_choose(version.url, list(entries), blend)]
+    progress.start(f"Fetching {chosen.path}", chosen.size)
     with _scratch() as copy:
+        pieces = [copy.with_name(f"piece-{index}") for index in range(len(chosen.stored))]
+
+        def fetch(item: tuple[str, Path]) -> None:
+            digest, piece = item
+            progress.check()
+            store.download(digest, piece)
+            progress.advance(piece.stat().st_size)
+
+        in_parallel(fetch, list(zip(chosen.stored, pieces, strict=True)), progress)
         with copy.open("wb") as target:
-            for index, digest in enumerate(chosen.stored):
-                piece = copy.with_name(f"piece-{index}")
-                store.download(digest, piece)
+            for piece in pieces:
                 with piece.open("rb") as source:
                     shutil.copyfileobj(source, target)
                 piece.unlink()
         return _contents(copy, chosen.path)
 
 
-def read_blend(config: Config, project: str, blend: str | None) -> BlendContents:
+def read_blend(
+    config: Config, project: str, blend: str | None, progress: Progress | None = None
+) -> BlendContents:
     """The .blend ``blend`` (None: the project's one top .blend) of ``project``, a URL. A
     project that is not there, or does not hold that .blend, is a UsageError naming it; a
-    project kind this cannot look into (a zip in S3) gives a .blend whose contents are unknown."""
+    project kind this cannot look into (a zip in S3) gives a .blend whose contents are unknown.
+    ``progress`` counts the bytes of an uploaded .blend fetched."""
+    progress = progress or Progress()
     url = parse_url(project, allowed=("s3", "file"))
     if isinstance(url, FileUrl):
         if url.path.is_dir():
@@ -252,7 +267,7 @@ def read_blend(config: Config, project: str, blend: str | None) -> BlendContents
         client = make_client("s3", config)
         version = ProjectVersion.at(url)
         if version is not None:
-            return _from_manifest(client, version, blend)
+            return _from_manifest(client, version, blend, progress)
         if not key.endswith(TAR_SUFFIXES):
             if s3.head(client, url.bucket, key) is None:
                 raise UsageError(f"The project {project} does not exist.")
@@ -260,6 +275,7 @@ def read_blend(config: Config, project: str, blend: str | None) -> BlendContents
         body = s3.open_body(client, url.bucket, key)
         if body is None:
             raise UsageError(f"The project {project} does not exist.")
+        progress.start(f"Reading {PurePosixPath(key).name} up to its .blend", None)
         try:
             return _from_tar(body, project, blend)
         finally:

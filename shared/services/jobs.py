@@ -25,13 +25,26 @@ from .project import ensure_bucket, latest_version
 log = logging.getLogger(__name__)
 
 
-def checked(config: Config, job: Job, contents: BlendContents | None = None) -> Job:
+def read_project_blend(
+    config: Config, project: str, blend: str | None, progress: Progress | None = None
+) -> BlendContents:
+    """The .blend a job of ``project`` renders, as ``read_blend`` reads it; a project outside
+    the farm's (FARM_PROJECTS) is refused before it is read."""
+    JobRegistry(config).check_project(project)
+    return read_blend(config, project, blend, progress)
+
+
+def checked(
+    config: Config,
+    job: Job,
+    contents: BlendContents | None = None,
+    progress: Progress | None = None,
+) -> Job:
     """The job, once its project, .blend and scene are found where its nodes will look (a
     UsageError names the one that is not), with the Blender version that saved its .blend;
-    ``contents``: its .blend as ``read_blend`` read it already."""
-    JobRegistry(config).check_record(job)  # a project outside the farm's is not read
+    ``contents``: its .blend as ``read_project_blend`` read it already."""
     if contents is None:
-        contents = read_blend(config, job.project, job.settings.blend)
+        contents = read_project_blend(config, job.project, job.settings.blend, progress)
     contents.scene(job.settings.scene)
     if contents.scenes is None:
         log.warning(
@@ -52,7 +65,7 @@ def submit(
 ) -> Job:
     """Check the job (``checked``), queue its tasks and write its record (the outputs' bucket
     made if needed); returns the job as made."""
-    job = checked(config, job, contents)
+    job = checked(config, job, contents, progress)
     ensure_bucket(config, config.url("FARM_OUTPUTS", S3Url).bucket)
     registry = JobRegistry(config)
     made = registry.submit(job, progress)

@@ -247,18 +247,26 @@ def test_a_submit_killed_midway_leaves_a_job_that_jobs_lists_and_cancel_removes(
 def test_submit_shows_its_progress_up_to_the_task_count(
     farm_env: None,
     capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
     tmp_path: Path,
     sample_blend: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("BRENDA_FARM_PROJECTS")
     monkeypatch.setenv("FORCE_COLOR", "1")  # stderr is a terminal of 80 columns
     monkeypatch.setenv("COLUMNS", "80")
     project = folder_project(tmp_path / "shot", sample_blend)
-    out, err = work(capsys, "--project", f"file://{project}", "--frames", "1-300", "submit")
+    store = ContentStore(boto_client("s3"), S3Url("studio", "projects/"))
+    files, cache = list(folder_files(project)), HashCache(tmp_path / "hashes")
+    version = send_project(store, files, cache, Progress(), pointer="shot").manifest_url
+    out, err = work(capsys, "--project", version, "--frames", "1-300", "submit")
     assert re.match(r"Submitted job \S+: 300 tasks", out)
-    last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", err).split("\r")[-1]
-    assert re.search(r"━+ 300/300 tasks 100%", last), repr(err[-500:])
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", err).split("\n")
+    # The .blend fetched from the content store, then the tasks sent, each to its end.
+    size = sample_blend.stat().st_size
+    assert re.search(
+        rf"^Fetching scene\.blend ━+ {size}/{size} bytes 100%", shown[0].split("\r")[-1]
+    )
+    assert re.search(r"━+ 300/300 tasks 100%", shown[1].split("\r")[-1]), repr(err[-500:])
 
 
 def test_push_job_refuses_a_scene_that_the_uploaded_blend_lacks(
