@@ -74,7 +74,7 @@ class JobDetails:
         job, report = self.job, self.report
         settings, counts = job.settings, report.counts
         rows = [
-            ("state", f"{job.state}, priority {job.priority}"),
+            ("state", f"{report.state}, priority {job.priority}"),
             ("created", f"{job.created} by {job.created_by or 'unknown'}"),
             ("project", job.project),
             ("version", project_version(job.project)),

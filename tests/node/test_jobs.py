@@ -96,6 +96,7 @@ def test_two_nodes_serve_every_job_by_priority_with_pause_and_cancel(
         30,
         "the two jobs to be done",
     )
+    assert re.search(r"^  state +done, priority 5$", work(capsys, "show", urgent), re.M)
     # The add-on's job list says the same (its panel reads the farm through FarmMonitor).
     views = FarmMonitor(job_farm.config(), tmp_path / "thumbnails").refresh(urgent, Progress())
     states = {view.id: view.state for view in views}
