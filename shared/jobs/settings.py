@@ -16,7 +16,6 @@ from pathlib import PurePosixPath
 from ..core.config import Config, given_config
 from ..core.errors import BrendaError
 from ..project.packing import Addon
-from ..project.version import job_blender
 from ..tasks.task import FrameRange, RenderSettings
 from .registry import Job, make_job
 
@@ -99,12 +98,12 @@ class JobSettings:
 
     def farm_job(self, config: Config, project: str) -> Job:
         """The farm job that renders this scene from ``project`` (an uploaded version's URL),
-        not yet submitted; its version is read from the uploaded .blend's header."""
+        not yet submitted (submitting reads its Blender version from the uploaded .blend)."""
         return make_job(
             config,
             project=project,
             frames=str(self.frames()),
-            settings=self.render_settings(job_blender(config, project, self.blend_path)),
+            settings=self.render_settings(),
             chunk=self.frames_per_task,
             tiles=(self.tiles_x, self.tiles_y),
             priority=self.priority,
