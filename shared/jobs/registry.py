@@ -8,7 +8,8 @@ No bpy module use. The registry lives on AWS itself:
   which queue to take from; cancelling deletes one job's queue and touches no other job.
 - Each job has a record, JSON at ``FARM_OUTPUTS/.brenda/jobs/<id>.json``: the project, the .blend
   and scene, the frames and how they are cut, where its frames go (``FARM_OUTPUTS/<id>/``), its
-  render settings, state (active, paused, cancelled), priority, who created it and when.
+  render settings, state (submitting, active, paused, cancelled; ``done`` is reckoned from its
+  output and queue where it is shown, never recorded), priority, who created it and when.
   Control commands rewrite one record. A node lists the records' prefix (one request) and reads
   only records whose ETag changed, so an idle check costs the same one LIST for 1 or 100 jobs;
   queue tags would cost a ListQueueTags call per queue per node, a throttled control-plane call.
