@@ -21,7 +21,7 @@ import pytest
 
 from shared.cli.work import main as brenda_work
 from shared.core.config import load_config
-from shared.core.errors import UsageError
+from shared.core.errors import Cancelled, UsageError
 from shared.core.progress import Progress
 from shared.core.urls import S3Url, parse_url
 from shared.jobs.registry import JobRegistry, JobState, make_job, serving_order
@@ -194,6 +194,17 @@ def test_an_interrupted_submit_leaves_no_queue_and_no_record(
     assert listed == [(job.id, JobState.SUBMITTING)]
     assert served == []
     assert re.match(rf"^{job.id}\s+submitting\s", table[1]), table
+    assert left_behind(boto_client) == ([], [])
+
+    # Esc in the add-on: the send stops with Cancelled, a BrendaError, and is undone the same.
+    def cancel_midway(progress: Progress) -> None:
+        if progress.total and progress.done >= 100:
+            progress.cancel()
+
+    cancelling = Progress(on_change=cancel_midway)
+    with pytest.raises(Cancelled):
+        again = make_job(config, project=job.project, frames="1-300", settings=job.settings)
+        job_service.submit(config, again, cancelling)
     assert left_behind(boto_client) == ([], [])
 
 
