@@ -32,6 +32,7 @@ def farm_env(aws: str, monkeypatch: pytest.MonkeyPatch, boto_client: Any, tmp_pa
         monkeypatch.setenv(f"BRENDA_{key}", value)
     project = tmp_path / "project"
     project.mkdir()
+    (project / "scene.blend").write_bytes(b"")  # for nodes that are not there
     return project
 
 
