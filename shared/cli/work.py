@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``brenda-work``: a task template's work queue (push, status, reset) and the farm's jobs (submit,
-jobs, pause, resume, cancel, retry, missing, priority, video, gc)."""
+jobs, pause, resume, cancel, retry, missing, priority, video, report, gc)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ..project.packing import human_bytes
 from ..project.scenes import Scene
 from ..project.version import job_blender
 from ..services import jobs as job_service
+from ..services import report as report_service
 from ..services import video as video_service
 from ..services.job_details import job_details
 from ..tasks import queue
@@ -53,7 +54,18 @@ from .common import (
 
 PROG = "brenda-work"
 JOB_COMMANDS = tuple(action.value for action in registry.JobAction)
-COMMANDS = ("push", "status", "reset", "submit", "jobs", "show", *JOB_COMMANDS, "video", "gc")
+COMMANDS = (
+    "push",
+    "status",
+    "reset",
+    "submit",
+    "jobs",
+    "show",
+    *JOB_COMMANDS,
+    "video",
+    "report",
+    "gc",
+)
 
 DESCRIPTION = """\
 Manage Brenda's work queue (WORK_QUEUE=sqs://NAME in the configuration) and the farm's jobs.
@@ -76,6 +88,9 @@ commands:
                 missing refuses (--force: queue them anyway, as duplicates)
   video JOB     encode the job's stored frames, in frame order, into a video here (-o FILE,
                 default <job id>.mp4; --fps, default 24; --codec, default h264)
+  report JOB    write the job's report, one HTML page that fetches nothing (-o FILE, default
+                <job id>-report.html): its frames' thumbnails, render time and cost per
+                frame, frames stored over time, nodes by type and market, failures, settings
   gc        the content store under FARM_PROJECTS: what no project version of the last
             --days days (nor a job, nor a project's latest upload) uses; --delete removes it
 
@@ -103,6 +118,7 @@ examples:
   brenda-work pause shot1-7f3a
   brenda-work missing shot1                 the one job whose id starts with shot1
   brenda-work video shot1-7f3a --fps 25 -o shot1.mp4
+  brenda-work report shot1-7f3a -o shot1.html
   brenda-work --days 14 gc                  what gc would remove, with sizes
 
 templates: -T takes a file, or a built-in template: frame, subframe.
@@ -157,7 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     video = parser.add_argument_group("video")
     video.add_argument(
-        "-o", "--output", metavar="FILE", help="video: the file to write (default: <job id>.mp4)"
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="video and report: the file to write (default: <job id>.mp4, <job id>-report.html)",
     )
     video.add_argument(
         "--fps",
@@ -332,14 +351,16 @@ def check_command_options(args: argparse.Namespace) -> None:
         raise UsageError("--delete applies only to gc.")
     if args.force and args.command != "missing":
         raise UsageError("--force applies only to missing.")
-    video_options = args.output or args.fps or args.allow_gaps or args.codec != DEFAULT_CODEC
+    if args.output and args.command not in ("video", "report"):
+        raise UsageError("-o/--output applies only to video and report.")
+    video_options = args.fps or args.allow_gaps or args.codec != DEFAULT_CODEC
     if video_options and args.command != "video":
-        raise UsageError("-o/--output, --fps, --codec and --allow-gaps apply only to video.")
+        raise UsageError("--fps, --codec and --allow-gaps apply only to video.")
     if args.days < 1:
         raise UsageError(f"--days must be 1 or more, not {args.days}.")
     if args.target and args.command == "status":
         raise UsageError(status_with_a_job(args.target))
-    if args.target and args.command not in (*JOB_COMMANDS, "show", "video"):
+    if args.target and args.command not in (*JOB_COMMANDS, "show", "video", "report"):
         raise UsageError(f"{args.command} takes no arguments ({' '.join(args.target)}).")
 
 
@@ -522,6 +543,18 @@ def cmd_video(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, config: Config) -> int:
+    with usage_errors():
+        if len(args.target) != 1:
+            raise UsageError("report needs JOB, like: brenda-work report shot1-7f3a.")
+    with progress_bar("frames") as progress:
+        written = report_service.write_job_report(
+            config, args.target[0], Path(args.output) if args.output else None, progress
+        )
+    print(written.summary())
+    return 0
+
+
 def cmd_gc(args: argparse.Namespace, config: Config) -> int:
     projects = config.url("FARM_PROJECTS", S3Url)
     store = ContentStore(make_client("s3", config), projects)
@@ -586,6 +619,8 @@ def run(argv: Sequence[str]) -> int:
         return cmd_gc(args, config)
     if args.command == "video":
         return cmd_video(args, config)
+    if args.command == "report":
+        return cmd_report(args, config)
     return cmd_reset(args, config)
 
 

@@ -69,8 +69,8 @@ class JobDetails:
         missing = set(self.report.unstored)
         return sorted({frame for item in self.failures for frame in item.frames} & missing)
 
-    def lines(self) -> list[str]:
-        """The job as ``brenda-work show`` prints it."""
+    def rows(self) -> list[tuple[str, str]]:
+        """The job's settings and progress, each a label and its value (not yet printable)."""
         job, report = self.job, self.report
         settings, counts = job.settings, report.counts
         rows = [
@@ -101,8 +101,12 @@ class JobDetails:
         environment = settings.environment
         if environment is not None:
             rows.insert(7, ("colour", environment_text(job)))
-        lines = [f"Job {job.id} (farm {job.farm})"]
-        lines += [f"  {label:<9}{printable(value)}" for label, value in rows]
+        return rows
+
+    def lines(self) -> list[str]:
+        """The job as ``brenda-work show`` prints it."""
+        lines = [f"Job {self.job.id} (farm {self.job.farm})"]
+        lines += [f"  {label:<9}{printable(value)}" for label, value in self.rows()]
         if self.failures:
             lines.append("Failed tasks, each with its last error:")
             for failure in self.failures:

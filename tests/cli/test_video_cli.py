@@ -218,7 +218,7 @@ def test_exr_frames_are_shown_in_srgb(
         (["video", "JOB", "--fps", "fast"], "'fast' is not a frame rate, like 24 or 29.97."),
         (
             ["jobs", "--fps", "25"],
-            "-o/--output, --fps, --codec and --allow-gaps apply only to video.",
+            "--fps, --codec and --allow-gaps apply only to video.",
         ),
     ],
     ids=["no-job", "zero-fps", "word-fps", "not-video"],
