@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system programs the tests drive: OpenSSH's sshd for brenda-tool's nodes, rsync,
-# and the shell linter that checks the node image script. Does nothing where they are present.
+# the shell linter that checks the node image script, and Chromium, which shows brenda-work's
+# report headless. Does nothing where they are present.
 # Then the Blenders of the version matrix (install-blenders.sh).
 set -euo pipefail
 missing=()
@@ -8,6 +9,7 @@ command -v sshd >/dev/null 2>&1 || [[ -x /usr/sbin/sshd ]] || missing+=(openssh-
 command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ((${#missing[@]})); then
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"

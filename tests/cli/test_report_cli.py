@@ -37,7 +37,6 @@ STORED = 10
 """Frames 1-10 are stored; 11 failed (noted), 12 was dead-lettered."""
 WIDTH, HEIGHT = 160, 90
 HOSTILE = '<script>alert("owned")</script><img src="x.png" onerror="alert(1)">'
-SCREENSHOT_NOTE = Path("/work/notes/report-screenshot.png")
 
 
 def frame_colour(number: int) -> tuple[int, int, int]:
@@ -196,5 +195,3 @@ def test_report_shows_its_thumbnails_and_charts_in_headless_chromium(
     assert colour_pixels(image, RENDER_COLOUR) > 20 * 100
     assert colour_pixels(image, COST_COLOUR) > 20 * 100
     assert colour_pixels(image, STORED_COLOUR) > 200 * 50
-    SCREENSHOT_NOTE.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(screenshot, SCREENSHOT_NOTE)
