@@ -9,6 +9,7 @@ Thin glue: copy the scene and preferences into ``shared`` dataclasses, call ``sh
 from __future__ import annotations
 
 import tempfile
+import webbrowser
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -26,6 +27,7 @@ from .shared.project.packing import PackReport, human_bytes
 from .shared.services import farm as farm_service
 from .shared.services import jobs as job_service
 from .shared.services import project as project_service
+from .shared.services import report as report_service
 from .shared.services.farm import FleetOrder
 from .shared.services.project import Project
 
@@ -421,6 +423,33 @@ class BRENDA_OT_download_frames(_ModalWork):
         return f"Downloaded {len(paths)} frames to {paths[-1].parent}."
 
 
+class BRENDA_OT_open_report(_ModalWork):
+    """Write the selected job's report (frames, time and cost, nodes, failures) and open it in
+    the web browser (Esc cancels)"""
+
+    bl_idname = "brenda.open_report"
+    bl_label = "Brenda: Open Report"
+
+    def start_work(self, context: bpy.types.Context) -> BackgroundWork:
+        farm = scene_info.farm_settings(context)
+        job_id = context.window_manager.brenda.selected_job
+        if not job_id:
+            raise BrendaError("Select a job in the Brenda Jobs panel first (refresh to list them).")
+        target = Path(bpy.app.tempdir or tempfile.gettempdir()) / "brenda" / f"{job_id}.html"
+        return BackgroundWork(
+            lambda progress: report_service.write_job_report(
+                farm_config(farm), job_id, target, progress
+            )
+        )
+
+    def finish(self, context: bpy.types.Context, result: Any) -> str:
+        written: report_service.WrittenReport = result
+        # webbrowser rather than wm.url_open: it says whether a browser took the page.
+        if webbrowser.open(written.path.as_uri()):
+            return f"Opened the report of job {written.job} in the web browser."
+        return f"No web browser opened; the report of job {written.job} is {written.path}."
+
+
 class BRENDA_OT_build_ebs_volume(_BrendaOperator):
     """Start a helper that copies the uploaded project onto a new EBS volume, then powers off"""
 
@@ -498,6 +527,7 @@ classes = (
     BRENDA_OT_select_job,
     BRENDA_OT_open_frame,
     BRENDA_OT_download_frames,
+    BRENDA_OT_open_report,
     BRENDA_OT_build_ebs_volume,
     BRENDA_OT_snapshot_ebs_volume,
     BRENDA_OT_stop_farm,

@@ -84,6 +84,7 @@ class BRENDA_PT_jobs(_SidebarPanel):
         row = layout.row(align=True)
         row.operator("brenda.refresh_jobs", icon="FILE_REFRESH")
         row.operator("brenda.download_frames", icon="IMPORT")
+        row.operator("brenda.open_report", icon="URL")
         if state.fleet:
             box = layout.box()
             for line in state.fleet.splitlines():

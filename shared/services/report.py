@@ -22,6 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html import escape
@@ -119,7 +120,8 @@ def write_job_report(
     except OSError as error:
         raise BrendaError(f"Could not write the report {target}: {error}.") from error
     finally:
-        partial.unlink(missing_ok=True)
+        with suppress(OSError):  # a folder that could not be made holds no partial page
+            partial.unlink(missing_ok=True)
     report = data.details.report
     return WrittenReport(
         target,

@@ -28,6 +28,7 @@ ONLINE_OPERATORS = (
     "launch_nodes",
     "refresh_jobs",
     "download_frames",
+    "open_report",
     "build_ebs_volume",
     "snapshot_ebs_volume",
     "stop_farm",
@@ -282,6 +283,7 @@ def phase_collect() -> None:
     findings["frames"] = sorted(
         path.name for path in (WORK / "project" / "brenda_frames" / KEPT).iterdir()
     )
+    findings["report"] = call("open_report")
     findings["stop"] = call("stop_farm")
     bpy.ops.preferences.addon_disable(module=MODULE)
     findings["unregistered"] = not hasattr(bpy.types.Scene, "brenda") and not any(

@@ -98,6 +98,7 @@ def test_the_add_on_runs_a_job_end_to_end(
         "BRENDA_OT_job_action",
         "BRENDA_OT_launch_nodes",
         "BRENDA_OT_open_frame",
+        "BRENDA_OT_open_report",
         "BRENDA_OT_pack_project",
         "BRENDA_OT_push_job",
         "BRENDA_OT_refresh_jobs",
@@ -212,7 +213,14 @@ def test_the_add_on_runs_a_job_end_to_end(
     )
     assert node.returncode == 0, node.stderr[-3000:]
 
-    found = run_phase("collect", extension_zip, tmp_path, aws, kept)
+    # Open Report's browser: records the page it was given, and keeps a copy of it.
+    browser = tmp_path / "browser.sh"
+    browser.write_text(
+        f'#!/bin/sh\nprintf %s "$1" > {tmp_path}/opened.txt\n'
+        f'cp "${{1#file://}}" {tmp_path}/report.html\n'
+    )
+    browser.chmod(0o755)
+    found = run_phase("collect", extension_zip, tmp_path, aws, kept, BROWSER=str(browser))
     assert found["refresh"] == "FINISHED"
     assert found["jobs"] == [[urgent, 0, 2], [kept, 2, 2]]
     panel = found["panel_done"]
@@ -225,6 +233,14 @@ def test_the_add_on_runs_a_job_end_to_end(
     assert (found["open"], found["opened"]) == ("FINISHED", [found["latest"][0]])
     assert found["download"] == "FINISHED"
     assert found["frames"] == ["frame_000001.png", "frame_000002.png"]
+    # Open Report: the page of the job the node rendered, opened in the browser from a file.
+    assert found["report"] == "FINISHED"
+    assert (tmp_path / "opened.txt").read_text().startswith("file:///")
+    page = (tmp_path / "report.html").read_text()
+    assert page.count('<img class="thumbnail" src="data:image/png;base64,') == 2
+    assert page.count('class="render-bar"') == 2 and 'class="stored-area"' in page
+    assert "<td>-</td><td>local</td>" in page and "No task failed." in page
+    assert not re.search(r"https?://", page)
     assert found["stop"] == "FINISHED"
     assert found["unregistered"] is True
 

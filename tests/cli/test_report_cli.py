@@ -195,3 +195,39 @@ def test_report_shows_its_thumbnails_and_charts_in_headless_chromium(
     assert colour_pixels(image, RENDER_COLOUR) > 20 * 100
     assert colour_pixels(image, COST_COLOUR) > 20 * 100
     assert colour_pixels(image, STORED_COLOUR) > 200 * 50
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["report"], "report needs JOB, like: brenda-work report shot1-7f3a."),
+        (["report", "a", "b"], "report needs JOB, like: brenda-work report shot1-7f3a."),
+        (["jobs", "-o", "x.html"], "-o/--output applies only to video and report."),
+        (["report", "JOB", "--fps", "25"], "--fps, --codec and --allow-gaps apply only to video."),
+    ],
+    ids=["no-job", "two-jobs", "output-elsewhere", "video-option"],
+)
+def test_bad_report_options_are_usage_errors(
+    farm_env: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    error: str,
+) -> None:
+    _, err = work(capsys, *argv, code=2)
+    assert err == f"brenda-work: {error}\n"
+
+
+def test_a_report_that_cannot_be_written_is_one_sentence_and_nothing_is_left(
+    farm_env: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    job = submit(capsys, farm_env)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    _, err = work(capsys, "report", job, "-o", str(blocker / "report.html"), code=1)
+    assert err.startswith(f"brenda-work: Could not write the report {blocker}/report.html: ")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert blocker.read_text() == "not a folder"
+    _, err = work(capsys, "report", "no-such-job", code=2)
+    assert "has no job whose id starts with 'no-such-job'" in err
