@@ -8,9 +8,10 @@ and market with their share of the work and cost, the failed tasks with their er
 job's settings, Blender and project version as ``brenda-work show`` prints them.
 
 Reading it costs what ``brenda-work show`` reads (``job_details``), each ledger once more (whole,
-as ``stored_ledgers`` reads them), and a GET of each stored frame (up to ``MAX_THUMBNAILS``), ``FETCHERS`` at a time, each deleted here once
-shrunk. When frames were stored is when their tasks ended, as the ledgers say. Nodes write the
-ledgers, frames' names and failure notes, so every word of them is escaped: shown, never obeyed.
+as ``stored_ledgers`` reads them), and a GET of each stored frame (up to ``MAX_THUMBNAILS``),
+``FETCHERS`` at a time, each deleted here once shrunk. When frames were stored is when their tasks
+ended, as the ledgers say. Nodes write the ledgers, frames' names and failure notes, so every
+word of them is escaped: shown, never obeyed.
 """
 
 from __future__ import annotations
