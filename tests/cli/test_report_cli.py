@@ -81,6 +81,9 @@ def job_with_history(boto_client: Any, capsys: pytest.CaptureFixture[str], proje
         cost = TaskCost(f"frames {number}", 1, began, wall, 20.0 + 2 * number, 0.4, wall / 900)
         writer.working_on(cost.task, since=began, dollars_per_hour=0.4)
         writer.add(cost, "stored")
+    # A node that wrote its type as markup, and began frame 11 before it was stopped.
+    odd = LedgerWriter(store, None, "node-c", Machine("spot", "<i>odd</i>", "us-east-1a"), start)
+    odd.working_on("frames 11", since=start + 450, dollars_per_hour=None)
     demand.add(TaskCost("frames 11", 1.0, start + 500, 12.0, 9.0, 0.4, 0.002), "failed")
     note = failure_note(
         f"Task frames 11 failed: {HOSTILE}", node="node-b", attempt=3, body=bodies[11]
@@ -132,6 +135,8 @@ def test_report_holds_thumbnails_charts_nodes_and_failures_and_fetches_nothing(
     # Node b's 4 stored frames ($154/900) and its failed try ($0.002) of $0.396 in all.
     assert cells[("c5.xlarge", "spot")][-2:] == ["$0.22", "56%"]
     assert cells[("m5.large", "on-demand")][-2:] == ["$0.17", "44%"]
+    assert cells[("&lt;i&gt;odd&lt;/i&gt;", "spot")] == ["1", "0", "0", "0%", "0s", "$0.00", "0%"]
+    assert "<i>" not in page
     assert "<tr><td>frames 11</td><td>failed</td><td>Task frames 11 failed: &lt;script" in page
     assert "(node node-b, try 3)" not in page and "<td>node node-b, try 3</td>" in page
     assert "<tr><td>frames 12</td><td>dead-lettered</td>" in page
