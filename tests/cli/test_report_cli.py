@@ -19,11 +19,20 @@ import pytest
 from OpenImageIO import UINT8, ImageBuf
 
 from brenda_node.ledger import LedgerWriter
+from shared.core.config import load_config
+from shared.core.errors import Cancelled
+from shared.core.progress import Progress
 from shared.core.urls import S3Url, parse_url
 from shared.jobs.costs import Machine, TaskCost
 from shared.outputs.failures import failure_note
 from shared.outputs.store import S3Store
-from shared.services.report import BACKGROUND, COST_COLOUR, RENDER_COLOUR, STORED_COLOUR
+from shared.services.report import (
+    BACKGROUND,
+    COST_COLOUR,
+    RENDER_COLOUR,
+    STORED_COLOUR,
+    write_job_report,
+)
 from tests.cli.test_jobs_cli import drain, queue_url
 from tests.cli.test_video_cli import (  # noqa: F401
     FRAMES,
@@ -236,3 +245,23 @@ def test_a_report_that_cannot_be_written_is_one_sentence_and_nothing_is_left(
     assert blocker.read_text() == "not a folder"
     _, err = work(capsys, "report", "no-such-job", code=2)
     assert "has no job whose id starts with 'no-such-job'" in err
+
+
+def test_a_cancelled_report_raises_cancelled_and_writes_nothing(
+    farm_env: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    tmp_path: Path,
+) -> None:
+    job = job_with_history(boto_client, capsys, farm_env)
+
+    def cancel_after_a_thumbnail(progress: Progress) -> None:
+        if progress.done:
+            progress.cancel()
+
+    target = tmp_path / "out" / "report.html"
+    with pytest.raises(Cancelled, match="Making thumbnails of the frames of .* was cancelled"):
+        write_job_report(
+            load_config(None), job, target, Progress(on_change=cancel_after_a_thumbnail)
+        )
+    assert not target.parent.exists() or list(target.parent.iterdir()) == []
