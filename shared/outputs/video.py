@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -233,7 +234,8 @@ def encode_video(
     except (av.FFmpegError, OSError) as error:
         raise BrendaError(f"Could not write the video {target}: {error}.") from error
     finally:
-        partial.unlink(missing_ok=True)
+        with suppress(OSError):  # a folder that could not be made holds no partial video
+            partial.unlink(missing_ok=True)
     assert size is not None
     width, height = video_size(codec, *size)
     return Video(target, count, width, height, size[0], size[1], fps, codec)

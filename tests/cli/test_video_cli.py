@@ -280,3 +280,21 @@ def test_a_cancelled_encode_leaves_nothing_behind(
     with pytest.raises(Cancelled, match=f"^Encoding job {job} was cancelled.$"):
         job_video(load_config(None), job, target, progress=Progress(on_change=cancel_after_three))
     assert list(target.parent.iterdir()) == []
+
+
+def test_a_video_that_cannot_be_written_is_one_sentence_and_nothing_is_left(
+    farm_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    boto_client: Any,
+    tmp_path: Path,
+) -> None:
+    """Its folder under a regular file: cleaning up the partial video raised a traceback."""
+    job = submit(capsys, farm_env)
+    store_frames(boto_client, job, {1: frame_image(1, 32, 18)}, tmp_path / "s")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    target = blocker / "shot.mp4"
+    _, err = work(capsys, "video", job, "--allow-gaps", "-o", str(target), code=1)
+    assert err.startswith(f"brenda-work: Could not write the video {target}: ")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert blocker.read_text() == "not a folder"
