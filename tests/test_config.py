@@ -17,7 +17,7 @@ from shared.core.config import (
     node_required,
     read_config_file,
 )
-from shared.core.errors import ConfigError
+from shared.core.errors import ConfigError, UsageError
 from shared.core.urls import EbsUrl, FileUrl, S3Url, SqsUrl
 
 # Every key the original Brenda 0.5.6 read (reference section 2.2).
@@ -159,10 +159,10 @@ def test_config_file_lookup(
 
 
 def test_named_config_files_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigError, match=r"missing.conf \(given with -c\) does not exist"):
+    with pytest.raises(UsageError, match=r"missing.conf \(given with -c\) does not exist"):
         load_config(tmp_path / "missing.conf")
     monkeypatch.setenv("BRENDA_CONFIG", str(tmp_path / "gone.conf"))
-    with pytest.raises(ConfigError, match=r"gone.conf \(from \$BRENDA_CONFIG\) does not exist"):
+    with pytest.raises(UsageError, match=r"gone.conf \(from \$BRENDA_CONFIG\) does not exist"):
         load_config()
 
 

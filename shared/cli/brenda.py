@@ -385,13 +385,16 @@ def contact_sheet(frames: list[Path], target: Path) -> None:
         raise BrendaError(f"Could not write the contact sheet {target}: {sheet.geterror()}.")
 
 
-def check_blend(blend: Path) -> None:
-    """A ``--blend`` that is missing or not a .blend is said at once, before anything starts."""
+def check_blend(blend: Path, option: str = "") -> None:
+    """A .blend the command line names (with ``option``, if any) that is missing, or is not a
+    .blend file Brenda can read, is a usage error, said at once, before anything starts."""
+    named = f"{option} {blend}".lstrip()
     if not blend.exists():
-        raise BrendaError(f"--blend {blend} not found.")
+        raise UsageError(f"{named} not found.")
     if blend.suffix != ".blend" or not blend.is_file():
-        raise BrendaError(f"--blend {blend} is not a .blend file.")
-    packing.scene_frames(blend)
+        raise UsageError(f"{named} is not a .blend file.")
+    with usage_errors():
+        packing.scene_frames(blend)
 
 
 def job_frames(args: argparse.Namespace) -> str:
@@ -429,7 +432,7 @@ def stop_on_sigterm(number: int, frame: object) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     with usage_errors():
         if args.blend is not None:
-            check_blend(args.blend)
+            check_blend(args.blend, "--blend")
         demo = plan(args, job_frames(args))
     output = run_folder(args.output.resolve())
     frames_folder = output / "frames"
@@ -525,9 +528,8 @@ def keep_logs(folder: Path, output: Path, count: int) -> None:
 
 def project_of(args: argparse.Namespace, blend: Path) -> Project:
     """The project ``brenda pack`` or ``brenda upload`` packs: ``blend``, the root and add-ons
-    given; a missing file or an add-on that is none is a usage error."""
-    if not blend.exists():
-        raise UsageError(f"{blend} not found.")
+    given; a .blend that is missing or none, or an add-on that is none, is a usage error."""
+    check_blend(blend)
     with usage_errors():
         addons = tuple(packing.Addon.at(path) for path in args.addon)
         packing.check_addons(addons)

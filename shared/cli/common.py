@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """What every Brenda command shares: argument errors, error printing, logging, progress bars.
 
-No bpy module use. A BrendaError is printed as one line and exits 1; argument mistakes exit 2;
-Ctrl-C exits 130. Anything else is a bug and keeps its traceback.
+No bpy module use. Every command follows one table of exit statuses (the README's): 0 done, 1 the
+work could not be done (a BrendaError, printed as one line), 2 the command line is wrong (nothing
+was done), 130 interrupted (Ctrl-C). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from rich.progress import Progress as RichProgress
 from rich.table import Column
 
 from .. import __version__
-from ..core.errors import BrendaError, UsageError
+from ..core.errors import BrendaError, MissingSetting, UsageError
 from ..core.progress import Progress
 
+EXIT_DONE = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -99,10 +101,11 @@ def run_command(prog: str, main: Callable[[Sequence[str]], int], argv: Sequence[
 
 @contextmanager
 def usage_errors() -> Iterator[None]:
-    """Errors raised while reading the command line's values are usage errors (exit status 2)."""
+    """Errors raised while reading the command line's values are usage errors (exit status 2);
+    a setting the values need that is not set is not the command line's fault (exit status 1)."""
     try:
         yield
-    except UsageError:
+    except (UsageError, MissingSetting):
         raise
     except BrendaError as error:
         raise UsageError(str(error)) from error

@@ -2,7 +2,8 @@
 """``brenda-node``: the worker. Takes tasks from its farm's jobs (or a ``WORK_QUEUE``) and renders
 them until no work is left (``DONE=exit``), forever (``DONE=poll``), or then powers the machine off
 (``DONE=shutdown``). SIGTERM, SIGINT and spot interruption notices stop it cleanly: Blender is
-stopped and the task goes back to the queue at once."""
+stopped and the task goes back to the queue at once. Stopped by SIGINT (Ctrl-C) it exits with
+status 130, as every command does; by SIGTERM or a notice, 0 (how a node is meant to end)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,14 @@ from brenda_node.power import shut_down
 
 from ..core.config import load_config, node_required
 from ..core.errors import BrendaError
-from .common import ArgumentParser, add_common_options, help_text, run_command
+from .common import (
+    EXIT_DONE,
+    EXIT_INTERRUPTED,
+    ArgumentParser,
+    add_common_options,
+    help_text,
+    run_command,
+)
 
 PROG = "brenda-node"
 
@@ -99,7 +107,7 @@ def run(argv: Sequence[str]) -> int:
     finally:
         pidfile.unlink(missing_ok=True)
         os.close(held)
-    return 0
+    return EXIT_INTERRUPTED if stopper.reason == signal.SIGINT.name else EXIT_DONE
 
 
 def lock_pid_file(pidfile: Path, work: Path) -> int:

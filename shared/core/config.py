@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, MissingSetting, UsageError
 from .urls import BrendaUrl, EbsUrl, SqsUrl, parse_url
 
 log = logging.getLogger(__name__)
@@ -445,7 +445,7 @@ class Config:
                 keyed.append((int(match.group(1)), value))
         return [url for _, url in sorted(keyed, key=lambda pair: pair[0])]
 
-    def missing(self, key: str) -> ConfigError:
+    def missing(self, key: str) -> MissingSetting:
         setting = _setting_for(key)
         where = self.file or DEFAULT_CONFIG_PATH
         what = ""
@@ -453,8 +453,8 @@ class Config:
             description = setting.description.rstrip(".")
             what = f" ({description[0].lower()}{description[1:]})"
         if self.set_in is not None:
-            return ConfigError(f"{key} is not set in {self.set_in}{what}.")
-        return ConfigError(
+            return MissingSetting(f"{key} is not set in {self.set_in}{what}.")
+        return MissingSetting(
             f"{key} is not set: add {key}=... to {where} or set {ENV_PREFIX}{key}{what}."
         )
 
@@ -474,20 +474,19 @@ def node_required(config: Config) -> tuple[str, ...]:
 def resolve_config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
     """The file to read: ``-c FILE``, else ``$BRENDA_CONFIG``, else ``~/.brenda.conf`` if present.
 
-    A file that was named explicitly (flag or variable) must exist.
+    A file that was named explicitly (flag or variable) must exist: one that does not is a usage
+    error (exit status 2), like any file the command line names that is not there.
     """
     if explicit is not None:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise ConfigError(f"Configuration file {path} (given with -c) does not exist.")
+            raise UsageError(f"Configuration file {path} (given with -c) does not exist.")
         return path
     from_env = environ.get(CONFIG_PATH_ENV)
     if from_env:
         path = Path(from_env).expanduser()
         if not path.is_file():
-            raise ConfigError(
-                f"Configuration file {path} (from ${CONFIG_PATH_ENV}) does not exist."
-            )
+            raise UsageError(f"Configuration file {path} (from ${CONFIG_PATH_ENV}) does not exist.")
         return path
     default = Path(environ.get("HOME", "~")) / ".brenda.conf"
     default = default.expanduser()

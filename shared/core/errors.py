@@ -16,6 +16,11 @@ class ConfigError(BrendaError):
     """A setting is missing, unknown or has a bad value."""
 
 
+class MissingSetting(ConfigError):
+    """A setting the command needs is not set: the command cannot do its work (exit status 1),
+    whatever it was reading when it found out."""
+
+
 class TaskError(BrendaError):
     """A task template, frame range or task description cannot produce valid tasks."""
 

@@ -465,12 +465,27 @@ def pack(
     archive = Path(os.path.abspath(archive))
     if archive.is_relative_to(root) and archive.suffix == ".blend":
         raise BrendaError(f"The archive {archive} would overwrite a .blend file.")
-    archive.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder_of(archive)
     with tempfile.TemporaryDirectory(prefix="brenda-pack-") as staging:
         _stage(blend, root, Path(staging), progress)
         _copy_addons(addons, Path(staging))
         _write_archive(Path(staging), archive, progress)
     return PackReport(**{**report.__dict__, "archive": archive})
+
+
+def _make_folder_of(archive: Path) -> None:
+    """The archive's folder, made if needed; one that cannot be is said in one sentence."""
+    try:
+        archive.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as error:
+        raise BrendaError(
+            f"Could not write the project archive {archive}: {error.filename} is a file, "
+            "not a folder."
+        ) from error
+    except OSError as error:
+        raise BrendaError(
+            f"Could not write the project archive {archive}: {error.strerror or error}."
+        ) from error
 
 
 def stage(
