@@ -46,7 +46,7 @@ def test_a_file_that_is_not_a_blend_file_is_one_sentence(
 ) -> None:
     blend = tmp_path / "notes.blend"
     blend.write_text("not a blend file")
-    assert brenda(["pack", str(blend), "--dry-run"]) == 1
+    assert brenda(["pack", str(blend), "--dry-run"]) == 2  # the command line names no .blend
     error = capsys.readouterr().err
     assert error.startswith(f"brenda: {blend} cannot be read as a .blend file (")
     assert error.count("\n") == 1
