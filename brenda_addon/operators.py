@@ -20,6 +20,7 @@ from . import monitor, scene_info
 from .background import BackgroundWork
 from .shared.core.errors import BrendaError
 from .shared.core.progress import Progress
+from .shared.core.text import counted
 from .shared.jobs.registry import JobAction
 from .shared.jobs.settings import farm_config
 from .shared.project.content import Upload
@@ -107,7 +108,7 @@ class BRENDA_OT_check_project(_BrendaOperator):
                 job.addons, job.addons_chosen = ", ".join(scene_info.used_addons()), True
             _, report = preflight(context, save=False)
             return (
-                f"{report.files} files ({human_bytes(report.bytes)}) to pack, "
+                f"{counted(report.files, 'file')} ({human_bytes(report.bytes)}) to pack, "
                 f"{len(report.missing)} missing, {len(report.outside)} from outside the root."
             )
 
@@ -202,7 +203,7 @@ class BRENDA_OT_upload_project(_ModalWork):
         sent: Upload = result
         context.window_manager.brenda.uploaded_key = sent.manifest_url.rsplit("/", 1)[-1]
         return (
-            f"Uploaded the project: sent {sent.sent_files} of {sent.files} files, "
+            f"Uploaded the project: sent {sent.sent_files} of {counted(sent.files, 'file')}, "
             f"{human_bytes(sent.sent_bytes)} of {human_bytes(sent.bytes)}."
         )
 

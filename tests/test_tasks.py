@@ -371,8 +371,8 @@ def test_an_absurd_push_is_refused_before_any_task_is_built(
         chunks = chunk_frames(ranges, task_size)
         render_tasks(RenderSettings(), chunks, tile_grid(*tiles) if tiles else None)
     assert str(caught.value) == (
-        f"That makes {count} tasks; one push makes at most 100000. Push the frames in parts, "
-        "or render more frames per task (-S)."
+        f"That makes {count} tasks; Brenda sends at most 100000 at once: render more frames per "
+        "task, or fewer frames at a time."
     )
     assert len(chunk_frames([FrameRange(1, 100_000_000)], 1000)) == 100_000
 

@@ -38,6 +38,7 @@ from brenda_node.blenders import blender_command
 from .. import __version__
 from ..core.config import Config, load_config
 from ..core.errors import BrendaError, TaskError, UsageError
+from ..core.text import counted
 from ..core.urls import S3Url
 from ..jobs.costs import JobCost, Ledger, format_dollars, job_cost, stored_ledgers
 from ..outputs.store import open_store
@@ -73,6 +74,10 @@ REFRESH_SECONDS = 0.5
 DEFAULT_FRAMES = "1-24"
 THUMBNAIL_WIDTH = 160
 SHEET_COLUMNS = 6
+RENDER_ANYWAY = "run it again with --render-anyway"
+"""How pack, upload and demo render without missing files."""
+SIZE_LIMITS = (4, 65536)
+"""The frame sizes Blender renders: it makes a smaller one 4 pixels wide, silently."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="sample scene Cycles samples (default 16)",
     )
     demo.add_argument(
+        "--render-anyway",
+        action="store_true",
+        help="--blend: render even when files the render reads are missing",
+    )
+    demo.add_argument(
         "--output",
         type=Path,
         default=Path("brenda-demo"),
@@ -230,12 +240,20 @@ def plan(
         raise TaskError(f"--nodes must be 1 or more, not {args.nodes}.")
     if args.chunk < 1:
         raise TaskError(f"--chunk must be 1 or more, not {args.chunk}.")
+    width, height = parse_pair(args.size, "Size", "320x180")
+    smallest, largest = SIZE_LIMITS
+    if not (smallest <= width <= largest and smallest <= height <= largest):
+        raise TaskError(
+            f"--size {args.size}: both numbers must be from {smallest} to {largest} (pixels)."
+        )
+    if args.samples < 1:
+        raise TaskError(f"--samples must be 1 or more, not {args.samples}.")
     across, down = parse_pair(args.tiles, "Tiles", "2x2 (across x down)")
     if (across == 0) != (down == 0):
         raise TaskError(f"--tiles {args.tiles}: both numbers must be above 0 (0x0: no tiles).")
     tiles = tile_grid(across, down)
     chunks = chunk_frames(parse_frame_list(frames), args.chunk)
-    settings = RenderSettings(blend=blend, blender=blender)
+    settings = RenderSettings(blend=blend, blender=blender, render_anyway=args.render_anyway)
     tasks = list(render_tasks(settings, chunks, tiles))
     numbers = {frame for chunk in chunks for frame in chunk.frames()}
     return DemoTasks(tasks, sorted(frame_file_names(settings, numbers)), max(numbers))
@@ -258,8 +276,10 @@ def make_project(args: argparse.Namespace, demo: DemoTasks, folder: Path) -> tup
     or the sample scene made by Blender."""
     archive = folder / PROJECT_KEY
     if args.blend is not None:
-        given = Project(args.blend)
-        report = project_service.pack(given, archive, project_service.check(given))
+        given = Project(args.blend, render_anyway=args.render_anyway)
+        report = project_service.check(given)
+        project_service.refuse_missing(given, report, RENDER_ANYWAY)
+        report = project_service.pack(given, archive, report)
         print(report.summary())
         return archive, plan(args, job_frames(args), report.blend, report.blender)
     project = folder / "project"
@@ -442,7 +462,7 @@ def run_demo(args: argparse.Namespace) -> int:
         wall, statuses, demo, cost, warm = render(args, demo, output)
     except KeyboardInterrupt:
         kept = sum(1 for _ in frames_folder.iterdir()) if frames_folder.is_dir() else 0
-        print(f"Interrupted: the {kept} frames stored so far are in {frames_folder}.")
+        print(f"Interrupted: {counted(kept, 'frame')} stored so far, in {frames_folder}.")
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -450,7 +470,7 @@ def run_demo(args: argparse.Namespace) -> int:
     nodes = len(statuses)
     print(f"Frames:           {len(demo.frames)} in {frames_folder}")
     print(f"Contact sheet:    {output / 'contact-sheet.png'}")
-    print(f"Wall time:        {wall:.1f} s on {nodes} nodes")
+    print(f"Wall time:        {wall:.1f} s on {counted(nodes, 'node')}")
     print(f"Render time:      {render_seconds / len(demo.frames):.2f} s per frame (mean)")
     print(f"Farm efficiency:  {render_seconds / (nodes * wall):.0%}")
     print(
@@ -487,8 +507,9 @@ def render(
         project_service.upload_archive(config, archive, BUCKET, PROJECT_KEY)
         result = queue.push(config, demo.tasks)
         print(
-            f"Project {blend} uploaded; {result.count} tasks for {len(demo.frames)} frames pushed "
-            f"to {result.queue}; starting {args.nodes} nodes."
+            f"Project {blend} uploaded; {counted(result.count, 'task')} for "
+            f"{counted(len(demo.frames), 'frame')} pushed to {result.queue}; starting "
+            f"{counted(args.nodes, 'node')}."
         )
         started = time.monotonic()
         nodes = start_nodes(args.nodes, folder, config_file)
@@ -542,7 +563,7 @@ def checked(project: Project) -> packing.PackReport:
     report = project_service.check(project)
     for line in report.lines():
         print(line)
-    project_service.refuse_missing(project, report)
+    project_service.refuse_missing(project, report, RENDER_ANYWAY)
     return report
 
 
@@ -585,7 +606,8 @@ def run_upload(args: argparse.Namespace) -> int:
         with progress_bar("bytes") as progress:
             sent = project_service.upload(config, project, report, progress, cache)
     print(
-        f"Sent {sent.sent_files} of {sent.files} files, {packing.human_bytes(sent.sent_bytes)} of "
+        f"Sent {sent.sent_files} of {counted(sent.files, 'file')}, "
+        f"{packing.human_bytes(sent.sent_bytes)} of "
         f"{packing.human_bytes(sent.bytes)} (hashed {packing.human_bytes(cache.hashed)}; the "
         "rest of the hashes came from the cache)."
     )

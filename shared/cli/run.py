@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from ..core.config import Config, load_config
 from ..core.errors import UsageError
+from ..core.text import counted
 from ..farm import fleet, image, releases
 from ..farm.deadline import DeadlinePlan
 from ..jobs.costs import format_dollars
@@ -164,8 +165,8 @@ def cmd_launch(args: argparse.Namespace, config: Config) -> int:
     if args.dry_run:
         return 0
     ids = farm_service.launch_nodes(config, plan)
-    what = "spot requests" if plan.persistent else "nodes"
-    print(f"Launched {len(ids)} {what}: {' '.join(ids)}")
+    what = "spot request" if plan.persistent else "node"
+    print(f"Launched {counted(len(ids), what)}: {' '.join(ids)}")
     return 0
 
 

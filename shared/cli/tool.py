@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..core.config import Config, load_config
 from ..core.errors import BrendaError, UsageError
+from ..core.text import counted
 from ..farm import fleet
 from ..workstation.ssh import (
     REMOTE_COUNTS,
@@ -116,7 +117,7 @@ def report(results: list[HostResult]) -> int:
             failed += 1
             print(f"{PROG}: {result.host}: {result.error}", file=sys.stderr)
     if failed:
-        print(f"{PROG}: {failed} of {len(results)} nodes failed.", file=sys.stderr)
+        print(f"{PROG}: {failed} of {counted(len(results), 'node')} failed.", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -135,6 +136,11 @@ def check_arguments(command: str, arguments: list[str]) -> None:
         raise UsageError("ssh needs a command to run, like: brenda-tool ssh uptime.")
     if command == "rsync" and not arguments:
         raise UsageError("rsync needs arguments, like: brenda-tool rsync -a HOST:log logs/.")
+    if command in ("instances", "perf") and arguments:
+        raise UsageError(
+            f"{command} takes no arguments ({' '.join(arguments)}); options go before the "
+            f"command, like: brenda-tool -c FILE {command}."
+        )
 
 
 def cmd_prune(args: argparse.Namespace, config: Config, fanout: Fanout, hosts: list[Host]) -> int:
@@ -154,7 +160,7 @@ def cmd_prune(args: argparse.Namespace, config: Config, fanout: Fanout, hosts: l
             "prune shuts down farm nodes only (leave out -n/-H)."
         )
     fleet.shut_down(config, [host.instance for host in shutdown], terminate=args.terminate)
-    print(("Terminated" if args.terminate else "Stopped") + f" {len(shutdown)} nodes.")
+    print(("Terminated" if args.terminate else "Stopped") + f" {counted(len(shutdown), 'node')}.")
     return 0
 
 
@@ -179,7 +185,8 @@ def cmd_perf(config: Config, fanout: Fanout, hosts: list[Host]) -> int:
     farm_rate = total_tasks / total_hours * sum(item.nodes for item in table)
     print(f"Tasks per hour (farm: {farm_rate:.2f})")
     for item in table:
-        print(f"  {item.instance_type:<14} {item.tasks_per_hour:10.2f}  ({item.nodes} nodes)")
+        nodes = counted(item.nodes, "node")
+        print(f"  {item.instance_type:<14} {item.tasks_per_hour:10.2f}  ({nodes})")
     print("Tasks per US$")
     for item in sorted(table, key=lambda entry: entry.tasks_per_dollar or 0, reverse=True):
         value = f"{item.tasks_per_dollar:10.2f}" if item.tasks_per_dollar else "   unknown"
@@ -194,15 +201,15 @@ def run(argv: Sequence[str]) -> int:
     command = ABBREVIATIONS.get(args.command, args.command)
     check_arguments(command, args.arguments)
     hosts = select_hosts(args, config)
+    if not hosts:
+        print(f"Farm {config.text('FARM')} has no running nodes.")
+        return 0
     if command == "instances":
         now = datetime.now(UTC)
         for host in hosts:
             node = host.instance
             detail = f"  up {str(now - node.launched).split('.')[0]}  {node.type}" if node else ""
             print(f"{host}{detail}")
-        return 0
-    if not hosts:
-        print(f"Farm {config.text('FARM')} has no running nodes.")
         return 0
     user = args.user or config.text("AWS_USER")
     fanout = Fanout(config, user, config.integer("TOOL_THREADS"))

@@ -15,6 +15,7 @@ from ..aws import s3
 from ..aws.session import cloud_errors, make_client
 from ..core.config import Config, load_config
 from ..core.errors import BrendaError, TaskError, UsageError
+from ..core.text import counted
 from ..core.urls import S3Url, SqsUrl, parse_url
 from ..jobs import registry
 from ..outputs.video import CODECS, DEFAULT_CODEC, DEFAULT_FPS, parse_fps
@@ -385,12 +386,13 @@ def cmd_push(args: argparse.Namespace, config: Config) -> int:
         url = config.work_queue()
         target = str(url) if url else "the work queue (WORK_QUEUE is not set)"
         print(
-            f"Dry run: {len(tasks)} tasks would go to {target}; nothing was sent.", file=sys.stderr
+            f"Dry run: {counted(len(tasks), 'task')} would go to {target}; nothing was sent.",
+            file=sys.stderr,
         )
         return 0
     with progress_bar() as progress:
         result = queue.push(config, tasks, progress)
-    print(f"Pushed {result.count} tasks to {result.queue} ({result.region}).")
+    print(f"Pushed {counted(result.count, 'task')} to {result.queue} ({result.region}).")
     return 0
 
 
@@ -457,11 +459,11 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
     if args.dry_run:
         job = job_service.checked(config, job, contents)
         print(job.to_json())
-        print(f"Dry run: job {job.id} would get {len(tasks)} tasks; nothing was sent.")
+        print(f"Dry run: job {job.id} would get {counted(len(tasks), 'task')}; nothing was sent.")
         return 0
     with progress_bar() as progress:
         made = job_service.submit(config, job, progress, contents=contents)
-    print(f"Submitted job {made.id}: {made.tasks} tasks, priority {made.priority}.")
+    print(f"Submitted job {made.id}: {counted(made.tasks, 'task')}, priority {made.priority}.")
     print(f"Its frames go to {made.output}")
     return 0
 

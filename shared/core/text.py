@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Text that others wrote (records, failure notes, ids), made safe to print on a terminal."""
+"""Text for people: what others wrote (records, failure notes, ids) made safe to print on a
+terminal, and counts of things said in the right number."""
 
 from __future__ import annotations
 
@@ -13,3 +14,8 @@ the screen, retitle the window, rewrite what an earlier line said)."""
 def printable(text: str) -> str:
     """``text`` with its control characters shown as ``\\xNN`` escapes instead of obeyed."""
     return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 file``, ``2 files``, ``0 files``: ``noun`` is singular, and takes an s otherwise."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -482,7 +482,7 @@ class JobRegistry:
     def set_state(self, job_id: str, state: JobState) -> Job:
         job = self.job(job_id)
         if job.state == JobState.CANCELLED:
-            raise UsageError(f"Job {job_id} is cancelled; push it again to render it.")
+            raise UsageError(f"Job {job_id} is cancelled; submit it again to render it.")
         if job.state == JobState.SUBMITTING and state != JobState.CANCELLED:
             raise _still_submitting(job_id)
         changed = replace(job, state=state)
@@ -515,12 +515,12 @@ class JobRegistry:
 
     def _live_queue(self, job: Job) -> WorkQueue:
         if job.state == JobState.CANCELLED:
-            raise UsageError(f"Job {job.id} is cancelled; push it again to render it.")
+            raise UsageError(f"Job {job.id} is cancelled; submit it again to render it.")
         if job.state == JobState.SUBMITTING:
             raise _still_submitting(job.id)
         queue = self.queue(job)
         if queue is None:
-            raise BrendaError(f"The queue of job {job.id} is gone; push the job again.")
+            raise BrendaError(f"The queue of job {job.id} is gone; submit the job again.")
         return queue
 
     def missing(

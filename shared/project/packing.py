@@ -32,6 +32,7 @@ from blender_asset_tracer.trace import blocks2assets, expanders, result
 from ..core.blend_header import saved_by, version_key
 from ..core.errors import BrendaError, Cancelled
 from ..core.progress import Progress
+from ..core.text import counted
 from .content import folder_files
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ class PackReport:
         lines = [
             f"Project root: {self.root}",
             f"Render: {self.blend}",
-            f"{self.files} files, {human_bytes(self.bytes)} to pack",
+            f"{counted(self.files, 'file')}, {human_bytes(self.bytes)} to pack",
             f"Saved by Blender {self.blender}",
         ]
         lines += [f"Library {path}: saved by Blender {version}" for path, version in self.libraries]
@@ -207,11 +208,11 @@ class PackReport:
 
     def summary(self) -> str:
         """One sentence for a status line."""
-        parts = [f"{self.files} files ({human_bytes(self.bytes)})"]
+        parts = [f"{counted(self.files, 'file')} ({human_bytes(self.bytes)})"]
         if self.outside:
             parts.append(f"{len(self.outside)} copied in from outside the project root")
         if self.rewritten:
-            parts.append(f"{len(self.rewritten)} absolute paths made relative")
+            parts.append(f"{counted(len(self.rewritten), 'absolute path')} made relative")
         if self.missing:
             parts.append(f"{len(self.missing)} missing")
         where = f" into {self.archive.name}" if self.archive else ""
@@ -411,8 +412,13 @@ def inspect(
     )
 
 
-def refuse_missing(report: PackReport) -> None:
-    """Stop with one sentence naming the missing files a render reads."""
+RENDER_ANYWAY = "pack with 'render anyway'"
+"""How to render without missing files, as the add-on asks for it (its Render Anyway box)."""
+
+
+def refuse_missing(report: PackReport, render_anyway: str = RENDER_ANYWAY) -> None:
+    """Stop with one sentence naming the missing files a render reads, and saying how to render
+    without them (``render_anyway``: each interface has its own way)."""
     blocking = report.blocking
     if not blocking:
         return
@@ -420,8 +426,8 @@ def refuse_missing(report: PackReport) -> None:
     more = f" and {len(blocking) - 5} more" if len(blocking) > 5 else ""
     noun = "file the render reads is" if len(blocking) == 1 else "files the render reads are"
     raise BrendaError(
-        f"{len(blocking)} {noun} missing: {shown}{more}. Put them back, or pack "
-        "with 'render anyway' to render without them."
+        f"{len(blocking)} {noun} missing: {shown}{more}. Put them back, or {render_anyway} to "
+        "render without them."
     )
 
 

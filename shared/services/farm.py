@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from ..aws.ec2 import Instance, SpotRequest
 from ..core.config import Config
 from ..core.errors import BrendaError, UsageError
+from ..core.text import counted
 from ..farm import autoscale, deadline, fleet
 from ..farm.autoscale import FleetPlan, GroupState
 from ..farm.deadline import DeadlinePlan
@@ -130,7 +131,7 @@ def start_nodes(config: Config, order: NodeOrder) -> str:
     """Launch the nodes; says how many, in a sentence."""
     plan, notes = plan_nodes(config, order)
     ids = launch_nodes(config, plan)
-    return " ".join([f"Launched {len(ids)} nodes.", *notes])
+    return " ".join([f"Launched {counted(len(ids), 'node')}.", *notes])
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,13 @@ def check(project: Project, progress: Progress | None = None) -> PackReport:
     )
 
 
-def refuse_missing(project: Project, report: PackReport) -> None:
+def refuse_missing(
+    project: Project, report: PackReport, render_anyway: str = packing.RENDER_ANYWAY
+) -> None:
     """Stop with one sentence when files the render reads are missing, unless the project
-    renders anyway."""
+    renders anyway; ``render_anyway`` says how, as the interface asks for it."""
     if not project.render_anyway:
-        packing.refuse_missing(report)
+        packing.refuse_missing(report, render_anyway)
 
 
 def pack(

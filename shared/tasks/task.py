@@ -51,7 +51,8 @@ IMAGE_FORMATS = (
 )
 MAX_SCENE_NAME_BYTES = 63
 MAX_TASKS = 100_000
-"""Tasks one push may make: every task is built and checked before the first is sent."""
+"""Tasks one push, job or demo may make: every task is built and checked before the first is
+sent. The refusal names no option: each command calls its own "frames per task"."""
 DEFAULT_OUTPUT_NAME = "frame_######"
 
 _FRAME_ITEM = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
@@ -477,8 +478,8 @@ def load_template(name_or_path: str) -> tuple[str, str]:
 def _check_count(count: int) -> None:
     if count > MAX_TASKS:
         raise TaskError(
-            f"That makes {count} tasks; one push makes at most {MAX_TASKS}. Push the frames in "
-            "parts, or render more frames per task (-S)."
+            f"That makes {count} tasks; Brenda sends at most {MAX_TASKS} at once: render more "
+            "frames per task, or fewer frames at a time."
         )
 
 

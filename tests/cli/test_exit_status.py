@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +88,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("exit-status")
     blend = folder / "shot.blend"
     save = f"import bpy; bpy.ops.wm.save_as_mainfile(filepath={str(blend)!r})"
-    subprocess.run(
-        [sys.executable, "-c", save], check=True, capture_output=True, timeout=120
-    )
+    subprocess.run([sys.executable, "-c", save], check=True, capture_output=True, timeout=120)
     (folder / "corrupt.blend").write_bytes(b"BLENDER-v405REND\x00garbage")
     (folder / "regular-file").write_text("not a folder\n")
     (folder / "project").mkdir()
@@ -218,7 +217,7 @@ def test_every_command_interrupted_by_sigint_exits_130(
     try:
         assert connected.wait(timeout=120), command.communicate(timeout=30)
         command.send_signal(signal.SIGINT)
-        out, err = command.communicate(timeout=60)
+        _, err = command.communicate(timeout=60)
     finally:
         if command.poll() is None:
             command.kill()
@@ -226,6 +225,11 @@ def test_every_command_interrupted_by_sigint_exits_130(
     assert command.returncode == EXIT_INTERRUPTED, err
     assert err.endswith(f"{prog}: interrupted\n"), err
     assert "Traceback" not in err
+
+
+def has_started(log: Path) -> bool:
+    """The node has its project and takes tasks."""
+    return log.exists() and "project folder" in log.read_text()
 
 
 def test_a_node_stopped_by_sigint_exits_130_and_by_sigterm_0(
@@ -237,6 +241,7 @@ def test_a_node_stopped_by_sigint_exits_130_and_by_sigterm_0(
     statuses: dict[str, Any] = {}
     for stop in (signal.SIGINT, signal.SIGTERM):
         work = Path(files["work"]) / stop.name
+        log = work / "log"
         environ = {
             **os.environ,
             "BRENDA_WORK_QUEUE": "sqs://exit-status",
@@ -250,8 +255,7 @@ def test_a_node_stopped_by_sigint_exits_130_and_by_sigterm_0(
         }
         node = start("brenda-node", [], environ, isolated_environment)
         try:
-            log = work / "log"
-            wait_for(lambda: log.exists() and "project folder" in log.read_text(), 120, "a node")
+            wait_for(partial(has_started, log), 120, "a node")
             node.send_signal(stop)
             node.communicate(timeout=60)
         finally:

@@ -42,7 +42,7 @@ def work(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 0) -> tuple
 
 def submit(capsys: pytest.CaptureFixture[str], project: Path, frames: str) -> str:
     out, _ = work(capsys, "--project", f"file://{project}", "--frames", frames, "submit")
-    match = re.search(r"Submitted job (\S+): (\d+) tasks", out)
+    match = re.search(r"Submitted job (\S+): (\d+) tasks?,", out)
     assert match, out
     return match.group(1)
 
@@ -156,8 +156,9 @@ def test_job_commands_name_the_job_and_refuse_what_cannot_be(
     out, _ = work(capsys, "priority", job, "7")
     assert out == f"Job {job}: active, priority 7.\n"
     work(capsys, "cancel", job)
-    _, err = work(capsys, "retry", job, code=2)
-    assert err == f"brenda-work: Job {job} is cancelled; push it again to render it.\n"
+    for command in ("retry", "resume"):  # a job is submitted, not pushed
+        _, err = work(capsys, command, job, code=2)
+        assert err == f"brenda-work: Job {job} is cancelled; submit it again to render it.\n"
     _, err = work(capsys, "-T", "frame", "-e", "1", "submit", code=2)
     assert "submit makes structured render tasks" in err
 

@@ -204,5 +204,21 @@ def test_instances_lists_the_farms_running_nodes_and_honours_the_threshold(
     assert code == 0
     lines = out.splitlines()
     assert len(lines) == 2 and all(line.endswith("c7i.large") for line in lines)
-    assert run(capsys, "--imatch", "m7i.large", "i")[1] == ""
-    assert run(capsys, "-t", "59", "instances")[1] == ""
+    none = "Farm listed has no running nodes.\n"  # as perf and prune say it
+    assert run(capsys, "--imatch", "m7i.large", "i")[1] == none
+    assert run(capsys, "-t", "59", "instances")[1] == none
+
+
+def test_instances_and_perf_refuse_what_follows_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Options go before the command: a -c FILE after it was silently unused."""
+    config = tmp_path / "other.conf"
+    config.write_text("FARM=other\n")
+    for command in ("instances", "perf"):
+        code, out, err = run(capsys, command, "-c", str(config))
+        assert (code, out) == (2, "")
+        assert err == (
+            f"brenda-tool: {command} takes no arguments (-c {config}); options go before the "
+            f"command, like: brenda-tool -c FILE {command}.\n"
+        )

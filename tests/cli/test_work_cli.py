@@ -55,6 +55,15 @@ def drain(boto_client: Any, name: str) -> list[dict[str, Any]]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
+def test_one_task_is_said_in_the_singular(
+    capsys: pytest.CaptureFixture[str], queue_env: str, template: str
+) -> None:
+    code, _, err = run(capsys, "-T", template, "-e", "1", "-d", "push")
+    assert (code, err) == (0, "Dry run: 1 task would go to sqs://frames; nothing was sent.\n")
+    code, out, _ = run(capsys, "-T", template, "-e", "1", "push")
+    assert (code, out) == (0, "Pushed 1 task to sqs://frames (us-east-1).\n")
+
+
 def test_push_240_frames_status_then_reset(
     capsys: pytest.CaptureFixture[str], queue_env: str, template: str
 ) -> None:

@@ -60,8 +60,16 @@ def test_demo_renders_tiled_frames_and_a_contact_sheet(
         (["--nodes", "0"], "--nodes must be 1 or more, not 0."),
         (["--chunk", "0"], "--chunk must be 1 or more, not 0."),
         (["--tiles", "0x2"], "--tiles 0x2: both numbers must be above 0 (0x0: no tiles)."),
+        (
+            ["--frames", "1-1000000"],  # the demo's frames per task are --chunk, not -S
+            "That makes 1000000 tasks; Brenda sends at most 100000 at once: render more frames "
+            "per task, or fewer frames at a time.",
+        ),
+        (["--size", "0x0"], "--size 0x0: both numbers must be from 4 to 65536 (pixels)."),
+        (["--size", "3x180"], "--size 3x180: both numbers must be from 4 to 65536 (pixels)."),
+        (["--samples", "-1"], "--samples must be 1 or more, not -1."),
     ],
-    ids=["tiles", "frames", "nodes", "chunk", "half tiles"],
+    ids=["tiles", "frames", "nodes", "chunk", "half tiles", "too many", "0x0", "3x180", "-1"],
 )
 def test_bad_demo_input_is_one_line(
     capsys: pytest.CaptureFixture[str], argv: list[str], message: str
@@ -178,3 +186,21 @@ def test_demo_packs_a_blend_with_everything_it_uses(
     rendered = ImageBuf(str(run / "frames" / "frame_000002.png")).get_pixels(FLOAT)
     original = ImageBuf(str(studio.reference)).get_pixels(FLOAT)
     assert np.abs(rendered - original).max() <= 1 / 255
+
+
+@pytest.mark.slow
+def test_demo_renders_a_blend_whose_files_are_missing_only_with_render_anyway(
+    broken_studio: Studio, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """demo's advice names demo's own flag: it has --render-anyway, as pack and upload have."""
+    argv = ["demo", "--blend", str(broken_studio.blend), "--frames", "2", "--nodes", "1"]
+    assert main([*argv, "--output", str(tmp_path / "refused")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("brenda: 1 file the render reads is missing: ")
+    assert err.endswith(
+        ". Put them back, or run it again with --render-anyway to render without them.\n"
+    )
+    output = tmp_path / "out"
+    assert main([*argv, "--render-anyway", "--output", str(output)]) == 0
+    [run] = output.iterdir()
+    assert (run / "frames" / "frame_000002.png").is_file()

@@ -5,6 +5,8 @@ contents for a studio project holding every kind of dependency."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,15 @@ def test_a_file_that_is_not_a_blend_file_is_one_sentence(
     error = capsys.readouterr().err
     assert error.startswith(f"brenda: {blend} cannot be read as a .blend file (")
     assert error.count("\n") == 1
+
+
+def test_a_blend_alone_is_one_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blend = tmp_path / "alone.blend"
+    save = f"import bpy; bpy.ops.wm.save_as_mainfile(filepath={str(blend)!r})"
+    subprocess.run([sys.executable, "-c", save], check=True, capture_output=True, timeout=120)
+    assert brenda(["pack", str(blend), "-o", str(tmp_path / "alone.tar.gz")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("1 file, ") and lines[4].startswith("Packed 1 file (")
 
 
 @pytest.mark.slow
@@ -133,7 +144,7 @@ def test_missing_files_stop_packing_each_named_once_with_their_users(
     users = "image 'inside.png' in shots/shot1.blend, image 'inside.png.001' in shots/shot1.blend"
     assert captured.err == (
         f"brenda: 1 file the render reads is missing: {root}/textures/inside.png ({users}). "
-        "Put them back, or pack with 'render anyway' to render without them.\n"
+        "Put them back, or run it again with --render-anyway to render without them.\n"
     )
     assert f"Missing: {root}/textures/inside.png ({users})" in captured.out.splitlines()
     stale = (
