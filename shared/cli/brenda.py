@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ from ..tasks.task import (
     tile_grid,
 )
 from ..workstation.local_aws import local_endpoint
+from . import ebs as brenda_ebs
+from . import run as brenda_run
+from . import tool as brenda_tool
+from . import work as brenda_work
 from .common import (
     ArgumentParser,
     configure_logging,
@@ -85,12 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Brenda, a render farm for Blender on AWS.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="other commands (each has --help):\n"
-        "  brenda-work   the work queue (push, status, reset) and the farm's jobs (submit, jobs)\n"
-        "  brenda-node   a worker that renders tasks\n"
-        "  brenda-run    rent nodes on EC2, watch and stop them\n"
-        "  brenda-tool   ssh, rsync, prune and perf on every node\n"
-        "  brenda-ebs    EBS volumes and snapshots for big projects",
+        epilog=other_commands(),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -212,6 +212,28 @@ def build_parser() -> argparse.ArgumentParser:
         "./brenda-demo)",
     )
     return parser
+
+
+OTHER_COMMANDS = (
+    ("brenda-work", "the work queue and the farm's jobs", brenda_work.COMMANDS),
+    ("brenda-node", "a worker that renders tasks", ()),
+    ("brenda-run", "rent nodes on EC2, watch and stop them", brenda_run.COMMANDS),
+    ("brenda-tool", "on every node at once, and the farm's size", brenda_tool.COMMANDS),
+    ("brenda-ebs", "EBS volumes and snapshots for big projects", brenda_ebs.COMMANDS),
+)
+
+
+def other_commands() -> str:
+    """The other commands, each with all of its own, for ``brenda --help``."""
+    lines = ["other commands (each has --help):"]
+    for prog, what, commands in OTHER_COMMANDS:
+        lines += textwrap.wrap(
+            f"{what}: {', '.join(commands)}" if commands else what,
+            width=96,
+            initial_indent=f"  {prog:<13} ",
+            subsequent_indent=" " * 16,
+        )
+    return "\n".join(lines)
 
 
 def parse_pair(text: str, what: str, example: str) -> tuple[int, int]:

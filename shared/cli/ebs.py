@@ -14,6 +14,7 @@ from ..services import project
 from .common import ArgumentParser, add_common_options, configure_logging, print_plan, run_command
 
 PROG = "brenda-ebs"
+COMMANDS = ("new", "existing", "snapshot")
 
 DESCRIPTION = f"""\
 Prepare an EBS volume for a project, then snapshot it for the nodes (BLENDER_PROJECT=ebs://NAME
@@ -44,9 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "command", choices=("new", "existing", "snapshot"), metavar="new|existing|snapshot"
-    )
+    parser.add_argument("command", choices=COMMANDS, metavar="|".join(COMMANDS))
     add_common_options(parser)
     parser.add_argument("-a", "--ami", metavar="AMI", help="helper image (default AMI_ID)")
     parser.add_argument("-s", "--size", type=int, default=1, metavar="GB", help="volume size")

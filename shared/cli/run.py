@@ -310,7 +310,7 @@ def run(argv: Sequence[str]) -> int:
     print(f"Key pair:          {result.key}")
     print(f"Security group:    {result.security_group} (SSH from {result.ssh_from} only)")
     print(f"Instance profile:  {result.profile}; its nodes may")
-    for line in [f"take, renew and delete tasks of {config.get('WORK_QUEUE')}", *result.grants]:
+    for line in result.grants:
         print(f"  - {line}")
     return 0
 

@@ -82,7 +82,8 @@ commands:
             failed, and the last error of each failed or dead-lettered task
   pause JOB, resume JOB, cancel JOB, priority JOB N
             stop giving a job's tasks out, again give them out, delete its tasks (its nodes
-            stop its running ones within a minute), change its priority (higher goes first)
+            stop its running ones within JOB_REFRESH s, 15 by default), change its priority
+            (higher goes first)
   retry JOB     put the job's dead-lettered tasks back to work
   missing JOB   queue the job's frames that are not stored (or stored empty), once it holds no
                 task: while any waits, runs or is dead-lettered its frames are not missing, so

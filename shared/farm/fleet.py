@@ -460,7 +460,7 @@ class InitResult:
     ssh_from: str
     profile: str
     grants: list[str]
-    """What the nodes' role lets a node do beyond its queue, one sentence each."""
+    """What the nodes' role lets a node do, one sentence each: its queues first."""
 
 
 def init(config: Config, *, key_pair: bool = True, security_group: bool = True) -> InitResult:
@@ -498,8 +498,19 @@ def init(config: Config, *, key_pair: bool = True, security_group: bool = True) 
         security_group=group_note,
         ssh_from=cidr,
         profile=profile,
-        grants=grants.lines(),
+        grants=[*queue_grants(config), *grants.lines()],
     )
+
+
+def queue_grants(config: Config) -> list[str]:
+    """The queues the node role lets a node take tasks from (those ``_queue_arns`` names), one
+    sentence each: the farm's WORK_QUEUE if set, and every job's queue of the farm."""
+    every_job = f"sqs://{queue_name(config.text('FARM'), '*')}"
+    sentences = [f"take, renew and delete tasks of every job's queue ({every_job})"]
+    queue = config.work_queue()
+    if queue is not None:
+        sentences.insert(0, f"take, renew and delete tasks of {queue} and its dead-letter queue")
+    return sentences
 
 
 def _folder(url: S3Url) -> S3Url:

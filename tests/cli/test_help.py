@@ -4,10 +4,12 @@ naming every other command."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import pytest
 
+from shared.cli import ebs, run, tool, work
 from shared.cli.brenda import main as brenda
 from shared.cli.ebs import main as brenda_ebs
 from shared.cli.node import main as brenda_node
@@ -38,12 +40,22 @@ def test_help_is_plain_text(command: str, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_brenda_help_names_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each other command with every one of its own (brenda-work's jobs commands too)."""
     with pytest.raises(SystemExit):
         brenda(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for command in ("demo", "pack", "brenda-work", "brenda-node", "brenda-run", "brenda-tool"):
+    for command in ("demo", "pack", "upload"):
         assert command in text
-    assert "brenda-ebs" in text
+    others = text.split("other commands (each has --help): ")[1]
+    named = dict(re.findall(r"(brenda-\w+) (.*?)(?= brenda-\w+ |$)", others))
+    assert list(named) == ["brenda-work", "brenda-node", "brenda-run", "brenda-tool", "brenda-ebs"]
+    for prog, commands in (
+        ("brenda-work", work.COMMANDS),
+        ("brenda-run", run.COMMANDS),
+        ("brenda-tool", tool.COMMANDS),
+        ("brenda-ebs", ebs.COMMANDS),
+    ):
+        assert named[prog].endswith(": " + ", ".join(commands)), named[prog]
 
 
 def test_demo_help_states_the_samples_default(capsys: pytest.CaptureFixture[str]) -> None:

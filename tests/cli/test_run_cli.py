@@ -82,6 +82,11 @@ def test_init_admits_ssh_from_the_caller_only_and_makes_a_least_privilege_role(
     assert not any(action.startswith("ec2:") and "Volume" in action for action in actions)
     resources = [s["Resource"] for s in document["Statement"] if s["Sid"] == "QueueOutputs"]
     assert resources == [["arn:aws:s3:::frames/*"]]
+    granted_lines = [line for line in out.splitlines() if line.startswith("  - ")]
+    assert granted_lines[:2] == [
+        "  - take, renew and delete tasks of sqs://frames and its dead-letter queue",
+        "  - take, renew and delete tasks of every job's queue (sqs://test-farm-job-*)",
+    ]
     assert "  - read projects under s3://projects\n" in out
     assert "  - store and read any file under s3://frames\n" in out  # a WORK_QUEUE farm's
     profile = iam.get_instance_profile(InstanceProfileName="brenda-node-test-farm")
@@ -91,6 +96,19 @@ def test_init_admits_ssh_from_the_caller_only_and_makes_a_least_privilege_role(
     assert run(capsys, "init")[0] == 0  # a second init changes nothing and does not fail
     [group] = boto_client("ec2").describe_security_groups(GroupNames=["brenda"])["SecurityGroups"]
     assert sum(len(rule["IpRanges"]) for rule in group["IpPermissions"]) == 1
+
+
+def test_init_on_a_farm_of_jobs_says_which_queues_its_nodes_serve(
+    farm_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BRENDA_WORK_QUEUE")
+    monkeypatch.setenv("BRENDA_FARM_OUTPUTS", "s3://studio/frames/")
+    code, out, _ = run(capsys, "--no-ssh-keys", "--no-security-group", "init")
+    assert code == 0 and "None" not in out
+    granted_lines = [line for line in out.splitlines() if line.startswith("  - ")]
+    assert granted_lines[0] == (
+        "  - take, renew and delete tasks of every job's queue (sqs://test-farm-job-*)"
+    )
 
 
 def test_init_lets_the_nodes_list_and_read_the_farms_blender_releases_only(
