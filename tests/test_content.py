@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from moto.iam.access_control import S3IAMRequest
 
 from brenda_node.project import ProjectError, fetch_url
 from shared.cli.brenda import main as brenda
@@ -530,3 +532,34 @@ def test_a_version_keeps_its_store_whose_folder_name_starts_with_a_dot(projects:
     assert version is not None
     assert version.projects == S3Url("studio", projects)
     assert version.url == f"s3://studio/{projects}manifests/{'a' * 64}.json"
+
+
+def test_brenda_upload_names_the_fix_for_a_bucket_it_may_not_use(
+    aws: str,
+    boto_client: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bucket of FARM_PROJECTS is another account's, as far as these credentials can tell:
+    moto enforces IAM for a user who may not touch it."""
+    monkeypatch.setattr(S3IAMRequest, "check_signature", lambda _request: None)  # moto 5948
+    boto_client("s3").create_bucket(Bucket="theirs")
+    iam = boto_client("iam")
+    iam.create_user(UserName="artist")
+    key = iam.create_access_key(UserName="artist")["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.setenv("BRENDA_FARM_PROJECTS", "s3://theirs/projects/")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    project = make_project(tmp_path / "shot1", files=1)
+    requests.post(f"{aws}/moto-api/reset-auth", data=b"0", timeout=10)
+    try:
+        assert brenda(["upload", str(project)]) == 1
+    finally:
+        requests.post(f"{aws}/moto-api/reset-auth", data=b"inf", timeout=10)
+    assert capsys.readouterr().err == (
+        "brenda: These AWS credentials may not use the bucket s3://theirs: if another AWS account "
+        "owns it (bucket names are shared by all of AWS), name another one; else let them use it "
+        "(s3:ListBucket) and make it (s3:CreateBucket).\n"
+    )

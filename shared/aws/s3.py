@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import Cancelled
+from ..core.errors import Cancelled, CloudError
 from ..core.progress import Progress
 from .session import error_code
 
@@ -259,17 +259,38 @@ def any_object(client: Any, bucket: str, prefix: str) -> bool:
 
 
 def ensure_bucket(client: Any, bucket: str, region: str) -> None:
-    """Create a private bucket if it does not exist yet (public access blocked)."""
+    """Create a private bucket if it does not exist yet (public access blocked). A bucket that
+    cannot be used or made is a CloudError that says what to do."""
     try:
         client.head_bucket(Bucket=bucket)
         return
     except Exception as error:
+        if error_code(error) in ("403", "AccessDenied"):
+            raise CloudError(
+                f"These AWS credentials may not use the bucket s3://{bucket}: if another AWS "
+                "account owns it (bucket names are shared by all of AWS), name another one; "
+                "else let them use it (s3:ListBucket) and make it (s3:CreateBucket)."
+            ) from error
         if error_code(error) not in ("404", "NoSuchBucket", "NotFound"):
             raise
     arguments: dict[str, Any] = {"Bucket": bucket}
     if region != "us-east-1":
         arguments["CreateBucketConfiguration"] = {"LocationConstraint": region}
-    client.create_bucket(**arguments)
+    try:
+        client.create_bucket(**arguments)
+    except Exception as error:
+        if error_code(error) == "BucketAlreadyExists":
+            raise CloudError(
+                f"The bucket name {bucket} is taken by another AWS account (bucket names are "
+                "shared by all of AWS): name another one."
+            ) from error
+        if error_code(error) in ("403", "AccessDenied"):
+            raise CloudError(
+                f"The bucket s3://{bucket} does not exist, and these AWS credentials may not "
+                "make it: make it yourself (private, with public access blocked), or let "
+                "them (s3:CreateBucket)."
+            ) from error
+        raise
     client.put_public_access_block(
         Bucket=bucket,
         PublicAccessBlockConfiguration={
