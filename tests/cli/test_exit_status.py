@@ -135,6 +135,31 @@ def test_every_command_follows_one_exit_status_table(
         assert err.startswith(f"{prog}: ") and err.count("\n") == 1, err
 
 
+AWS_DONE: list[tuple[str, list[str]]] = [
+    ("brenda-work", ["jobs"]),
+    ("brenda-run", ["status"]),
+    ("brenda-tool", ["instances"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("prog", "argv"), AWS_DONE, ids=[f"{prog} {' '.join(argv)}" for prog, argv in AWS_DONE]
+)
+def test_every_command_that_did_its_work_on_aws_exits_0(
+    aws: str,
+    boto_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    prog: str,
+    argv: list[str],
+) -> None:
+    """An empty farm, on moto's server: nothing to show is no failure."""
+    boto_client("s3").create_bucket(Bucket="studio")
+    monkeypatch.setenv("BRENDA_FARM_OUTPUTS", "s3://studio/frames/")
+    assert run_in_process(COMMANDS[prog][0], argv) == EXIT_DONE
+    assert capsys.readouterr().err == ""
+
+
 def test_a_missing_setting_is_exit_status_1_whatever_reads_it(
     aws: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
