@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -563,3 +565,26 @@ def test_brenda_upload_names_the_fix_for_a_bucket_it_may_not_use(
         "owns it (bucket names are shared by all of AWS), name another one; else let them use it "
         "(s3:ListBucket) and make it (s3:CreateBucket).\n"
     )
+
+
+def test_an_unchanged_blend_is_not_hashed_again_unless_packing_rewrote_it(
+    store: ContentStore,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its packed copy is the .blend's own bytes when BAT rewrites no path in it."""
+    monkeypatch.setenv("BRENDA_FARM_PROJECTS", "s3://studio/projects/")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    blend = tmp_path / "shot1" / "shot1.blend"
+    blend.parent.mkdir()
+    save = f"import bpy; bpy.ops.wm.save_as_mainfile(filepath={str(blend)!r})"
+    subprocess.run([sys.executable, "-c", save], check=True, capture_output=True, timeout=120)
+    hashed = []
+    for _ in range(2):
+        assert brenda(["upload", str(blend)]) == 0
+        found = re.search(r"\(hashed ([^;]+);", capsys.readouterr().out)
+        assert found
+        hashed.append(found.group(1))
+    assert hashed[0] != hashed[1]
+    assert hashed[1].endswith(" bytes")  # BAT's pack-info.txt alone: a new file each time

@@ -506,14 +506,14 @@ def stage(
 ) -> tuple[PackReport, list[tuple[str, Path, Path]]]:
     """Pack into ``folder`` as files, for a content-addressed upload: the report, and each file
     as (path in the project, the packed file, the file whose bytes it copies). BAT copies every
-    file but the .blend files unchanged, so their hashes can be cached on their source.
-    ``report`` is the preflight report already made for the same file and root, if any;
-    ``addons`` go in ``addons/``."""
+    file unchanged but the .blend files whose paths it rewrites, so the hashes of the others can
+    be cached on their source. ``report`` is the preflight report already made for the same file
+    and root, if any; ``addons`` go in ``addons/``."""
     progress = progress or Progress()
     blend, root, report = _checked(
         blend, root, render_anyway=render_anyway, progress=progress, report=report, addons=addons
     )
-    _stage(blend, root, folder, progress)
+    verbatim = _stage(blend, root, folder, progress)
     _copy_addons(addons, folder)
 
     files = []
@@ -521,7 +521,7 @@ def stage(
         source = _source_of(name, root)
         same = (
             source
-            if path.suffix != ".blend"
+            if (path.suffix != ".blend" or source.resolve() in verbatim)
             and source.is_file()
             and source.stat().st_size == path.stat().st_size
             else path
@@ -537,8 +537,9 @@ def _source_of(name: str, root: Path) -> Path:
     return Path("/" + name[len(outside) :]) if name.startswith(outside) else root / name
 
 
-def _stage(blend: Path, root: Path, staging: Path, progress: Progress) -> None:
-    """BAT copies every file into ``staging`` and rewrites the paths in the copied .blend files.
+def _stage(blend: Path, root: Path, staging: Path, progress: Progress) -> frozenset[Path]:
+    """BAT copies every file into ``staging`` and rewrites the paths in the copied .blend files;
+    returns the .blend files (resolved) it copied as they are, rewriting no path in them.
 
     BAT's ``pack-info.txt`` (which .blend to open) stays at the top, which also keeps a node from
     taking a project whose files all sit in one folder for a folder-wrapped archive."""
@@ -551,6 +552,13 @@ def _stage(blend: Path, root: Path, staging: Path, progress: Progress) -> None:
             packer.strategise()
             progress.check()
             packer.execute()
+            # BAT copies a file its actions rewrite nothing in byte for byte (its read_from
+            # stays unset); any other .blend is hashed as packed.
+            return frozenset(
+                Path(path).resolve()
+                for path, action in packer._actions.items()
+                if Path(path).suffix == ".blend" and not action.rewrites
+            )
     except bat_pack.Aborted as error:
         raise Cancelled(f"Packing {blend.name} was cancelled.") from error
     except OSError as error:
