@@ -163,7 +163,8 @@ def test_sigterm_stops_the_demo_like_ctrl_c_and_keeps_the_frames_stored(tmp_path
     [frames] = output.glob("run-*/frames")
     kept = sorted(path.name for path in frames.iterdir())
     assert kept and len(kept) < 40
-    assert f"Interrupted: the {len(kept)} frames stored so far are in {frames}." in out
+    noun = "frame" if len(kept) == 1 else "frames"
+    assert f"Interrupted: {len(kept)} {noun} stored so far, in {frames}." in out
     assert err.endswith("brenda: interrupted\n")
     assert list(scratch.iterdir()) == []  # the demo's temporary folder is gone
     leftovers = subprocess.run(
