@@ -188,7 +188,7 @@ def test_jobs_are_named_after_their_blend_even_from_an_uploaded_version(
         pointer="shot2",
     )
     out, _ = work(capsys, "--project", sent.manifest_url, "--frames", "1", "submit")
-    assert re.match(r"Submitted job shot-2-[0-9a-f]{4}: 1 tasks", out), out
+    assert re.match(r"Submitted job shot-2-[0-9a-f]{4}: 1 task,", out), out
     with tarfile.open(tmp_path / "shot3.tar.gz", "w:gz") as bundle:
         bundle.add(farm_env / "shot1.blend", "scene.blend")
     boto_client("s3").upload_file(str(tmp_path / "shot3.tar.gz"), "studio", "shot3.tar.gz")
