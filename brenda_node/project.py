@@ -39,6 +39,7 @@ from shared.aws import s3
 from shared.aws.session import cloud_errors, make_client
 from shared.core.config import Config
 from shared.core.errors import BrendaError
+from shared.core.text import counted
 from shared.core.urls import EbsUrl, FileUrl, S3Url
 from shared.project.content import (
     PARALLEL,
@@ -392,10 +393,10 @@ def fetch_manifest(version: ProjectVersion, work: Path, config: Config) -> Path:
         if entry.blocks:
             assemble_blocks(store, entry.hash, entry.blocks, entry.path)
     log.info(
-        "project %s: %d of %d files fetched (%d bytes), the rest from the node's cache",
+        "project %s: %d of %s fetched (%d bytes), the rest from the node's cache",
         origin,
         len(lacking),
-        len(manifest.files),
+        counted(len(manifest.files), "file"),
         sum((store / digest).stat().st_size for digest in needed),
     )
     staging = work / (PROJECT_FOLDER + ".staging")

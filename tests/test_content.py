@@ -381,7 +381,7 @@ def test_a_value_edit_of_a_big_blend_sends_and_fetches_one_block(
     assert (second.sent_files, second.sent_bytes) == (1, 4 << 20)
     caplog.set_level(logging.INFO)
     rebuilt = fetch_url(parse_url(second.manifest_url), config, work)
-    assert f"1 of 1 files fetched ({4 << 20} bytes)" in caplog.text
+    assert f"1 of 1 file fetched ({4 << 20} bytes)" in caplog.text
     assert (rebuilt / "shot.blend").read_bytes() == blend.read_bytes()
 
 
