@@ -437,6 +437,8 @@ class BRENDA_OT_open_report(_ModalWork):
         if not job_id:
             raise BrendaError("Select a job in the Brenda Jobs panel first (refresh to list them).")
         target = Path(bpy.app.tempdir or tempfile.gettempdir()) / "brenda" / f"{job_id}.html"
+        if hasattr(bpy.utils, "expose_bundled_modules"):  # Blender 4.4+: its OpenImageIO
+            bpy.utils.expose_bundled_modules()
         return BackgroundWork(
             lambda progress: report_service.write_job_report(
                 farm_config(farm), job_id, target, progress

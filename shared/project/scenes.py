@@ -90,7 +90,7 @@ def read_scenes(path: Path) -> tuple[Scene, ...] | None:
         ordered = first + [block for block in blocks if current is None or block != current]
         return tuple(
             Scene(
-                name=block.id_name[2:].decode("utf-8", "replace"),
+                name=(block.id_name or b"")[2:].decode("utf-8", "replace"),
                 start=int(block[b"r", b"sfra"]),
                 end=int(block[b"r", b"efra"]),
                 step=max(1, int(block[b"r", b"frame_step"])),

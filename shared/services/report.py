@@ -38,7 +38,6 @@ from ..core.urls import S3Url, parse_url
 from ..jobs.costs import Ledger, format_dollars, format_duration, stored_ledgers
 from ..jobs.registry import JobRegistry, frame_names
 from ..outputs.store import S3Store
-from ..outputs.thumbnails import thumbnail_png
 from ..tasks.task import parse_frame_list
 from .job_details import FailureReader, JobDetails
 
@@ -149,6 +148,14 @@ def gather(config: Config, job_id: str, progress: Progress) -> ReportData:
         for name, number in sorted(frame_names(job).items(), key=lambda item: item[1])
     ]
     shown = [frame for frame in frames if frame.stored][:MAX_THUMBNAILS]
+    try:
+        # Lazy OpenImageIO: a Blender without the module still loads the add-on and gets its
+        # report, the frames named instead of shown.
+        from ..outputs.thumbnails import thumbnail_png  # noqa: PLC0415 - lazy OpenImageIO
+    except ImportError as error:
+        missing = f"no thumbnail: this Python lacks the OpenImageIO module ({error})"
+        frames = [replace(frame, problem=missing) if frame.stored else frame for frame in frames]
+        return ReportData(details, ledgers, frames, time.time())
     progress.start(f"Making thumbnails of the frames of {job.id}", len(shown))
     with tempfile.TemporaryDirectory(prefix="brenda-report-") as scratch:
 
