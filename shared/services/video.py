@@ -27,7 +27,7 @@ from pathlib import Path
 from ..core.config import Config
 from ..core.errors import BrendaError
 from ..core.progress import Progress
-from ..jobs.registry import JobRegistry, frame_names
+from ..jobs.registry import Job, JobRegistry, frame_names
 from ..outputs.store import FolderStore, S3Store, open_store_at
 from ..outputs.tiles import TileName, assemble, complete_frames
 from ..outputs.video import (
@@ -82,11 +82,28 @@ def _frame_list(frames: list[int]) -> str:
 
 
 @dataclass(frozen=True)
-class _Source:
+class FrameSource:
     """Where a frame comes from: its stored file, or its stored tiles."""
 
     name: str
+    number: int
     tiles: tuple[TileName, ...] = ()
+
+
+def frame_sources(job: Job, stored: set[str]) -> tuple[list[FrameSource], list[int]]:
+    """The job's frames among the ``stored`` names of its output, whole or as complete tiles,
+    in frame order; and the numbers of those missing."""
+    tiled = complete_frames(stored)
+    sources: list[FrameSource] = []
+    missing: list[int] = []
+    for name, number in sorted(frame_names(job).items(), key=lambda item: item[1]):
+        if name in stored:
+            sources.append(FrameSource(name, number))
+        elif name in tiled:
+            sources.append(FrameSource(name, number, tuple(tiled[name])))
+        else:
+            missing.append(number)
+    return sources, missing
 
 
 def job_video(
@@ -110,17 +127,7 @@ def job_video(
     job_id = job.id
     target = target or Path(f"{job_id}{chosen.suffix}")
     store = open_store_at(config, job.output, concurrency=FETCH_AHEAD)
-    stored = set(store.names())
-    tiled = complete_frames(stored)
-    sources: list[_Source] = []
-    missing: list[int] = []
-    for name, number in sorted(frame_names(job).items(), key=lambda item: item[1]):
-        if name in stored:
-            sources.append(_Source(name))
-        elif name in tiled:
-            sources.append(_Source(name, tuple(tiled[name])))
-        else:
-            missing.append(number)
+    sources, missing = frame_sources(job, set(store.names()))
     if not sources:
         raise BrendaError(f"Job {job_id} has no stored frames to encode yet.")
     if missing and not allow_gaps:
@@ -140,7 +147,7 @@ def job_video(
 
 
 def _fetched(
-    store: FolderStore | S3Store, sources: list[_Source], scratch: Path
+    store: FolderStore | S3Store, sources: list[FrameSource], scratch: Path
 ) -> Generator[tuple[str, Path]]:
     """Each frame's name and a local copy, in order, fetched ``FETCH_AHEAD`` ahead; a copy is
     deleted once the next is asked for (the encoder is done with it)."""
@@ -150,7 +157,7 @@ def _fetched(
         try:
             while True:
                 while len(pending) < FETCH_AHEAD and (source := next(upcoming, None)):
-                    pending.append((source.name, pool.submit(_fetch, store, source, scratch)))
+                    pending.append((source.name, pool.submit(fetch_frame, store, source, scratch)))
                 if not pending:
                     return
                 name, future = pending.popleft()
@@ -162,7 +169,7 @@ def _fetched(
                 future.cancel()
 
 
-def _fetch(store: FolderStore | S3Store, source: _Source, scratch: Path) -> Path:
+def fetch_frame(store: FolderStore | S3Store, source: FrameSource, scratch: Path) -> Path:
     """The frame ``source`` in ``scratch`` (its tiles fetched and assembled, then deleted)."""
     # Each frame in a folder of its own: names may hold folders (shot/frame_0001.png).
     folder = Path(tempfile.mkdtemp(dir=scratch))
