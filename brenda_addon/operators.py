@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 import webbrowser
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -27,6 +28,7 @@ from .shared.project.content import Upload
 from .shared.project.packing import PackReport, human_bytes
 from .shared.services import farm as farm_service
 from .shared.services import jobs as job_service
+from .shared.services import playback
 from .shared.services import project as project_service
 from .shared.services import report as report_service
 from .shared.services.farm import FleetOrder
@@ -49,6 +51,18 @@ def why_not_ready(context: bpy.types.Context, *, online: bool = True) -> str | N
     if online and missing:
         return f"Set the {', '.join(missing)} in Brenda's add-on preferences"
     return None
+
+
+def selected_job(context: bpy.types.Context) -> str:
+    job_id: str = context.window_manager.brenda.selected_job
+    if not job_id:
+        raise BrendaError("Select a job in the Brenda Jobs panel first (refresh to list them).")
+    return job_id
+
+
+def job_folder(job_id: str) -> Path:
+    """Where the job's frames (and video) go on this machine, next to the .blend."""
+    return Path(bpy.path.abspath(FRAMES_FOLDER)) / job_id
 
 
 class _BrendaOperator(bpy.types.Operator):
@@ -390,14 +404,10 @@ def show_image(operator: bpy.types.Operator, context: bpy.types.Context, path: P
         return {"CANCELLED"}
     image = bpy.data.images.load(str(path), check_existing=True)
     image.reload()
-    editors = [
-        area
-        for area in (context.screen.areas if context.screen else ())
-        if area.type == "IMAGE_EDITOR"
-    ]
-    for area in editors:
+    shown = editors(context, "IMAGE_EDITOR")
+    for area in shown:
         area.spaces.active.image = image
-    where = "in the Image Editor" if editors else f"as image '{image.name}' (open an Image Editor)"
+    where = "in the Image Editor" if shown else f"as image '{image.name}' (open an Image Editor)"
     operator.report({"INFO"}, f"{path.name} is shown {where}.")
     return {"FINISHED"}
 
@@ -409,11 +419,8 @@ class BRENDA_OT_download_frames(_ModalWork):
     bl_label = "Brenda: Download Frames"
 
     def start_work(self, context: bpy.types.Context) -> BackgroundWork:
-        farm = scene_info.farm_settings(context)
-        job_id = context.window_manager.brenda.selected_job
-        if not job_id:
-            raise BrendaError("Select a job in the Brenda Jobs panel first (refresh to list them).")
-        folder = Path(bpy.path.abspath(FRAMES_FOLDER)) / job_id
+        farm, job_id = scene_info.farm_settings(context), selected_job(context)
+        folder = job_folder(job_id)
         return BackgroundWork(lambda progress: monitor.download(farm, job_id, folder, progress))
 
     def finish(self, context: bpy.types.Context, result: Any) -> str:
@@ -424,6 +431,78 @@ class BRENDA_OT_download_frames(_ModalWork):
         return f"Downloaded {len(paths)} frames to {paths[-1].parent}."
 
 
+def editors(context: bpy.types.Context, kind: str) -> list[Any]:
+    """The open areas of ``kind`` (``IMAGE_EDITOR``, ``CLIP_EDITOR``) in the current screen."""
+    return [area for area in (context.screen.areas if context.screen else ()) if area.type == kind]
+
+
+def show_sequence(context: bpy.types.Context, frames: playback.LocalFrames) -> str:
+    """Load the frames as one image sequence, named after the job, and play it in every Image
+    Editor from the job's first frame to its last at the scene's frames of the same numbers."""
+    first, last = frames.numbers[0], frames.numbers[-1]
+    image = bpy.data.images.load(str(frames.paths[0]), check_existing=True)
+    image.source = "SEQUENCE"
+    image.name = frames.job
+    image.reload()  # frames fetched since it was loaded last
+    shown = editors(context, "IMAGE_EDITOR")
+    for area in shown:
+        space = area.spaces.active
+        space.image = image
+        user = space.image_user
+        # Scene frame N shows the job's frame N (file frame = frame - start + 1 + offset).
+        user.frame_start, user.frame_offset = first, first - 1
+        user.frame_duration = last - first + 1
+    where = "in the Image Editor" if shown else f"as image '{image.name}' (open an Image Editor)"
+    gaps = " (frames not stored show empty)" if len(frames.numbers) < last - first + 1 else ""
+    return f"Frames {first}-{last} play {where}{gaps}: {frames.summary()}."
+
+
+class BRENDA_OT_open_sequence(_ModalWork):
+    """Fetch the selected job's stored frames next to the .blend (each once) and play them as an
+    image sequence in the Image Editor (Esc cancels)"""
+
+    bl_idname = "brenda.open_sequence"
+    bl_label = "Brenda: Play Frames"
+
+    def start_work(self, context: bpy.types.Context) -> BackgroundWork:
+        farm, job_id = scene_info.farm_settings(context), selected_job(context)
+        folder = job_folder(job_id)
+        return BackgroundWork(
+            lambda progress: playback.fetch_frames(farm_config(farm), job_id, folder, progress)
+        )
+
+    def finish(self, context: bpy.types.Context, result: Any) -> str:
+        return show_sequence(context, result)
+
+
+class BRENDA_OT_open_video(_ModalWork):
+    """Open the selected job's video as a movie clip: the farm's own encode when it stored one,
+    else made here from its stored frames at the scene's frame rate (Esc cancels)"""
+
+    bl_idname = "brenda.open_video"
+    bl_label = "Brenda: Open Video"
+
+    def start_work(self, context: bpy.types.Context) -> BackgroundWork:
+        farm, job_id = scene_info.farm_settings(context), selected_job(context)
+        folder = job_folder(job_id)
+        render = context.scene.render
+        fps = Fraction(render.fps / render.fps_base).limit_denominator(1001)  # 23.976: 24000/1001
+        return BackgroundWork(
+            lambda progress: playback.fetch_video(
+                farm_config(farm), job_id, folder, progress, fps=fps
+            )
+        )
+
+    def finish(self, context: bpy.types.Context, result: Any) -> str:
+        video: playback.LocalVideo = result
+        clip = bpy.data.movieclips.load(str(video.path), check_existing=True)
+        shown = editors(context, "CLIP_EDITOR")
+        for area in shown:
+            area.spaces.active.clip = clip
+        where = "in the Movie Clip Editor" if shown else f"as movie clip '{clip.name}'"
+        return f"{video.summary()} It is open {where}, {clip.frame_duration} frames."
+
+
 class BRENDA_OT_open_report(_ModalWork):
     """Write the selected job's report (frames, time and cost, nodes, failures) and open it in
     the web browser (Esc cancels)"""
@@ -432,10 +511,7 @@ class BRENDA_OT_open_report(_ModalWork):
     bl_label = "Brenda: Open Report"
 
     def start_work(self, context: bpy.types.Context) -> BackgroundWork:
-        farm = scene_info.farm_settings(context)
-        job_id = context.window_manager.brenda.selected_job
-        if not job_id:
-            raise BrendaError("Select a job in the Brenda Jobs panel first (refresh to list them).")
+        farm, job_id = scene_info.farm_settings(context), selected_job(context)
         target = Path(bpy.app.tempdir or tempfile.gettempdir()) / "brenda" / f"{job_id}.html"
         if hasattr(bpy.utils, "expose_bundled_modules"):  # Blender 4.4+: its OpenImageIO
             bpy.utils.expose_bundled_modules()
@@ -530,6 +606,8 @@ classes = (
     BRENDA_OT_select_job,
     BRENDA_OT_open_frame,
     BRENDA_OT_download_frames,
+    BRENDA_OT_open_sequence,
+    BRENDA_OT_open_video,
     BRENDA_OT_open_report,
     BRENDA_OT_build_ebs_volume,
     BRENDA_OT_snapshot_ebs_volume,

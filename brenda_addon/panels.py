@@ -129,6 +129,11 @@ def draw_job(box: Any, item: Any, *, selected: bool) -> None:
             cell = grid.column(align=True)
             cell.template_icon(icon_value=monitor.preview_icon(path), scale=4.0)
             cell.operator("brenda.open_frame", text=Path(path).name).filepath = path
+        playing = box.row(align=True)
+        playing.operator("brenda.open_sequence", text="Play Frames", icon="IMAGE_DATA")
+        video = playing.row(align=True)
+        video.enabled = item.stored == item.frames  # a video of every frame: the job is done
+        video.operator("brenda.open_video", text="Open Video", icon="FILE_MOVIE")
     if selected and item.details:
         draw_details(box.box(), item.details.splitlines())
 

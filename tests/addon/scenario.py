@@ -28,6 +28,8 @@ ONLINE_OPERATORS = (
     "launch_nodes",
     "refresh_jobs",
     "download_frames",
+    "open_sequence",
+    "open_video",
     "open_report",
     "build_ebs_volume",
     "snapshot_ebs_volume",
@@ -300,6 +302,53 @@ def phase_failures() -> None:
     findings["panel"] = draw_panel("BRENDA_PT_jobs")
 
 
+def sequence_pixels(image: bpy.types.Image, frame: int) -> list[float]:
+    """The pixels of the sequence's file frame ``frame``, as Blender reads them through an image
+    user (an image texture's, which loads the frame it is set to)."""
+    probe = bpy.data.textures.new("probe", "IMAGE")
+    probe.image = image
+    probe.image_user.frame_duration = 10_000
+    probe.image_user.frame_current = frame
+    probe.evaluate((0.5, 0.5, 0.0))  # loads that frame, which image.pixels then holds
+    bpy.data.textures.remove(probe)
+    return list(image.pixels)
+
+
+def phase_playback() -> None:
+    """Play Frames and Open Video of job KEPT with an Image and a Movie Clip Editor open."""
+    install()
+    (WORK / "looking").mkdir()
+    bpy.ops.wm.save_as_mainfile(filepath=str(WORK / "looking" / "shot.blend"))
+    areas = bpy.context.screen.areas
+    areas[0].type, areas[1].type = "IMAGE_EDITOR", "CLIP_EDITOR"
+    state = bpy.context.window_manager.brenda
+    state.selected_job = KEPT
+    findings["refresh"] = call("refresh_jobs")
+    findings["panel"] = draw_panel("BRENDA_PT_jobs")
+    findings["sequence"] = call("open_sequence")
+    folder = WORK / "looking" / "brenda_frames" / KEPT
+    fetched = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
+    findings["sequence_again"] = call("open_sequence")
+    findings["fetched_once"] = fetched == {
+        path.name: path.stat().st_mtime_ns for path in folder.iterdir()
+    }
+    findings["images"] = [[image.name, image.source] for image in bpy.data.images]
+    space = areas[0].spaces.active
+    image, user = space.image, space.image_user
+    findings["shown"] = image.name
+    findings["image_path"] = bpy.path.abspath(image.filepath)
+    findings["image_user"] = [user.frame_start, user.frame_offset, user.frame_duration]
+    findings["pixels"] = {}
+    for frame in (3, 9, 14):
+        bpy.context.scene.frame_set(frame)  # the editor's image user follows the scene
+        findings["pixels"][frame] = [user.frame_current, sequence_pixels(image, user.frame_current)]
+    findings["size"] = list(image.size)
+    findings["video"] = call("open_video")
+    clip = areas[1].spaces.active.clip
+    findings["clip"] = [clip.name, bpy.path.abspath(clip.filepath), clip.frame_duration]
+    findings["last_error"] = state.last_error
+
+
 def phase_no_credentials() -> None:
     install()
     bpy.ops.wm.open_mainfile(filepath=str(WORK / "project" / "shot.blend"))
@@ -409,6 +458,7 @@ def phase_fleet() -> None:
     "collect": phase_collect,
     "no-credentials": phase_no_credentials,
     "failures": phase_failures,
+    "playback": phase_playback,
     "studio": phase_studio,
 }[PHASE]()
 print("FINDINGS " + json.dumps(findings))

@@ -21,6 +21,7 @@ from OpenImageIO import FLOAT, ImageBuf
 
 from shared.cli.run import main as brenda_run
 from shared.cli.work import main as brenda_work
+from tests.cli.test_video_cli import as_png_pixels, encoded_file, frame_image
 from tests.conftest import make_studio
 from tests.node.conftest import (
     Farm,
@@ -99,6 +100,8 @@ def test_the_add_on_runs_a_job_end_to_end(
         "BRENDA_OT_launch_nodes",
         "BRENDA_OT_open_frame",
         "BRENDA_OT_open_report",
+        "BRENDA_OT_open_sequence",
+        "BRENDA_OT_open_video",
         "BRENDA_OT_pack_project",
         "BRENDA_OT_push_job",
         "BRENDA_OT_refresh_jobs",
@@ -552,3 +555,57 @@ def test_the_jobs_panel_shows_why_the_selected_jobs_frames_failed(
         [line] = [line for line in panel if line.startswith(f"frames {frame}, ")]
         assert line.startswith(f"frames {frame}, dead-lettered: Task {job} frames {frame} could ")
         assert "projects/shot.tar.gz" in line, line
+
+
+def test_play_frames_and_open_video_load_the_jobs_frames_as_a_sequence_and_a_movie_clip(
+    aws: str,
+    boto_client: Any,
+    extension_zip: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    s3 = boto_client("s3")
+    for bucket in ("addon-projects", "addon-frames"):
+        s3.create_bucket(Bucket=bucket)
+    settings = {
+        "FARM": "addon",
+        "FARM_PROJECTS": "s3://addon-projects/projects/",
+        "FARM_OUTPUTS": "s3://addon-frames/frames/",
+    }
+    for key, value in settings.items():
+        monkeypatch.setenv(f"BRENDA_{key}", value)
+    (tmp_path / "shot.blend").write_bytes(b"")  # rendered by no node: the frames are written
+    with tarfile.open(tmp_path / "shot.tar.gz", "w:gz") as archive:
+        archive.add(tmp_path / "shot.blend", "shot.blend")
+    s3.upload_file(str(tmp_path / "shot.tar.gz"), "addon-projects", "projects/shot.tar.gz")
+    project = "s3://addon-projects/projects/shot.tar.gz"
+    assert brenda_work(["--project", project, "--frames", "3-14", "submit"]) == 0
+    job = re.findall(r"Submitted job (\S+):", capsys.readouterr().out)[0]
+    # Twelve frames unlike each other, stored as nodes store them.
+    images = {number: frame_image(number - 2, 32, 18) for number in range(3, 15)}
+    for number, image in images.items():
+        body = encoded_file(image, tmp_path / "frame.png")
+        key = f"frames/{job}/frame_{number:06d}.png"
+        s3.put_object(Bucket="addon-frames", Key=key, Body=body)
+
+    found = run_phase("playback", extension_zip, tmp_path, aws, job)
+    assert found["refresh"] == "FINISHED"
+    assert "button brenda.open_sequence" in found["panel"]
+    assert "button brenda.open_video" in found["panel"]
+    assert (found["sequence"], found["sequence_again"]) == ("FINISHED", "FINISHED")
+    assert found["fetched_once"] is True
+    assert [job, "SEQUENCE"] in found["images"]
+    folder = tmp_path / "looking" / "brenda_frames" / job
+    assert found["shown"] == job
+    assert found["image_path"] == str(folder / "frame_000003.png")
+    # Scene frame N shows the job's frame N: 12 frames from frame 3.
+    assert found["image_user"] == [3, 2, 12]
+    assert found["size"] == [32, 18]
+    for frame, (shown, read_back) in found["pixels"].items():
+        assert shown == int(frame)
+        # Blender's rows run bottom up, RGBA in 0..1.
+        read = np.array(read_back).reshape(18, 32, 4)[::-1, :, :3]
+        assert np.array_equal(np.rint(read * 255), as_png_pixels(images[int(frame)])), frame
+    assert found["video"] == "FINISHED", found["last_error"]
+    assert found["clip"] == [f"{job}.mp4", str(folder / f"{job}.mp4"), 12]
