@@ -454,7 +454,8 @@ def show_sequence(context: bpy.types.Context, frames: playback.LocalFrames) -> s
         user.frame_duration = last - first + 1
     where = "in the Image Editor" if shown else f"as image '{image.name}' (open an Image Editor)"
     gaps = " (frames not stored show empty)" if len(frames.numbers) < last - first + 1 else ""
-    return f"Frames {first}-{last} play {where}{gaps}: {frames.summary()}."
+    played = f"Frame {first} plays" if first == last else f"Frames {first}-{last} play"
+    return f"{played} {where}{gaps}: {frames.summary()}."
 
 
 class BRENDA_OT_open_sequence(_ModalWork):

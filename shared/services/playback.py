@@ -23,6 +23,7 @@ from pathlib import Path
 from ..core.config import Config
 from ..core.errors import BrendaError
 from ..core.progress import Progress
+from ..core.text import counted
 from ..jobs.registry import JobRegistry
 from ..outputs.store import open_store_at
 from ..outputs.video import DEFAULT_FPS
@@ -48,7 +49,7 @@ class LocalFrames:
 
     def summary(self) -> str:
         what = (
-            f"{len(self.paths)} frames of job {self.job} ({self.fetched} fetched now, "
+            f"{counted(len(self.paths), 'frame')} of job {self.job} ({self.fetched} fetched now, "
             f"{len(self.paths) - self.fetched} already in {self.paths[0].parent})"
         )
         if self.missing:
@@ -147,4 +148,5 @@ def fetch_video(
             "or submit the job with --video."
         )
     made = job_video(config, job.id, target, fps=fps, progress=progress)
-    return LocalVideo(job.id, target, f"made here from its {made.video.frames} stored frames")
+    frames = counted(made.video.frames, "stored frame")
+    return LocalVideo(job.id, target, f"made here from its {frames}")
