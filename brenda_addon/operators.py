@@ -13,7 +13,8 @@ import webbrowser
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import bpy
 
@@ -28,11 +29,13 @@ from .shared.project.content import Upload
 from .shared.project.packing import PackReport, human_bytes
 from .shared.services import farm as farm_service
 from .shared.services import jobs as job_service
-from .shared.services import playback
 from .shared.services import project as project_service
 from .shared.services import report as report_service
 from .shared.services.farm import FleetOrder
 from .shared.services.project import Project
+
+if TYPE_CHECKING:
+    from .shared.services import playback
 
 FRAMES_FOLDER = "//brenda_frames"
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
@@ -458,6 +461,20 @@ def show_sequence(context: bpy.types.Context, frames: playback.LocalFrames) -> s
     return f"{played} {where}{gaps}: {frames.summary()}."
 
 
+def _playback() -> ModuleType:
+    """The frames' and video's use cases: they read images with OpenImageIO, which Blender's
+    Python holds from 4.4 (the add-on itself loads without it)."""
+    try:
+        from .shared.services import playback  # noqa: PLC0415 - lazy OpenImageIO
+
+    except ImportError as error:
+        raise BrendaError(
+            f"Playing a job's frames needs Blender 4.4 or newer ({error}); 'brenda-work video "
+            "JOB' makes its video on the command line."
+        ) from error
+    return playback
+
+
 class BRENDA_OT_open_sequence(_ModalWork):
     """Fetch the selected job's stored frames next to the .blend (each once) and play them as an
     image sequence in the Image Editor (Esc cancels)"""
@@ -467,10 +484,8 @@ class BRENDA_OT_open_sequence(_ModalWork):
 
     def start_work(self, context: bpy.types.Context) -> BackgroundWork:
         farm, job_id = scene_info.farm_settings(context), selected_job(context)
-        folder = job_folder(job_id)
-        return BackgroundWork(
-            lambda progress: playback.fetch_frames(farm_config(farm), job_id, folder, progress)
-        )
+        folder, fetch = job_folder(job_id), _playback().fetch_frames
+        return BackgroundWork(lambda progress: fetch(farm_config(farm), job_id, folder, progress))
 
     def finish(self, context: bpy.types.Context, result: Any) -> str:
         return show_sequence(context, result)
@@ -488,10 +503,9 @@ class BRENDA_OT_open_video(_ModalWork):
         folder = job_folder(job_id)
         render = context.scene.render
         fps = Fraction(render.fps / render.fps_base).limit_denominator(1001)  # 23.976: 24000/1001
+        fetch_video = _playback().fetch_video
         return BackgroundWork(
-            lambda progress: playback.fetch_video(
-                farm_config(farm), job_id, folder, progress, fps=fps
-            )
+            lambda progress: fetch_video(farm_config(farm), job_id, folder, progress, fps=fps)
         )
 
     def finish(self, context: bpy.types.Context, result: Any) -> str:
@@ -514,8 +528,6 @@ class BRENDA_OT_open_report(_ModalWork):
     def start_work(self, context: bpy.types.Context) -> BackgroundWork:
         farm, job_id = scene_info.farm_settings(context), selected_job(context)
         target = Path(bpy.app.tempdir or tempfile.gettempdir()) / "brenda" / f"{job_id}.html"
-        if hasattr(bpy.utils, "expose_bundled_modules"):  # Blender 4.4+: its OpenImageIO
-            bpy.utils.expose_bundled_modules()
         return BackgroundWork(
             lambda progress: report_service.write_job_report(
                 farm_config(farm), job_id, target, progress
