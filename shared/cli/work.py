@@ -491,7 +491,7 @@ def cmd_jobs(config: Config) -> int:
 def cmd_show(args: argparse.Namespace, config: Config) -> int:
     with usage_errors():
         if len(args.target) != 1:
-            raise UsageError("show needs JOB, like: brenda-work show shot1-20261125-203600-1a2b.")
+            raise UsageError("show needs JOB, like: brenda-work show shot1-7f3a.")
     for line in job_details(config, args.target[0]).lines():
         print(line)
     return 0

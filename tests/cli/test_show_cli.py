@@ -26,9 +26,7 @@ def test_status_of_a_job_points_to_show_and_show_names_what_it_needs(
         "shot-1, run 'brenda-work show shot-1'.\n"
     )
     _, err = work(capsys, "show", code=2)
-    assert (
-        err == "brenda-work: show needs JOB, like: brenda-work show shot1-20261125-203600-1a2b.\n"
-    )
+    assert err == "brenda-work: show needs JOB, like: brenda-work show shot1-7f3a.\n"
     _, err = work(capsys, "show", "no-such-job", code=2)
     unknown = "Farm studio has no job whose id starts with 'no-such-job': it has no jobs yet."
     assert err == f"brenda-work: {unknown}\n"
