@@ -49,6 +49,7 @@ from .spot import GROUP_TERMINATES, MetadataClient, machine_from_metadata, watch
 from .status import NodeState
 from .uploader import FailureNotes, StoredTask, Uploader
 from .validate import check_outputs
+from .video import encode_when_complete
 from .warm import WarmPool, default_memory_limit
 
 log = logging.getLogger(__name__)
@@ -458,6 +459,7 @@ class Node:
                         (serving.runner, result.denoise, result.blender)
                         if result.denoise and result.blender
                         else None,
+                        then=self._video_after(serving),
                     )
                 )
                 return
@@ -465,6 +467,16 @@ class Node:
             lease.give_back()
             serving.ledger.add(spent, "given back")
         shutil.rmtree(outdir, ignore_errors=True)
+
+    def _video_after(self, serving: Serving) -> Callable[[], None] | None:
+        """What encodes the video of the task's job once its last frame is stored (``--video``
+        jobs only)."""
+        job = serving.job
+        if job is None or not job.video:
+            return None
+        return lambda: encode_when_complete(
+            job, serving.store, serving.ledger, prices=self.prices, work=self.work, node=self.name
+        )
 
 
 def _missing_frames(task: Task, result: RunResult) -> str | None:

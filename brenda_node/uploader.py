@@ -57,6 +57,8 @@ class StoredTask:
     """The runner that denoises a frame assembled from this task's tiles, how, and with the
     Blender that rendered them."""
     progress: Progress = field(default_factory=Progress)
+    then: Callable[[], None] | None = None
+    """What follows once the task is stored (its job's video, if its last frame was)."""
 
 
 class FailureNotes:
@@ -179,6 +181,8 @@ class Uploader:
             self.state.task_stored(task.render_seconds)
             log.info("task %s done", task.what)
             task.notes.flush()
+            if task.then is not None:
+                task.then()
         finally:
             shutil.rmtree(task.outdir, ignore_errors=True)
 

@@ -9,10 +9,11 @@ its group's termination wait, take its group's size down to zero and drain the f
 budget's stop) and, where the farm uses EBS snapshots, make volumes tagged with the farm, attach
 them to itself and delete them. In a farm of jobs it stores frames only as new objects (S3
 conditional writes: ``If-None-Match: *``, which the ``s3:if-none-match`` condition key enforces),
-so no task replaces a frame another stored; it writes its own ledgers only, their names starting
-with its ``aws:userid`` (``<role id>:<instance id>`` on EC2), a policy variable; and it may not
-write job records. A farm with one WORK_QUEUE runs whatever its queue says (template tasks), so
-its nodes may store any file under its outputs, as the original Brenda's did.
+so no task replaces a frame another stored (nor a job's video, ``<job>/<job>.mp4``, nor the claim
+to encode it); it writes its own ledgers only, their names starting with its ``aws:userid``
+(``<role id>:<instance id>`` on EC2), a policy variable; and it may not write job records. A farm
+with one WORK_QUEUE runs whatever its queue says (template tasks), so its nodes may store any file
+under its outputs, as the original Brenda's did.
 
 IAM has no condition key naming the instance of ``SetInstanceProtection``, so a node that may
 set its own scale-in protection may set every node's: nodes are not given it. A node the group
@@ -147,6 +148,10 @@ class OutputLayout:
     """Failure notes, in each job's outputs: ``.brenda/failures/``."""
     ledgers: str
     """Ledgers, in each job's outputs: ``.brenda/nodes/``."""
+    video_suffix: str
+    """A job's video (``--video``), beside its frames: ``.mp4``."""
+    video_claim: str
+    """Which node encodes a job's video, in each job's outputs: ``.brenda/video-claim.txt``."""
 
 
 OWN_LEDGER_VARIABLE = "${aws:userid}"
@@ -251,8 +256,10 @@ def node_policy(
 
 def _job_outputs(urls: tuple[S3Url, ...], layout: OutputLayout) -> list[dict[str, Any]]:
     """A farm of jobs' outputs: read everything (records, frames, ledgers); store new frames,
-    failure notes and the node's own ledgers only."""
+    new videos and video claims, failure notes and the node's own ledgers only."""
     frames = [_objects_arn(url, f"*{suffix}") for url in urls for suffix in layout.frame_suffixes]
+    # A job's video (--video) is stored once, in the job's folder, by the node that claimed it.
+    frames += [_objects_arn(url, f"*/*{layout.video_suffix}") for url in urls]
     return [
         _objects("ReadOutputs", ["s3:GetObject"], urls),
         {
@@ -270,6 +277,14 @@ def _job_outputs(urls: tuple[S3Url, ...], layout: OutputLayout) -> list[dict[str
             "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
             "Resource": frames,
             "Condition": {"Bool": {"s3:ObjectCreationOperation": "false"}},
+        },
+        {
+            # One claim per job, made once: the node whose claim is stored encodes its video.
+            "Sid": "ClaimVideos",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": [_objects_arn(url, f"*/{layout.video_claim}") for url in urls],
+            "Condition": {"Null": {"s3:if-none-match": "false"}},
         },
         {
             "Sid": "FailureNotes",

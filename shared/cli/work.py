@@ -155,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="submit: the job's priority; higher goes first (default 0)",
     )
+    jobs.add_argument(
+        "--video",
+        action="store_true",
+        help="submit: once its last frame is stored, a node encodes the shot into "
+        "<job id>.mp4 beside its frames (H.264, 24 fps)",
+    )
     parser.add_argument(
         "-d",
         "--dry-run",
@@ -351,6 +357,8 @@ def check_command_options(args: argparse.Namespace) -> None:
         raise UsageError("-d/--dry-run applies only to push and submit.")
     if args.delete and args.command != "gc":
         raise UsageError("--delete applies only to gc.")
+    if args.video and args.command != "submit":
+        raise UsageError("--video applies only to submit (the video command makes one here).")
     if args.force and args.command != "missing":
         raise UsageError("--force applies only to missing.")
     if args.output and args.command not in ("video", "report"):
@@ -455,6 +463,7 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
             chunk=args.task_size,
             tiles=(args.subdiv_x, args.subdiv_y),
             priority=args.priority,
+            video=args.video,
         )
         tasks = job.render_tasks()
     if args.dry_run:
@@ -466,6 +475,8 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
         made = job_service.submit(config, job, progress, contents=contents)
     print(f"Submitted job {made.id}: {counted(made.tasks, 'task')}, priority {made.priority}.")
     print(f"Its frames go to {made.output}")
+    if made.video:
+        print(f"Its video goes to {made.output}{registry.video_name(made)} once they are stored.")
     return 0
 
 

@@ -28,7 +28,7 @@ from ..core.http import http_session
 from ..core.urls import EbsUrl, S3Url
 from ..jobs.costs import ON_DEMAND_PRICES
 from ..jobs.registry import RECORDS, queue_name
-from ..outputs.store import FAILURES, LEDGERS
+from ..outputs.store import FAILURES, LEDGERS, VIDEO_CLAIM, VIDEO_SUFFIX
 from ..tasks.task import FRAME_EXTENSIONS
 from .image import latest_image
 from .quotas import fit_spot_quota
@@ -41,6 +41,8 @@ OUTPUT_LAYOUT = iam.OutputLayout(
     records=RECORDS,
     failures=FAILURES,
     ledgers=LEDGERS,
+    video_suffix=VIDEO_SUFFIX,
+    video_claim=VIDEO_CLAIM,
 )
 NODE_ENV_FILE = "/etc/brenda/node.env"
 NODE_WORK_DIR = "/var/lib/brenda"

@@ -41,7 +41,7 @@ from ..core.errors import BrendaError, UsageError
 from ..core.progress import Progress
 from ..core.text import printable
 from ..core.urls import S3Url, parse_url
-from ..outputs.store import LEDGERS
+from ..outputs.store import LEDGERS, VIDEO_SUFFIX
 from ..project.version import blend_name
 from ..tasks.queue import send_tasks
 from ..tasks.task import (
@@ -134,6 +134,8 @@ class Job:
     tasks: int = 0
     created_by: str = ""
     created: str = ""
+    video: bool = False
+    """The node that stores its last frame encodes the shot into ``<output><id>.mp4``."""
 
     @property
     def queue(self) -> str:
@@ -173,6 +175,7 @@ class Job:
             tasks=_count(document, "tasks", 0, 0, 2**31),
             created_by=_field(document, "created_by", str, ""),
             created=_field(document, "created", str),
+            video=_field(document, "video", bool, False),
         )
         if job.state == JobState.DONE:
             raise ValueError("its state is done, which is reckoned, not recorded")
@@ -755,6 +758,11 @@ class JobReport:
         return self.job.state
 
 
+def video_name(job: Job) -> str:
+    """The name of the video the farm encodes of a job (``--video``), in its output."""
+    return f"{job.id}{VIDEO_SUFFIX}"
+
+
 def frame_names(job: Job) -> dict[str, int]:
     """The names of the frames a job stores (whole frames: tiles are assembled), to numbers."""
     numbers = {frame for item in parse_frame_list(job.frames) for frame in item.frames()}
@@ -770,6 +778,7 @@ def make_job(
     chunk: int = 1,
     tiles: tuple[int, int] = (0, 0),
     priority: int = 0,
+    video: bool = False,
 ) -> Job:
     """A new job's record (not yet submitted), named after its .blend."""
     farm = config.text("FARM")
@@ -787,6 +796,7 @@ def make_job(
         priority=priority,
         created_by=f"{_user()}@{socket.gethostname()}",
         created=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        video=video,
     )
 
 

@@ -25,6 +25,10 @@ from ..core.urls import FileUrl, S3Url, parse_url
 RECORDS = ".brenda/"
 FAILURES = RECORDS + "failures/"
 LEDGERS = RECORDS + "nodes/"
+VIDEO_CLAIM = RECORDS + "video-claim.txt"
+"""Which node took a farm job's video to encode (stored once: only that node encodes it)."""
+VIDEO_SUFFIX = ".mp4"
+"""The container of a farm job's video, ``<job id>.mp4`` among its frames."""
 
 
 class OutputStore(Protocol):
