@@ -254,6 +254,18 @@ def test_a_node_renders_a_job_but_may_not_govern_the_farm(
     with pytest.raises(ClientError, match="PreconditionFailed"):  # S3 keeps what is stored
         node_s3.put_object(Bucket="studio", Key=frame_3, Body=b"again", IfNoneMatch="*")
     assert s3.get_object(Bucket="studio", Key=frame_3)["Body"].read() == b"new"
+    # A --video job's claim and video: each stored once, by the node that claimed it.
+    for key in (f"frames/{job}/.brenda/video-claim.txt", f"frames/{job}/{job}.mp4"):
+        assert allowed(node_s3.put_object, Bucket="studio", Key=key, Body=b"new", IfNoneMatch="*")
+        with pytest.raises(ClientError, match="PreconditionFailed"):
+            node_s3.put_object(Bucket="studio", Key=key, Body=b"again", IfNoneMatch="*")
+        assert s3.get_object(Bucket="studio", Key=key)["Body"].read() == b"new"
+    assert statement(document, "ClaimVideos")["Condition"] == {
+        "Null": {"s3:if-none-match": "false"}
+    }
+    assert "arn:aws:s3:::studio/frames/*/*.mp4" in statement(document, "StoreNewFrames")["Resource"]
+    assert denied(node_s3.put_object, Bucket="studio", Key=f"frames/{job}/{job}.mov", Body=body)
+    assert denied(node_s3.put_object, Bucket="studio", Key="frames/shot.mp4", Body=body)
     own = f"frames/{job}/.brenda/nodes/{user_id}-node-20261207.json"
     assert allowed(node_s3.put_object, Bucket="studio", Key=own, Body=body)
     note = f"frames/{job}/.brenda/failures/message-1.txt"
