@@ -146,7 +146,10 @@ class Job:
         return render_tasks(self.settings, chunks, tile_grid(*self.tiles))
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, sort_keys=True)
+        document = asdict(self)
+        if not self.video:  # a record without it reads the same, to nodes before --video too
+            del document["video"]
+        return json.dumps(document, indent=1, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Job:

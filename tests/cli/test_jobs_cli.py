@@ -340,6 +340,15 @@ def test_a_record_written_before_reads_typed_and_is_written_the_same() -> None:
     assert Job.from_json(json.dumps(older)).state is JobState.ACTIVE
 
 
+def test_a_video_job_s_record_holds_its_flag_and_refuses_one_not_true_or_false() -> None:
+    text = json.dumps({**RECORD_WRITTEN_BEFORE, "video": True}, indent=1, sort_keys=True)
+    job = Job.from_json(text)
+    assert job.video
+    assert job.to_json() == text
+    with pytest.raises(TypeError, match="video is not bool"):
+        Job.from_json(json.dumps({**RECORD_WRITTEN_BEFORE, "video": "yes"}))
+
+
 def test_a_record_with_an_unknown_state_is_named_not_read(
     farm_env: Path, capsys: pytest.CaptureFixture[str], boto_client: Any
 ) -> None:

@@ -250,6 +250,7 @@ def test_queue_settings_come_from_the_config_file(
         (["--render", "-e", "5", "--blend", "../x.blend", "push"], "inside the project"),
         (["-H", "status"], "-H/--hard applies only to reset."),
         (["-d", "reset"], "-d/--dry-run applies only to push and submit."),
+        (["-T", "{template}", "-e", "5", "--video", "push"], "--video applies only to submit"),
     ],
     ids=[
         "no -T",
@@ -267,6 +268,7 @@ def test_queue_settings_come_from_the_config_file(
         "blend outside",
         "-H status",
         "-d reset",
+        "--video push",
     ],
 )
 def test_bad_input_is_one_line_and_pushes_nothing(
