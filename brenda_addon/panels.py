@@ -46,6 +46,7 @@ class BRENDA_PT_farm(_SidebarPanel):
         sub.enabled = job.use_spot
         sub.prop(job, "spot_price")
         column.prop(job, "done")
+        column.prop(job, "video")
         row = column.row(align=True)
         row.prop(job, "use_fleet")
         sub = row.row(align=True)

@@ -58,6 +58,12 @@ class BRENDA_PG_job(bpy.types.PropertyGroup):
         precision=2,
         description="US$ the farm may spend; the fleet then starts no more nodes. 0: no budget",
     )
+    video: bpy.props.BoolProperty(
+        name="Video of the Shot",
+        default=False,
+        description="Once the last frame is stored, a node encodes the shot into <job id>.mp4 "
+        "beside its frames (H.264, 24 fps)",
+    )
     project_root: bpy.props.StringProperty(
         name="Project Root",
         subtype="DIR_PATH",

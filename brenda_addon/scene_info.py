@@ -95,6 +95,7 @@ def job_settings(context: bpy.types.Context) -> JobSettings:
         fleet=job.use_fleet,
         budget=job.budget if job.use_fleet else 0.0,
         addons=addons,
+        video=job.video,
     )
 
 

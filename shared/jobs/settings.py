@@ -72,6 +72,8 @@ class JobSettings:
     """US$ the fleet may spend; 0: no budget."""
     addons: tuple[Addon, ...] = ()
     """Add-ons packed with the project and enabled on the nodes: the job runs their Python."""
+    video: bool = False
+    """The farm encodes the shot once its last frame is stored (``submit --video``)."""
 
     @property
     def blend_path(self) -> str:
@@ -107,6 +109,7 @@ class JobSettings:
             chunk=self.frames_per_task,
             tiles=(self.tiles_x, self.tiles_y),
             priority=self.priority,
+            video=self.video,
         )
 
 

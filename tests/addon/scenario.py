@@ -222,8 +222,9 @@ def phase_submit() -> None:
     state = bpy.context.window_manager.brenda
     findings["push"] = call("push_job")
     kept = state.selected_job
-    scene.brenda.priority = 3
+    scene.brenda.priority, scene.brenda.video = 3, True
     findings["push_urgent"] = call("push_job")
+    scene.brenda.video = False
     urgent = state.selected_job
     scene.brenda.node_count = 2
     scene.brenda.spot_price = 0.25

@@ -159,6 +159,11 @@ def test_the_add_on_runs_a_job_end_to_end(
         Bucket="addon-frames", Key=f"frames/.brenda/jobs/{kept}.json"
     )
     document = json.loads(record["Body"].read())
+    assert "video" not in document
+    urgent_record = boto_client("s3").get_object(
+        Bucket="addon-frames", Key=f"frames/.brenda/jobs/{urgent}.json"
+    )
+    assert json.loads(urgent_record["Body"].read())["video"] is True  # "Video of the Shot"
     # The job renders the version uploaded, by content: a later upload does not change it.
     assert document["project"].startswith("s3://addon-projects/projects/manifests/")
     settings = document["settings"]
