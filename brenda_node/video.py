@@ -63,17 +63,16 @@ def encode_when_complete(
             target = folder / video_name(job)
             frames = _fetched(store, [name for name, _number in names], folder)
             video = encode_video(frames, target, codec=codec_named(DEFAULT_CODEC), fps=DEFAULT_FPS)
-            seconds = time.time() - started
+            encoded = time.time() - started
             store.put(target, video_name(job))
         log.info(
             "stored %s: %d frames of job %s, encoded in %.3f s",
             video_name(job),
             video.frames,
             job.id,
-            seconds,
+            encoded,
         )
-    except BrendaError as error:
-        seconds = time.time() - started
+    except (BrendaError, OSError) as error:
         outcome = "failed"
         log.error(
             "the video of job %s could not be made: %s ('brenda-work video %s' makes it on a "
@@ -89,7 +88,7 @@ def encode_when_complete(
             frames=0.0,
             started=started,
             wall_seconds=ended - started,
-            render_seconds=seconds,
+            render_seconds=0.0,  # no Blender render: its time is the task's wall time
             dollars_per_hour=prices.price(started),
             dollars=prices.cost(started, ended),
         ),

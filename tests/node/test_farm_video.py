@@ -109,3 +109,31 @@ def test_a_video_another_node_claimed_is_not_encoded_again(
     assert brenda_work(["video", job, "-o", str(target)]) == 0, capsys.readouterr().err
     with av.open(str(target)) as container:
         assert len(list(container.decode(video=0))) == 1
+
+
+def test_a_video_that_cannot_be_encoded_is_logged_with_the_fix_and_costed_as_failed(
+    job_farm: Farm, boto_client: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    project = tmp_path / "shot"
+    project.mkdir()
+    make_sample_blend(project / "scene.blend", width=16, height=10, samples=1, frames=2)
+    argv = ["--project", f"file://{project}", "--blend", "scene.blend", "--frames", "1-2"]
+    assert brenda_work([*argv, "--video", "submit"]) == 0, capsys.readouterr().err
+    match = re.search(r"Submitted job (\S+):", capsys.readouterr().out)
+    assert match
+    job = match.group(1)
+    s3 = boto_client("s3")
+    # Another task stored frame 2 already, as something that is not an image: it stays.
+    s3.put_object(Bucket="studio", Key=f"frames/{job}/frame_000002.png", Body=b"not a frame")
+    node = job_farm.start_node("a", DONE="exit")
+    assert node.wait(timeout=120) == 0, job_farm.console("a")
+
+    console = job_farm.console("a")
+    assert f"the video of job {job} could not be made: Frame frame_000002.png" in console, console
+    assert f"('brenda-work video {job}' makes it on a workstation)" in console
+    listing = s3.list_objects_v2(Bucket="studio", Prefix=f"frames/{job}/")["Contents"]
+    assert not [item for item in listing if item["Key"].endswith(".mp4")]
+    [ledger_key] = [item["Key"] for item in listing if "/.brenda/nodes/" in item["Key"]]
+    ledger = json.loads(s3.get_object(Bucket="studio", Key=ledger_key)["Body"].read())
+    assert [task["outcome"] for task in ledger["tasks"] if task["task"] == "video"] == ["failed"]
+    assert ledger["working_on"] is None
