@@ -25,14 +25,15 @@ from ..core.errors import BrendaError
 from ..core.progress import Progress
 from ..core.text import counted
 from ..jobs.registry import JobRegistry
-from ..outputs.store import open_store_at
+from ..outputs.store import VIDEO_SUFFIX, open_store_at
 from ..outputs.video import DEFAULT_FPS
 from .video import FETCH_AHEAD, fetch_frame, frame_sources, job_video
 
 
 def farm_video_name(job_id: str) -> str:
-    """The name of the farm's own encode of a job, in the job's output."""
-    return f"{job_id}.mp4"
+    """The name of the farm's own encode of a job, in the job's output (as a node names it:
+    ``shared.jobs.registry.video_name``)."""
+    return f"{job_id}{VIDEO_SUFFIX}"
 
 
 @dataclass(frozen=True)
