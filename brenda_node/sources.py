@@ -34,6 +34,7 @@ from shared.tasks.task import RenderTask, Task, decode_task, parse_frame_list, t
 
 from .blender import TaskRunner
 from .ledger import LedgerWriter
+from .news import JobNews
 from .project_cache import ProjectCache
 from .status import NodeState
 from .uploader import FailureNotes
@@ -377,6 +378,10 @@ class JobsSource:
         if notes is None:
             store = open_store_at(self.config, job.output, keep_stored=True)
             notes = self._notes[job.id] = FailureNotes(
-                store, self.host.state, self.host.name, job=job.id
+                store,
+                self.host.state,
+                self.host.name,
+                job=job.id,
+                news=JobNews(self.registry, job),
             )
         return notes

@@ -31,6 +31,7 @@ from .blender import TaskRunner
 from .blenders import Blender
 from .lease import Lease
 from .ledger import LedgerWriter
+from .news import JobNews
 from .status import NodeState
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,20 @@ class FailureNotes:
     """
 
     def __init__(
-        self, store: OutputStore, state: NodeState, node: str, *, job: str | None = None
+        self,
+        store: OutputStore,
+        state: NodeState,
+        node: str,
+        *,
+        job: str | None = None,
+        news: JobNews | None = None,
     ) -> None:
         self.store = store
         self.state = state
         self.node = node
         self.job = job
+        self.news = news
+        """The job's notifications (a farm of jobs): a task dead-lettered, the job finished."""
         self._pending: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
@@ -88,6 +97,8 @@ class FailureNotes:
         with self._lock:
             self._pending.append((failure_name(message.message_id), note))
         self.flush()
+        if self.news is not None:
+            self.news.failed(message, lease.queue.max_receive_count, error)
 
     def flush(self) -> None:
         """Store the notes kept while the store was down."""
@@ -183,6 +194,8 @@ class Uploader:
             task.notes.flush()
             if task.then is not None:
                 task.then()
+            if task.notes.news is not None:
+                task.notes.news.stored()
         finally:
             shutil.rmtree(task.outdir, ignore_errors=True)
 

@@ -11,9 +11,11 @@ them to itself and delete them. In a farm of jobs it stores frames only as new o
 conditional writes: ``If-None-Match: *``, which the ``s3:if-none-match`` condition key enforces),
 so no task replaces a frame another stored (nor a job's video, ``<job>/<job>.mp4``, nor the claim
 to encode it); it writes its own ledgers only, their names starting with its ``aws:userid``
-(``<role id>:<instance id>`` on EC2), a policy variable; and it may not write job records. A farm
-with one WORK_QUEUE runs whatever its queue says (template tasks), so its nodes may store any file
-under its outputs, as the original Brenda's did.
+(``<role id>:<instance id>`` on EC2), a policy variable; it writes the markers of the jobs'
+notifications as new objects only, and publishes them to the farm's SNS topics only (named
+``brenda-<farm>-...``); and it may not write job records. A farm with one WORK_QUEUE runs
+whatever its queue says (template tasks), so its nodes may store any file under its outputs, as
+the original Brenda's did.
 
 IAM has no condition key naming the instance of ``SetInstanceProtection``, so a node that may
 set its own scale-in protection may set every node's: nodes are not given it. A node the group
@@ -152,6 +154,8 @@ class OutputLayout:
     """A job's video (``--video``), beside its frames: ``.mp4``."""
     video_claim: str
     """Which node encodes a job's video, in each job's outputs: ``.brenda/video-claim.txt``."""
+    events: str
+    """Markers of the notifications sent, in each job's outputs: ``.brenda/events/``."""
 
 
 OWN_LEDGER_VARIABLE = "${aws:userid}"
@@ -159,8 +163,9 @@ OWN_LEDGER_VARIABLE = "${aws:userid}"
 
 
 def node_policy(
-    *, farm: str, queue_arns: list[str], grants: FarmGrants, layout: OutputLayout
+    *, farm: str, queue_arns: list[str], grants: FarmGrants, layout: OutputLayout, topics: str
 ) -> dict[str, Any]:
+    """The role's policy; ``topics``: how the names of the farm's SNS topics start."""
     farm_tag = {f"aws:ResourceTag/{FARM_TAG}": farm}
     statements: list[dict[str, Any]] = [
         {
@@ -232,6 +237,15 @@ def node_policy(
         statements.append(_objects("Projects", ["s3:GetObject"], grants.projects))
     if grants.outputs:
         statements += _job_outputs(grants.outputs, layout)
+        statements.append(
+            {
+                # A job's notifications go to the farm's topics, never anywhere else.
+                "Sid": "FarmTopics",
+                "Effect": "Allow",
+                "Action": ["sns:Publish"],
+                "Resource": f"arn:aws:sns:*:*:{topics}*",
+            }
+        )
     if grants.queue_outputs:
         actions = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
         statements.append(_objects("QueueOutputs", actions, grants.queue_outputs))
@@ -291,6 +305,14 @@ def _job_outputs(urls: tuple[S3Url, ...], layout: OutputLayout) -> list[dict[str
             "Effect": "Allow",
             "Action": ["s3:PutObject"],
             "Resource": [_objects_arn(url, f"*/{layout.failures}*") for url in urls],
+        },
+        {
+            # A notification is sent once: by the node whose marker is new.
+            "Sid": "NewEventMarkers",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": [_objects_arn(url, f"*/{layout.events}*") for url in urls],
+            "Condition": {"Null": {"s3:if-none-match": "false"}},
         },
         {
             "Sid": "OwnLedgers",

@@ -216,6 +216,25 @@ def write_text(client: Any, bucket: str, key: str, text: str) -> None:
     )
 
 
+def write_new_text(client: Any, bucket: str, key: str, text: str) -> bool:
+    """Write ``text`` at ``key`` unless an object is there already (an S3 conditional write,
+    ``If-None-Match: *``): of writers racing for one key, exactly one is told True."""
+    try:
+        client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=text.encode("utf-8"),
+            ContentType="text/plain; charset=utf-8",
+            IfNoneMatch="*",
+        )
+    except Exception as error:
+        # 409 ConditionalRequestConflict: a write to the key was in flight; it wins.
+        if error_code(error) in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return False
+        raise
+    return True
+
+
 def read_text(client: Any, bucket: str, key: str) -> str | None:
     """The object's text, or None if it does not exist."""
     response = _unless_missing(client.get_object, Bucket=bucket, Key=key)

@@ -46,8 +46,15 @@ def region_for(service: str, config: Config, session: Any) -> str:
     return configured or session.region_name or DEFAULT_REGION
 
 
-def make_client(service: str, config: Config, *, session: Any = None, pool: int = 10) -> Any:
-    """A client for ``service`` in its configured region, with standard retries."""
+def make_client(
+    service: str,
+    config: Config,
+    *,
+    session: Any = None,
+    pool: int = 10,
+    region: str | None = None,
+) -> Any:
+    """A client for ``service`` in ``region`` or its configured one, with standard retries."""
     from botocore.config import Config as BotoConfig  # noqa: PLC0415 - lazy boto3
 
     session = session or make_session(config)
@@ -59,7 +66,7 @@ def make_client(service: str, config: Config, *, session: Any = None, pool: int 
     )
     return session.client(
         service,
-        region_name=region_for(service, config, session),
+        region_name=region or region_for(service, config, session),
         config=settings,
         endpoint_url=config.optional_text("ENDPOINT_URL"),
     )

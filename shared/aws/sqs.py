@@ -73,11 +73,20 @@ def batches(bodies: Iterable[str]) -> Iterator[list[tuple[int, str]]]:
 class WorkQueue:
     """One SQS queue (and its dead-letter queue) reached through a boto3 client."""
 
-    def __init__(self, client: Any, name: str, url: str, dead_letter_url: str | None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        name: str,
+        url: str,
+        dead_letter_url: str | None,
+        max_receive_count: int | None = None,
+    ) -> None:
         self.client = client
         self.name = name
         self.url = url
         self.dead_letter_url = dead_letter_url
+        self.max_receive_count = max_receive_count
+        """Tries before SQS moves a task to the dead-letter queue (None: not known)."""
 
     @classmethod
     def open(cls, client: Any, name: str, *, dead_letters: bool = True) -> WorkQueue | None:
@@ -90,11 +99,13 @@ class WorkQueue:
             return cls(client, name, url, None)
         attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
         policy = attributes.get("Attributes", {}).get("RedrivePolicy")
-        dead_letter_url = None
+        dead_letter_url = max_receive_count = None
         if policy:
-            dead_letter_name = json.loads(policy)["deadLetterTargetArn"].rsplit(":", 1)[-1]
+            redrive = json.loads(policy)
+            dead_letter_name = redrive["deadLetterTargetArn"].rsplit(":", 1)[-1]
             dead_letter_url = _queue_url(client, dead_letter_name)
-        return cls(client, name, url, dead_letter_url)
+            max_receive_count = int(redrive.get("maxReceiveCount", 0)) or None
+        return cls(client, name, url, dead_letter_url, max_receive_count)
 
     @classmethod
     def ensure(

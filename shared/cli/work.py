@@ -161,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="submit: once its last frame is stored, a node encodes the shot into "
         "<job id>.mp4 beside its frames (H.264, 24 fps)",
     )
+    jobs.add_argument(
+        "--notify",
+        metavar="TARGET",
+        help="submit: where the job's news goes (finished, a task dead-lettered, the budget "
+        "stopped the fleet, cancelled): sns://TOPIC_ARN of a topic named brenda-FARM-..., or an "
+        "https:// webhook (default: NOTIFY)",
+    )
     parser.add_argument(
         "-d",
         "--dry-run",
@@ -464,6 +471,7 @@ def cmd_submit(args: argparse.Namespace, config: Config) -> int:
             tiles=(args.subdiv_x, args.subdiv_y),
             priority=args.priority,
             video=args.video,
+            notify=args.notify,
         )
         tasks = job.render_tasks()
     if args.dry_run:

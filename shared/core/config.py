@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import ConfigError, MissingSetting, UsageError
-from .urls import BrendaUrl, EbsUrl, SqsUrl, parse_url
+from .urls import BrendaUrl, EbsUrl, SqsUrl, parse_notify, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,13 @@ def _url(*schemes: str) -> Parser:
     return parse
 
 
+def _notify(value: str) -> str:
+    try:
+        return str(parse_notify(value))
+    except ConfigError as error:
+        raise _BadValueError(f"is wrong: {str(error).rstrip('.')}") from error
+
+
 def _mounted_snapshot(value: str) -> BrendaUrl:
     url = _url("ebs")(value)
     if not isinstance(url, EbsUrl) or url.directory is None:
@@ -140,6 +147,14 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "S3 prefix of every job's frames, which nodes may write (default: the folder holding "
         "RENDER_OUTPUT).",
+    ),
+    Setting(
+        "NOTIFY",
+        _notify,
+        None,
+        "Where a submitted job's news goes (finished, a task dead-lettered, the budget stopped the "
+        "fleet, cancelled): sns://TOPIC_ARN of a topic named brenda-FARM-..., or an https:// "
+        "webhook.",
     ),
     Setting(
         "ENDPOINT_URL",

@@ -5,13 +5,18 @@
 ``sqs://queue``           an SQS queue by name, in the configured region
 ``file://path``           a folder or archive on the local file system
 ``ebs://snapshot[,dir]``  an EBS snapshot (id ``snap-...`` or its Name tag), mounted at ``dir``
+
+And where a job's notifications go (``NOTIFY``): ``sns://TOPIC_ARN`` or an ``https://`` webhook
+(``http://`` only to this machine itself, for tests).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -132,3 +137,62 @@ def _parse_ebs(text: str, rest: str) -> EbsUrl:
             )
         return EbsUrl(snapshot=snapshot, directory=directory)
     return EbsUrl(snapshot=snapshot, directory=None)
+
+
+TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]{1,32}:[0-9]{12}:([A-Za-z0-9_-]{1,256})\Z")
+"""An SNS topic's ARN (a standard topic: FIFO topics need a group id); group 1 is its name."""
+MAX_WEBHOOK = 2048
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """Where a job's notifications go: an SNS topic (``topic``, its ARN) or a webhook (``url``)."""
+
+    topic: str | None = None
+    url: str | None = None
+
+    @property
+    def topic_name(self) -> str | None:
+        match = TOPIC_ARN.match(self.topic or "")
+        return match.group(1) if match else None
+
+    def __str__(self) -> str:
+        return f"sns://{self.topic}" if self.topic is not None else str(self.url)
+
+
+def parse_notify(text: str) -> NotifyTarget:
+    """``sns://TOPIC_ARN`` or an ``https://`` URL (``http://`` to this machine only: a webhook
+    elsewhere would carry the job's news in clear). ConfigError says why not."""
+    if text.startswith("sns://"):
+        arn = text.removeprefix("sns://")
+        if not TOPIC_ARN.match(arn):
+            raise ConfigError(
+                f"'{text}' is not sns://TOPIC_ARN, like "
+                "sns://arn:aws:sns:us-east-1:123456789012:brenda-FARM-done."
+            )
+        return NotifyTarget(topic=arn)
+    if len(text) > MAX_WEBHOOK or not text.isprintable() or " " in text:
+        raise ConfigError(f"'{text[:80]}' is not a webhook URL Brenda sends to.")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        parts.port  # noqa: B018 - a port that is not a number raises ValueError
+    except ValueError as error:
+        raise ConfigError(f"'{text}' is not a webhook URL: {error}.") from error
+    if parts.scheme == "https" and host:
+        return NotifyTarget(url=text)
+    if parts.scheme == "http" and host and _loopback(host):
+        return NotifyTarget(url=text)
+    raise ConfigError(
+        f"'{text}' is not where Brenda sends notifications: give sns://TOPIC_ARN or an "
+        "https:// URL (http:// only to this machine, for tests)."
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -27,8 +27,8 @@ from ..core.errors import BrendaError, ConfigError, UsageError
 from ..core.http import http_session
 from ..core.urls import EbsUrl, S3Url
 from ..jobs.costs import ON_DEMAND_PRICES
-from ..jobs.registry import RECORDS, queue_name
-from ..outputs.store import FAILURES, LEDGERS, VIDEO_CLAIM, VIDEO_SUFFIX
+from ..jobs.registry import RECORDS, farm_topics, queue_name
+from ..outputs.store import EVENTS, FAILURES, LEDGERS, VIDEO_CLAIM, VIDEO_SUFFIX
 from ..tasks.task import FRAME_EXTENSIONS
 from .image import latest_image
 from .quotas import fit_spot_quota
@@ -43,6 +43,7 @@ OUTPUT_LAYOUT = iam.OutputLayout(
     ledgers=LEDGERS,
     video_suffix=VIDEO_SUFFIX,
     video_claim=VIDEO_CLAIM,
+    events=EVENTS,
 )
 NODE_ENV_FILE = "/etc/brenda/node.env"
 NODE_WORK_DIR = "/var/lib/brenda"
@@ -576,7 +577,11 @@ def _ensure_node_role(
         current = iam.current_policy(client, farm)
         grants = requested if current is None else iam.grants_of(current).merged(requested)
         policy = iam.node_policy(
-            farm=farm, queue_arns=queue_arns, grants=grants, layout=OUTPUT_LAYOUT
+            farm=farm,
+            queue_arns=queue_arns,
+            grants=grants,
+            layout=OUTPUT_LAYOUT,
+            topics=farm_topics(farm),
         )
         return iam.ensure_node_profile(client, farm, policy), grants
 

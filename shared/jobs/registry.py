@@ -40,7 +40,7 @@ from ..core.config import Config
 from ..core.errors import BrendaError, UsageError
 from ..core.progress import Progress
 from ..core.text import printable
-from ..core.urls import S3Url, parse_url
+from ..core.urls import NotifyTarget, S3Url, parse_notify, parse_url
 from ..outputs.store import LEDGERS, VIDEO_SUFFIX
 from ..project.version import blend_name
 from ..tasks.queue import send_tasks
@@ -136,6 +136,8 @@ class Job:
     created: str = ""
     video: bool = False
     """The node that stores its last frame encodes the shot into ``<output><id>.mp4``."""
+    notify: str = ""
+    """Where its notifications go (``NOTIFY``): ``sns://TOPIC_ARN``, a webhook, or none."""
 
     @property
     def queue(self) -> str:
@@ -149,6 +151,8 @@ class Job:
         document = asdict(self)
         if not self.video:  # a record without it reads the same, to nodes before --video too
             del document["video"]
+        if not self.notify:  # a record without one reads the same to nodes that know no notify
+            del document["notify"]
         return json.dumps(document, indent=1, sort_keys=True)
 
     @classmethod
@@ -179,6 +183,7 @@ class Job:
             created_by=_field(document, "created_by", str, ""),
             created=_field(document, "created", str),
             video=_field(document, "video", bool, False),
+            notify=_field(document, "notify", str, ""),
         )
         if job.state == JobState.DONE:
             raise ValueError("its state is done, which is reckoned, not recorded")
@@ -232,6 +237,26 @@ def _lies_under(project: str, projects: S3Url) -> bool:
     assert isinstance(url, S3Url)
     inside = url.bucket == projects.bucket and url.prefix.startswith(projects.prefix)
     return inside and ".." not in PurePosixPath(url.prefix).parts
+
+
+def farm_topics(farm: str) -> str:
+    """How the names of the farm's SNS topics start: the only topics its nodes may publish to."""
+    return f"brenda-{farm}-"
+
+
+def check_notify(notify: str, farm: str) -> NotifyTarget:
+    """Where a job of ``farm`` may send its notifications: a topic of the farm's (a node sends
+    them, and may publish to those only) or a webhook; ValueError says why not."""
+    try:
+        target = parse_notify(notify)
+    except BrendaError as error:
+        raise ValueError(f"its notify target is wrong: {str(error).rstrip('.')}") from error
+    name = target.topic_name
+    if name is not None and not name.startswith(farm_topics(farm)):
+        raise ValueError(
+            f"its notify topic {name} is not one of farm {farm}'s (named {farm_topics(farm)}...)"
+        )
+    return target
 
 
 def queue_name(farm: str, job_id: str) -> str:
@@ -328,6 +353,8 @@ class JobRegistry:
             raise ValueError(f"its project {job.project} is not under {self.projects}")
         if _moment(job.created) > datetime.now(UTC) + CLOCK_SKEW:
             raise ValueError(f"it was created in the future ({job.created})")
+        if job.notify:
+            check_notify(job.notify, self.farm)
         return job
 
     def output_of(self, job_id: str) -> str:
@@ -782,9 +809,12 @@ def make_job(
     tiles: tuple[int, int] = (0, 0),
     priority: int = 0,
     video: bool = False,
+    notify: str | None = None,
 ) -> Job:
-    """A new job's record (not yet submitted), named after its .blend."""
+    """A new job's record (not yet submitted), named after its .blend; its notifications go to
+    ``notify``, else to ``NOTIFY`` (none when neither is set)."""
     farm = config.text("FARM")
+    checked_notify = _notify_of(config, farm, notify)
     job_id = JobRegistry(config).new_id(blend_name(config, project, settings.blend))
     output = _outputs(config)
     return Job(
@@ -800,7 +830,23 @@ def make_job(
         created_by=f"{_user()}@{socket.gethostname()}",
         created=datetime.now(UTC).isoformat(timespec="milliseconds"),
         video=video,
+        notify=checked_notify,
     )
+
+
+def _notify_of(config: Config, farm: str, given: str | None) -> str:
+    """``given`` or ``NOTIFY``, checked: a target nodes would not believe is refused here."""
+    notify = given if given is not None else config.optional_text("NOTIFY") or ""
+    if notify:
+        try:
+            parse_notify(notify)
+        except BrendaError as error:
+            raise UsageError(str(error)) from error
+        try:
+            check_notify(notify, farm)
+        except ValueError as error:
+            raise UsageError(f"The job's notifications cannot go to {notify}: {error}.") from error
+    return notify
 
 
 def _user() -> str:
