@@ -13,8 +13,9 @@ keys AWS documents (``s3:if-none-match``; ``autoscaling:MinSize`` and ``MaxSize`
 recomputes S3 signatures wrongly for a query value holding a "/" (a listing's prefix: getmoto/moto
 issue 5948), so S3 signatures go unchecked here; S3 still checks whose key it is and its policy.
 moto also checks GetQueueUrl against any queue ("*") rather than the queue named, as AWS does:
-here it checks the queue named. It checks every EC2 call against "*", so the budget's drain tag
-(CreateTags on the farm's instances only) cannot be shown allowed here.
+here it checks the queue named; and SNS calls against any topic ("*"): here against the topic
+named. It checks every EC2 call against "*", so the budget's drain tag (CreateTags on the farm's
+instances only) cannot be shown allowed here.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 from moto.iam.access_control import S3IAMRequest
+from moto.sns.responses import SNSResponse
 from moto.sqs.responses import SQSResponse
 
 from shared.aws.iam import OWN_LEDGER_VARIABLE
@@ -58,6 +60,11 @@ def enforced(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         return response._get_param("QueueName") or queue_of_request(response)
 
     monkeypatch.setattr(SQSResponse, "_get_queue_name", queue_named)
+
+    def topic_named(response: SNSResponse) -> str:
+        return response._get_param("TopicArn") or "*"
+
+    monkeypatch.setattr(SNSResponse, "_determine_resource", topic_named, raising=False)
     yield
     enforce_iam(aws, float("inf"))  # the next tests run as before, whatever happened
 
@@ -154,6 +161,9 @@ def test_a_node_renders_a_job_but_may_not_govern_the_farm(
     assert statement(document, "StoreFrameParts")["Condition"] == {
         "Bool": {"s3:ObjectCreationOperation": "false"}
     }
+    assert statement(document, "NewEventMarkers")["Condition"] == {
+        "Null": {"s3:if-none-match": "false"}
+    }
     assert statement(document, "StopGroup")["Condition"]["NumericEquals"] == {
         "autoscaling:MinSize": "0",
         "autoscaling:MaxSize": "0",
@@ -180,7 +190,13 @@ def test_a_node_renders_a_job_but_may_not_govern_the_farm(
     project = tmp_path / "shot"
     project.mkdir()
     make_sample_blend(project / "scene.blend", width=16, height=9, samples=1, frames=2)
-    job = submit_job(capsys, project, "--frames", "1-2")
+    sns, sqs = artist("sns"), artist("sqs")
+    farm_topic = sns.create_topic(Name="brenda-studio-news")["TopicArn"]
+    other_topic = sns.create_topic(Name="payroll-alerts")["TopicArn"]
+    inbox = sqs.create_queue(QueueName="artist-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])
+    sns.subscribe(TopicArn=farm_topic, Protocol="sqs", Endpoint=inbox_arn["Attributes"]["QueueArn"])
+    job = submit_job(capsys, project, "--frames", "1-2", "--notify", f"sns://{farm_topic}")
     # Another task stored frame 2 already: no render replaces it.
     s3 = artist("s3")
     s3.put_object(Bucket="studio", Key=f"frames/{job}/frame_000002.png", Body=b"stored before")
@@ -205,6 +221,11 @@ def test_a_node_renders_a_job_but_may_not_govern_the_farm(
     listing = s3.list_objects_v2(Bucket="studio", Prefix=f"frames/{job}/.brenda/nodes/")
     [ledger] = [item["Key"] for item in listing["Contents"]]
     assert ledger.startswith(f"frames/{job}/.brenda/nodes/{user_id}-")
+    # The node marked the job's end as a new object and published it to the farm's topic.
+    [delivered] = sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=1)["Messages"]
+    finished = json.loads(json.loads(delivered["Body"])["Message"])
+    assert (finished["event"], finished["job"], finished["frames"]) == ("finished", job, 2)
+    assert s3.head_object(Bucket="studio", Key=f"frames/{job}/.brenda/events/finished")
 
     # What a hostile task on the node may not do with the same credentials.
     session = boto3.Session(region_name="us-east-1", **keys_of(credentials))
@@ -212,6 +233,9 @@ def test_a_node_renders_a_job_but_may_not_govern_the_farm(
     node_s3, node_sqs = session.client("s3", config=once), session.client("sqs", config=once)
     node_scaling = session.client("autoscaling", config=once)
     node_ec2 = session.client("ec2", config=once)
+    node_sns = session.client("sns", config=once)
+    assert denied(node_sns.publish, TopicArn=other_topic, Message="{}")
+    assert allowed(node_sns.publish, TopicArn=farm_topic, Message="{}")
     record = f"frames/.brenda/jobs/{job}.json"
     body = b"{}"
     assert denied(node_s3.put_object, Bucket="studio", Key=record, Body=body)
