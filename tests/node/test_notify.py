@@ -19,6 +19,7 @@ from tests.conftest import QuietHandler, serving_http
 from tests.node.conftest import Farm, empty_project, submit_job
 from tests.node.test_failures import failing_blender
 from tests.node.test_manifests import png
+from tests.node.test_records import rewrite_record, skipped
 
 TOPIC = "brenda-studio-news"
 
@@ -206,3 +207,32 @@ def test_submit_refuses_a_notify_target_nodes_would_not_send_to(
     assert boto_client("sqs").list_queues().get("QueueUrls", []) == []
     listing = boto_client("s3").list_objects_v2(Bucket="studio")
     assert listing["KeyCount"] == 0
+
+
+@pytest.mark.parametrize(
+    "notify",
+    [
+        "sns://arn:aws:sns:us-east-1:123456789012:payroll-alerts",
+        "http://169.254.169.254/latest/api/token",
+        "https://example.com/hook\nwith a line",
+    ],
+    ids=["not-the-farms-topic", "plain-http-elsewhere", "a-line-break"],
+)
+def test_a_record_whose_news_goes_elsewhere_is_skipped_by_nodes(
+    job_farm: Farm,
+    boto_client: Any,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    notify: str,
+) -> None:
+    """Anyone who may write a record (a node, so a hostile task) would otherwise have the farm's
+    nodes publish where they may not, or post the farm's news anywhere."""
+    project = empty_project(tmp_path / "shot")
+    job = submit_job(capsys, project)
+    rewrite_record(boto_client, job, notify=notify)
+    node = job_farm.start_node("a", BLENDER=str(failing_blender(tmp_path)), POLL_PAUSE="1")
+    assert node.wait(timeout=60) == 0, job_farm.console("a")
+    console = job_farm.console("a")
+    assert "task 1:" not in console
+    assert skipped(console, job) == 1, console
+    assert "its notify" in console
