@@ -30,7 +30,8 @@ from shared.core.errors import BrendaError
 from shared.core.urls import S3Url
 from shared.farm.autoscale import BUDGET_TAG, stop_fleet
 from shared.jobs.costs import format_dollars, job_cost, stored_ledgers
-from shared.jobs.registry import Job, JobRegistry
+from shared.jobs.notify import JobEvent, event_document, send_once, warn_unsent
+from shared.jobs.registry import Job, JobRegistry, JobState
 from shared.outputs.store import S3Store, open_store
 
 from .group import GroupMember
@@ -101,7 +102,31 @@ class BudgetWatch:
         log.warning(
             "%s; the fleet starts no more nodes, and those rendering finish their task", why
         )
+        if self.budget is not None and self.config.serves_jobs:
+            self._announce(self.budget, reason, why)
         self.budget = None
+
+    def _announce(self, budget: float, reason: str, why: str) -> None:
+        """Tell every active job that wants to know (its ``notify``) that the fleet stopped:
+        once per job and budget, whichever of the fleet's nodes stopped it."""
+        try:
+            if self._registry is None:
+                self._registry = JobRegistry(self.config)
+            jobs = self._registry.jobs()
+        except BrendaError as error:
+            log.warning("the jobs could not be told that the fleet stopped: %s", error)
+            return
+        marker = f"{JobEvent.BUDGET_STOPPED}-{budget:g}"
+        for job in jobs:
+            if job.state != JobState.ACTIVE or not job.notify:
+                continue
+            document = event_document(
+                job, JobEvent.BUDGET_STOPPED, marker, budget=budget, reason=reason, why=why
+            )
+            try:
+                send_once(self.config, self._registry.s3, job, marker, document)
+            except BrendaError as error:
+                warn_unsent(job, JobEvent.BUDGET_STOPPED, error)
 
     def spending(self) -> tuple[float, float]:
         """What the farm's nodes have recorded spending, and what the tasks they render now will

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Jobs: submit one (the scene's, of its project's newest upload), list them, and pause, resume,
-cancel, reprioritise, retry or complete one.
+cancel, reprioritise, retry or complete one. Cancelling a job sends its ``cancelled`` notification
+from here (``shared.jobs.notify``).
 
 No bpy module use. After every change the farm's self-sizing fleet, if it has one, follows the
 jobs active then (a farm with ``WORK_QUEUE`` set follows that queue alone, as its nodes do).
@@ -17,6 +18,7 @@ from ..core.progress import Progress
 from ..core.text import printable
 from ..core.urls import S3Url
 from ..farm.autoscale import follow_jobs
+from ..jobs.notify import JobEvent, event_document, send, warn_unsent
 from ..jobs.registry import REPORT_COLUMNS, Job, JobAction, JobRegistry, report_row
 from ..jobs.settings import JobSettings
 from ..project.scenes import BlendContents, read_blend
@@ -117,9 +119,24 @@ def control(
     """Apply ``action`` to the job (``force``: missing queues even while the job holds tasks);
     returns what happened, as a sentence."""
     registry = JobRegistry(config)
+    job_id = registry.resolve(job_id)
     done = registry.control(job_id, action, priority=priority, progress=progress, force=force)
+    if action == JobAction.CANCEL:
+        _announce_cancel(config, registry.job(job_id))
     _follow(config, registry)
     return done
+
+
+def _announce_cancel(config: Config, job: Job) -> None:
+    """Whoever cancels a job tells it (no node makes that event); a failure to is said, and the
+    job stays cancelled."""
+    if not job.notify:
+        return
+    document = event_document(job, JobEvent.CANCELLED, JobEvent.CANCELLED)
+    try:
+        send(config, job.notify, document)
+    except BrendaError as error:
+        warn_unsent(job, JobEvent.CANCELLED, error)
 
 
 def _follow(config: Config, registry: JobRegistry) -> None:

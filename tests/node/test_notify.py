@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from shared.cli.work import main as brenda_work
+from shared.jobs.costs import Ledger, Machine, TaskCost
 from tests.conftest import QuietHandler, serving_http
-from tests.node.conftest import Farm, empty_project, submit_job
+from tests.node.conftest import Farm, MetadataServer, empty_project, submit_job
 from tests.node.test_failures import failing_blender
+from tests.node.test_group import budget_of, group_with_a_node
 from tests.node.test_manifests import png
 from tests.node.test_records import rewrite_record, skipped
 
@@ -236,3 +238,57 @@ def test_a_record_whose_news_goes_elsewhere_is_skipped_by_nodes(
     assert "task 1:" not in console
     assert skipped(console, job) == 1, console
     assert "its notify" in console
+
+
+def test_cancel_posts_cancelled_from_the_workstation(
+    job_farm: Farm, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    Hooks.posted = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
+    with serving_http(server) as url:
+        job = submit_job(capsys, empty_project(tmp_path / "shot"), "--notify", url)
+        assert brenda_work(["cancel", job[:-2]]) == 0  # the start of its id will do
+    bodies = [json.loads(body) for _, _, body in Hooks.posted]
+    assert [body["event"] for body in bodies] == ["cancelled"] * 2  # the first try was refused
+    assert bodies[-1]["job"] == job and bodies[-1]["id"] == f"studio/{job}/cancelled"
+
+
+def test_the_node_that_stops_the_fleet_at_its_budget_tells_each_active_job_once(
+    job_farm: Farm,
+    metadata: MetadataServer,
+    boto_client: Any,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    subscriber: tuple[str, Any],
+) -> None:
+    topic, received = subscriber
+    group_with_a_node(boto_client, metadata, tagged=False)
+    budget_of(boto_client, "2.50")
+    project = empty_project(tmp_path / "shot")
+    told, paused, silent = (
+        submit_job(capsys, project, "--notify", f"sns://{topic}"),
+        submit_job(capsys, project, "--notify", f"sns://{topic}"),
+        submit_job(capsys, project),
+    )
+    assert brenda_work(["pause", paused]) == 0
+    machine = Machine("spot", "g5.xlarge", "us-east-1a")
+    spent = Ledger("node-0", machine, None, 0, [TaskCost("frames 1", 1, 0, 7200, 7000, 2.5, 5.0)])
+    boto_client("s3").put_object(
+        Bucket="studio", Key=f"frames/{silent}/.brenda/nodes/node-0.json", Body=spent.to_json()
+    )
+    node = job_farm.start_node(
+        "a",
+        RUNNING_ON_EC2="1",
+        METADATA_URL=metadata.url,
+        BLENDER=str(rendering_blender(tmp_path, together=1)),
+        WARM_BLENDER="0",
+    )
+    assert node.wait(timeout=60) == 0, job_farm.console("a")
+    events = received()
+    # Its nodes finish their task (no drain in this test's metadata): the job finished too.
+    assert sorted(event["event"] for _, event in events) == ["budget-stopped", "finished"], events
+    [(subject, event)] = [item for item in events if item[1]["event"] == "budget-stopped"]
+    assert subject == f"Brenda: the budget stopped farm studio's fleet (job {told})"
+    assert event["event"] == "budget-stopped" and event["job"] == told
+    assert event["budget"] == 2.5 and event["reason"] == "budget reached"
+    assert event["why"].startswith("the farm spent $5.00")
