@@ -39,6 +39,7 @@ class BRENDA_PT_farm(_SidebarPanel):
         column = layout.column(align=True)
         column.label(text=f"Renders on {scene_info.render_device(context)}", icon="RENDER_STILL")
         column.prop(job, "priority")
+        column.prop(job, "notify")
         column.prop(job, "node_count")
         row = column.row(align=True)
         row.prop(job, "use_spot")

@@ -35,6 +35,13 @@ class BRENDA_PG_job(bpy.types.PropertyGroup):
     priority: bpy.props.IntProperty(
         name="Priority", default=0, description="Nodes render higher-priority jobs first"
     )
+    notify: bpy.props.StringProperty(
+        name="Notify",
+        default="",
+        description="Where the job's news goes (finished, a task failed on every try, the budget "
+        "stopped the fleet, cancelled): sns://TOPIC_ARN of a topic named brenda-FARM-..., or an "
+        "https:// webhook; empty: nowhere",
+    )
     node_count: bpy.props.IntProperty(name="Nodes", default=4, min=1, max=1000)
     use_spot: bpy.props.BoolProperty(name="Spot", default=True, description="Cheap spot nodes")
     spot_price: bpy.props.FloatProperty(

@@ -92,6 +92,7 @@ def job_settings(context: bpy.types.Context) -> JobSettings:
         spot_price=job.spot_price,
         done=job.done,
         priority=job.priority,
+        notify=job.notify.strip(),
         fleet=job.use_fleet,
         budget=job.budget if job.use_fleet else 0.0,
         addons=addons,

@@ -66,6 +66,8 @@ class JobSettings:
     spot_price: float
     done: str
     priority: int = 0
+    notify: str = ""
+    """Where the job's notifications go (``shared.jobs.notify``); empty: nowhere."""
     fleet: bool = False
     """Launch a self-sizing fleet (an Auto Scaling group) rather than fixed nodes."""
     budget: float = 0.0
@@ -110,6 +112,7 @@ class JobSettings:
             tiles=(self.tiles_x, self.tiles_y),
             priority=self.priority,
             video=self.video,
+            notify=self.notify,
         )
 
 

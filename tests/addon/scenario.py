@@ -220,8 +220,10 @@ def phase_submit() -> None:
     findings["upload"] = call("upload_project")
     findings["ebs"] = [call("build_ebs_volume"), call("snapshot_ebs_volume")]
     state = bpy.context.window_manager.brenda
+    scene.brenda.notify = " https://hooks.example.com/brenda "
     findings["push"] = call("push_job")
     kept = state.selected_job
+    scene.brenda.notify = ""
     scene.brenda.priority, scene.brenda.video = 3, True
     findings["push_urgent"] = call("push_job")
     scene.brenda.video = False

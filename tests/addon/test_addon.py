@@ -159,6 +159,7 @@ def test_the_add_on_runs_a_job_end_to_end(
         Bucket="addon-frames", Key=f"frames/.brenda/jobs/{kept}.json"
     )
     document = json.loads(record["Body"].read())
+    assert document["notify"] == "https://hooks.example.com/brenda"  # the Notify field's
     assert "video" not in document
     urgent_record = boto_client("s3").get_object(
         Bucket="addon-frames", Key=f"frames/.brenda/jobs/{urgent}.json"
