@@ -240,13 +240,17 @@ def test_a_record_whose_news_goes_elsewhere_is_skipped_by_nodes(
     assert "its notify" in console
 
 
-def test_cancel_posts_cancelled_from_the_workstation(
-    job_farm: Farm, capsys: pytest.CaptureFixture[str], tmp_path: Path
+def test_cancel_posts_cancelled_from_the_workstation_to_notify(
+    job_farm: Farm,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     Hooks.posted = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
     with serving_http(server) as url:
-        job = submit_job(capsys, empty_project(tmp_path / "shot"), "--notify", url)
+        monkeypatch.setenv("BRENDA_NOTIFY", url)  # the key, not the flag
+        job = submit_job(capsys, empty_project(tmp_path / "shot"))
         assert brenda_work(["cancel", job[:-2]]) == 0  # the start of its id will do
     bodies = [json.loads(body) for _, _, body in Hooks.posted]
     assert [body["event"] for body in bodies] == ["cancelled"] * 2  # the first try was refused
