@@ -296,3 +296,21 @@ def test_the_node_that_stops_the_fleet_at_its_budget_tells_each_active_job_once(
     assert event["event"] == "budget-stopped" and event["job"] == told
     assert event["budget"] == 2.5 and event["reason"] == "budget reached"
     assert event["why"].startswith("the farm spent $5.00")
+
+
+def test_a_webhook_that_is_down_costs_the_job_nothing_but_a_warning(
+    job_farm: Farm, boto_client: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
+    closed = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.server_close()  # nothing listens there now
+    job = submit_job(capsys, empty_project(tmp_path / "shot"), "--notify", closed)
+    node = job_farm.start_node(
+        "a", BLENDER=str(rendering_blender(tmp_path, together=1)), WARM_BLENDER="0"
+    )
+    assert node.wait(timeout=120) == 0, job_farm.console("a")
+    console = job_farm.console("a")
+    assert f"task {job} frames 1 done" in console
+    assert f"job {job}'s 'finished' notification was not sent: The webhook {closed}" in console
+    listing = boto_client("s3").list_objects_v2(Bucket="studio", Prefix=f"frames/{job}/frame_")
+    assert [item["Key"] for item in listing["Contents"]] == [f"frames/{job}/frame_000001.png"]
