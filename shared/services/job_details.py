@@ -84,6 +84,7 @@ class JobDetails:
             ("frames", frames_text(job)),
             ("render", render_text(job)),
             ("output", f"{job.output}{settings.output_name}"),
+            *([("notify", job.notify)] if job.notify else []),
             (
                 "tasks",
                 f"{job.tasks} submitted; "
