@@ -28,6 +28,7 @@ import logging
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..aws import s3, sns
 from ..aws.session import cloud_errors
@@ -93,6 +94,20 @@ def subject_of(document: dict[str, Any]) -> str:
     if event == JobEvent.BUDGET_STOPPED:
         return f"Brenda: the budget stopped farm {document['farm']}'s fleet (job {job})"
     return f"Brenda: job {job} {event}"
+
+
+def shown_target(notify: str) -> str:
+    """Where a job's news goes, for ``show`` and the report: an SNS topic's ARN, or a webhook's
+    host alone (its path and user often hold its secret, as a chat service's webhook's do)."""
+    try:
+        target = parse_notify(notify)
+    except BrendaError:
+        return "a target that is not one Brenda sends to"
+    if target.topic is not None:
+        return f"SNS topic {target.topic}"
+    parts = urlsplit(str(target.url))
+    port = f":{parts.port}" if parts.port else ""
+    return f"a webhook at {parts.hostname}{port}"
 
 
 def send(config: Config, notify: str, document: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from ..core.config import Config
 from ..core.errors import BrendaError, TaskError
 from ..core.text import printable
 from ..core.urls import S3Url, parse_url
+from ..jobs.notify import shown_target
 from ..jobs.registry import Job, JobRegistry, JobReport, frame_names
 from ..outputs.failures import read_failure_note
 from ..outputs.store import FAILURES
@@ -84,7 +85,7 @@ class JobDetails:
             ("frames", frames_text(job)),
             ("render", render_text(job)),
             ("output", f"{job.output}{settings.output_name}"),
-            *([("notify", job.notify)] if job.notify else []),
+            *([("notify", shown_target(job.notify))] if job.notify else []),
             (
                 "tasks",
                 f"{job.tasks} submitted; "

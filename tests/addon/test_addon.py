@@ -250,6 +250,8 @@ def test_the_add_on_runs_a_job_end_to_end(
     assert page.count('class="render-bar"') == 2 and 'class="stored-area"' in page
     assert "<td>-</td><td>local</td>" in page and "No task failed." in page
     assert not re.search(r"https?://", page)
+    # Where the job's news goes, its webhook's host alone: a webhook's path often is its secret.
+    assert "<th>notify</th><td>a webhook at hooks.example.com</td>" in page
     assert found["stop"] == "FINISHED"
     assert found["unregistered"] is True
 

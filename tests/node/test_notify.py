@@ -252,7 +252,10 @@ def test_cancel_posts_cancelled_from_the_workstation_to_notify(
         monkeypatch.setenv("BRENDA_NOTIFY", url)  # the key, not the flag
         job = submit_job(capsys, empty_project(tmp_path / "shot"))
         assert brenda_work(["show", job]) == 0
-        assert f"\n  notify   {url}\n" in capsys.readouterr().out
+        # The webhook's host alone: a webhook's path often holds its secret.
+        assert (
+            f"\n  notify   a webhook at {url.removeprefix('http://')}\n" in capsys.readouterr().out
+        )
         assert brenda_work(["cancel", job[:-2]]) == 0  # the start of its id will do
     bodies = [json.loads(body) for _, _, body in Hooks.posted]
     assert [body["event"] for body in bodies] == ["cancelled"] * 2  # the first try was refused
