@@ -123,14 +123,14 @@ def main() -> int:
 
 
 class FetchedBytes(logging.Handler):
-    """The byte count of the node's last "files fetched" log line."""
+    """The byte count of the node's last "N of M files fetched (B bytes)" log line."""
 
     def __init__(self) -> None:
         super().__init__()
         self.last = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        if "files fetched" in record.msg and isinstance(record.args, tuple):
+        if "fetched (%d bytes)" in record.msg and isinstance(record.args, tuple):
             self.last = int(record.args[-1])
 
 
