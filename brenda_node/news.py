@@ -3,16 +3,22 @@
 
 ``finished`` when the node stored a task of the job and no frame of it is left unstored (one
 LIST of its output after each stored task, for jobs with ``notify`` only), and ``dead-lettered``
-when a task fails on its queue's last try. A notification never fails a task: one that cannot be
-sent is logged.
+when a task fails on its queue's last try. The node that sends ``finished`` first stores the job's
+report (``shared.jobs.report``) as a new object, ``<job>-report.html`` beside its frames, and links
+it (``report``). A notification never fails a task: one that cannot be sent is logged, and a
+report that cannot be made or stored is a warning, the event sent without its link.
 """
 
 from __future__ import annotations
 
 import logging
 
+from shared.aws import s3
+from shared.aws.session import cloud_errors
 from shared.aws.sqs import Message
 from shared.core.errors import BrendaError, TaskError
+from shared.core.progress import Progress
+from shared.core.urls import S3Url, parse_url
 from shared.jobs.notify import (
     JobEvent,
     error_excerpt,
@@ -21,10 +27,13 @@ from shared.jobs.notify import (
     send_once,
     warn_unsent,
 )
-from shared.jobs.registry import Job, JobRegistry
+from shared.jobs.registry import Job, JobRegistry, report_name
+from shared.jobs.report import gather, report_html
 from shared.tasks.task import decode_task, title
 
 log = logging.getLogger(__name__)
+
+HTML = "text/html; charset=utf-8"
 
 
 class JobNews:
@@ -47,9 +56,32 @@ class JobNews:
             document = event_document(
                 job, JobEvent.FINISHED, JobEvent.FINISHED, **finished_details(report)
             )
-            send_once(self.registry.config, self.registry.s3, job, JobEvent.FINISHED, document)
+            send_once(
+                self.registry.config,
+                self.registry.s3,
+                job,
+                JobEvent.FINISHED,
+                document,
+                adding=self.stored_report,
+            )
         except BrendaError as error:
             warn_unsent(job, JobEvent.FINISHED, error)
+
+    def stored_report(self) -> dict[str, str]:
+        """Store the job's report beside its frames, once (a report stored already stays):
+        ``report``, its URL; nothing, with a warning, where it could not be made or stored."""
+        job = self.job
+        output = parse_url(job.output, allowed=("s3",))
+        assert isinstance(output, S3Url), "a believed record's output is under FARM_OUTPUTS"
+        key = output.key(report_name(job))
+        try:
+            page = report_html(gather(self.registry, job, Progress()))
+            with cloud_errors(f"storing job {job.id}'s report"):
+                s3.write_new_text(self.registry.s3, output.bucket, key, page, content_type=HTML)
+        except BrendaError as error:
+            log.warning("job %s's report was not stored: %s", job.id, error)
+            return {}
+        return {"report": f"s3://{output.bucket}/{key}"}
 
     def failed(self, message: Message, max_tries: int | None, error: str) -> None:
         """A task failed on try ``message.receive_count``: on its last (``max_tries``), SQS

@@ -8,7 +8,7 @@ import re
 
 from shared.core.charts import area_chart, bar_chart
 from shared.jobs.costs import Ledger, Machine, TaskCost
-from shared.services.report import node_groups, per_frame, stored_over_time, task_frames
+from shared.jobs.report import node_groups, per_frame, stored_over_time, task_frames
 
 
 def cost(

@@ -3,19 +3,19 @@
 
 A node renders; it does not govern. Whatever runs on a node can use its credentials (a template
 task, a .blend with Python allowed), so the role grants only what rendering needs. A node may take,
-renew and delete tasks on its farm's queues (and read its dead-letter queues' attributes), read
-the farm's projects, job records and outputs, cancel its own farm's spot requests, end or extend
-its group's termination wait, take its group's size down to zero and drain the farm's nodes (the
+renew and delete tasks on its farm's queues (and read its dead-letter queues' attributes), read the
+farm's projects, job records and outputs, cancel its own farm's spot requests, end or extend its
+group's termination wait, take its group's size down to zero and drain the farm's nodes (the
 budget's stop) and, where the farm uses EBS snapshots, make volumes tagged with the farm, attach
 them to itself and delete them. In a farm of jobs it stores frames only as new objects (S3
-conditional writes: ``If-None-Match: *``, which the ``s3:if-none-match`` condition key enforces),
-so no task replaces a frame another stored (nor a job's video, ``<job>/<job>.mp4``, nor the claim
-to encode it); it writes its own ledgers only, their names starting with its ``aws:userid``
-(``<role id>:<instance id>`` on EC2), a policy variable; it writes the markers of the jobs'
-notifications as new objects only, and publishes them to the farm's SNS topics only (named
-``brenda-<farm>-...``); and it may not write job records. A farm with one WORK_QUEUE runs
-whatever its queue says (template tasks), so its nodes may store any file under its outputs, as
-the original Brenda's did.
+conditional writes: ``If-None-Match: *``, which the ``s3:if-none-match`` condition key enforces), so
+no task replaces a frame another stored (nor a job's video, ``<job>/<job>.mp4``, nor the claim to
+encode it, nor its report, ``<job>/<job>-report.html``); it writes its own ledgers only, their names
+starting with its ``aws:userid`` (``<role id>:<instance id>`` on EC2), a policy variable; it writes
+the markers of the jobs' notifications as new objects only, and publishes them to the farm's SNS
+topics only (named ``brenda-<farm>-...``); and it may not write job records. A farm with one
+WORK_QUEUE runs whatever its queue says (template tasks), so its nodes may store any file under its
+outputs, as the original Brenda's did.
 
 IAM has no condition key naming the instance of ``SetInstanceProtection``, so a node that may
 set its own scale-in protection may set every node's: nodes are not given it. A node the group
@@ -152,6 +152,9 @@ class OutputLayout:
     """Ledgers, in each job's outputs: ``.brenda/nodes/``."""
     video_suffix: str
     """A job's video (``--video``), beside its frames: ``.mp4``."""
+    report_suffix: str
+    """A job's report, stored by the node that sends its ``finished``, beside its frames:
+    ``-report.html``."""
     video_claim: str
     """Which node encodes a job's video, in each job's outputs: ``.brenda/video-claim.txt``."""
     events: str
@@ -270,10 +273,12 @@ def node_policy(
 
 def _job_outputs(urls: tuple[S3Url, ...], layout: OutputLayout) -> list[dict[str, Any]]:
     """A farm of jobs' outputs: read everything (records, frames, ledgers); store new frames,
-    new videos and video claims, failure notes and the node's own ledgers only."""
+    new videos, reports and video claims, failure notes and the node's own ledgers only."""
     frames = [_objects_arn(url, f"*{suffix}") for url in urls for suffix in layout.frame_suffixes]
     # A job's video (--video) is stored once, in the job's folder, by the node that claimed it.
     frames += [_objects_arn(url, f"*/*{layout.video_suffix}") for url in urls]
+    # So is its report, by the node that sends its ``finished``.
+    frames += [_objects_arn(url, f"*/*{layout.report_suffix}") for url in urls]
     return [
         _objects("ReadOutputs", ["s3:GetObject"], urls),
         {

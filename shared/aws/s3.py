@@ -216,7 +216,9 @@ def write_text(client: Any, bucket: str, key: str, text: str) -> None:
     )
 
 
-def write_new_text(client: Any, bucket: str, key: str, text: str) -> bool:
+def write_new_text(
+    client: Any, bucket: str, key: str, text: str, content_type: str = "text/plain; charset=utf-8"
+) -> bool:
     """Write ``text`` at ``key`` unless an object is there already (an S3 conditional write,
     ``If-None-Match: *``): of writers racing for one key, exactly one is told True."""
     try:
@@ -224,7 +226,7 @@ def write_new_text(client: Any, bucket: str, key: str, text: str) -> bool:
             Bucket=bucket,
             Key=key,
             Body=text.encode("utf-8"),
-            ContentType="text/plain; charset=utf-8",
+            ContentType=content_type,
             IfNoneMatch="*",
         )
     except Exception as error:

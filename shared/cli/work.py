@@ -18,6 +18,7 @@ from ..core.errors import BrendaError, TaskError, UsageError
 from ..core.text import counted
 from ..core.urls import S3Url, SqsUrl, parse_url
 from ..jobs import registry
+from ..jobs.details import job_details
 from ..outputs.video import CODECS, DEFAULT_CODEC, DEFAULT_FPS, parse_fps
 from ..project.content import ContentStore, find_garbage, remove_garbage
 from ..project.packing import human_bytes
@@ -26,7 +27,6 @@ from ..project.version import job_blender
 from ..services import jobs as job_service
 from ..services import report as report_service
 from ..services import video as video_service
-from ..services.job_details import job_details
 from ..tasks import queue
 from ..tasks.task import (
     DEVICES,

@@ -28,7 +28,14 @@ from ..core.http import http_session
 from ..core.urls import EbsUrl, S3Url
 from ..jobs.costs import ON_DEMAND_PRICES
 from ..jobs.registry import RECORDS, farm_topics, queue_name
-from ..outputs.store import EVENTS, FAILURES, LEDGERS, VIDEO_CLAIM, VIDEO_SUFFIX
+from ..outputs.store import (
+    EVENTS,
+    FAILURES,
+    LEDGERS,
+    REPORT_SUFFIX,
+    VIDEO_CLAIM,
+    VIDEO_SUFFIX,
+)
 from ..tasks.task import FRAME_EXTENSIONS
 from .image import latest_image
 from .quotas import fit_spot_quota
@@ -42,6 +49,7 @@ OUTPUT_LAYOUT = iam.OutputLayout(
     failures=FAILURES,
     ledgers=LEDGERS,
     video_suffix=VIDEO_SUFFIX,
+    report_suffix=REPORT_SUFFIX,
     video_claim=VIDEO_CLAIM,
     events=EVENTS,
 )

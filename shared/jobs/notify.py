@@ -3,7 +3,7 @@
 
 No bpy module use. No server of Brenda's exists, so whoever makes an event sends it:
 
-- ``finished``: the node that stores the job's last frame;
+- ``finished``: the node that stores the job's last frame (it stores the job's report first);
 - ``dead-lettered``: the node on whose last try a task fails (SQS then dead-letters it);
 - ``budget-stopped``: the node that stops the fleet at its budget, to every active job;
 - ``cancelled``: ``brenda-work cancel`` or the add-on, on the workstation.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -72,7 +73,8 @@ def event_document(job: Job, event: JobEvent, marker: str, **details: Any) -> di
 def finished_details(report: JobReport) -> dict[str, Any]:
     """What ``finished`` adds: the frames stored, and what the ledgers hold when the last frame
     is stored: the cost in US$ (``unpriced_tasks``: tasks whose node's price was not known, not
-    in it), the seconds nodes spent and rendered."""
+    in it), the seconds nodes spent and rendered. Its sender adds ``report``, the ``s3://`` URL
+    of the job's report (``shared.jobs.report``), where it could store it."""
     cost = report.cost
     return {
         "frames": report.stored,
@@ -88,7 +90,8 @@ def subject_of(document: dict[str, Any]) -> str:
     job, event = document["job"], document["event"]
     if event == JobEvent.FINISHED:
         cost = format_dollars(document["cost"], unpriced=bool(document["unpriced_tasks"]))
-        return f"Brenda: job {job} finished ({document['frames']} frames, {cost})"
+        report = ", report linked" if document.get("report") else ""
+        return f"Brenda: job {job} finished ({document['frames']} frames, {cost}{report})"
     if event == JobEvent.DEAD_LETTERED:
         return f"Brenda: job {job}: {document.get('task', 'a task')} failed on every try"
     if event == JobEvent.BUDGET_STOPPED:
@@ -135,9 +138,18 @@ def send(config: Config, notify: str, document: dict[str, Any]) -> None:
         ) from error
 
 
-def send_once(config: Config, client: Any, job: Job, marker: str, document: dict[str, Any]) -> bool:
+def send_once(
+    config: Config,
+    client: Any,
+    job: Job,
+    marker: str,
+    document: dict[str, Any],
+    *,
+    adding: Callable[[], dict[str, Any]] | None = None,
+) -> bool:
     """Send the job's event unless its marker (``marker``) is written already: whether this
-    call sent it. BrendaError when the marker cannot be written or the event not sent."""
+    call sent it; ``adding`` makes what the event adds that only its sender makes (``finished``'s
+    report). BrendaError when the marker cannot be written or the event not sent."""
     if not job.notify:
         return False
     output = parse_url(job.output, allowed=("s3",))
@@ -148,6 +160,8 @@ def send_once(config: Config, client: Any, job: Job, marker: str, document: dict
     if not made:
         log.info("job %s's %s was sent by another node", job.id, marker)
         return False
+    if adding is not None:
+        document = {**document, **adding()}
     send(config, job.notify, document)
     log.info("job %s: %s sent to %s", job.id, document["event"], printable(job.notify))
     return True

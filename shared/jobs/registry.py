@@ -41,7 +41,7 @@ from ..core.errors import BrendaError, UsageError
 from ..core.progress import Progress
 from ..core.text import printable
 from ..core.urls import NotifyTarget, S3Url, parse_notify, parse_url
-from ..outputs.store import LEDGERS, VIDEO_SUFFIX
+from ..outputs.store import LEDGERS, REPORT_SUFFIX, VIDEO_SUFFIX
 from ..project.version import blend_name
 from ..tasks.queue import send_tasks
 from ..tasks.task import (
@@ -791,6 +791,12 @@ class JobReport:
 def video_name(job: Job) -> str:
     """The name of the video the farm encodes of a job (``--video``), in its output."""
     return f"{job.id}{VIDEO_SUFFIX}"
+
+
+def report_name(job: Job) -> str:
+    """The name of a job's report (``shared.jobs.report``) in its output, and on the workstation
+    by default."""
+    return f"{job.id}{REPORT_SUFFIX}"
 
 
 def frame_names(job: Job) -> dict[str, int]:

@@ -29,6 +29,8 @@ VIDEO_CLAIM = RECORDS + "video-claim.txt"
 """Which node took a farm job's video to encode (stored once: only that node encodes it)."""
 VIDEO_SUFFIX = ".mp4"
 """The container of a farm job's video, ``<job id>.mp4`` among its frames."""
+REPORT_SUFFIX = "-report.html"
+"""A farm job's report, ``<job id>-report.html`` among its frames (``shared.jobs.report``)."""
 EVENTS = RECORDS + "events/"
 """Markers of the notifications sent (``shared.jobs.notify``), in each job's outputs."""
 

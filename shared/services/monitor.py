@@ -23,9 +23,9 @@ from ..core.config import Config
 from ..core.errors import BrendaError
 from ..core.progress import Progress
 from ..farm.autoscale import group_state
+from ..jobs.details import FailureReader
 from ..jobs.registry import REPORT_COLUMNS, JobRegistry, JobState, frame_names, report_row
 from ..outputs.store import open_store_at
-from .job_details import FailureReader
 
 log = logging.getLogger(__name__)
 

@@ -24,15 +24,10 @@ from shared.core.errors import Cancelled
 from shared.core.progress import Progress
 from shared.core.urls import S3Url, parse_url
 from shared.jobs.costs import Machine, TaskCost
+from shared.jobs.report import BACKGROUND, COST_COLOUR, RENDER_COLOUR, STORED_COLOUR
 from shared.outputs.failures import failure_note
 from shared.outputs.store import S3Store
-from shared.services.report import (
-    BACKGROUND,
-    COST_COLOUR,
-    RENDER_COLOUR,
-    STORED_COLOUR,
-    write_job_report,
-)
+from shared.services.report import write_job_report
 from tests.cli.test_jobs_cli import drain, queue_url
 from tests.cli.test_video_cli import (  # noqa: F401
     FRAMES,

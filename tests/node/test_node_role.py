@@ -226,6 +226,10 @@ def test_a_node_renders_a_job_but_may_not_govern_the_farm(
     finished = json.loads(json.loads(delivered["Body"])["Message"])
     assert (finished["event"], finished["job"], finished["frames"]) == ("finished", job, 2)
     assert s3.head_object(Bucket="studio", Key=f"frames/{job}/.brenda/events/finished")
+    # ... having stored the job's report first, as a new object, and linked it.
+    report = f"frames/{job}/{job}-report.html"
+    assert finished["report"] == f"s3://studio/{report}"
+    assert s3.get_object(Bucket="studio", Key=report)["Body"].read().startswith(b"<!DOCTYPE")
 
     # What a hostile task on the node may not do with the same credentials.
     session = boto3.Session(region_name="us-east-1", **keys_of(credentials))
@@ -290,6 +294,13 @@ def test_a_node_renders_a_job_but_may_not_govern_the_farm(
     assert "arn:aws:s3:::studio/frames/*/*.mp4" in statement(document, "StoreNewFrames")["Resource"]
     assert denied(node_s3.put_object, Bucket="studio", Key=f"frames/{job}/{job}.mov", Body=body)
     assert denied(node_s3.put_object, Bucket="studio", Key="frames/shot.mp4", Body=body)
+    # The job's report, stored once by the node that sent 'finished', stays.
+    with pytest.raises(ClientError, match="PreconditionFailed"):
+        node_s3.put_object(Bucket="studio", Key=report, Body=b"again", IfNoneMatch="*")
+    assert s3.get_object(Bucket="studio", Key=report)["Body"].read().startswith(b"<!DOCTYPE")
+    new_only = statement(document, "StoreNewFrames")["Resource"]
+    assert "arn:aws:s3:::studio/frames/*/*-report.html" in new_only
+    assert denied(node_s3.put_object, Bucket="studio", Key="frames/shot-report.html", Body=body)
     own = f"frames/{job}/.brenda/nodes/{user_id}-node-20261207.json"
     assert allowed(node_s3.put_object, Bucket="studio", Key=own, Body=body)
     note = f"frames/{job}/.brenda/failures/message-1.txt"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,7 @@ def test_finished_reaches_the_topic_once_when_two_nodes_store_the_last_frames_to
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     subscriber: tuple[str, Any],
+    boto_client: Any,
 ) -> None:
     topic, received = subscriber
     blender = rendering_blender(tmp_path, together=2)
@@ -101,7 +103,7 @@ def test_finished_reaches_the_topic_once_when_two_nodes_store_the_last_frames_to
         assert f"task 1: {job} frames" in console and "task 2:" not in console, console
 
     [(subject, event)] = received()
-    assert subject == f"Brenda: job {job} finished (2 frames, $0.00)"
+    assert subject == f"Brenda: job {job} finished (2 frames, $0.00, report linked)"
     assert event["event"] == "finished" and event["job"] == job and event["farm"] == "studio"
     assert event["frames"] == 2
     assert event["output"] == f"s3://studio/frames/{job}/"
@@ -112,6 +114,17 @@ def test_finished_reaches_the_topic_once_when_two_nodes_store_the_last_frames_to
     # Often both nodes found the job finished, and the one whose marker was second sent nothing.
     consoles = job_farm.console("a") + job_farm.console("b")
     assert consoles.count(f"job {job}: finished sent to sns://{topic}") == 1, consoles
+    # The sender stored the job's report beside its frames first: one page, with the frames'
+    # thumbnails in it, that fetches nothing.
+    report = f"frames/{job}/{job}-report.html"
+    assert event["report"] == f"s3://studio/{report}"
+    stored = boto_client("s3").get_object(Bucket="studio", Key=report)
+    assert stored["ContentType"] == "text/html; charset=utf-8"
+    page = stored["Body"].read().decode("utf-8")
+    assert page.startswith("<!DOCTYPE html>") and f"Brenda report: job {job}" in page
+    thumbnails = re.findall(r'<img class="thumbnail" src="data:image/png;base64,[^"]+"', page)
+    assert len(thumbnails) == 2, page[:2000]
+    assert not re.search(r"https?://", page, re.IGNORECASE)
 
 
 def test_a_task_that_fails_every_try_is_dead_lettered_once_to_the_topic(

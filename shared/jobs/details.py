@@ -22,12 +22,12 @@ from ..core.config import Config
 from ..core.errors import BrendaError, TaskError
 from ..core.text import printable
 from ..core.urls import S3Url, parse_url
-from ..jobs.notify import shown_target
-from ..jobs.registry import Job, JobRegistry, JobReport, frame_names
 from ..outputs.failures import read_failure_note
 from ..outputs.store import FAILURES
 from ..project.content import ProjectVersion
 from ..tasks.task import Task, decode_task, title
+from .notify import shown_target
+from .registry import Job, JobRegistry, JobReport, frame_names
 
 MAX_DEAD = 1000
 """Dead-lettered tasks read at most."""
