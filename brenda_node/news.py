@@ -78,7 +78,7 @@ class JobNews:
             page = report_html(gather(self.registry, job, Progress()))
             with cloud_errors(f"storing job {job.id}'s report"):
                 s3.write_new_text(self.registry.s3, output.bucket, key, page, content_type=HTML)
-        except BrendaError as error:
+        except (BrendaError, OSError) as error:  # OSError: its scratch folder for thumbnails
             log.warning("job %s's report was not stored: %s", job.id, error)
             return {}
         return {"report": f"s3://{output.bucket}/{key}"}
