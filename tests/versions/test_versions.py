@@ -376,7 +376,10 @@ PYTHON_313_TESTS = (
 def test_the_core_passes_its_tests_on_python_3_13() -> None:
     python = version("5.2").python
     root = Path(__file__).parents[2]
-    pytest = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
+    # One process: this runs inside the suite's own workers (pyproject's addopts spread it).
+    serial = "addopts=-ra --strict-markers --import-mode=importlib"
+    pytest = [str(python), "-m", "pytest", "-o", serial, "-q", "-p", "no:cacheprovider"]
+    pytest += ["-m", "not slow"]
     done = subprocess.run(
         [*pytest, *PYTHON_313_TESTS],
         cwd=root,
